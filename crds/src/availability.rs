@@ -1,0 +1,155 @@
+//! The availability rules of design.md, in one place so that the operator (status, events,
+//! active selections) and the DNS pods (answers) compute the same thing.
+//!
+//! | level   | available when |
+//! |---------|----------------|
+//! | task    | its verdict is not `Down` (`Unknown` counts as healthy: a new or restarted checker never blackholes) |
+//! | address | enabled, and `AlwaysOnline`, or `Auto` with no tasks or with its tasks meeting its judgement; never `AlwaysOffline` |
+//! | pool    | enabled, and its available addresses meet its judgement over its enabled addresses and its `minAvailable` |
+//!
+//! Fail-open: when no pool of a domain is available, the lowest-order pool that has eligible
+//! addresses answers with all of them; when a chosen pool has no available address, all its
+//! eligible addresses answer. "Eligible" means what an operator has not switched off: enabled
+//! and not `AlwaysOffline` (a disabled pool is never answered).
+
+use crate::common::HealthJudgement;
+use crate::config::{AddressConfig, PoolConfig};
+use crate::domain::Fallback;
+use crate::pool::{AddressMode, HealthState};
+
+/// Whether `ok` healthy members out of `total` meet a judgement. No members never do.
+pub fn judgement_met(judgement: HealthJudgement, ok: usize, total: usize) -> bool {
+    if total == 0 {
+        return false;
+    }
+    let percent = |p: usize| ok * 100 >= p * total;
+    match judgement {
+        HealthJudgement::AnyOk => ok >= 1,
+        HealthJudgement::P30Ok => percent(30),
+        HealthJudgement::P50Ok => percent(50),
+        HealthJudgement::P70Ok => percent(70),
+        HealthJudgement::AllOk => ok == total,
+    }
+}
+
+/// Whether a task verdict counts as passing.
+pub fn task_passes(state: HealthState) -> bool {
+    state != HealthState::Down
+}
+
+/// An address's own health over its tasks, before mode and enabled are applied: `Up` when the
+/// passing tasks meet its judgement (or it has no tasks), `Down` otherwise, `Unknown` while no
+/// task has a verdict.
+pub fn address_health(addr: &AddressConfig, task: impl Fn(&str) -> HealthState) -> HealthState {
+    if addr.tasks.is_empty() {
+        return HealthState::Up;
+    }
+    let states: Vec<HealthState> = addr.tasks.iter().map(|t| task(t)).collect();
+    if states.iter().all(|s| *s == HealthState::Unknown) {
+        return HealthState::Unknown;
+    }
+    let ok = states.iter().filter(|s| task_passes(**s)).count();
+    if judgement_met(addr.health_judgement, ok, states.len()) {
+        HealthState::Up
+    } else {
+        HealthState::Down
+    }
+}
+
+/// Whether an address may be answered (not counting fail-open).
+pub fn address_available(addr: &AddressConfig, task: impl Fn(&str) -> HealthState) -> bool {
+    if !addr.enabled {
+        return false;
+    }
+    match addr.mode {
+        AddressMode::AlwaysOffline => false,
+        AddressMode::AlwaysOnline => true,
+        AddressMode::Auto => task_passes(address_health(addr, task)),
+    }
+}
+
+/// Whether an address may be answered when its pool fails open.
+pub fn address_eligible(addr: &AddressConfig) -> bool {
+    addr.enabled && addr.mode != AddressMode::AlwaysOffline
+}
+
+/// Whether a pool may be answered, given which of its addresses are available (in address
+/// order).
+pub fn pool_available(pool: &PoolConfig, address_available: &[bool]) -> bool {
+    if !pool.enabled {
+        return false;
+    }
+    let total = pool.addresses.iter().filter(|a| a.enabled).count();
+    let ok = address_available.iter().filter(|a| **a).count();
+    judgement_met(pool.health_judgement, ok, total)
+        && pool.min_available.is_none_or(|m| ok >= usize::from(m))
+}
+
+/// Whether a pool has anything to answer when failing open.
+pub fn pool_eligible(pool: &PoolConfig) -> bool {
+    pool.enabled && pool.addresses.iter().any(address_eligible)
+}
+
+/// The pools of a domain that may answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PoolChoice {
+    /// These members (indices into the domain's pool list) are available.
+    Available(Vec<usize>),
+    /// None is available; this member answers with all its eligible addresses
+    /// ([`eligible_addresses`]).
+    FailOpen(usize),
+    /// Nothing to answer: no eligible pool, or the domain says `NoAnswer`.
+    Nothing,
+}
+
+/// A domain member as the pool-level rules see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberView {
+    /// The member's order.
+    pub order: u16,
+    /// Whether the pool is available.
+    pub available: bool,
+    /// Whether the pool is eligible for fail-open.
+    pub eligible: bool,
+}
+
+/// Which pools of a domain may answer, before the domain's policy picks among them.
+pub fn pool_choice(members: &[MemberView], fallback: Fallback) -> PoolChoice {
+    let available: Vec<usize> = (0..members.len())
+        .filter(|&i| members[i].available)
+        .collect();
+    if !available.is_empty() {
+        return PoolChoice::Available(available);
+    }
+    if fallback == Fallback::NoAnswer {
+        return PoolChoice::Nothing;
+    }
+    // Lowest order first; ties go to the earlier member.
+    (0..members.len())
+        .filter(|&i| members[i].eligible)
+        .min_by_key(|&i| (members[i].order, i))
+        .map_or(PoolChoice::Nothing, PoolChoice::FailOpen)
+}
+
+/// The addresses of a chosen pool that may answer, before the pool's policy picks among them:
+/// the available ones, or, when none is, every eligible one (fail-open).
+pub fn address_choice(pool: &PoolConfig, address_available: &[bool]) -> Vec<usize> {
+    let available: Vec<usize> = (0..address_available.len())
+        .filter(|&i| address_available[i])
+        .collect();
+    if available.is_empty() {
+        eligible_addresses(pool)
+    } else {
+        available
+    }
+}
+
+/// Every address of a pool that fail-open may answer.
+pub fn eligible_addresses(pool: &PoolConfig) -> Vec<usize> {
+    (0..pool.addresses.len())
+        .filter(|&i| address_eligible(&pool.addresses[i]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,433 @@
+//! The config contract: what the operator publishes in ConfigMaps and the DNS pods read.
+//!
+//! Two payloads travel separately, because they change at different rates:
+//!
+//! - [`GtmConfig`] (key [`CONFIG_KEY`]): zones, compiled access domains and pools. Changes when
+//!   a manifest changes. Can be large.
+//! - [`HealthSnapshot`] (key [`HEALTH_KEY`]): per-task health verdicts and the active member of
+//!   every `Sequential` level. Changes when the world changes. Small.
+//!
+//! Both carry a `schemaVersion` `"MAJOR.MINOR"`. A reader accepts any minor version of the
+//! major it knows (minor versions only add optional fields) and refuses other majors with
+//! [`ContractError::UnsupportedVersion`], keeping its last good payload.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::common::{HealthJudgement, LbPolicy, RequestSources, SequentialMode};
+use crate::domain::{Fallback, RecordType};
+use crate::pool::{AddressMode, HealthState, PoolType};
+
+/// ConfigMap data key holding a [`GtmConfig`] as JSON.
+pub const CONFIG_KEY: &str = "config.json";
+/// ConfigMap data key holding a [`HealthSnapshot`] as JSON.
+pub const HEALTH_KEY: &str = "health.json";
+/// Label on every ConfigMap the operator publishes; its value says which payload it holds
+/// (`config` or `health`). DNS pods select on it.
+pub const PAYLOAD_LABEL: &str = "gtm.kubegtm.io/payload";
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion { major: 1, minor: 0 };
+
+/// A `MAJOR.MINOR` payload schema version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchemaVersion {
+    /// Incompatible changes bump the major version.
+    pub major: u32,
+    /// Backward-compatible additions bump the minor version.
+    pub minor: u32,
+}
+
+impl fmt::Display for SchemaVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl FromStr for SchemaVersion {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (major, minor) = s
+            .split_once('.')
+            .ok_or_else(|| format!("schema version {s:?} is not MAJOR.MINOR"))?;
+        let num = |p: &str| {
+            p.parse::<u32>()
+                .map_err(|_| format!("schema version {s:?} is not MAJOR.MINOR"))
+        };
+        Ok(Self {
+            major: num(major)?,
+            minor: num(minor)?,
+        })
+    }
+}
+
+impl Serialize for SchemaVersion {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why a payload was refused. The reader keeps serving its last good payload.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    /// The payload is not JSON of the expected shape.
+    #[error("malformed payload: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// The payload's major schema version is not the one this build reads.
+    #[error("unsupported schema version {found}: this build reads {supported_major}.x")]
+    UnsupportedVersion {
+        /// What the payload says.
+        found: SchemaVersion,
+        /// The major version this build reads.
+        supported_major: u32,
+    },
+    /// The payload parses but contradicts itself.
+    #[error("inconsistent payload: {0}")]
+    Inconsistent(String),
+}
+
+/// Identity of a namespaced object in payloads: `namespace/name`.
+pub fn object_id(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// Identity of one health-check task: the template (by object id) probed against a target on
+/// a port. Operator and DNS pods both derive it with this function.
+pub fn task_id(template_id: &str, target: &str, port: Option<u16>) -> String {
+    match port {
+        Some(p) => format!("{template_id}@{target}#{p}"),
+        None => format!("{template_id}@{target}"),
+    }
+}
+
+/// Canonical form of a DNS name in payloads: lower case, no trailing dot.
+pub fn canonical_name(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// True when `name` equals `zone` or lies below it (both canonical).
+pub fn in_zone(name: &str, zone: &str) -> bool {
+    name == zone
+        || (name.len() > zone.len()
+            && name.ends_with(zone)
+            && name.as_bytes()[name.len() - zone.len() - 1] == b'.')
+}
+
+/// The compiled configuration: everything the DNS pods need to answer, except health.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GtmConfig {
+    /// Payload schema version.
+    pub schema_version: SchemaVersion,
+    /// Increases with every published change; readers report it as a metric.
+    pub generation: u64,
+    /// Zones the DNS pods are authoritative for (canonical names).
+    pub zones: Vec<String>,
+    /// Accepted, enabled access domains.
+    pub domains: Vec<DomainConfig>,
+    /// Every pool some domain references.
+    pub pools: Vec<PoolConfig>,
+}
+
+/// One compiled access domain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainConfig {
+    /// Object id of the `GtmAccessDomain`.
+    pub id: String,
+    /// Canonical DNS name.
+    pub name: String,
+    /// Record type answered.
+    pub record_type: RecordType,
+    /// TTL of answers.
+    pub ttl: u32,
+    /// Pool-level policy.
+    pub policy: LbPolicy,
+    /// Recovery mode when `policy` is `Sequential`.
+    #[serde(default)]
+    pub sequential_mode: SequentialMode,
+    /// Cap on records per answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_answers: Option<u8>,
+    /// What to answer when no pool is available.
+    #[serde(default)]
+    pub when_all_unavailable: Fallback,
+    /// The pools, in the order the user listed them.
+    pub pools: Vec<PoolMember>,
+}
+
+/// A pool as a member of a domain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolMember {
+    /// Object id of the `AddressPool`.
+    pub pool: String,
+    /// Sequential priority, lowest first.
+    pub order: u16,
+    /// Weight for the `Weighted` policy.
+    pub weight: u8,
+    /// Request sources for `SourceNearest`.
+    #[serde(default, skip_serializing_if = "RequestSources::is_empty")]
+    pub sources: RequestSources,
+}
+
+/// One compiled address pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolConfig {
+    /// Object id of the `AddressPool`.
+    pub id: String,
+    /// Type of the addresses.
+    pub pool_type: PoolType,
+    /// Whether the pool may be answered at all.
+    pub enabled: bool,
+    /// Address-level policy.
+    pub policy: LbPolicy,
+    /// Recovery mode when `policy` is `Sequential`.
+    #[serde(default)]
+    pub sequential_mode: SequentialMode,
+    /// Judgement over the enabled addresses.
+    pub health_judgement: HealthJudgement,
+    /// Minimum available addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<u16>,
+    /// The addresses, in the order the user listed them.
+    pub addresses: Vec<AddressConfig>,
+}
+
+/// One compiled address.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressConfig {
+    /// The IP address or host name (canonical for host names).
+    pub value: String,
+    /// Whether the address may be answered at all.
+    pub enabled: bool,
+    /// Availability mode.
+    pub mode: AddressMode,
+    /// Weight for the `Weighted` policy.
+    pub weight: u8,
+    /// Sequential priority, lowest first.
+    pub order: u16,
+    /// Request sources for `SourceNearest`.
+    #[serde(default, skip_serializing_if = "RequestSources::is_empty")]
+    pub sources: RequestSources,
+    /// Judgement over the tasks.
+    pub health_judgement: HealthJudgement,
+    /// Ids of the address's health-check tasks (see [`task_id`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<String>,
+}
+
+/// Health verdicts and active selections, published apart from the config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthSnapshot {
+    /// Payload schema version.
+    pub schema_version: SchemaVersion,
+    /// Increases with every published change.
+    pub generation: u64,
+    /// Verdict per task id; a task not listed is `Unknown`.
+    #[serde(default)]
+    pub tasks: BTreeMap<String, HealthState>,
+    /// The member each `Sequential` level currently answers with, as the operator decided.
+    #[serde(default)]
+    pub active: ActiveSelections,
+}
+
+/// The active member of every `Sequential` level, so that all DNS pods answer alike.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveSelections {
+    /// Domain id to the id of its active pool.
+    #[serde(default)]
+    pub domains: BTreeMap<String, String>,
+    /// Pool id to the value of its active address.
+    #[serde(default)]
+    pub pools: BTreeMap<String, String>,
+}
+
+impl HealthSnapshot {
+    /// An empty snapshot: every task `Unknown`, no active selections.
+    pub fn empty() -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            generation: 0,
+            tasks: BTreeMap::new(),
+            active: ActiveSelections::default(),
+        }
+    }
+
+    /// The verdict of a task.
+    pub fn task(&self, id: &str) -> HealthState {
+        self.tasks.get(id).copied().unwrap_or_default()
+    }
+
+    /// Parses and version-checks a snapshot.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ContractError> {
+        check_version(bytes)?;
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}
+
+/// Reads only the version, so that an unknown major is refused with a clear error even when
+/// the rest of the payload has a shape this build cannot parse.
+fn check_version(bytes: &[u8]) -> Result<(), ContractError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Versioned {
+        schema_version: SchemaVersion,
+    }
+    let v: Versioned = serde_json::from_slice(bytes)?;
+    if v.schema_version.major != SCHEMA_VERSION.major {
+        return Err(ContractError::UnsupportedVersion {
+            found: v.schema_version,
+            supported_major: SCHEMA_VERSION.major,
+        });
+    }
+    Ok(())
+}
+
+impl GtmConfig {
+    /// Parses, version-checks and consistency-checks a config.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ContractError> {
+        check_version(bytes)?;
+        let config: Self = serde_json::from_slice(bytes)?;
+        config.check_consistency()?;
+        Ok(config)
+    }
+
+    /// Serializes the config (compact JSON).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a config always serializes")
+    }
+
+    /// The rules a reader relies on: names canonical and inside a served zone, one domain per
+    /// (name, type), every referenced pool present, pool types fit the record type, weights
+    /// and TTLs in range, no duplicate addresses.
+    pub fn check_consistency(&self) -> Result<(), ContractError> {
+        let bad = |m: String| Err(ContractError::Inconsistent(m));
+        for zone in &self.zones {
+            if *zone != canonical_name(zone) || zone.is_empty() {
+                return bad(format!("zone {zone:?} is not a canonical DNS name"));
+            }
+        }
+        let pools: HashMap<&str, &PoolConfig> =
+            self.pools.iter().map(|p| (p.id.as_str(), p)).collect();
+        if pools.len() != self.pools.len() {
+            return bad("two pools share an id".into());
+        }
+        for pool in &self.pools {
+            let mut seen = HashSet::new();
+            for a in &pool.addresses {
+                if !seen.insert(a.value.as_str()) {
+                    return bad(format!("pool {} lists {} twice", pool.id, a.value));
+                }
+                if !(1..=100).contains(&a.weight) {
+                    return bad(format!(
+                        "pool {} address {} has weight {}",
+                        pool.id, a.value, a.weight
+                    ));
+                }
+                if !address_fits_pool_type(&a.value, pool.pool_type) {
+                    return bad(format!(
+                        "pool {} of type {:?} holds {:?}",
+                        pool.id, pool.pool_type, a.value
+                    ));
+                }
+            }
+        }
+        let mut names = HashSet::new();
+        for d in &self.domains {
+            if d.name != canonical_name(&d.name) {
+                return bad(format!(
+                    "domain {} name {:?} is not canonical",
+                    d.id, d.name
+                ));
+            }
+            if !self.zones.iter().any(|z| in_zone(&d.name, z)) {
+                return bad(format!(
+                    "domain {} name {} is in no served zone",
+                    d.id, d.name
+                ));
+            }
+            if !names.insert((d.name.as_str(), d.record_type)) {
+                return bad(format!("{} {:?} is published twice", d.name, d.record_type));
+            }
+            if d.ttl == 0 || d.pools.is_empty() {
+                return bad(format!("domain {} has no TTL or no pools", d.id));
+            }
+            for m in &d.pools {
+                let Some(pool) = pools.get(m.pool.as_str()) else {
+                    return bad(format!(
+                        "domain {} references unknown pool {}",
+                        d.id, m.pool
+                    ));
+                };
+                if !record_type_accepts(d.record_type, pool.pool_type) {
+                    return bad(format!(
+                        "domain {} ({:?}) cannot use pool {} of type {:?}",
+                        d.id, d.record_type, pool.id, pool.pool_type
+                    ));
+                }
+                if !(1..=100).contains(&m.weight) {
+                    return bad(format!(
+                        "domain {} pool {} has weight {}",
+                        d.id, m.pool, m.weight
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which pool types may serve which record type (design.md): A takes IPv4 or Domain pools,
+/// AAAA takes IPv6 or Domain pools, CNAME takes Domain pools only.
+pub fn record_type_accepts(record: RecordType, pool: PoolType) -> bool {
+    matches!(
+        (record, pool),
+        (RecordType::A, PoolType::IPv4 | PoolType::Domain)
+            | (RecordType::AAAA, PoolType::IPv6 | PoolType::Domain)
+            | (RecordType::CNAME, PoolType::Domain)
+    )
+}
+
+/// Whether an address value has the form its pool type requires.
+pub fn address_fits_pool_type(value: &str, pool_type: PoolType) -> bool {
+    match pool_type {
+        PoolType::IPv4 => value.parse::<std::net::Ipv4Addr>().is_ok(),
+        PoolType::IPv6 => value.parse::<std::net::Ipv6Addr>().is_ok(),
+        PoolType::Domain => value.parse::<std::net::IpAddr>().is_err() && is_host_name(value),
+    }
+}
+
+/// Host-name check without a regex engine: dot-separated labels of 1 to 63 letters, digits,
+/// hyphens (not at either end) or underscores, 253 characters at most, trailing dot allowed.
+pub fn is_host_name(value: &str) -> bool {
+    let name = value.strip_suffix('.').unwrap_or(value);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! `AddressPool`: a set of endpoints of one type, with the address-level policy and health rules.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{
+    CheckTask, HealthJudgement, LbPolicy, RequestSources, SEQUENTIAL_MODE_MESSAGE,
+    SEQUENTIAL_MODE_RULE, SequentialMode, default_order, default_true, default_weight,
+};
+
+/// Most addresses one pool may hold (GTM 3.0 allows 50).
+pub const MAX_ADDRESSES_PER_POOL: usize = 256;
+
+/// A pool of service endpoints of one type. Access domains reference pools; the pool's own
+/// policy picks which of its available addresses answer.
+// `kube` printer columns repeat `type_ = "string"` by design.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "gtm.kubegtm.io",
+    version = "v1alpha1",
+    kind = "AddressPool",
+    namespaced,
+    status = "AddressPoolStatus",
+    derive = "PartialEq",
+    shortname = "gap",
+    shortname = "gtmpool",
+    category = "gtm",
+    doc = "A pool of endpoints (IPv4, IPv6 or domain names) with its address-level policy and health rules.",
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(name = "Policy", type_ = "string", json_path = ".spec.policy"),
+    printcolumn(
+        name = "Available",
+        type_ = "integer",
+        json_path = ".status.availableAddresses",
+        description = "addresses currently answerable"
+    ),
+    printcolumn(
+        name = "Total",
+        type_ = "integer",
+        json_path = ".status.totalAddresses",
+        description = "enabled addresses"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Available')].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(
+    validation = kube::core::Rule::new(SEQUENTIAL_MODE_RULE).message(SEQUENTIAL_MODE_MESSAGE),
+    validation = kube::core::Rule::new("self.type != 'IPv4' || self.addresses.all(a, isIP(a.value) && ip(a.value).family() == 4)").message("every address of an IPv4 pool must be an IPv4 address"),
+    validation = kube::core::Rule::new("self.type != 'IPv6' || self.addresses.all(a, isIP(a.value) && ip(a.value).family() == 6)").message("every address of an IPv6 pool must be an IPv6 address"),
+    validation = kube::core::Rule::new("self.type != 'Domain' || self.addresses.all(a, !isIP(a.value) && a.value.matches('^[A-Za-z0-9_.-]+$'))").message("every address of a Domain pool must be a host name"),
+    validation = kube::core::Rule::new("!has(self.minAvailable) || self.minAvailable <= size(self.addresses)").message("minAvailable cannot exceed the number of addresses")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressPoolSpec {
+    /// What the addresses are: `IPv4` or `IPv6` addresses, or `Domain` names (answered as a
+    /// CNAME). A records take IPv4 or Domain pools, AAAA records IPv6 or Domain pools, CNAME
+    /// records Domain pools only.
+    #[serde(rename = "type")]
+    pub pool_type: PoolType,
+    /// A disabled pool is never answered, whatever its health.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How the pool picks among its available addresses.
+    #[serde(default)]
+    pub policy: LbPolicy,
+    /// Recovery behaviour of the `Sequential` policy (default `Preemptive`); only with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential_mode: Option<SequentialMode>,
+    /// How many enabled addresses must be available for the pool to be available.
+    #[serde(default)]
+    pub health_judgement: HealthJudgement,
+    /// Also require at least this many available addresses for the pool to be available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 256))]
+    pub min_available: Option<u16>,
+    /// Health checks for every address that lists none of its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub health_checks: Vec<CheckTask>,
+    /// The endpoints, each listed once (at most 256).
+    #[schemars(length(min = 1, max = 256))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["value".into()]))]
+    pub addresses: Vec<PoolAddress>,
+    /// Free text for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub remark: Option<String>,
+}
+
+/// The kind of endpoints in a pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum PoolType {
+    /// IPv4 addresses, answered as A records.
+    IPv4,
+    /// IPv6 addresses, answered as AAAA records.
+    IPv6,
+    /// Host names, answered as one CNAME record.
+    Domain,
+}
+
+/// One endpoint of a pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolAddress {
+    /// The endpoint: an IPv4 address, an IPv6 address or a host name, as the pool type says.
+    #[schemars(length(min = 1, max = 253))]
+    pub value: String,
+    /// A disabled address is never answered and does not count towards the pool's judgement.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `Auto` follows health checks; `AlwaysOnline` is answered whatever they say;
+    /// `AlwaysOffline` is never answered.
+    #[serde(default)]
+    pub mode: AddressMode,
+    /// Relative weight for the `Weighted` policy, from 1 to 100.
+    #[serde(default = "default_weight")]
+    #[schemars(range(min = 1, max = 100))]
+    pub weight: u8,
+    /// Priority for the `Sequential` policy: the lowest order answers first (ties by list
+    /// position).
+    #[serde(default = "default_order")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub order: u16,
+    /// Clients this address serves under the `SourceNearest` policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_sources: Option<RequestSources>,
+    /// Health checks of this address; when set (even empty) they replace the pool's
+    /// `healthChecks`. An address with no checks counts as healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 10))]
+    pub health_checks: Option<Vec<CheckTask>>,
+    /// How many of this address's health checks must pass for it to count as healthy.
+    #[serde(default)]
+    pub health_judgement: HealthJudgement,
+    /// Free text for people, e.g. the region or data centre.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub remark: Option<String>,
+}
+
+/// Whether health checks decide an address's availability.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum AddressMode {
+    /// Available when its health checks pass its judgement.
+    #[default]
+    Auto,
+    /// Always available; checks still run and are reported, but only alert.
+    AlwaysOnline,
+    /// Never available; checks still run and are reported.
+    AlwaysOffline,
+}
+
+/// Observed state of an `AddressPool`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressPoolStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Accepted` (valid and published), `Available` (meets its judgement) and `Degraded`
+    /// (some enabled addresses unavailable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// Enabled addresses that are currently available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_addresses: Option<u32>,
+    /// Enabled addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_addresses: Option<u32>,
+    /// Under the `Sequential` policy: the address currently answering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_address: Option<String>,
+    /// Health of each address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["value".into()]))]
+    pub addresses: Vec<AddressStatus>,
+}
+
+/// Observed health of one address.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressStatus {
+    /// The address, as in the spec.
+    pub value: String,
+    /// Health verdict over its checks (`Unknown` until the first verdict).
+    pub state: HealthState,
+    /// Whether DNS answers may include the address (health, mode and enabled together).
+    pub available: bool,
+    /// When `state` last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+    /// Each health-check task of the address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskStatus>,
+}
+
+/// Observed state of one health-check task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStatus {
+    /// The `HealthCheckTemplate` probed.
+    pub template: String,
+    /// The port probed, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Verdict after the template's thresholds.
+    pub state: HealthState,
+    /// When `state` last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+    /// When the last probe finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_probe_time: Option<Time>,
+    /// Duration of the last successful probe, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_millis: Option<u32>,
+    /// Why the last failed probe failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Health verdict of a task or an address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum HealthState {
+    /// No verdict yet; counts as healthy so that a new or restarted checker never blackholes.
+    #[default]
+    Unknown,
+    /// Healthy.
+    Up,
+    /// Failing.
+    Down,
+}
