@@ -2,38 +2,22 @@
 
 use std::io::Write;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use gtm_operator::cli::{Cli, Command};
 
-/// kube-gtm operator.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Print the CustomResourceDefinitions of the three kinds as YAML (what `make crds` checks
-    /// in under charts/kube-gtm/files/crds.yaml).
-    Crds,
-}
-
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match Cli::parse().command {
+        Command::Local(args) => gtm_operator::local::run(args.into()).await,
         Command::Crds => {
             std::io::stdout().write_all(gtm_crds::crd_manifests().as_bytes())?;
+            Ok(())
         }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_definition_is_consistent() {
-        super::Cli::command().debug_assert();
     }
 }

@@ -1,0 +1,366 @@
+//! Compile: the pure step from the objects the operator knows to the config contract the DNS
+//! pods read, the probe tasks the prober runs, and a verdict per object (which becomes its
+//! `Accepted` and `Ready` conditions). Invalid objects are left out; everything valid is
+//! published regardless.
+
+mod verdict;
+
+use std::collections::{BTreeMap, HashMap};
+
+use gtm_crds::config::{
+    AddressConfig, DomainConfig, GtmConfig, PoolConfig, PoolMember, SCHEMA_VERSION, canonical_name,
+    in_zone, record_type_accepts, task_id,
+};
+use gtm_crds::manifest::Kind;
+use gtm_crds::pool::PoolType;
+use gtm_crds::template::{HealthCheckTemplateSpec, Protocol};
+use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate, LbPolicy, RecordType};
+use kube::ResourceExt;
+
+pub use verdict::{Publication, RejectReason, Rejection, Verdict};
+
+use crate::inventory::{Inventory, ObjectKey, age_order};
+
+/// One health-check task for the prober: a template probed against an address on a port.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeTask {
+    /// The task id shared with the DNS pods ([`task_id`]).
+    pub id: String,
+    /// The template.
+    pub template: ObjectKey,
+    /// The template's spec.
+    pub spec: HealthCheckTemplateSpec,
+    /// The address value (IP or host name).
+    pub target: String,
+    /// The port probed; `None` for ICMP.
+    pub port: Option<u16>,
+    /// The pool the address belongs to.
+    pub pool: ObjectKey,
+}
+
+/// Everything one compile produces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Compilation {
+    /// The config to publish (generation 0: the publisher numbers it).
+    pub config: GtmConfig,
+    /// Every accepted pool, published or not, by id (status shows health for all of them).
+    pub pools: BTreeMap<String, PoolConfig>,
+    /// A verdict per object of the inventory.
+    pub verdicts: BTreeMap<ObjectKey, Verdict>,
+    /// The probe tasks of every accepted, enabled pool, by task id.
+    pub tasks: BTreeMap<String, ProbeTask>,
+}
+
+/// Compiles an inventory for the zones the DNS pods serve.
+pub fn compile(inventory: &Inventory, zones: &[String]) -> Compilation {
+    let zones: Vec<String> = zones.iter().map(|z| canonical_name(z)).collect();
+    let mut verdicts = BTreeMap::new();
+
+    let templates: HashMap<(String, String), &HealthCheckTemplate> = inventory
+        .templates
+        .iter()
+        .map(|t| {
+            (
+                (t.namespace().unwrap_or_default(), t.name_any()),
+                t.as_ref(),
+            )
+        })
+        .collect();
+
+    let mut pools: HashMap<(String, String), (PoolConfig, Vec<ProbeTask>)> = HashMap::new();
+    for pool in &inventory.pools {
+        let key = ObjectKey::of(Kind::AddressPool, pool.as_ref());
+        match compile_pool(pool, &key, &templates) {
+            Ok(compiled) => {
+                pools.insert((key.namespace.clone(), key.name.clone()), compiled);
+                verdicts.insert(key, Verdict::accepted(Publication::Unreferenced));
+            }
+            Err(r) => {
+                verdicts.insert(key, Verdict::rejected(r));
+            }
+        }
+    }
+
+    let mut domains: Vec<&GtmAccessDomain> = inventory.domains.iter().map(|d| d.as_ref()).collect();
+    domains.sort_by(|a, b| age_order(*a, *b));
+    let mut claims: HashMap<String, Vec<(RecordType, ObjectKey)>> = HashMap::new();
+    let mut published_domains = Vec::new();
+    for domain in domains {
+        let key = ObjectKey::of(Kind::GtmAccessDomain, domain);
+        let verdict = match compile_domain(domain, &key, &zones, &pools, &verdicts) {
+            Err(r) => Verdict::rejected(r),
+            Ok(_) if !domain.spec.enabled => Verdict::accepted(Publication::Disabled),
+            Ok(compiled) => match claim(&mut claims, &compiled, &key) {
+                Err(r) => Verdict::rejected(r),
+                Ok(()) => {
+                    published_domains.push(compiled);
+                    Verdict::accepted(Publication::Published)
+                }
+            },
+        };
+        verdicts.insert(key, verdict);
+    }
+
+    // Pools are published when a published domain uses them; tasks run for every accepted
+    // enabled pool, so that a pool shows its health before a domain points at it.
+    let mut published_pools = Vec::new();
+    let mut accepted_pools = BTreeMap::new();
+    let mut tasks = BTreeMap::new();
+    for ((namespace, name), (config, pool_tasks)) in pools {
+        let key = ObjectKey {
+            kind: Kind::AddressPool,
+            namespace,
+            name,
+        };
+        if config.enabled {
+            tasks.extend(pool_tasks.into_iter().map(|t| (t.id.clone(), t)));
+        }
+        if published_domains
+            .iter()
+            .any(|d: &DomainConfig| d.pools.iter().any(|m| m.pool == config.id))
+        {
+            verdicts.insert(key, Verdict::accepted(Publication::Published));
+            published_pools.push(config.clone());
+        }
+        accepted_pools.insert(config.id.clone(), config);
+    }
+
+    for template in &inventory.templates {
+        let key = ObjectKey::of(Kind::HealthCheckTemplate, template.as_ref());
+        let mut addresses: Vec<(&ObjectKey, &str)> = tasks
+            .values()
+            .filter(|t| t.template == key)
+            .map(|t| (&t.pool, t.target.as_str()))
+            .collect();
+        addresses.sort();
+        addresses.dedup();
+        let mut verdict = Verdict::accepted(Publication::Published);
+        verdict.used_by = u32::try_from(addresses.len()).unwrap_or(u32::MAX);
+        verdicts.insert(key, verdict);
+    }
+
+    published_domains.sort_by(|a, b| a.id.cmp(&b.id));
+    published_pools.sort_by(|a, b| a.id.cmp(&b.id));
+    Compilation {
+        config: GtmConfig {
+            schema_version: SCHEMA_VERSION,
+            generation: 0,
+            zones,
+            domains: published_domains,
+            pools: published_pools,
+        },
+        pools: accepted_pools,
+        verdicts,
+        tasks,
+    }
+}
+
+fn compile_pool(
+    pool: &AddressPool,
+    key: &ObjectKey,
+    templates: &HashMap<(String, String), &HealthCheckTemplate>,
+) -> Result<(PoolConfig, Vec<ProbeTask>), Rejection> {
+    let spec = &pool.spec;
+    let mut tasks = Vec::new();
+    let mut addresses = Vec::with_capacity(spec.addresses.len());
+    for address in &spec.addresses {
+        let value = match spec.pool_type {
+            PoolType::Domain => canonical_name(&address.value),
+            PoolType::IPv4 | PoolType::IPv6 => address.value.clone(),
+        };
+        let checks = address
+            .health_checks
+            .as_ref()
+            .unwrap_or(&spec.health_checks);
+        let mut ids = Vec::with_capacity(checks.len());
+        for check in checks {
+            let tkey = (key.namespace.clone(), check.template.clone());
+            let Some(template) = templates.get(&tkey) else {
+                return Err(Rejection::new(
+                    RejectReason::TemplateNotFound,
+                    format!(
+                        "address {value} uses HealthCheckTemplate {:?}, which does not exist in namespace {:?}",
+                        check.template, key.namespace
+                    ),
+                ));
+            };
+            let protocol = template.spec.protocol;
+            let port = match protocol {
+                Protocol::ICMP => None,
+                _ => match check.port.or(protocol.default_port()) {
+                    Some(p) => Some(p),
+                    None => {
+                        return Err(Rejection::new(
+                            RejectReason::PortRequired,
+                            format!(
+                                "address {value}: health check {:?} is {protocol:?} and needs a port",
+                                check.template
+                            ),
+                        ));
+                    }
+                },
+            };
+            let template_key = ObjectKey::of(Kind::HealthCheckTemplate, *template);
+            let id = task_id(&template_key.id(), &value, port);
+            ids.push(id.clone());
+            tasks.push(ProbeTask {
+                id,
+                template: template_key,
+                spec: template.spec.clone(),
+                target: value.clone(),
+                port,
+                pool: key.clone(),
+            });
+        }
+        addresses.push(AddressConfig {
+            value,
+            enabled: address.enabled,
+            mode: address.mode,
+            weight: address.weight,
+            order: address.order,
+            sources: address.request_sources.clone().unwrap_or_default(),
+            health_judgement: address.health_judgement,
+            tasks: ids,
+        });
+    }
+    Ok((
+        PoolConfig {
+            id: key.id(),
+            pool_type: spec.pool_type,
+            enabled: spec.enabled,
+            policy: spec.policy,
+            sequential_mode: spec.sequential_mode.unwrap_or_default(),
+            health_judgement: spec.health_judgement,
+            min_available: spec.min_available,
+            addresses,
+        },
+        tasks,
+    ))
+}
+
+fn compile_domain(
+    domain: &GtmAccessDomain,
+    key: &ObjectKey,
+    zones: &[String],
+    pools: &HashMap<(String, String), (PoolConfig, Vec<ProbeTask>)>,
+    verdicts: &BTreeMap<ObjectKey, Verdict>,
+) -> Result<DomainConfig, Rejection> {
+    let spec = &domain.spec;
+    let name = canonical_name(&spec.domain);
+    let Some(zone) = zones.iter().find(|z| in_zone(&name, z)) else {
+        return Err(Rejection::new(
+            RejectReason::ZoneNotServed,
+            format!(
+                "{name} is not inside a served zone ({})",
+                if zones.is_empty() {
+                    "none configured".to_string()
+                } else {
+                    zones.join(", ")
+                }
+            ),
+        ));
+    };
+    let mut members = Vec::with_capacity(spec.pools.len());
+    let mut types = Vec::with_capacity(spec.pools.len());
+    for r in &spec.pools {
+        let pool_key = ObjectKey {
+            kind: Kind::AddressPool,
+            namespace: key.namespace.clone(),
+            name: r.name.clone(),
+        };
+        let Some((pool, _)) = pools.get(&(pool_key.namespace.clone(), pool_key.name.clone()))
+        else {
+            return Err(match verdicts.get(&pool_key) {
+                Some(v) if !v.is_accepted() => Rejection::new(
+                    RejectReason::PoolNotAccepted,
+                    format!(
+                        "AddressPool {:?} is not accepted; see its conditions",
+                        r.name
+                    ),
+                ),
+                _ => Rejection::new(
+                    RejectReason::PoolNotFound,
+                    format!(
+                        "AddressPool {:?} does not exist in namespace {:?}",
+                        r.name, key.namespace
+                    ),
+                ),
+            });
+        };
+        if !record_type_accepts(spec.record_type, pool.pool_type) {
+            return Err(Rejection::new(
+                RejectReason::PoolTypeMismatch,
+                format!(
+                    "AddressPool {:?} holds {:?} addresses, which cannot answer {:?} (A takes IPv4 or Domain pools, AAAA takes IPv6 or Domain, CNAME takes Domain)",
+                    r.name, pool.pool_type, spec.record_type
+                ),
+            ));
+        }
+        if name == *zone && pool.pool_type == PoolType::Domain {
+            return Err(Rejection::new(
+                RejectReason::CnameAtApex,
+                format!(
+                    "{name} is the apex of its zone, where a CNAME cannot live next to SOA and NS; AddressPool {:?} is a Domain pool",
+                    r.name
+                ),
+            ));
+        }
+        types.push(pool.pool_type);
+        members.push(PoolMember {
+            pool: pool.id.clone(),
+            order: r.order,
+            weight: r.weight,
+            sources: r.request_sources.clone().unwrap_or_default(),
+        });
+    }
+    let has_domain_pool = types.contains(&PoolType::Domain);
+    if spec.policy == LbPolicy::RoundRobin
+        && has_domain_pool
+        && types.iter().any(|t| *t != PoolType::Domain)
+    {
+        return Err(Rejection::new(
+            RejectReason::MixedPoolTypes,
+            "policy RoundRobin answers all available pools at once, so it cannot mix IP and Domain pools; use Sequential, Weighted or SourceNearest, or split the pools",
+        ));
+    }
+    Ok(DomainConfig {
+        id: key.id(),
+        name,
+        record_type: spec.record_type,
+        ttl: spec.ttl,
+        policy: spec.policy,
+        sequential_mode: spec.sequential_mode.unwrap_or_default(),
+        max_answers: spec.max_answers,
+        when_all_unavailable: spec.when_all_unavailable,
+        pools: members,
+    })
+}
+
+/// Records that a domain answers its (name, type); refuses it when an older published domain
+/// claims the same pair, or when either side is a CNAME at the same name (RFC 1034: a CNAME
+/// owns its name alone).
+fn claim(
+    claims: &mut HashMap<String, Vec<(RecordType, ObjectKey)>>,
+    domain: &DomainConfig,
+    key: &ObjectKey,
+) -> Result<(), Rejection> {
+    let existing = claims.entry(domain.name.clone()).or_default();
+    if let Some((t, owner)) = existing.iter().find(|(t, _)| {
+        *t == domain.record_type
+            || *t == RecordType::CNAME
+            || domain.record_type == RecordType::CNAME
+    }) {
+        return Err(Rejection::new(
+            RejectReason::Conflict,
+            format!(
+                "{} {:?} is already answered by the older GtmAccessDomain {}/{} ({t:?})",
+                domain.name, domain.record_type, owner.namespace, owner.name
+            ),
+        ));
+    }
+    existing.push((domain.record_type, key.clone()));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

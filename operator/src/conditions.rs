@@ -1,0 +1,134 @@
+//! Status conditions per Kubernetes conventions: `type`, `status`, `reason`, `message`,
+//! `observedGeneration`, and a `lastTransitionTime` that changes only when the status flips.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// Condition type: the object passed validation and its references resolve.
+pub const ACCEPTED: &str = "Accepted";
+/// Condition type: the object is in the published config.
+pub const READY: &str = "Ready";
+/// Condition type (pools): the pool meets its health judgement.
+pub const AVAILABLE: &str = "Available";
+/// Condition type (pools): some enabled addresses are unavailable.
+pub const DEGRADED: &str = "Degraded";
+/// Condition type (domains): the domain answers from other pools than its first choice.
+pub const FAILED_OVER: &str = "FailedOver";
+
+/// A condition as computed, before times are settled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cond {
+    /// Condition type.
+    pub type_: &'static str,
+    /// True or False.
+    pub status: bool,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+impl Cond {
+    /// A condition.
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+fn status_str(status: bool) -> &'static str {
+    if status { "True" } else { "False" }
+}
+
+/// Turns computed conditions into API conditions, keeping each previous `lastTransitionTime`
+/// whose status did not change, and `now` for the others.
+pub fn settle(
+    previous: &[Condition],
+    computed: Vec<Cond>,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    computed
+        .into_iter()
+        .map(|c| {
+            let status = status_str(c.status);
+            let last_transition_time = previous
+                .iter()
+                .find(|p| p.type_ == c.type_ && p.status == status)
+                .map_or_else(|| now.clone(), |p| p.last_transition_time.clone());
+            Condition {
+                type_: c.type_.to_string(),
+                status: status.to_string(),
+                reason: c.reason,
+                message: c.message,
+                observed_generation: generation,
+                last_transition_time,
+            }
+        })
+        .collect()
+}
+
+/// The conditions that changed status between two lists (type and new status), for events.
+pub fn flips<'a>(previous: &[Condition], current: &'a [Condition]) -> Vec<&'a Condition> {
+    current
+        .iter()
+        .filter(|c| {
+            previous
+                .iter()
+                .find(|p| p.type_ == c.type_)
+                .is_none_or(|p| p.status != c.status)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn t(s: i64) -> Time {
+        Time(Timestamp::from_second(s).unwrap())
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_status_flips() {
+        let first = settle(
+            &[],
+            vec![Cond::new(READY, true, "Published", "ok")],
+            Some(1),
+            &t(10),
+        );
+        assert_eq!(first[0].last_transition_time, t(10));
+        assert_eq!(first[0].status, "True");
+        assert_eq!(first[0].observed_generation, Some(1));
+
+        let same = settle(
+            &first,
+            vec![Cond::new(READY, true, "Published", "new message")],
+            Some(2),
+            &t(20),
+        );
+        assert_eq!(same[0].last_transition_time, t(10));
+        assert_eq!(same[0].message, "new message");
+        assert_eq!(same[0].observed_generation, Some(2));
+
+        let flipped = settle(
+            &same,
+            vec![Cond::new(READY, false, "NotAccepted", "no")],
+            Some(2),
+            &t(30),
+        );
+        assert_eq!(flipped[0].last_transition_time, t(30));
+        assert_eq!(flips(&same, &flipped).len(), 1);
+        assert!(flips(&first, &same).is_empty());
+        assert_eq!(flips(&[], &first).len(), 1);
+    }
+}

@@ -1,0 +1,78 @@
+//! The objects one compile sees: every `GtmAccessDomain`, `AddressPool` and `HealthCheckTemplate`
+//! the operator knows, from the API (reflector stores) or from manifest files (local mode).
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::Arc;
+
+use gtm_crds::manifest::Kind;
+use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate};
+use kube::ResourceExt;
+
+/// Identity of one object: kind, namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// The key of a kube-gtm object.
+    pub fn of<K: ResourceExt>(kind: Kind, obj: &K) -> Self {
+        Self {
+            kind,
+            namespace: obj.namespace().unwrap_or_default(),
+            name: obj.name_any(),
+        }
+    }
+
+    /// `namespace/name`, the id used in payloads.
+    pub fn id(&self) -> String {
+        gtm_crds::config::object_id(&self.namespace, &self.name)
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// Everything a compile reads.
+#[derive(Clone, Debug, Default)]
+pub struct Inventory {
+    /// Access domains.
+    pub domains: Vec<Arc<GtmAccessDomain>>,
+    /// Address pools.
+    pub pools: Vec<Arc<AddressPool>>,
+    /// Health-check templates.
+    pub templates: Vec<Arc<HealthCheckTemplate>>,
+}
+
+impl Inventory {
+    /// Number of objects of all kinds.
+    pub fn len(&self) -> usize {
+        self.domains.len() + self.pools.len() + self.templates.len()
+    }
+
+    /// True when there is no object at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Which of two objects claiming the same thing is older, and so wins: earlier creation time,
+/// then namespace and name (so the outcome never depends on watch order).
+pub fn age_order<K: ResourceExt>(a: &K, b: &K) -> Ordering {
+    let created = |k: &K| k.meta().creation_timestamp.as_ref().map(|t| t.0);
+    match (created(a), created(b)) {
+        (Some(x), Some(y)) if x != y => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        _ => (a.namespace(), a.name_any()).cmp(&(b.namespace(), b.name_any())),
+    }
+}

@@ -1,0 +1,17 @@
+//! `gtm-operator`: reconciles `GtmAccessDomain`, `AddressPool` and `HealthCheckTemplate` into the
+//! config contract the DNS pods read, and reports status.
+//!
+//! The pure steps (compile, evaluate, status) are plain functions over plain structs; the I/O
+//! around them is thin: [`local`] reads manifest files and writes payload files.
+
+pub mod cli;
+pub mod compile;
+pub mod conditions;
+pub mod evaluate;
+pub mod health;
+pub mod inventory;
+pub mod local;
+pub mod manifests;
+pub mod payloads;
+pub mod selection;
+pub mod status;

@@ -1,0 +1,250 @@
+//! Local mode: the operator without a cluster. It reads CR manifests from a directory, runs the
+//! same validation, compile and evaluation as in a cluster, writes the same payloads as files
+//! for the DNS pod (`gtm-dnspod --config-dir`), and prints each object's status as a table on
+//! every change (and on SIGUSR1).
+
+mod files;
+mod table;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use gtm_crds::config::ActiveSelections;
+use gtm_crds::manifest::{Kind, ManifestValidator};
+use gtm_crds::parts::Payload;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use notify::Watcher as _;
+use tokio::sync::mpsc;
+
+use crate::compile::{Compilation, compile};
+use crate::evaluate::evaluate;
+use crate::health::{TaskHealth, snapshot};
+use crate::inventory::{Inventory, ObjectKey};
+use crate::manifests::load;
+use crate::payloads::PayloadState;
+use crate::status::{ObjectStatus, compute_all};
+
+/// Settings of local mode.
+#[derive(Clone, Debug)]
+pub struct LocalOptions {
+    /// Directory of CR manifests.
+    pub manifests: PathBuf,
+    /// Directory the payload files go to.
+    pub output: PathBuf,
+    /// Zones served.
+    pub zones: Vec<String>,
+    /// Namespace of manifests that name none.
+    pub namespace: String,
+}
+
+/// The state local mode keeps between passes.
+pub struct LocalOperator {
+    opts: LocalOptions,
+    validator: ManifestValidator,
+    created: HashMap<ObjectKey, Time>,
+    payloads: PayloadState,
+    active: ActiveSelections,
+    statuses: BTreeMap<ObjectKey, ObjectStatus>,
+    tasks: BTreeMap<String, TaskHealth>,
+    compilation: Option<Compilation>,
+    table: String,
+}
+
+impl LocalOperator {
+    /// Prepares local mode; numbering continues after payloads a previous run left behind.
+    pub fn new(opts: LocalOptions) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&opts.output)
+            .with_context(|| format!("creating {}", opts.output.display()))?;
+        let (config_gen, health_gen) = files::previous_generations(&opts.output);
+        Ok(Self {
+            opts,
+            validator: ManifestValidator::new(),
+            created: HashMap::new(),
+            payloads: PayloadState::resume(config_gen, health_gen),
+            active: ActiveSelections::default(),
+            statuses: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            compilation: None,
+            table: String::new(),
+        })
+    }
+
+    /// The last compilation (its probe tasks are what the prober runs).
+    pub fn compilation(&self) -> Option<&Compilation> {
+        self.compilation.as_ref()
+    }
+
+    /// The current status table.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Re-reads the manifests, recompiles and republishes; returns the status table when it
+    /// changed.
+    pub fn reload(&mut self, now: &Time) -> anyhow::Result<Option<String>> {
+        let sources = files::read_manifests(&self.opts.manifests)
+            .with_context(|| format!("reading {}", self.opts.manifests.display()))?;
+        let loaded = load(
+            &sources,
+            &self.opts.namespace,
+            &self.validator,
+            &mut self.created,
+            now,
+        );
+        let mut inventory = loaded.inventory;
+        self.restore_statuses(&mut inventory);
+        let compilation = compile(&inventory, &self.opts.zones);
+        let statuses = self.publish(&inventory, &compilation, now)?;
+        self.compilation = Some(compilation);
+        let table = table::render(
+            &statuses,
+            &loaded.invalid,
+            &loaded.problems,
+            self.payloads.config_generation(),
+        );
+        self.statuses = statuses;
+        Ok(self.replace_table(table))
+    }
+
+    /// Gives each freshly read object the status it had, so transition times carry over.
+    fn restore_statuses(&self, inventory: &mut Inventory) {
+        fn restore<K: ResourceExt + Clone>(
+            objs: &mut [Arc<K>],
+            kind: Kind,
+            statuses: &BTreeMap<ObjectKey, ObjectStatus>,
+            set: impl Fn(&mut K, &ObjectStatus),
+        ) {
+            for obj in objs {
+                if let Some(s) = statuses.get(&ObjectKey::of(kind, obj.as_ref())) {
+                    set(Arc::make_mut(obj), s);
+                }
+            }
+        }
+        restore(
+            &mut inventory.domains,
+            Kind::GtmAccessDomain,
+            &self.statuses,
+            |o, s| {
+                if let ObjectStatus::Domain(s) = s {
+                    o.status = Some(s.clone());
+                }
+            },
+        );
+        restore(
+            &mut inventory.pools,
+            Kind::AddressPool,
+            &self.statuses,
+            |o, s| {
+                if let ObjectStatus::Pool(s) = s {
+                    o.status = Some(s.clone());
+                }
+            },
+        );
+        restore(
+            &mut inventory.templates,
+            Kind::HealthCheckTemplate,
+            &self.statuses,
+            |o, s| {
+                if let ObjectStatus::Template(s) = s {
+                    o.status = Some(s.clone());
+                }
+            },
+        );
+    }
+
+    /// Evaluates, writes the payloads that changed, and computes the statuses.
+    fn publish(
+        &mut self,
+        inventory: &Inventory,
+        compilation: &Compilation,
+        now: &Time,
+    ) -> anyhow::Result<BTreeMap<ObjectKey, ObjectStatus>> {
+        let evaluation = evaluate(compilation, &self.tasks, &self.active);
+        // Config first: a DNS pod never sees health for tasks of a config it lacks.
+        if let Some(config) = self.payloads.next_config(compilation.config.clone()) {
+            files::write_payload(&self.opts.output, Payload::Config, &config.to_json())
+                .context("writing config.json")?;
+        }
+        let health = snapshot(&self.tasks, &evaluation.active, 0);
+        if let Some(health) = self.payloads.next_health(health) {
+            let json = serde_json::to_vec(health).expect("a snapshot serializes");
+            files::write_payload(&self.opts.output, Payload::Health, &json)
+                .context("writing health.json")?;
+        }
+        self.active = evaluation.active.clone();
+        Ok(compute_all(
+            inventory,
+            compilation,
+            &evaluation,
+            &self.tasks,
+            now,
+        ))
+    }
+
+    fn replace_table(&mut self, table: String) -> Option<String> {
+        if table == self.table {
+            return None;
+        }
+        self.table = table;
+        Some(self.table.clone())
+    }
+}
+
+/// The current time as an API time.
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// Runs local mode until SIGINT or SIGTERM.
+pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
+    let mut operator = LocalOperator::new(opts.clone())?;
+    let (tx, mut changes) = mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = tx.send(());
+        }
+    })
+    .context("starting the manifest watcher")?;
+    watcher
+        .watch(&opts.manifests, notify::RecursiveMode::NonRecursive)
+        .with_context(|| format!("watching {}", opts.manifests.display()))?;
+    tracing::info!(
+        manifests = %opts.manifests.display(),
+        output = %opts.output.display(),
+        "local mode started"
+    );
+    print_reload(operator.reload(&now()));
+
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            Some(()) = changes.recv() => {
+                // Editors write in several steps; settle briefly, then read once.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                while changes.try_recv().is_ok() {}
+                print_reload(operator.reload(&now()));
+            }
+            _ = usr1.recv() => println!("{}", operator.table()),
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("local mode stopped");
+    Ok(())
+}
+
+fn print_reload(result: anyhow::Result<Option<String>>) {
+    match result {
+        Ok(Some(table)) => println!("{table}"),
+        Ok(None) => {}
+        Err(e) => tracing::error!("{e:#}; keeping the last published payloads"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,147 @@
+//! The status table local mode prints: one line per object with its conditions, one line per
+//! address with its health, and the problems that belong to no object.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use gtm_crds::manifest::Kind;
+use gtm_crds::pool::HealthState;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use crate::compile::Rejection;
+use crate::inventory::ObjectKey;
+use crate::status::ObjectStatus;
+
+fn cond<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conds.iter().find(|c| c.type_ == type_)
+}
+
+fn state(s: HealthState) -> &'static str {
+    match s {
+        HealthState::Unknown => "Unknown",
+        HealthState::Up => "Up",
+        HealthState::Down => "Down",
+    }
+}
+
+/// Renders the table.
+pub fn render(
+    statuses: &BTreeMap<ObjectKey, ObjectStatus>,
+    invalid: &BTreeMap<ObjectKey, Rejection>,
+    problems: &[String],
+    config_generation: u64,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "kube-gtm local mode, config generation {config_generation}"
+    );
+    let _ = writeln!(
+        out,
+        "{:<20} {:<32} {:<9} {:<6} DETAIL",
+        "KIND", "NAME", "ACCEPTED", "READY"
+    );
+    let mut rows: Vec<(&ObjectKey, Option<&ObjectStatus>, Option<&Rejection>)> = statuses
+        .iter()
+        .map(|(k, s)| (k, Some(s), None))
+        .chain(invalid.iter().map(|(k, r)| (k, None, Some(r))))
+        .collect();
+    rows.sort_by_key(|(k, _, _)| (k.kind, k.namespace.as_str(), k.name.as_str()));
+    for (key, status, invalid) in rows {
+        let name = format!("{}/{}", key.namespace, key.name);
+        let kind = key.kind.as_str();
+        let Some(status) = status else {
+            let r = invalid.expect("a row has a status or a rejection");
+            let _ = writeln!(
+                out,
+                "{kind:<20} {name:<32} {:<9} {:<6} {}: {}",
+                "False", "False", r.reason, r.message
+            );
+            continue;
+        };
+        let conds = status.conditions();
+        let flag = |t: &str| cond(conds, t).map_or("-", |c| c.status.as_str());
+        let accepted = cond(conds, "Accepted");
+        let ready = cond(conds, "Ready");
+        let detail = match (accepted, status) {
+            (Some(a), _) if a.status != "True" => format!("{}: {}", a.reason, a.message),
+            (_, ObjectStatus::Domain(d)) => {
+                let fo = cond(conds, "FailedOver");
+                format!(
+                    "answering from {}{}",
+                    if d.active_pools.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        d.active_pools.join(", ")
+                    },
+                    fo.filter(|c| c.status == "True")
+                        .map(|c| format!(" (failed over: {})", c.reason))
+                        .unwrap_or_default()
+                )
+            }
+            (_, ObjectStatus::Pool(p)) => format!(
+                "{}/{} available{}",
+                p.available_addresses.unwrap_or(0),
+                p.total_addresses.unwrap_or(0),
+                cond(conds, "Available")
+                    .filter(|c| c.status != "True")
+                    .map(|c| format!(", pool unavailable ({})", c.reason))
+                    .unwrap_or_default()
+            ),
+            (_, ObjectStatus::Template(t)) => {
+                format!("used by {} addresses", t.used_by.unwrap_or(0))
+            }
+        };
+        let detail = match ready {
+            Some(r) if r.status != "True" && accepted.is_some_and(|a| a.status == "True") => {
+                format!("{detail}; not ready: {}", r.message)
+            }
+            _ => detail,
+        };
+        let _ = writeln!(
+            out,
+            "{kind:<20} {name:<32} {:<9} {:<6} {detail}",
+            flag("Accepted"),
+            flag("Ready")
+        );
+        if let (Kind::AddressPool, ObjectStatus::Pool(p)) = (key.kind, status) {
+            for a in &p.addresses {
+                let tasks: Vec<String> = a
+                    .tasks
+                    .iter()
+                    .map(|t| {
+                        let mut s = format!(
+                            "{}{} {}",
+                            t.template,
+                            t.port.map(|p| format!(":{p}")).unwrap_or_default(),
+                            state(t.state)
+                        );
+                        if let Some(ms) = t.latency_millis {
+                            let _ = write!(s, " {ms}ms");
+                        }
+                        if let Some(e) = &t.last_error {
+                            let _ = write!(s, " ({e})");
+                        }
+                        s
+                    })
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "    {:<40} {:<8} {:<12} {}",
+                    a.value,
+                    state(a.state),
+                    if a.available {
+                        "available"
+                    } else {
+                        "unavailable"
+                    },
+                    tasks.join(", ")
+                );
+            }
+        }
+    }
+    for p in problems {
+        let _ = writeln!(out, "problem: {p}");
+    }
+    out
+}

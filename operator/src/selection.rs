@@ -1,0 +1,189 @@
+//! What the published config answers right now, from the operator's health view: which
+//! addresses and pools are available, the active member of every `Sequential` level (the
+//! operator decides it so that every DNS pod answers alike), and which pools a domain answers
+//! from. Pure: the same function serves status, events, metrics and the health payload.
+
+use std::collections::BTreeMap;
+
+use gtm_crds::availability::{
+    MemberView, PoolChoice, address_available, pool_available, pool_choice, pool_eligible,
+};
+use gtm_crds::config::{ActiveSelections, DomainConfig, GtmConfig, PoolConfig};
+use gtm_crds::pool::HealthState;
+use gtm_crds::{LbPolicy, SequentialMode};
+
+/// Availability of one pool's addresses and of the pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolView {
+    /// Per address, in address order.
+    pub addresses: Vec<bool>,
+    /// Whether the pool meets its judgement.
+    pub available: bool,
+}
+
+/// Availability of every pool.
+pub fn pool_views<'a>(
+    pools: impl IntoIterator<Item = &'a PoolConfig>,
+    task: &impl Fn(&str) -> HealthState,
+) -> BTreeMap<String, PoolView> {
+    pools
+        .into_iter()
+        .map(|p| (p.id.clone(), pool_view(p, task)))
+        .collect()
+}
+
+/// Availability of one pool.
+pub fn pool_view(pool: &PoolConfig, task: &impl Fn(&str) -> HealthState) -> PoolView {
+    let addresses: Vec<bool> = pool
+        .addresses
+        .iter()
+        .map(|a| address_available(a, task))
+        .collect();
+    let available = pool_available(pool, &addresses);
+    PoolView {
+        addresses,
+        available,
+    }
+}
+
+/// The member a `Sequential` level answers with: in `NonPreemptive` mode the previous one while
+/// it stays available; otherwise the available member with the lowest order (earlier listed on
+/// ties). `None` when no member is available (fail-open applies then); the previous choice is
+/// kept in that case so that a non-preemptive level does not jump when members come back.
+fn sequential_pick<'a>(
+    mode: SequentialMode,
+    members: impl Iterator<Item = (&'a str, u16, bool)> + Clone,
+    previous: Option<&str>,
+) -> Option<String> {
+    if mode == SequentialMode::NonPreemptive
+        && let Some(prev) = previous
+        && members.clone().any(|(id, _, ok)| ok && id == prev)
+    {
+        return Some(prev.to_string());
+    }
+    members
+        .enumerate()
+        .filter(|(_, (_, _, ok))| *ok)
+        .min_by_key(|(i, (_, order, _))| (*order, *i))
+        .map(|(_, (id, _, _))| id.to_string())
+        .or_else(|| previous.map(str::to_string))
+}
+
+/// The active member of every `Sequential` domain of a config and of every `Sequential` pool
+/// in `views` (given as `pools`).
+pub fn active_selections<'a>(
+    config: &GtmConfig,
+    pools: impl IntoIterator<Item = &'a PoolConfig>,
+    views: &BTreeMap<String, PoolView>,
+    previous: &ActiveSelections,
+) -> ActiveSelections {
+    let mut active = ActiveSelections::default();
+    for pool in pools
+        .into_iter()
+        .filter(|p| p.policy == LbPolicy::Sequential)
+    {
+        let view = &views[&pool.id];
+        let members = pool
+            .addresses
+            .iter()
+            .zip(&view.addresses)
+            .map(|(a, ok)| (a.value.as_str(), a.order, *ok));
+        let prev = previous.pools.get(&pool.id).map(String::as_str);
+        if let Some(pick) = sequential_pick(pool.sequential_mode, members, prev) {
+            active.pools.insert(pool.id.clone(), pick);
+        }
+    }
+    for domain in config
+        .domains
+        .iter()
+        .filter(|d| d.policy == LbPolicy::Sequential)
+    {
+        let members = domain.pools.iter().map(|m| {
+            let ok = views.get(&m.pool).is_some_and(|v| v.available);
+            (m.pool.as_str(), m.order, ok)
+        });
+        let prev = previous.domains.get(&domain.id).map(String::as_str);
+        if let Some(pick) = sequential_pick(domain.sequential_mode, members, prev) {
+            active.domains.insert(domain.id.clone(), pick);
+        }
+    }
+    active
+}
+
+/// The pools a domain answers from now (ids), whether it is failing open, and whether it is
+/// failed over: answering from something other than its first choice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainView {
+    /// Pool ids answering (for `SourceNearest`, the pools some client may get).
+    pub answering: Vec<String>,
+    /// True when no pool is available and the domain fails open (or answers nothing).
+    pub all_unavailable: bool,
+    /// True when the answer is not what a fully healthy setup gives.
+    pub failed_over: bool,
+}
+
+/// What a domain answers now.
+pub fn domain_view(
+    domain: &DomainConfig,
+    pools: &BTreeMap<&str, &PoolConfig>,
+    views: &BTreeMap<String, PoolView>,
+    active: &ActiveSelections,
+) -> DomainView {
+    let members: Vec<MemberView> = domain
+        .pools
+        .iter()
+        .map(|m| MemberView {
+            order: m.order,
+            available: views.get(&m.pool).is_some_and(|v| v.available),
+            eligible: pools.get(m.pool.as_str()).is_some_and(|p| pool_eligible(p)),
+        })
+        .collect();
+    let id = |i: usize| domain.pools[i].pool.clone();
+    match pool_choice(&members, domain.when_all_unavailable) {
+        PoolChoice::Available(idx) => {
+            let answering = if domain.policy == LbPolicy::Sequential {
+                let first = idx
+                    .iter()
+                    .copied()
+                    .min_by_key(|&i| (members[i].order, i))
+                    .map(id);
+                active
+                    .domains
+                    .get(&domain.id)
+                    .filter(|a| idx.iter().any(|&i| domain.pools[i].pool == **a))
+                    .cloned()
+                    .or(first)
+                    .into_iter()
+                    .collect()
+            } else {
+                idx.iter().copied().map(id).collect::<Vec<_>>()
+            };
+            let failed_over = if domain.policy == LbPolicy::Sequential {
+                let primary = (0..members.len())
+                    .min_by_key(|&i| (members[i].order, i))
+                    .map(id);
+                answering.first() != primary.as_ref()
+            } else {
+                idx.len() < members.len()
+            };
+            DomainView {
+                answering,
+                all_unavailable: false,
+                failed_over,
+            }
+        }
+        PoolChoice::FailOpen(i) => DomainView {
+            answering: vec![id(i)],
+            all_unavailable: true,
+            failed_over: true,
+        },
+        PoolChoice::Nothing => DomainView {
+            answering: Vec::new(),
+            all_unavailable: true,
+            failed_over: true,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

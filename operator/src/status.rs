@@ -1,0 +1,349 @@
+//! The status each object should have, computed from the compile verdicts and the health view.
+//! Pure: the caller compares it with the current status and writes only on change.
+
+use std::collections::BTreeMap;
+
+use gtm_crds::availability::address_health;
+use gtm_crds::config::PoolConfig;
+use gtm_crds::domain::GtmAccessDomainStatus;
+use gtm_crds::manifest::Kind;
+use gtm_crds::pool::{AddressStatus, HealthState, TaskStatus};
+use gtm_crds::template::HealthCheckTemplateStatus;
+use gtm_crds::{AddressPool, AddressPoolStatus, GtmAccessDomain, HealthCheckTemplate};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::compile::{Compilation, Publication, Verdict};
+use crate::conditions::{ACCEPTED, AVAILABLE, Cond, DEGRADED, FAILED_OVER, READY, settle};
+use crate::evaluate::Evaluation;
+use crate::health::TaskHealth;
+use crate::inventory::{Inventory, ObjectKey};
+use crate::selection::{DomainView, PoolView};
+
+/// `Accepted` and `Ready` from a verdict.
+fn verdict_conditions(verdict: &Verdict, kind_noun: &str) -> Vec<Cond> {
+    let accepted = match &verdict.accepted {
+        Ok(()) => Cond::new(
+            ACCEPTED,
+            true,
+            "Accepted",
+            format!("the {kind_noun} is valid"),
+        ),
+        Err(r) => Cond::new(ACCEPTED, false, r.reason.as_str(), r.message.clone()),
+    };
+    let ready_message = match verdict.publication {
+        Publication::Published => format!("the {kind_noun} is published to the DNS pods"),
+        Publication::Disabled => format!("the {kind_noun} is disabled (enabled: false)"),
+        Publication::Unreferenced => {
+            format!("no published GtmAccessDomain uses this {kind_noun}")
+        }
+        Publication::NotAccepted => format!("the {kind_noun} is not accepted; see Accepted"),
+    };
+    let ready = Cond::new(
+        READY,
+        verdict.publication == Publication::Published,
+        verdict.publication.reason(),
+        ready_message,
+    );
+    vec![accepted, ready]
+}
+
+/// Status of a template.
+pub fn template_status(
+    obj: &HealthCheckTemplate,
+    verdict: &Verdict,
+    now: &Time,
+) -> HealthCheckTemplateStatus {
+    let previous = obj
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let generation = obj.metadata.generation;
+    HealthCheckTemplateStatus {
+        observed_generation: generation,
+        conditions: settle(
+            previous,
+            verdict_conditions(verdict, "template"),
+            generation,
+            now,
+        ),
+        used_by: Some(verdict.used_by),
+    }
+}
+
+/// The health facts a pool status shows.
+pub struct PoolHealth<'a> {
+    /// The compiled pool (accepted pools only).
+    pub config: &'a PoolConfig,
+    /// Availability of its addresses and of the pool.
+    pub view: &'a PoolView,
+    /// Per task health, by task id.
+    pub tasks: &'a BTreeMap<String, TaskHealth>,
+    /// The active address, for `Sequential` pools.
+    pub active: Option<&'a str>,
+}
+
+/// Status of a pool.
+pub fn pool_status(
+    obj: &AddressPool,
+    verdict: &Verdict,
+    health: Option<PoolHealth<'_>>,
+    now: &Time,
+) -> AddressPoolStatus {
+    let old = obj.status.clone().unwrap_or_default();
+    let generation = obj.metadata.generation;
+    let mut conds = verdict_conditions(verdict, "pool");
+    let mut status = AddressPoolStatus {
+        observed_generation: generation,
+        ..Default::default()
+    };
+    if let Some(h) = health {
+        let enabled = h.config.addresses.iter().filter(|a| a.enabled).count();
+        let up = h.view.addresses.iter().filter(|a| **a).count();
+        let down: Vec<&str> = h
+            .config
+            .addresses
+            .iter()
+            .zip(&h.view.addresses)
+            .filter(|(a, ok)| a.enabled && !**ok)
+            .map(|(a, _)| a.value.as_str())
+            .collect();
+        let summary = format!(
+            "{up} of {enabled} enabled addresses available (judgement {:?}{})",
+            h.config.health_judgement,
+            h.config
+                .min_available
+                .map(|m| format!(", minAvailable {m}"))
+                .unwrap_or_default()
+        );
+        conds.push(if !h.config.enabled {
+            Cond::new(
+                AVAILABLE,
+                false,
+                "Disabled",
+                "the pool is disabled (enabled: false)",
+            )
+        } else if h.view.available {
+            Cond::new(AVAILABLE, true, "JudgementMet", summary)
+        } else {
+            Cond::new(AVAILABLE, false, "JudgementNotMet", summary)
+        });
+        conds.push(if down.is_empty() {
+            Cond::new(
+                DEGRADED,
+                false,
+                "AllAvailable",
+                "every enabled address is available",
+            )
+        } else {
+            Cond::new(
+                DEGRADED,
+                true,
+                "AddressesUnavailable",
+                format!("unavailable: {}", down.join(", ")),
+            )
+        });
+        status.available_addresses = Some(u32::try_from(up).unwrap_or(u32::MAX));
+        status.total_addresses = Some(u32::try_from(h.config.addresses.len()).unwrap_or(u32::MAX));
+        status.active_address = h.active.map(str::to_string);
+        status.addresses = h
+            .config
+            .addresses
+            .iter()
+            .zip(&h.view.addresses)
+            .map(|(a, available)| {
+                let task = |id: &str| h.tasks.get(id).map_or(HealthState::Unknown, |t| t.state);
+                let previous = old.addresses.iter().find(|p| p.value == a.value);
+                let since = match previous {
+                    Some(p) if p.available == *available => p.since.clone(),
+                    _ => Some(now.clone()),
+                };
+                AddressStatus {
+                    value: a.value.clone(),
+                    state: address_health(a, task),
+                    available: *available,
+                    since,
+                    tasks: a
+                        .tasks
+                        .iter()
+                        .map(|id| task_status(id, h.tasks.get(id)))
+                        .collect(),
+                }
+            })
+            .collect();
+    }
+    status.conditions = settle(&old.conditions, conds, generation, now);
+    status
+}
+
+/// A task's status entry; the template and port are read back from the task id.
+fn task_status(id: &str, health: Option<&TaskHealth>) -> TaskStatus {
+    let (template, port) = split_task_id(id);
+    let h = health.cloned().unwrap_or_default();
+    TaskStatus {
+        template,
+        port,
+        state: h.state,
+        since: h.since,
+        last_probe_time: h.last_probe,
+        latency_millis: h.latency_millis,
+        last_error: h.last_error,
+    }
+}
+
+/// Template name and port of a task id `namespace/template@target#port`.
+fn split_task_id(id: &str) -> (String, Option<u16>) {
+    let (template_id, rest) = id.split_once('@').unwrap_or((id, ""));
+    let template = template_id
+        .split_once('/')
+        .map_or(template_id, |(_, name)| name)
+        .to_string();
+    let port = rest.rsplit_once('#').and_then(|(_, p)| p.parse().ok());
+    (template, port)
+}
+
+/// Status of a domain.
+pub fn domain_status(
+    obj: &GtmAccessDomain,
+    verdict: &Verdict,
+    view: Option<&DomainView>,
+    now: &Time,
+) -> GtmAccessDomainStatus {
+    let old = obj.status.clone().unwrap_or_default();
+    let generation = obj.metadata.generation;
+    let mut conds = verdict_conditions(verdict, "access domain");
+    let mut status = GtmAccessDomainStatus {
+        observed_generation: generation,
+        last_failover_time: old.last_failover_time.clone(),
+        ..Default::default()
+    };
+    if let Some(v) = view {
+        let names: Vec<String> = v
+            .answering
+            .iter()
+            .map(|id| {
+                id.split_once('/')
+                    .map_or(id.as_str(), |(_, n)| n)
+                    .to_string()
+            })
+            .collect();
+        conds.push(if v.all_unavailable {
+            Cond::new(
+                FAILED_OVER,
+                true,
+                if names.is_empty() {
+                    "NoPoolAvailable"
+                } else {
+                    "FailOpen"
+                },
+                if names.is_empty() {
+                    "no pool is available and whenAllUnavailable is NoAnswer".to_string()
+                } else {
+                    format!("no pool is available; failing open to {}", names.join(", "))
+                },
+            )
+        } else if v.failed_over {
+            Cond::new(
+                FAILED_OVER,
+                true,
+                "PoolUnavailable",
+                format!("answering from {}", names.join(", ")),
+            )
+        } else {
+            Cond::new(
+                FAILED_OVER,
+                false,
+                "Primary",
+                format!("answering from {}", names.join(", ")),
+            )
+        });
+        if !old.active_pools.is_empty() && old.active_pools != names {
+            status.last_failover_time = Some(now.clone());
+        }
+        status.active_pools = names;
+    }
+    status.conditions = settle(&old.conditions, conds, generation, now);
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_split_back_into_template_and_port() {
+        assert_eq!(
+            split_task_id("prod/http@127.0.0.1#8080"),
+            ("http".to_string(), Some(8080))
+        );
+        assert_eq!(
+            split_task_id("prod/icmp@a.example.com"),
+            ("icmp".to_string(), None)
+        );
+    }
+}
+
+/// The status of any of the three kinds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ObjectStatus {
+    /// Of a `GtmAccessDomain`.
+    Domain(GtmAccessDomainStatus),
+    /// Of an `AddressPool`.
+    Pool(AddressPoolStatus),
+    /// Of a `HealthCheckTemplate`.
+    Template(HealthCheckTemplateStatus),
+}
+
+impl ObjectStatus {
+    /// The conditions.
+    pub fn conditions(&self) -> &[Condition] {
+        match self {
+            Self::Domain(s) => &s.conditions,
+            Self::Pool(s) => &s.conditions,
+            Self::Template(s) => &s.conditions,
+        }
+    }
+}
+
+/// The status every object of an inventory should have. Each object's current status (as read
+/// from the API, or kept in memory in local mode) is the previous one.
+pub fn compute_all(
+    inventory: &Inventory,
+    compilation: &Compilation,
+    evaluation: &Evaluation,
+    tasks: &BTreeMap<String, TaskHealth>,
+    now: &Time,
+) -> BTreeMap<ObjectKey, ObjectStatus> {
+    let mut out = BTreeMap::new();
+    let verdict = |key: &ObjectKey| {
+        compilation
+            .verdicts
+            .get(key)
+            .cloned()
+            .expect("compile gives every object a verdict")
+    };
+    for t in &inventory.templates {
+        let key = ObjectKey::of(Kind::HealthCheckTemplate, t.as_ref());
+        let s = template_status(t, &verdict(&key), now);
+        out.insert(key, ObjectStatus::Template(s));
+    }
+    for p in &inventory.pools {
+        let key = ObjectKey::of(Kind::AddressPool, p.as_ref());
+        let id = key.id();
+        let health = compilation.pools.get(&id).map(|config| PoolHealth {
+            config,
+            view: &evaluation.pools[&id],
+            tasks,
+            active: evaluation.active.pools.get(&id).map(String::as_str),
+        });
+        let s = pool_status(p, &verdict(&key), health, now);
+        out.insert(key, ObjectStatus::Pool(s));
+    }
+    for d in &inventory.domains {
+        let key = ObjectKey::of(Kind::GtmAccessDomain, d.as_ref());
+        let view = evaluation.domains.get(&key.id());
+        let s = domain_status(d, &verdict(&key), view, now);
+        out.insert(key, ObjectStatus::Domain(s));
+    }
+    out
+}
