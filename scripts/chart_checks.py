@@ -1,0 +1,370 @@
+#!/usr/bin/env python3
+"""Assertions on a rendered kube-gtm chart (called by scripts/test-chart.sh).
+
+usage: chart_checks.py PROFILE RENDERED.yaml
+  PROFILE: default | all-features | kind (which values produced the render)
+
+Splits the render into objects and:
+- writes the objects kubernetes-validate knows to RENDERED.k8s.yaml and prints the kinds it
+  skipped (Prometheus Operator CRDs), after checking those structurally here;
+- checks the CRDs against charts/kube-gtm/files/crds.yaml (drift), the env vars against the
+  flags documented in docs/configuration.md (the contract with the binaries), the hardening,
+  probes, Service, RBAC verbs, PDB, spread, ServiceMonitor and PrometheusRule.
+Ends with the line "N passed, N failed" and exits 1 on any failure.
+"""
+
+import copy
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "charts" / "kube-gtm"
+PROMETHEUS_OPERATOR_GROUP = "monitoring.coreos.com/"
+
+results = {"passed": 0, "failed": 0}
+
+
+def check(name, ok, detail=""):
+    if ok:
+        results["passed"] += 1
+        print(f"ok   {name}")
+    else:
+        results["failed"] += 1
+        print(f"FAIL {name}{': ' + detail if detail else ''}")
+
+
+def documented_env(section_title):
+    """Env vars of one binary's flag table in docs/configuration.md."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    start = text.index(section_title)
+    rest = text[start + len(section_title):]
+    # The table ends at the next heading or the next paragraph after it.
+    table = []
+    for line in rest.splitlines()[1:]:
+        if line.startswith("#"):
+            break
+        if line.startswith("|"):
+            table.append(line)
+        elif table and line.strip() == "":
+            break
+    names = set()
+    for row in table:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if len(cells) < 2:
+            continue
+        prev = None
+        for token in re.findall(r"`([A-Z_][A-Z0-9_]*)`", cells[1]):
+            if token.startswith("_") and prev:
+                token = prev.rsplit("_", 1)[0] + token  # `GTM_SOA_REFRESH` / `_RETRY`
+            names.add(token)
+            prev = token
+    return names
+
+
+def load(path):
+    docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+    return docs
+
+
+def by_kind(docs, kind):
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def one(docs, kind, name_suffix):
+    found = [d for d in by_kind(docs, kind) if d["metadata"]["name"].endswith(name_suffix)]
+    return found[0] if len(found) == 1 else None
+
+
+def container(deploy):
+    return deploy["spec"]["template"]["spec"]["containers"][0]
+
+
+def env_names(c):
+    return [e["name"] for e in c.get("env", [])]
+
+
+def env_value(c, name):
+    for e in c.get("env", []):
+        if e["name"] == name:
+            return e.get("value")
+    return None
+
+
+def rules_set(rules):
+    """Rules as a comparable set of (group, resource, verb, resourceNames) tuples."""
+    out = set()
+    for r in rules:
+        names = tuple(sorted(r.get("resourceNames", [])))
+        for g in r.get("apiGroups", []):
+            for res in r.get("resources", []):
+                for v in r.get("verbs", []):
+                    out.add((g, res, v, names))
+    return out
+
+
+def expand(group, resources, verbs, names=()):
+    return {(group, r, v, tuple(sorted(names))) for r in resources for v in verbs}
+
+
+CRD_KINDS = ["gtmaccessdomains", "addresspools", "healthchecktemplates"]
+RECONCILE_RULES = (
+    expand("gtm.kubegtm.io", CRD_KINDS, ["get", "list", "watch"])
+    | expand("gtm.kubegtm.io", [k + "/status" for k in CRD_KINDS], ["patch"])
+    | expand("events.k8s.io", ["events"], ["create", "patch"])
+    | expand("", ["events"], ["create", "patch"])
+)
+CRD_READ_RULES = expand(
+    "apiextensions.k8s.io",
+    ["customresourcedefinitions"],
+    ["get", "list", "watch"],
+    [k + ".gtm.kubegtm.io" for k in CRD_KINDS],
+)
+
+
+def check_crds(docs, profile):
+    rendered = by_kind(docs, "CustomResourceDefinition")
+    expected = [d for d in yaml.safe_load_all((CHART / "files" / "crds.yaml").read_text()) if d]
+    check(f"{profile}: one rendered CRD per document of files/crds.yaml", len(rendered) == len(expected),
+          f"{len(rendered)} rendered, {len(expected)} in files/crds.yaml")
+    for exp in expected:
+        name = exp["metadata"]["name"]
+        got = next((d for d in rendered if d["metadata"]["name"] == name), None)
+        if got is None:
+            check(f"{profile}: CRD {name} rendered", False)
+            continue
+        stripped = copy.deepcopy(got)
+        meta = stripped["metadata"]
+        annotations = meta.pop("annotations", {}) or {}
+        labels = meta.pop("labels", {}) or {}
+        for key in ("annotations", "labels"):
+            if key in exp["metadata"]:
+                meta[key] = exp["metadata"][key]
+        check(f"{profile}: CRD {name} equals files/crds.yaml (no drift)", stripped == exp)
+        check(f"{profile}: CRD {name} carries the release labels",
+              labels.get("app.kubernetes.io/managed-by") == "Helm")
+        check(f"{profile}: CRD {name} kept on uninstall",
+              annotations.get("helm.sh/resource-policy") == "keep")
+
+
+def check_hardening(deploy, label, expect_net_raw):
+    pod = deploy["spec"]["template"]["spec"]
+    psc = pod.get("securityContext", {})
+    c = container(deploy)
+    sc = c.get("securityContext", {})
+    check(f"{label}: pod runAsNonRoot and seccomp RuntimeDefault",
+          psc.get("runAsNonRoot") is True and psc.get("seccompProfile", {}).get("type") == "RuntimeDefault")
+    check(f"{label}: container hardened (non-root, read-only root fs, no privilege escalation, seccomp)",
+          sc.get("runAsNonRoot") is True and sc.get("readOnlyRootFilesystem") is True
+          and sc.get("allowPrivilegeEscalation") is False
+          and sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", str(sc))
+    caps = sc.get("capabilities", {})
+    check(f"{label}: all capabilities dropped", caps.get("drop") == ["ALL"], str(caps))
+    want_add = ["NET_RAW"] if expect_net_raw else None
+    check(f"{label}: capabilities added = {want_add}", caps.get("add") == want_add, str(caps.get("add")))
+    check(f"{label}: resources requested", bool(c.get("resources", {}).get("requests")))
+    check(f"{label}: liveness on /healthz, readiness on /readyz",
+          c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz"
+          and c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz")
+
+
+def check_env_contract(c, label, documented, extra_allowed):
+    names = env_names(c)
+    unknown = [n for n in names if n not in documented and n not in extra_allowed]
+    check(f"{label}: every env var is a documented flag (docs/configuration.md)", not unknown,
+          f"undocumented: {unknown}")
+    check(f"{label}: no env var set twice", len(names) == len(set(names)), str(names))
+
+
+def check_workloads(docs, profile):
+    op = one(docs, "Deployment", "-operator")
+    dns = one(docs, "Deployment", "-dns")
+    check(f"{profile}: operator and DNS Deployments rendered", op is not None and dns is not None)
+    if not op or not dns:
+        return
+    icmp = profile == "all-features"
+    extra = {"RUST_LOG"} | ({"EXTRA"} if profile == "all-features" else set())
+
+    c = container(op)
+    check(f"{profile}: operator runs `gtm-operator run`",
+          c.get("command") == ["/usr/local/bin/gtm-operator"] and c.get("args") == ["run"])
+    check_env_contract(c, f"{profile}: operator", documented_env("`gtm-operator run`:"), extra)
+    for required in ("GTM_ZONES", "POD_NAMESPACE", "GTM_INSTANCE", "GTM_LEADER_ELECTION"):
+        check(f"{profile}: operator sets {required}", required in env_names(c))
+    check(f"{profile}: operator leader election on", env_value(c, "GTM_LEADER_ELECTION") == "true")
+    check(f"{profile}: operator replicas", op["spec"]["replicas"] == (3 if profile == "all-features" else 2))
+    check_hardening(op, f"{profile}: operator", expect_net_raw=icmp)
+    sysctls = op["spec"]["template"]["spec"]["securityContext"].get("sysctls")
+    check(f"{profile}: ping_group_range sysctl only with ICMP checks", bool(sysctls) == icmp)
+
+    c = container(dns)
+    check(f"{profile}: DNS pod runs gtm-dnspod", c.get("command") == ["/usr/local/bin/gtm-dnspod"])
+    check_env_contract(c, f"{profile}: DNS pod", documented_env("## gtm-dnspod"), extra)
+    check(f"{profile}: DNS pod reads ConfigMaps through the API (no GTM_CONFIG_DIR)",
+          "GTM_CONFIG_DIR" not in env_names(c))
+    check_hardening(dns, f"{profile}: DNS pod", expect_net_raw=False)
+    ports = {(p["name"], p["containerPort"], p.get("protocol", "TCP")) for p in c["ports"]}
+    check(f"{profile}: DNS pod listens on unprivileged 5353 UDP and TCP",
+          {("dns-udp", 5353, "UDP"), ("dns-tcp", 5353, "TCP")} <= ports, str(ports))
+    listen = env_value(c, "GTM_DNS_LISTEN")
+    want_listen = "0.0.0.0:5353,[::]:5353" if profile == "all-features" else "0.0.0.0:5353"
+    check(f"{profile}: GTM_DNS_LISTEN = {want_listen}", listen == want_listen, str(listen))
+    spread = dns["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+    check(f"{profile}: DNS pods spread over nodes and zones with the pods' selector",
+          {s["topologyKey"] for s in spread} >= {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+          and all(s.get("labelSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") == "dns"
+                  for s in spread))
+    strategy = dns["spec"].get("strategy", {})
+    check(f"{profile}: DNS rollout never drops below the desired replicas",
+          strategy.get("rollingUpdate", {}).get("maxUnavailable") == 0)
+    if profile == "all-features":
+        check(f"{profile}: geoip database mounted and passed",
+              env_value(c, "GTM_GEOIP_DB") == "/var/lib/kube-gtm/geoip/GeoIP2-City.mmdb"
+              and any(m["name"] == "geoip" and m.get("readOnly") for m in c.get("volumeMounts", [])))
+        check(f"{profile}: image pinned by digest", "@sha256:" in c["image"])
+
+    pdbs = {d["metadata"]["name"] for d in by_kind(docs, "PodDisruptionBudget")}
+    check(f"{profile}: PodDisruptionBudgets for both workloads",
+          any(n.endswith("-dns") for n in pdbs) and any(n.endswith("-operator") for n in pdbs), str(pdbs))
+
+
+def check_services(docs, profile):
+    svc = one(docs, "Service", "-dns")
+    check(f"{profile}: DNS Service rendered", svc is not None)
+    if not svc:
+        return
+    spec = svc["spec"]
+    want_type = {"default": "LoadBalancer", "all-features": "LoadBalancer", "kind": "NodePort"}[profile]
+    check(f"{profile}: DNS Service type {want_type}", spec["type"] == want_type, spec["type"])
+    ports = {(p["port"], p["protocol"], p["targetPort"]) for p in spec["ports"]}
+    check(f"{profile}: DNS Service maps 53/UDP and 53/TCP to the pod's port",
+          ports == {(53, "UDP", "dns-udp"), (53, "TCP", "dns-tcp")}, str(ports))
+    if profile == "kind":
+        check(f"{profile}: fixed node port 30053 for UDP and TCP (kind-config.yaml)",
+              {p.get("nodePort") for p in spec["ports"]} == {30053})
+    if profile == "all-features":
+        check(f"{profile}: DNS Service annotations from values",
+              svc["metadata"].get("annotations", {}).get("service.beta.kubernetes.io/aws-load-balancer-type") == "nlb")
+    metrics = [d for d in by_kind(docs, "Service") if d["metadata"]["name"].endswith("-metrics")]
+    check(f"{profile}: one metrics Service per component", len(metrics) == 2)
+    op = one(docs, "Deployment", "-operator")
+    annotations = op["spec"]["template"]["metadata"].get("annotations", {}) if op else {}
+    check(f"{profile}: pods carry Prometheus scrape annotations",
+          annotations.get("prometheus.io/scrape") == "true" and annotations.get("prometheus.io/path") == "/metrics")
+
+
+def check_rbac(docs, profile):
+    for d in docs:
+        if d.get("kind") in ("Role", "ClusterRole"):
+            for r in d.get("rules", []):
+                flat = r.get("apiGroups", []) + r.get("resources", []) + r.get("verbs", [])
+                check(f"{profile}: {d['kind']} {d['metadata']['name']} has no wildcard", "*" not in flat)
+                check(f"{profile}: {d['kind']} {d['metadata']['name']} grants nothing on secrets",
+                      "secrets" not in r.get("resources", []))
+    crds = one(docs, "ClusterRole", "-operator-crds")
+    check(f"{profile}: operator reads only its three CRDs, by name",
+          crds is not None and rules_set(crds["rules"]) == CRD_READ_RULES)
+    payload = one(docs, "Role", "-operator-payload")
+    expected_payload = expand("", ["configmaps"], ["get", "list", "watch", "create", "patch", "delete"])
+    lease = "gtm-leader" if profile == "all-features" else None
+    if payload:
+        lease_rules = {r for r in rules_set(payload["rules"]) if r[0] == "coordination.k8s.io"}
+        lease_name = next((r[3][0] for r in lease_rules if r[3]), None)
+        if lease:
+            check(f"{profile}: lease name {lease}", lease_name == lease, str(lease_name))
+        expected_payload |= expand("coordination.k8s.io", ["leases"], ["create"])
+        expected_payload |= expand("coordination.k8s.io", ["leases"], ["get", "update"], [lease_name or ""])
+    check(f"{profile}: operator's own-namespace Role: ConfigMaps and its Lease only",
+          payload is not None and rules_set(payload["rules"]) == expected_payload,
+          str(rules_set(payload["rules"]) ^ expected_payload) if payload else "missing")
+    dns_role = one(docs, "Role", "-dns")
+    check(f"{profile}: DNS pods only read ConfigMaps",
+          dns_role is not None
+          and rules_set(dns_role["rules"]) == expand("", ["configmaps"], ["get", "list", "watch"]))
+    cluster_op = one(docs, "ClusterRole", "-operator")
+    scoped = [d for d in by_kind(docs, "Role") if d["metadata"]["name"].endswith("-operator")]
+    if profile == "all-features":
+        check(f"{profile}: watchNamespaces gives Roles in exactly those namespaces, no ClusterRole",
+              cluster_op is None and sorted(d["metadata"]["namespace"] for d in scoped) == ["apps", "payments"])
+        for d in scoped:
+            check(f"{profile}: Role in {d['metadata']['namespace']} has the reconcile verbs",
+                  rules_set(d["rules"]) == RECONCILE_RULES)
+    else:
+        check(f"{profile}: cluster-wide ClusterRole with exactly the reconcile verbs",
+              cluster_op is not None and rules_set(cluster_op["rules"]) == RECONCILE_RULES and not scoped)
+
+
+ALERTS = {
+    "KubeGtmAddressDown": "gtm_operator_address_up",
+    "KubeGtmPoolUnavailable": "gtm_operator_pool_available",
+    "KubeGtmFailover": "gtm_operator_failovers_total",
+    "KubeGtmConfigReloadFailures": "gtm_dnspod_reload_failures_total",
+    "KubeGtmDnsPodsNotReady": "kube_deployment_status_replicas_available",
+    "KubeGtmDnsPodDown": "up{",
+}
+
+
+def check_prometheus_operator(docs, profile):
+    """Structural checks of the Prometheus Operator objects kubernetes-validate has no schema for."""
+    sms = by_kind(docs, "ServiceMonitor")
+    rules = by_kind(docs, "PrometheusRule")
+    if profile != "all-features":
+        check(f"{profile}: no ServiceMonitor/PrometheusRule unless enabled", not sms and not rules)
+        return
+    check(f"{profile}: one ServiceMonitor", len(sms) == 1)
+    if sms:
+        spec = sms[0]["spec"]
+        selector = spec.get("selector", {}).get("matchLabels", {})
+        services = [d for d in by_kind(docs, "Service")
+                    if all(d["metadata"]["labels"].get(k) == v for k, v in selector.items())]
+        check(f"{profile}: ServiceMonitor selects exactly the two metrics Services",
+              sorted(s["metadata"]["name"].rsplit("-", 2)[-2] for s in services) == ["dns", "operator"],
+              str([s["metadata"]["name"] for s in services]))
+        check(f"{profile}: ServiceMonitor endpoint is the `metrics` port at /metrics",
+              [e.get("port") for e in spec.get("endpoints", [])] == ["metrics"]
+              and spec["endpoints"][0].get("path") == "/metrics")
+        check(f"{profile}: ServiceMonitor labels from values",
+              sms[0]["metadata"]["labels"].get("release") == "prometheus")
+    check(f"{profile}: one PrometheusRule", len(rules) == 1)
+    if rules:
+        group = rules[0]["spec"]["groups"][0]
+        by_name = {r.get("alert"): r for r in group["rules"]}
+        for alert, metric in ALERTS.items():
+            r = by_name.get(alert)
+            check(f"{profile}: alert {alert} on {metric.rstrip('{')}",
+                  r is not None and metric in r["expr"] and r["labels"].get("severity")
+                  and r["annotations"].get("summary") and r["labels"].get("team") == "platform")
+        check(f"{profile}: additional rules appended", "KubeGtmExtra" in by_name)
+        for r in group["rules"]:
+            check(f"{profile}: rule {r.get('alert')} has alert and expr keys only where expected",
+                  set(r) <= {"alert", "expr", "for", "labels", "annotations"})
+
+
+def main():
+    profile, rendered = sys.argv[1], sys.argv[2]
+    docs = load(rendered)
+    known, skipped = [], []
+    for d in docs:
+        (skipped if d.get("apiVersion", "").startswith(PROMETHEUS_OPERATOR_GROUP) else known).append(d)
+    out = Path(rendered).with_suffix(".k8s.yaml")
+    out.write_text(yaml.safe_dump_all(known, sort_keys=False))
+    for d in skipped:
+        print(f"skip kubernetes-validate for {d['kind']}/{d['metadata']['name']}: "
+              f"{d['apiVersion']} is a Prometheus Operator CRD (checked structurally below)")
+    check(f"{profile}: every object is namespaced to the release or cluster-scoped",
+          all(d["metadata"].get("namespace") or d["kind"] in
+              ("CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding") for d in docs))
+    check_crds(docs, profile)
+    check_workloads(docs, profile)
+    check_services(docs, profile)
+    check_rbac(docs, profile)
+    check_prometheus_operator(docs, profile)
+    print(f"chart-checks ({profile} values):")
+    print(f"chart-checks: {results['passed']} passed, {results['failed']} failed")
+    return 1 if results["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
