@@ -3,7 +3,7 @@
 //! for the DNS pod (`gtm-dnspod --config-dir`), and prints each object's status as a table on
 //! every change (and on SIGUSR1).
 
-mod files;
+pub(crate) mod files;
 mod table;
 
 use std::collections::{BTreeMap, HashMap};

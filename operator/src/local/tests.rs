@@ -1,1 +1,136 @@
+use gtm_crds::config::{GtmConfig, HealthSnapshot};
 
+use super::*;
+
+const POOL: &str = "apiVersion: gtm.kubegtm.io/v1alpha1
+kind: AddressPool
+metadata: {name: web}
+spec:
+  type: IPv4
+  addresses: [{value: 192.0.2.1}]
+";
+const DOMAIN: &str = "apiVersion: gtm.kubegtm.io/v1alpha1
+kind: GtmAccessDomain
+metadata: {name: web}
+spec:
+  domain: web.gtm.example.com
+  recordType: A
+  pools: [{name: web}]
+";
+
+struct Fixture {
+    manifests: tempfile::TempDir,
+    output: tempfile::TempDir,
+    op: LocalOperator,
+}
+
+fn fixture() -> Fixture {
+    let manifests = tempfile::tempdir().unwrap();
+    let output = tempfile::tempdir().unwrap();
+    std::fs::write(
+        manifests.path().join("web.yaml"),
+        format!("{POOL}---\n{DOMAIN}"),
+    )
+    .unwrap();
+    let op = LocalOperator::new(LocalOptions {
+        manifests: manifests.path().into(),
+        output: output.path().into(),
+        zones: vec!["gtm.example.com".into()],
+        namespace: "default".into(),
+    })
+    .unwrap();
+    Fixture {
+        manifests,
+        output,
+        op,
+    }
+}
+
+fn published(f: &Fixture) -> GtmConfig {
+    GtmConfig::from_json(&std::fs::read(f.output.path().join("config.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn writes_payloads_and_rewrites_only_on_change() {
+    let mut f = fixture();
+    let table = f.op.reload(&now()).unwrap().expect("first pass prints");
+    assert!(table.contains("default/web"), "{table}");
+    let config = published(&f);
+    assert_eq!(config.generation, 1);
+    assert_eq!(config.domains[0].name, "web.gtm.example.com");
+    let health = std::fs::read(f.output.path().join("health.json")).unwrap();
+    assert_eq!(HealthSnapshot::from_json(&health).unwrap().generation, 1);
+
+    assert_eq!(f.op.reload(&now()).unwrap(), None, "nothing changed");
+    assert_eq!(published(&f).generation, 1);
+
+    std::fs::write(
+        f.manifests.path().join("web.yaml"),
+        format!("{}---\n{DOMAIN}", POOL.replace("192.0.2.1", "192.0.2.2")),
+    )
+    .unwrap();
+    f.op.reload(&now()).unwrap();
+    let config = published(&f);
+    assert_eq!(config.generation, 2);
+    assert_eq!(config.pools[0].addresses[0].value, "192.0.2.2");
+}
+
+#[test]
+fn invalid_manifests_get_conditions_and_the_rest_keeps_serving() {
+    let mut f = fixture();
+    std::fs::write(
+        f.manifests.path().join("bad.yaml"),
+        "apiVersion: gtm.kubegtm.io/v1alpha1
+kind: AddressPool
+metadata: {name: bad}
+spec:
+  type: IPv4
+  addresses: [{value: not-an-ip}]
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: GtmAccessDomain
+metadata: {name: dangling}
+spec:
+  domain: other.gtm.example.com
+  recordType: A
+  pools: [{name: nowhere}]
+",
+    )
+    .unwrap();
+    std::fs::write(f.manifests.path().join("broken.yml"), "kind: [unbalanced\n").unwrap();
+    let table = f.op.reload(&now()).unwrap().unwrap();
+    assert!(
+        table.contains("Invalid: spec: every address of an IPv4 pool must be an IPv4 address"),
+        "{table}"
+    );
+    assert!(table.contains("PoolNotFound"), "{table}");
+    assert!(
+        table.contains("problem: broken.yml: not valid YAML"),
+        "{table}"
+    );
+    let config = published(&f);
+    assert_eq!(
+        config.domains.len(),
+        1,
+        "the valid domain is still published"
+    );
+}
+
+#[test]
+fn an_unreadable_manifest_directory_keeps_the_last_payloads() {
+    let mut f = fixture();
+    f.op.reload(&now()).unwrap();
+    let before = published(&f);
+    std::fs::remove_dir_all(f.manifests.path()).unwrap();
+    assert!(f.op.reload(&now()).is_err());
+    assert_eq!(published(&f), before);
+}
+
+#[test]
+fn numbering_continues_after_a_restart() {
+    let mut f = fixture();
+    f.op.reload(&now()).unwrap();
+    let mut again = LocalOperator::new(f.op.opts.clone()).unwrap();
+    again.reload(&now()).unwrap();
+    assert_eq!(published(&f).generation, 2);
+}

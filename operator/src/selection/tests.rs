@@ -1,1 +1,166 @@
+use gtm_crds::HealthJudgement;
+use gtm_crds::config::{AddressConfig, PoolMember, SCHEMA_VERSION};
+use gtm_crds::domain::{Fallback, RecordType};
+use gtm_crds::pool::{AddressMode, PoolType};
 
+use super::*;
+
+fn address(value: &str, order: u16) -> AddressConfig {
+    AddressConfig {
+        value: value.into(),
+        enabled: true,
+        mode: AddressMode::Auto,
+        weight: 1,
+        order,
+        sources: Default::default(),
+        health_judgement: HealthJudgement::AnyOk,
+        tasks: vec![format!("t@{value}")],
+    }
+}
+
+fn pool(id: &str, policy: LbPolicy, mode: SequentialMode, addrs: &[(&str, u16)]) -> PoolConfig {
+    PoolConfig {
+        id: id.into(),
+        pool_type: PoolType::IPv4,
+        enabled: true,
+        policy,
+        sequential_mode: mode,
+        health_judgement: HealthJudgement::AnyOk,
+        min_available: None,
+        addresses: addrs.iter().map(|(v, o)| address(v, *o)).collect(),
+    }
+}
+
+fn config(domain_policy: LbPolicy, mode: SequentialMode) -> GtmConfig {
+    GtmConfig {
+        schema_version: SCHEMA_VERSION,
+        generation: 1,
+        zones: vec!["gtm.example.com".into()],
+        domains: vec![DomainConfig {
+            id: "ns/app".into(),
+            name: "app.gtm.example.com".into(),
+            record_type: RecordType::A,
+            ttl: 30,
+            policy: domain_policy,
+            sequential_mode: mode,
+            max_answers: None,
+            when_all_unavailable: Fallback::FailOpen,
+            pools: vec![
+                PoolMember {
+                    pool: "ns/primary".into(),
+                    order: 1,
+                    weight: 1,
+                    sources: Default::default(),
+                },
+                PoolMember {
+                    pool: "ns/standby".into(),
+                    order: 2,
+                    weight: 1,
+                    sources: Default::default(),
+                },
+            ],
+        }],
+        pools: vec![
+            pool(
+                "ns/primary",
+                LbPolicy::Sequential,
+                mode,
+                &[("10.0.0.2", 2), ("10.0.0.1", 1)],
+            ),
+            pool("ns/standby", LbPolicy::RoundRobin, mode, &[("10.0.1.1", 1)]),
+        ],
+    }
+}
+
+/// Runs one evaluation step with the given addresses down; returns the new selections and
+/// the domain view.
+fn step(
+    c: &GtmConfig,
+    down: &[&str],
+    previous: &ActiveSelections,
+) -> (ActiveSelections, DomainView) {
+    let task = |id: &str| {
+        if down.iter().any(|d| id.ends_with(d)) {
+            HealthState::Down
+        } else {
+            HealthState::Up
+        }
+    };
+    let views = pool_views(&c.pools, &task);
+    let active = active_selections(c, &c.pools, &views, previous);
+    let by_id: BTreeMap<&str, &PoolConfig> = c.pools.iter().map(|p| (p.id.as_str(), p)).collect();
+    let view = domain_view(&c.domains[0], &by_id, &views, &active);
+    (active, view)
+}
+
+#[test]
+fn preemptive_levels_fail_over_and_return() {
+    let c = config(LbPolicy::Sequential, SequentialMode::Preemptive);
+    let (a, v) = step(&c, &[], &ActiveSelections::default());
+    assert_eq!(a.domains["ns/app"], "ns/primary");
+    assert_eq!(
+        a.pools["ns/primary"], "10.0.0.1",
+        "lowest order, not first listed"
+    );
+    assert!(!v.failed_over);
+
+    // Address level: the first address fails, the second takes over, and gives way back.
+    let (a, _) = step(&c, &["10.0.0.1"], &a);
+    assert_eq!(a.pools["ns/primary"], "10.0.0.2");
+    let (a, _) = step(&c, &[], &a);
+    assert_eq!(a.pools["ns/primary"], "10.0.0.1");
+
+    // Pool level: the whole primary fails.
+    let (a, v) = step(&c, &["10.0.0.1", "10.0.0.2"], &a);
+    assert_eq!(a.domains["ns/app"], "ns/standby");
+    assert_eq!(v.answering, ["ns/standby"]);
+    assert!(v.failed_over && !v.all_unavailable);
+    let (a, v) = step(&c, &[], &a);
+    assert_eq!(a.domains["ns/app"], "ns/primary");
+    assert!(!v.failed_over);
+}
+
+#[test]
+fn non_preemptive_levels_stay_until_the_member_fails() {
+    let c = config(LbPolicy::Sequential, SequentialMode::NonPreemptive);
+    let (a, _) = step(&c, &[], &ActiveSelections::default());
+    let (a, v) = step(&c, &["10.0.0.1", "10.0.0.2"], &a);
+    assert_eq!(a.domains["ns/app"], "ns/standby");
+    assert!(v.failed_over);
+    // The primary recovers: stay on the standby.
+    let (a, v) = step(&c, &[], &a);
+    assert_eq!(a.domains["ns/app"], "ns/standby");
+    assert_eq!(v.answering, ["ns/standby"]);
+    assert!(v.failed_over);
+    // The standby fails: back to the primary.
+    let (a, _) = step(&c, &["10.0.1.1"], &a);
+    assert_eq!(a.domains["ns/app"], "ns/primary");
+
+    // Address level in the same mode.
+    let (a, _) = step(&c, &["10.0.0.1"], &a);
+    assert_eq!(a.pools["ns/primary"], "10.0.0.2");
+    let (a, _) = step(&c, &[], &a);
+    assert_eq!(a.pools["ns/primary"], "10.0.0.2");
+}
+
+#[test]
+fn nothing_available_fails_open_to_the_first_pool_and_keeps_the_choice() {
+    let c = config(LbPolicy::Sequential, SequentialMode::NonPreemptive);
+    let (a, _) = step(&c, &[], &ActiveSelections::default());
+    let (a, v) = step(&c, &["10.0.0.1", "10.0.0.2", "10.0.1.1"], &a);
+    assert!(v.all_unavailable);
+    assert_eq!(v.answering, ["ns/primary"]);
+    assert_eq!(a.domains["ns/app"], "ns/primary", "previous choice kept");
+}
+
+#[test]
+fn other_policies_answer_every_available_pool() {
+    let c = config(LbPolicy::Weighted, SequentialMode::Preemptive);
+    let (a, v) = step(&c, &[], &ActiveSelections::default());
+    assert!(!a.domains.contains_key("ns/app"));
+    assert_eq!(v.answering, ["ns/primary", "ns/standby"]);
+    assert!(!v.failed_over);
+    let (_, v) = step(&c, &["10.0.1.1"], &a);
+    assert_eq!(v.answering, ["ns/primary"]);
+    assert!(v.failed_over);
+}
