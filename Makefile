@@ -4,7 +4,11 @@
 CARGO ?= cargo
 CRDS_YAML := charts/kube-gtm/files/crds.yaml
 
-.PHONY: build test test-tools crds check-crds lint fmt
+.PHONY: build test test-tools crds check-crds lint fmt chart-test images e2e
+
+# Container image for both binaries and the e2e test backend (Dockerfile); kind cluster for e2e.
+IMAGE ?= kube-gtm:e2e
+KIND_CLUSTER ?= kube-gtm-e2e
 
 ## build: compile every crate, tests included
 build:
@@ -14,6 +18,8 @@ build:
 test: test-tools lint
 	$(CARGO) test --workspace --all-targets
 	$(MAKE) check-crds
+	$(MAKE) chart-test
+	./scripts/e2e.sh --check-only
 
 test-tools:
 	./scripts/install-test-tools.sh
@@ -33,3 +39,16 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## chart-test: shellcheck, helm lint --strict, helm template (default and every ci/ values file)
+## validated with kubernetes-validate --strict, and invalid values rejected at template time
+chart-test:
+	./scripts/test-chart.sh
+
+## images: build the container image (needs docker; otherwise prints why and exits 0)
+images:
+	IMAGE=$(IMAGE) ./scripts/build-images.sh
+
+## e2e: kind cluster, image, chart, e2e tests, cluster deleted (needs docker and kind; else skips)
+e2e:
+	IMAGE=$(IMAGE) KIND_CLUSTER=$(KIND_CLUSTER) ./scripts/e2e.sh
