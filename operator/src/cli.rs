@@ -1,9 +1,11 @@
-//! Command line: `gtm-operator local | crds` (see docs/configuration.md).
+//! Command line: `gtm-operator run | local | crds` (see docs/configuration.md).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::cluster::ClusterOptions;
 use crate::local::LocalOptions;
 
 /// kube-gtm operator.
@@ -18,12 +20,61 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run in a cluster: reconcile the CRs into the DNS pods' ConfigMaps and report status.
+    Run(RunArgs),
     /// Run without a cluster: read CR manifests from a directory, write the DNS pod's payload
     /// files into another, print each object's status.
     Local(LocalArgs),
     /// Print the CustomResourceDefinitions of the three kinds as YAML (what `make crds` checks
     /// in under charts/kube-gtm/files/crds.yaml).
     Crds,
+}
+
+/// Flags of `gtm-operator run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Zones the DNS pods are authoritative for (repeatable, or comma-separated).
+    #[arg(
+        long = "zone",
+        env = "GTM_ZONES",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub zones: Vec<String>,
+    /// Namespace the operator writes its ConfigMaps and Lease to.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub namespace: String,
+    /// Namespaces whose CRs are reconciled; all when empty.
+    #[arg(long, env = "GTM_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+    /// Instance name: ConfigMap name prefix and `gtm.kubegtm.io/instance` label.
+    #[arg(long, env = "GTM_INSTANCE", default_value = "kube-gtm")]
+    pub instance: String,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "GTM_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    pub http_listen: SocketAddr,
+    /// Take a Lease before writing, so that several replicas can run.
+    #[arg(long, env = "GTM_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Lease name; `<instance>-operator` when unset.
+    #[arg(long, env = "GTM_LEASE_NAME")]
+    pub lease_name: Option<String>,
+}
+
+impl From<RunArgs> for ClusterOptions {
+    fn from(a: RunArgs) -> Self {
+        ClusterOptions {
+            lease_name: a
+                .lease_name
+                .unwrap_or_else(|| format!("{}-operator", a.instance)),
+            zones: a.zones,
+            namespace: a.namespace,
+            watch_namespaces: a.watch_namespaces,
+            instance: a.instance,
+            http_listen: a.http_listen,
+            leader_election: a.leader_election,
+        }
+    }
 }
 
 /// Flags of `gtm-operator local`.

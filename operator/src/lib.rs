@@ -2,16 +2,20 @@
 //! config contract the DNS pods read, and reports status.
 //!
 //! The pure steps (compile, evaluate, status) are plain functions over plain structs; the I/O
-//! around them is thin: [`local`] reads manifest files and writes payload files.
+//! around them is thin: [`cluster`] talks to the Kubernetes API, [`local`] reads manifest files
+//! and writes payload files.
 
 pub mod cli;
+pub mod cluster;
 pub mod compile;
 pub mod conditions;
 pub mod evaluate;
 pub mod health;
+pub mod http;
 pub mod inventory;
 pub mod local;
 pub mod manifests;
+pub mod metrics;
 pub mod payloads;
 pub mod selection;
 pub mod status;

@@ -14,6 +14,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Run(args) => gtm_operator::cluster::run(args.into()).await,
         Command::Local(args) => gtm_operator::local::run(args.into()).await,
         Command::Crds => {
             std::io::stdout().write_all(gtm_crds::crd_manifests().as_bytes())?;

@@ -1,7 +1,7 @@
 //! Numbering and change detection of the two payloads: a payload is written only when its
 //! content changed, and each write carries a generation one above the last.
 
-use gtm_crds::config::{GtmConfig, HealthSnapshot};
+use gtm_crds::config::{ActiveSelections, GtmConfig, HealthSnapshot};
 
 /// The last published payloads and their generations.
 #[derive(Debug, Default)]
@@ -13,13 +13,14 @@ pub struct PayloadState {
 }
 
 impl PayloadState {
-    /// Starts numbering after the given generations (read back from what was published before
-    /// a restart), so that generations only grow; the first payloads are always written.
-    pub fn resume(config_generation: u64, health_generation: u64) -> Self {
+    /// Starts from what was published before a restart: numbering continues after it, and
+    /// an unchanged payload is not written again.
+    pub fn resume(config: Option<GtmConfig>, health: Option<HealthSnapshot>) -> Self {
         Self {
-            config_generation,
-            health_generation,
-            ..Self::default()
+            config_generation: config.as_ref().map_or(0, |c| c.generation),
+            health_generation: health.as_ref().map_or(0, |h| h.generation),
+            config,
+            health,
         }
     }
 
@@ -47,9 +48,22 @@ impl PayloadState {
         self.health.as_ref()
     }
 
+    /// The active selections last published (kept by non-preemptive levels across restarts).
+    pub fn last_active(&self) -> ActiveSelections {
+        self.health
+            .as_ref()
+            .map(|h| h.active.clone())
+            .unwrap_or_default()
+    }
+
     /// The generation of the last config written.
     pub fn config_generation(&self) -> u64 {
         self.config_generation
+    }
+
+    /// The generation of the last health snapshot written.
+    pub fn health_generation(&self) -> u64 {
+        self.health_generation
     }
 }
 
@@ -72,14 +86,26 @@ mod tests {
     }
 
     #[test]
-    fn resumed_numbering_continues_and_rewrites_once() {
-        let mut s = PayloadState::resume(41, 7);
-        let c = GtmConfig::empty(Vec::new());
-        assert_eq!(s.next_config(c.clone()).unwrap().generation, 42);
-        assert!(s.next_config(c).is_none());
-        assert_eq!(
-            s.next_health(HealthSnapshot::empty()).unwrap().generation,
-            8
+    fn resumed_state_skips_unchanged_payloads_and_numbers_on() {
+        let mut old = GtmConfig::empty(vec!["a.example".into()]);
+        old.generation = 41;
+        let mut health = HealthSnapshot::empty();
+        health.generation = 7;
+        let mut s = PayloadState::resume(Some(old), Some(health));
+        assert!(
+            s.next_config(GtmConfig::empty(vec!["a.example".into()]))
+                .is_none()
         );
+        assert!(s.next_health(HealthSnapshot::empty()).is_none());
+        let new = GtmConfig::empty(vec!["b.example".into()]);
+        assert_eq!(s.next_config(new).unwrap().generation, 42);
+    }
+
+    #[test]
+    fn the_active_selections_are_resumed_too() {
+        let mut health = HealthSnapshot::empty();
+        health.active.domains.insert("ns/d".into(), "ns/b".into());
+        let s = PayloadState::resume(None, Some(health));
+        assert_eq!(s.last_active().domains["ns/d"], "ns/b");
     }
 }

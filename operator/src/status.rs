@@ -295,6 +295,16 @@ pub enum ObjectStatus {
 }
 
 impl ObjectStatus {
+    /// The status as JSON, for a status patch.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Self::Domain(s) => serde_json::to_value(s),
+            Self::Pool(s) => serde_json::to_value(s),
+            Self::Template(s) => serde_json::to_value(s),
+        }
+        .expect("statuses serialize")
+    }
+
     /// The conditions.
     pub fn conditions(&self) -> &[Condition] {
         match self {

@@ -37,16 +37,12 @@ pub fn write_payload(dir: &Path, payload: Payload, bytes: &[u8]) -> io::Result<(
     std::fs::rename(&tmp, &target)
 }
 
-/// The generations of payloads a previous run left in `dir` (0 where none), so that numbering
-/// continues after a restart.
-pub fn previous_generations(dir: &Path) -> (u64, u64) {
+/// The payloads a previous run left in `dir`, where readable, so that a restart neither
+/// rewrites what is unchanged nor numbers backwards.
+pub fn previous_payloads(dir: &Path) -> (Option<GtmConfig>, Option<HealthSnapshot>) {
     let read = |payload: Payload| std::fs::read(dir.join(payload.key())).ok();
-    let config = read(Payload::Config)
-        .and_then(|b| GtmConfig::from_json(&b).ok())
-        .map_or(0, |c| c.generation);
-    let health = read(Payload::Health)
-        .and_then(|b| HealthSnapshot::from_json(&b).ok())
-        .map_or(0, |h| h.generation);
+    let config = read(Payload::Config).and_then(|b| GtmConfig::from_json(&b).ok());
+    let health = read(Payload::Health).and_then(|b| HealthSnapshot::from_json(&b).ok());
     (config, health)
 }
 
@@ -69,7 +65,8 @@ mod tests {
         let mut config = GtmConfig::empty(vec!["gtm.example.com".into()]);
         config.generation = 9;
         write_payload(dir.path(), Payload::Config, &config.to_json()).unwrap();
-        assert_eq!(previous_generations(dir.path()), (9, 0));
+        let (c, h) = previous_payloads(dir.path());
+        assert_eq!((c.map(|c| c.generation), h), (Some(9), None));
         assert!(!dir.path().join(".config.json.tmp").exists());
     }
 }

@@ -59,13 +59,14 @@ impl LocalOperator {
     pub fn new(opts: LocalOptions) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&opts.output)
             .with_context(|| format!("creating {}", opts.output.display()))?;
-        let (config_gen, health_gen) = files::previous_generations(&opts.output);
+        let (config, health) = files::previous_payloads(&opts.output);
+        let payloads = PayloadState::resume(config, health);
         Ok(Self {
             opts,
             validator: ManifestValidator::new(),
             created: HashMap::new(),
-            payloads: PayloadState::resume(config_gen, health_gen),
-            active: ActiveSelections::default(),
+            active: payloads.last_active(),
+            payloads,
             statuses: BTreeMap::new(),
             tasks: BTreeMap::new(),
             compilation: None,

@@ -127,10 +127,13 @@ fn an_unreadable_manifest_directory_keeps_the_last_payloads() {
 }
 
 #[test]
-fn numbering_continues_after_a_restart() {
+fn a_restart_rewrites_nothing_unchanged_and_numbers_on() {
     let mut f = fixture();
     f.op.reload(&now()).unwrap();
     let mut again = LocalOperator::new(f.op.opts.clone()).unwrap();
+    again.reload(&now()).unwrap();
+    assert_eq!(published(&f).generation, 1, "unchanged: not rewritten");
+    std::fs::write(f.manifests.path().join("web.yaml"), POOL).unwrap();
     again.reload(&now()).unwrap();
     assert_eq!(published(&f).generation, 2);
 }

@@ -1,0 +1,154 @@
+//! The payload ConfigMaps: written with server-side apply under one field manager, split into
+//! parts that fit one object, labelled so that DNS pods can select them, and pruned when a
+//! payload shrinks.
+
+use std::collections::{BTreeMap, HashMap};
+
+use gtm_crds::parts::{
+    DIGEST_ANNOTATION, INSTANCE_LABEL, PART_ANNOTATION, PAYLOAD_LABEL, Part, Payload, assemble,
+    configmap_name, parse_part_annotation, split,
+};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use serde_json::json;
+
+use super::FIELD_MANAGER;
+
+/// Reads and writes the payload ConfigMaps of one instance in one namespace.
+pub struct PayloadConfigMaps {
+    api: Api<ConfigMap>,
+    namespace: String,
+    instance: String,
+    part_bytes: usize,
+    /// Parts last written (or found) per payload: digest and count.
+    written: HashMap<Payload, (String, usize)>,
+}
+
+impl PayloadConfigMaps {
+    /// ConfigMaps `<instance>-<payload>-<i>` in `namespace`, at most `part_bytes` of payload
+    /// each.
+    pub fn new(api: Api<ConfigMap>, namespace: &str, instance: &str, part_bytes: usize) -> Self {
+        Self {
+            api,
+            namespace: namespace.into(),
+            instance: instance.into(),
+            part_bytes,
+            written: HashMap::new(),
+        }
+    }
+
+    /// The label selector of this instance's payload ConfigMaps.
+    pub fn selector(&self) -> String {
+        format!("{INSTANCE_LABEL}={},{PAYLOAD_LABEL}", self.instance)
+    }
+
+    /// Reads back what a previous leader published: the whole payloads (where complete) and
+    /// how many parts each has, so that pruning and change detection start from the truth.
+    pub async fn read_existing(&mut self) -> kube::Result<HashMap<Payload, String>> {
+        let list = self
+            .api
+            .list(&ListParams::default().labels(&self.selector()))
+            .await?;
+        let mut parts: HashMap<Payload, Vec<Part>> = HashMap::new();
+        for cm in list.items {
+            if let Some((payload, part)) = part_of(&cm) {
+                parts.entry(payload).or_default().push(part);
+            }
+        }
+        let mut out = HashMap::new();
+        for (payload, parts) in parts {
+            let count = parts.iter().map(|p| p.index + 1).max().unwrap_or(0);
+            let digest = parts[0].digest.clone();
+            self.written.insert(payload, (digest, count));
+            if let Ok(text) = assemble(&parts) {
+                out.insert(payload, text);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the ConfigMaps seen in the cluster still hold what was last written (someone
+    /// may have edited or deleted one).
+    pub fn intact<'a>(
+        &self,
+        payload: Payload,
+        seen: impl IntoIterator<Item = &'a ConfigMap>,
+    ) -> bool {
+        let Some((digest, count)) = self.written.get(&payload) else {
+            return false;
+        };
+        let mut found = BTreeMap::new();
+        for cm in seen {
+            if let Some((p, part)) = part_of(cm)
+                && p == payload
+            {
+                found.insert(part.index, part.digest == *digest && part.count == *count);
+            }
+        }
+        found.len() == *count && found.values().all(|ok| *ok)
+    }
+
+    /// Writes a payload: every part by server-side apply, then deletes parts beyond the new
+    /// count.
+    pub async fn write(&mut self, payload: Payload, text: &str) -> kube::Result<usize> {
+        let parts = split(text, self.part_bytes);
+        for part in &parts {
+            let name = configmap_name(&self.instance, payload, part.index);
+            let body = json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": name,
+                    "namespace": self.namespace,
+                    "labels": {
+                        INSTANCE_LABEL: self.instance,
+                        PAYLOAD_LABEL: payload.label_value(),
+                        "app.kubernetes.io/managed-by": FIELD_MANAGER,
+                    },
+                    "annotations": {
+                        PART_ANNOTATION: part.annotation(),
+                        DIGEST_ANNOTATION: part.digest,
+                    },
+                },
+                "data": { payload.key(): part.data },
+            });
+            self.api
+                .patch(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&body),
+                )
+                .await?;
+        }
+        let before = self.written.get(&payload).map_or(0, |(_, n)| *n);
+        for index in parts.len()..before {
+            let name = configmap_name(&self.instance, payload, index);
+            match self.api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let digest = parts[0].digest.clone();
+        self.written.insert(payload, (digest, parts.len()));
+        Ok(parts.len())
+    }
+}
+
+/// The payload part a ConfigMap holds, if it is one.
+pub fn part_of(cm: &ConfigMap) -> Option<(Payload, Part)> {
+    let payload = Payload::from_label_value(cm.metadata.labels.as_ref()?.get(PAYLOAD_LABEL)?)?;
+    let annotations = cm.metadata.annotations.as_ref()?;
+    let (index, count) = parse_part_annotation(annotations.get(PART_ANNOTATION)?)?;
+    let digest = annotations.get(DIGEST_ANNOTATION)?.clone();
+    let data = cm.data.as_ref()?.get(payload.key())?.clone();
+    Some((
+        payload,
+        Part {
+            index,
+            count,
+            digest,
+            data,
+        },
+    ))
+}

@@ -1,0 +1,264 @@
+//! The operator in a cluster: watches the three kinds and its own ConfigMaps, takes the leader
+//! Lease, and runs a reconcile pass ([`reconciler`]) whenever anything changed.
+
+mod configmaps;
+pub mod reconciler;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, CustomResourceExt, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::health::TaskHealth;
+use crate::http::{HttpState, serve};
+use crate::inventory::Inventory;
+use crate::local::now;
+use crate::metrics::Metrics;
+use reconciler::Reconciler;
+
+/// Field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "gtm-operator";
+
+/// Settings of `gtm-operator run`.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Zones served.
+    pub zones: Vec<String>,
+    /// Namespace of the ConfigMaps and the Lease.
+    pub namespace: String,
+    /// Namespaces whose CRs are reconciled; empty means all.
+    pub watch_namespaces: Vec<String>,
+    /// Instance name (ConfigMap prefix and label).
+    pub instance: String,
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    pub http_listen: SocketAddr,
+    /// Whether to take a Lease before writing.
+    pub leader_election: bool,
+    /// Lease name.
+    pub lease_name: String,
+}
+
+/// The reflector stores of one kind, one per watched namespace (or one for all).
+struct Stores<K: Resource<DynamicType = ()> + Clone + 'static>(Vec<Store<K>>);
+
+impl<K> Stores<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    /// Starts the watches; every event wakes `changed`.
+    fn watch(
+        client: &Client,
+        namespaces: &[String],
+        config: watcher::Config,
+        changed: &Arc<Notify>,
+    ) -> Self
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        let apis: Vec<Api<K>> = if namespaces.is_empty() {
+            vec![Api::all(client.clone())]
+        } else {
+            namespaces
+                .iter()
+                .map(|ns| Api::namespaced(client.clone(), ns))
+                .collect()
+        };
+        let stores = apis
+            .into_iter()
+            .map(|api| {
+                let (reader, writer) = reflector::store();
+                let changed = changed.clone();
+                let stream = reflector::reflector(writer, watcher(api, config.clone()))
+                    .default_backoff()
+                    .for_each(move |event| {
+                        if let Err(e) = event {
+                            tracing::warn!(kind = %K::kind(&()), "watch error: {e}");
+                        }
+                        changed.notify_one();
+                        futures::future::ready(())
+                    });
+                tokio::spawn(stream);
+                reader
+            })
+            .collect();
+        Self(stores)
+    }
+
+    async fn wait_until_ready(&self) -> anyhow::Result<()> {
+        for s in &self.0 {
+            s.wait_until_ready().await?;
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Vec<Arc<K>> {
+        self.0.iter().flat_map(|s| s.state()).collect()
+    }
+}
+
+/// Waits until the three CRDs are established.
+async fn wait_for_crds(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [
+        GtmAccessDomain::crd_name(),
+        AddressPool::crd_name(),
+        HealthCheckTemplate::crd_name(),
+    ] {
+        tracing::info!(crd, "waiting for the CRD to be established");
+        await_condition(api.clone(), crd, conditions::is_crd_established())
+            .await
+            .with_context(|| format!("waiting for CRD {crd}"))?;
+    }
+    Ok(())
+}
+
+/// Runs the operator until SIGTERM.
+pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let shutdown = CancellationToken::new();
+    let http = tokio::spawn(serve(
+        opts.http_listen,
+        HttpState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        },
+        shutdown.clone(),
+    ));
+
+    wait_for_crds(&client).await?;
+    let changed = Arc::new(Notify::new());
+    let ns = &opts.watch_namespaces;
+    let cfg = watcher::Config::default();
+    let domains = Stores::<GtmAccessDomain>::watch(&client, ns, cfg.clone(), &changed);
+    let pools = Stores::<AddressPool>::watch(&client, ns, cfg.clone(), &changed);
+    let templates = Stores::<HealthCheckTemplate>::watch(&client, ns, cfg, &changed);
+
+    let reporter = Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let mut reconciler = Reconciler::new(
+        client.clone(),
+        &opts.namespace,
+        &opts.instance,
+        opts.zones.clone(),
+        gtm_crds::parts::MAX_PART_BYTES,
+        Recorder::new(client.clone(), reporter),
+        metrics.clone(),
+    );
+    let configmaps = Stores::<ConfigMap>::watch(
+        &client,
+        std::slice::from_ref(&opts.namespace),
+        watcher::Config::default().labels(&reconciler.selector()),
+        &changed,
+    );
+    domains.wait_until_ready().await?;
+    pools.wait_until_ready().await?;
+    templates.wait_until_ready().await?;
+    configmaps.wait_until_ready().await?;
+    ready.store(true, Ordering::Release);
+    tracing::info!("watches synced");
+
+    let (mut leader, _always_leading) = leadership(&client, &opts).await?;
+    let mut leading = false;
+    let mut backoff = Duration::from_millis(100);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let tasks = std::collections::BTreeMap::<String, TaskHealth>::new();
+    loop {
+        let is_leader = *leader.borrow();
+        metrics.leader.set(i64::from(is_leader));
+        if is_leader && !leading {
+            tracing::info!("leading: resuming from the published payloads");
+            reconciler.resume().await?;
+        }
+        leading = is_leader;
+        if leading {
+            // Coalesce bursts of watch events into one pass.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let inventory = Inventory {
+                domains: domains.state(),
+                pools: pools.state(),
+                templates: templates.state(),
+            };
+            match reconciler
+                .reconcile(&inventory, &tasks, &configmaps.state(), &now())
+                .await
+            {
+                Ok(report) => {
+                    backoff = Duration::from_millis(100);
+                    if report != Default::default() {
+                        tracing::info!(?report, "reconciled");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("reconcile failed, retrying in {backoff:?}: {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            _ = changed.notified() => {}
+            r = leader.changed() => r.context("leader election stopped")?,
+            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    http.await??;
+    Ok(())
+}
+
+/// A channel that says whether this replica leads: a Lease when leader election is on,
+/// always `true` otherwise (the caller keeps the returned sender alive).
+async fn leadership(
+    client: &Client,
+    opts: &ClusterOptions,
+) -> anyhow::Result<(
+    tokio::sync::watch::Receiver<bool>,
+    Option<tokio::sync::watch::Sender<bool>>,
+)> {
+    if !opts.leader_election {
+        let (tx, rx) = tokio::sync::watch::channel(true);
+        return Ok((rx, Some(tx)));
+    }
+    let identity = std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("{}-{}", opts.instance, std::process::id()));
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &opts.lease_name)
+        .with_namespace(&opts.namespace)
+        .with_identity(identity)
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await
+        .context("setting up leader election")?;
+    let (rx, _task) = manager.watch().await;
+    Ok((rx, None))
+}

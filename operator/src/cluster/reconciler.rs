@@ -1,0 +1,411 @@
+//! One reconcile pass in a cluster: compile everything the operator knows, publish the payloads
+//! that changed, write the statuses that changed, and record events for what flipped. The pass
+//! is a function of the inventory (from the reflector stores) and the health view, so a change
+//! to any object re-publishes everything that depends on it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use gtm_crds::config::{ActiveSelections, GtmConfig, HealthSnapshot};
+use gtm_crds::manifest::Kind;
+use gtm_crds::parts::Payload;
+use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource};
+use serde_json::json;
+
+use super::FIELD_MANAGER;
+use super::configmaps::PayloadConfigMaps;
+use crate::compile::{Compilation, compile};
+use crate::conditions::flips;
+use crate::evaluate::{Evaluation, evaluate};
+use crate::health::{TaskHealth, snapshot};
+use crate::inventory::{Inventory, ObjectKey};
+use crate::metrics::{
+    AddressLabels, DomainLabel, KindCondition, KindResult, Metrics, PayloadLabel, PoolLabel,
+};
+use crate::payloads::PayloadState;
+use crate::status::{ObjectStatus, compute_all};
+
+/// What a pass wrote.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Payloads written.
+    pub payloads: Vec<Payload>,
+    /// Objects whose status was written.
+    pub statuses: Vec<ObjectKey>,
+    /// Events recorded.
+    pub events: usize,
+}
+
+/// Reconciles the whole inventory into ConfigMaps and statuses.
+pub struct Reconciler {
+    client: Client,
+    zones: Vec<String>,
+    configmaps: PayloadConfigMaps,
+    payloads: PayloadState,
+    last_text: HashMap<Payload, String>,
+    active: ActiveSelections,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+}
+
+impl Reconciler {
+    /// A reconciler writing the payloads of `instance` into `namespace`.
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        instance: &str,
+        zones: Vec<String>,
+        part_bytes: usize,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let configmaps = PayloadConfigMaps::new(
+            Api::namespaced(client.clone(), namespace),
+            namespace,
+            instance,
+            part_bytes,
+        );
+        Self {
+            client,
+            zones,
+            configmaps,
+            payloads: PayloadState::default(),
+            last_text: HashMap::new(),
+            active: ActiveSelections::default(),
+            recorder,
+            metrics,
+        }
+    }
+
+    /// The label selector of the payload ConfigMaps.
+    pub fn selector(&self) -> String {
+        self.configmaps.selector()
+    }
+
+    /// Starts from what is published (after a restart or a leader change): unchanged payloads
+    /// are not rewritten, generations continue, non-preemptive choices are kept.
+    pub async fn resume(&mut self) -> kube::Result<()> {
+        let existing = self.configmaps.read_existing().await?;
+        let config = existing
+            .get(&Payload::Config)
+            .and_then(|t| GtmConfig::from_json(t.as_bytes()).ok());
+        let health = existing
+            .get(&Payload::Health)
+            .and_then(|t| HealthSnapshot::from_json(t.as_bytes()).ok());
+        self.payloads = PayloadState::resume(config, health);
+        self.active = self.payloads.last_active();
+        self.last_text = existing;
+        Ok(())
+    }
+
+    /// One pass. `configmaps` are the payload ConfigMaps the watch sees, to notice edits and
+    /// deletions by others.
+    pub async fn reconcile(
+        &mut self,
+        inventory: &Inventory,
+        tasks: &BTreeMap<String, TaskHealth>,
+        configmaps: &[Arc<ConfigMap>],
+        now: &Time,
+    ) -> kube::Result<Report> {
+        let started = Instant::now();
+        let result = self.pass(inventory, tasks, configmaps, now).await;
+        self.metrics
+            .reconcile_duration
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .reconciles
+            .get_or_create(&KindResult {
+                kind: "all".into(),
+                result: if result.is_ok() { "ok" } else { "error" }.into(),
+            })
+            .inc();
+        result
+    }
+
+    async fn pass(
+        &mut self,
+        inventory: &Inventory,
+        tasks: &BTreeMap<String, TaskHealth>,
+        configmaps: &[Arc<ConfigMap>],
+        now: &Time,
+    ) -> kube::Result<Report> {
+        let mut report = Report::default();
+        let compilation = compile(inventory, &self.zones);
+        let evaluation = evaluate(&compilation, tasks, &self.active);
+
+        // Config before health: a DNS pod never holds health for a config it lacks.
+        let config = self
+            .payloads
+            .next_config(compilation.config.clone())
+            .map(|c| String::from_utf8(c.to_json()).expect("JSON is UTF-8"));
+        self.publish(Payload::Config, config, configmaps, &mut report)
+            .await?;
+        let health = self
+            .payloads
+            .next_health(snapshot(tasks, &evaluation.active, 0))
+            .map(|h| serde_json::to_string(h).expect("a snapshot serializes"));
+        self.publish(Payload::Health, health, configmaps, &mut report)
+            .await?;
+        self.active = evaluation.active.clone();
+
+        let statuses = compute_all(inventory, &compilation, &evaluation, tasks, now);
+        self.record_health_metrics(&compilation, &evaluation);
+        self.record_object_metrics(&statuses);
+        for obj in &inventory.templates {
+            self.write_status(
+                obj.as_ref(),
+                Kind::HealthCheckTemplate,
+                &statuses,
+                &mut report,
+            )
+            .await?;
+        }
+        for obj in &inventory.pools {
+            self.write_status(obj.as_ref(), Kind::AddressPool, &statuses, &mut report)
+                .await?;
+        }
+        for obj in &inventory.domains {
+            self.write_status(obj.as_ref(), Kind::GtmAccessDomain, &statuses, &mut report)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    /// Writes a payload when it changed, or when the ConfigMaps holding it were altered.
+    async fn publish(
+        &mut self,
+        payload: Payload,
+        changed: Option<String>,
+        seen: &[Arc<ConfigMap>],
+        report: &mut Report,
+    ) -> kube::Result<()> {
+        let text = match changed {
+            Some(text) => text,
+            None if !self
+                .configmaps
+                .intact(payload, seen.iter().map(|c| c.as_ref())) =>
+            {
+                match self.last_text.get(&payload) {
+                    Some(text) => text.clone(),
+                    None => return Ok(()),
+                }
+            }
+            None => return Ok(()),
+        };
+        let label = PayloadLabel {
+            payload: payload.label_value().into(),
+        };
+        let result = self.configmaps.write(payload, &text).await;
+        self.metrics
+            .reconciles
+            .get_or_create(&KindResult {
+                kind: payload.label_value().into(),
+                result: if result.is_ok() { "ok" } else { "error" }.into(),
+            })
+            .inc();
+        result?;
+        self.metrics
+            .payload_bytes
+            .get_or_create(&label)
+            .set(i64::try_from(text.len()).unwrap_or(i64::MAX));
+        let generation = match payload {
+            Payload::Config => self.payloads.config_generation(),
+            Payload::Health => self.payloads.health_generation(),
+        };
+        self.metrics
+            .payload_generation
+            .get_or_create(&label)
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        self.last_text.insert(payload, text);
+        report.payloads.push(payload);
+        Ok(())
+    }
+
+    /// Patches an object's status when it differs from the computed one, and records events
+    /// for the conditions that flipped.
+    async fn write_status<K>(
+        &self,
+        obj: &K,
+        kind: Kind,
+        statuses: &BTreeMap<ObjectKey, ObjectStatus>,
+        report: &mut Report,
+    ) -> kube::Result<()>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + HasObjectStatus
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let key = ObjectKey::of(kind, obj);
+        let Some(desired) = statuses.get(&key) else {
+            return Ok(());
+        };
+        let current = obj.object_status();
+        if current.as_ref() == Some(desired) {
+            return Ok(());
+        }
+        let body = json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "metadata": { "name": key.name },
+            "status": desired.to_json(),
+        });
+        let api: Api<K> = Api::namespaced(self.client.clone(), &key.namespace);
+        let result = api
+            .patch_status(
+                &key.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await;
+        self.metrics
+            .reconciles
+            .get_or_create(&KindResult {
+                kind: kind.as_str().into(),
+                result: if result.is_ok() { "ok" } else { "error" }.into(),
+            })
+            .inc();
+        result?;
+        report.statuses.push(key.clone());
+
+        let previous = current
+            .as_ref()
+            .map(ObjectStatus::conditions)
+            .unwrap_or_default();
+        for c in flips(previous, desired.conditions()) {
+            let Some(event) = event_for(
+                kind,
+                &c.type_,
+                c.status == "True",
+                &c.reason,
+                &c.message,
+                previous.is_empty(),
+            ) else {
+                continue;
+            };
+            if c.type_ == crate::conditions::FAILED_OVER {
+                self.metrics
+                    .failovers
+                    .get_or_create(&DomainLabel { domain: key.id() })
+                    .inc();
+            }
+            // An event that cannot be recorded must not stop the reconcile.
+            match self.recorder.publish(&event, &obj.object_ref(&())).await {
+                Ok(()) => report.events += 1,
+                Err(e) => tracing::warn!(object = %key, "recording an event failed: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    fn record_health_metrics(&self, compilation: &Compilation, evaluation: &Evaluation) {
+        self.metrics.address_up.clear();
+        self.metrics.pool_available.clear();
+        for (id, view) in &evaluation.pools {
+            self.metrics
+                .pool_available
+                .get_or_create(&PoolLabel { pool: id.clone() })
+                .set(i64::from(view.available));
+            let Some(pool) = compilation.pools.get(id) else {
+                continue;
+            };
+            for (address, up) in pool.addresses.iter().zip(&view.addresses) {
+                self.metrics
+                    .address_up
+                    .get_or_create(&AddressLabels {
+                        pool: id.clone(),
+                        address: address.value.clone(),
+                    })
+                    .set(i64::from(*up));
+            }
+        }
+    }
+
+    fn record_object_metrics(&self, statuses: &BTreeMap<ObjectKey, ObjectStatus>) {
+        self.metrics.objects.clear();
+        for (key, status) in statuses {
+            for c in status.conditions() {
+                self.metrics
+                    .objects
+                    .get_or_create(&KindCondition {
+                        kind: key.kind.as_str().into(),
+                        condition: c.type_.clone(),
+                        status: c.status.clone(),
+                    })
+                    .inc();
+            }
+        }
+    }
+}
+
+/// Reads the typed status of an object as an [`ObjectStatus`].
+pub trait HasObjectStatus {
+    /// The current status, if any.
+    fn object_status(&self) -> Option<ObjectStatus>;
+}
+
+impl HasObjectStatus for GtmAccessDomain {
+    fn object_status(&self) -> Option<ObjectStatus> {
+        self.status.clone().map(ObjectStatus::Domain)
+    }
+}
+
+impl HasObjectStatus for AddressPool {
+    fn object_status(&self) -> Option<ObjectStatus> {
+        self.status.clone().map(ObjectStatus::Pool)
+    }
+}
+
+impl HasObjectStatus for HealthCheckTemplate {
+    fn object_status(&self) -> Option<ObjectStatus> {
+        self.status.clone().map(ObjectStatus::Template)
+    }
+}
+
+/// The event for a condition that flipped, mirroring GTM's alert types: warnings when an object
+/// is refused, a pool becomes unavailable or a domain fails over; normal events when they
+/// recover. A new object gets an event only when something is wrong.
+fn event_for(
+    kind: Kind,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    new_object: bool,
+) -> Option<Event> {
+    use crate::conditions::{ACCEPTED, AVAILABLE, FAILED_OVER};
+    let (warning, event_reason, action) = match (type_, status) {
+        (ACCEPTED, false) => (true, reason.to_string(), "Validate"),
+        (ACCEPTED, true) if !new_object => (false, "Accepted".to_string(), "Validate"),
+        (AVAILABLE, false) if kind == Kind::AddressPool => {
+            (true, "PoolUnavailable".into(), "HealthCheck")
+        }
+        (AVAILABLE, true) if !new_object && kind == Kind::AddressPool => {
+            (false, "PoolAvailable".into(), "HealthCheck")
+        }
+        (FAILED_OVER, true) => (true, "Failover".into(), "Failover"),
+        (FAILED_OVER, false) if !new_object => (false, "Failback".into(), "Failover"),
+        _ => return None,
+    };
+    Some(Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: event_reason,
+        note: Some(message.chars().take(1000).collect()),
+        action: action.into(),
+        secondary: None,
+    })
+}
+
+#[cfg(test)]
+mod tests;
