@@ -1,2 +1,14 @@
 //! `gtm-dnspod`: the authoritative DNS half of kube-gtm. It reads the config contract of
 //! [`gtm_crds::config`] and answers access domains with what policy and health allow.
+//!
+//! ```text
+//! config_source (directory | ConfigMaps) --payload bytes--> state::Loader
+//!     validate + engine::Compiled::build (off the query path) --ArcSwap--> handler
+//! handler (hickory RequestHandler, UDP + TCP): query -> engine::Compiled::answer -> response
+//! http: /metrics, /healthz, /readyz
+//! ```
+
+pub mod engine;
+pub mod geoip;
+pub mod sources;
+pub mod zone;

@@ -1,0 +1,251 @@
+//! Compiling a config and a health snapshot into a [`Compiled`] answer index. Runs off the
+//! query path on every reload; everything that does not depend on the query is decided here:
+//! availability, fail-open, `Sequential` picks, weights, records with owner name and TTL.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use gtm_crds::availability::{
+    MemberView, PoolChoice, address_available, address_choice, eligible_addresses, pool_available,
+    pool_choice, pool_eligible,
+};
+use gtm_crds::config::{GtmConfig, HealthSnapshot, PoolConfig, in_zone};
+use gtm_crds::pool::PoolType;
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+
+use super::level::{Level, MemberSpec};
+use super::{Compiled, DomainChoice, DomainPlan, MemberPlan, NameEntry, PoolPlan};
+use crate::sources::BadCidr;
+use crate::zone::{Zone, ZoneError, ZoneSettings, absolute_name, zone_names};
+use gtm_crds::domain::RecordType as DomainType;
+
+/// Why a config could not be compiled. The last good config keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// A zone's apex records could not be built.
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+    /// A request source is malformed.
+    #[error("{owner}: {source}")]
+    Source {
+        /// The domain or pool id.
+        owner: String,
+        /// The bad source.
+        source: BadCidr,
+    },
+    /// A name or address is not usable in DNS.
+    #[error("{0}")]
+    Name(String),
+}
+
+impl Compiled {
+    /// Compiles `config` (already consistency-checked, see
+    /// [`GtmConfig::from_json`]) with `health` and the zone settings from the flags.
+    pub fn build(
+        config: &GtmConfig,
+        health: &HealthSnapshot,
+        settings: &ZoneSettings,
+    ) -> Result<Self, CompileError> {
+        let serial = (config.generation & u64::from(u32::MAX)) as u32;
+        let zone_list = zone_names(&config.zones, settings);
+        let zones = zone_list
+            .iter()
+            .map(|z| Zone::build(z, settings, serial))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let pool_index: HashMap<&str, usize> = config
+            .pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.as_str(), i))
+            .collect();
+        let mut pool_views = Vec::with_capacity(config.pools.len());
+        let mut pools = Vec::with_capacity(config.pools.len());
+        for pool in &config.pools {
+            let (plan, view) = compile_pool(pool, health)?;
+            pools.push(plan);
+            pool_views.push(view);
+        }
+
+        let mut names: HashMap<LowerName, NameEntry> = HashMap::new();
+        for zone in &zones {
+            names.entry(zone.name.clone()).or_default();
+        }
+        let mut domains = Vec::with_capacity(config.domains.len());
+        for (di, d) in config.domains.iter().enumerate() {
+            let owner = absolute_name(&d.name)
+                .ok_or_else(|| CompileError::Name(format!("domain {}: bad name", d.id)))?;
+            let member_pools: Vec<usize> = d
+                .pools
+                .iter()
+                .map(|m| pool_index[m.pool.as_str()])
+                .collect();
+            let views: Vec<MemberView> = d
+                .pools
+                .iter()
+                .zip(&member_pools)
+                .map(|(m, &p)| MemberView {
+                    order: m.order,
+                    available: pool_views[p].0,
+                    eligible: pool_views[p].1,
+                })
+                .collect();
+            let specs: Vec<MemberSpec<'_>> = d
+                .pools
+                .iter()
+                .map(|m| MemberSpec {
+                    order: m.order,
+                    weight: m.weight,
+                    sources: &m.sources,
+                })
+                .collect();
+            let (choice, candidates) = match pool_choice(&views, d.when_all_unavailable) {
+                PoolChoice::Available(c) => (DomainChoice::Available, c),
+                PoolChoice::FailOpen(m) => (DomainChoice::FailOpen(m), Vec::new()),
+                PoolChoice::Nothing => (DomainChoice::Nothing, Vec::new()),
+            };
+            let active = health
+                .active
+                .domains
+                .get(&d.id)
+                .and_then(|p| d.pools.iter().position(|m| &m.pool == p));
+            let level = Level::new(d.policy, d.sequential_mode, &specs, candidates, active)
+                .map_err(|source| CompileError::Source {
+                    owner: d.id.clone(),
+                    source,
+                })?;
+            let members = member_pools
+                .iter()
+                .map(|&p| {
+                    let pool = &config.pools[p];
+                    let records = pool
+                        .addresses
+                        .iter()
+                        .map(|a| address_record(&owner, d.ttl, pool.pool_type, &a.value))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(MemberPlan { pool: p, records })
+                })
+                .collect::<Result<Vec<_>, CompileError>>()?;
+            domains.push(DomainPlan {
+                name: d.name.clone(),
+                choice,
+                level,
+                members,
+                max_answers: d.max_answers.map(|m| usize::from(m.max(1))),
+            });
+
+            let entry = names.entry(LowerName::new(&owner)).or_default();
+            let slot = match d.record_type {
+                DomainType::A => &mut entry.a,
+                DomainType::AAAA => &mut entry.aaaa,
+                DomainType::CNAME => &mut entry.cname,
+            };
+            *slot = Some(di);
+            add_empty_non_terminals(&mut names, &d.name, &zone_list);
+        }
+        Ok(Self {
+            generation: config.generation,
+            health_generation: health.generation,
+            zones,
+            names,
+            domains,
+            pools,
+        })
+    }
+}
+
+/// Compiles one pool; also returns whether it is available and eligible for fail-open.
+fn compile_pool(
+    pool: &PoolConfig,
+    health: &HealthSnapshot,
+) -> Result<(PoolPlan, (bool, bool)), CompileError> {
+    let avail: Vec<bool> = pool
+        .addresses
+        .iter()
+        .map(|a| address_available(a, |t| health.task(t)))
+        .collect();
+    let available = pool_available(pool, &avail);
+    let eligible = eligible_addresses(pool);
+    let fail_open = !avail.iter().any(|a| *a);
+    let specs: Vec<MemberSpec<'_>> = pool
+        .addresses
+        .iter()
+        .map(|a| MemberSpec {
+            order: a.order,
+            weight: a.weight,
+            sources: &a.sources,
+        })
+        .collect();
+    let active = health
+        .active
+        .pools
+        .get(&pool.id)
+        .and_then(|v| pool.addresses.iter().position(|a| &a.value == v));
+    let candidates = address_choice(pool, &avail);
+    let level = Level::new(
+        pool.policy,
+        pool.sequential_mode,
+        &specs,
+        candidates,
+        active,
+    )
+    .map_err(|source| CompileError::Source {
+        owner: pool.id.clone(),
+        source,
+    })?;
+    let alias_fallback = eligible
+        .iter()
+        .copied()
+        .min_by_key(|&i| (pool.addresses[i].order, i));
+    let plan = PoolPlan {
+        alias: pool.pool_type == PoolType::Domain,
+        level,
+        fail_open,
+        eligible,
+        alias_fallback,
+    };
+    Ok((plan, (available, pool_eligible(pool))))
+}
+
+/// The record answering `value` of a pool of `pool_type` at `owner`.
+fn address_record(
+    owner: &Name,
+    ttl: u32,
+    pool_type: PoolType,
+    value: &str,
+) -> Result<Record, CompileError> {
+    let bad = || CompileError::Name(format!("address {value:?} does not fit its pool type"));
+    let rdata = match pool_type {
+        PoolType::IPv4 => RData::A(A(value.parse::<Ipv4Addr>().map_err(|_| bad())?)),
+        PoolType::IPv6 => RData::AAAA(AAAA(value.parse::<Ipv6Addr>().map_err(|_| bad())?)),
+        PoolType::Domain => RData::CNAME(CNAME(absolute_name(value).ok_or_else(bad)?)),
+    };
+    Ok(Record::from_rdata(owner.clone(), ttl, rdata))
+}
+
+/// Registers the names between `name` and the apex of its zone (exclusive) as existing
+/// without data, so that they get NODATA rather than NXDOMAIN (RFC 8020).
+fn add_empty_non_terminals(
+    names: &mut HashMap<LowerName, NameEntry>,
+    name: &str,
+    zones: &[String],
+) {
+    let Some(zone) = zones
+        .iter()
+        .filter(|z| in_zone(name, z))
+        .max_by_key(|z| z.len())
+    else {
+        return;
+    };
+    let mut rest = name;
+    while let Some((_, parent)) = rest.split_once('.') {
+        if parent.len() <= zone.len() {
+            break;
+        }
+        if let Some(n) = absolute_name(parent) {
+            names.entry(LowerName::new(&n)).or_default();
+        }
+        rest = parent;
+    }
+}

@@ -1,0 +1,139 @@
+//! One level of the resolution (pools of a domain, or addresses of a pool): the members that
+//! may answer and how the level's policy picks among them. Both levels share this code; only
+//! what a member is differs.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use gtm_crds::common::{LbPolicy, RequestSources, SequentialMode};
+use rand::{Rng, RngExt};
+
+use crate::sources::{BadCidr, Client, SourceTable};
+
+/// What the policy of a level needs to know about one member.
+pub(crate) struct MemberSpec<'a> {
+    /// Sequential priority, lowest first.
+    pub order: u16,
+    /// Weight for `Weighted`.
+    pub weight: u8,
+    /// Sources for `SourceNearest`.
+    pub sources: &'a RequestSources,
+}
+
+/// A level compiled for one health snapshot: the members that may answer are fixed, so only
+/// the per-query part of the policy (rotation, draw, source match) is left.
+#[derive(Debug)]
+pub(crate) struct Level {
+    policy: LbPolicy,
+    /// Member indices that may answer, in member order.
+    candidates: Vec<usize>,
+    /// The `Sequential` pick, as a position in `candidates`.
+    sequential: usize,
+    /// Running sums of the candidates' weights, for `Weighted`.
+    cumulative: Vec<u32>,
+    /// The candidates' sources, for `SourceNearest`.
+    sources: SourceTable,
+    /// `RoundRobin` position.
+    rotation: AtomicUsize,
+}
+
+/// The members a level picked for one query: `list` from `start` on, wrapping around.
+pub(crate) struct Selection<'l> {
+    list: std::borrow::Cow<'l, [usize]>,
+    start: usize,
+}
+
+impl<'l> Selection<'l> {
+    fn borrowed(list: &'l [usize], start: usize) -> Self {
+        Self {
+            list: std::borrow::Cow::Borrowed(list),
+            start,
+        }
+    }
+
+    /// The picked member indices, in answer order.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        let (head, tail) = self.list.split_at(self.start);
+        tail.iter().chain(head).copied()
+    }
+}
+
+impl Level {
+    /// Compiles a level. `candidates` are the members that may answer (indices into
+    /// `members`); `active` is the member the operator published as current for `Sequential`.
+    pub fn new(
+        policy: LbPolicy,
+        mode: SequentialMode,
+        members: &[MemberSpec<'_>],
+        candidates: Vec<usize>,
+        active: Option<usize>,
+    ) -> Result<Self, BadCidr> {
+        let lowest = (0..candidates.len())
+            .min_by_key(|&i| (members[candidates[i]].order, i))
+            .unwrap_or(0);
+        // Preemptive: the lowest order available, always (the operator publishes the same as
+        // active; if the two disagree for a moment, the recovered primary still wins).
+        // NonPreemptive: stay on the published active member while it is available here.
+        let sequential = match (mode, active) {
+            (SequentialMode::NonPreemptive, Some(a)) => {
+                candidates.iter().position(|&m| m == a).unwrap_or(lowest)
+            }
+            _ => lowest,
+        };
+        let mut sum = 0u32;
+        let cumulative = candidates
+            .iter()
+            .map(|&m| {
+                sum += u32::from(members[m].weight.max(1));
+                sum
+            })
+            .collect();
+        let sources = if policy == LbPolicy::SourceNearest {
+            SourceTable::new(candidates.iter().map(|&m| (m, members[m].sources)))?
+        } else {
+            SourceTable::default()
+        };
+        Ok(Self {
+            policy,
+            candidates,
+            sequential,
+            cumulative,
+            sources,
+            rotation: AtomicUsize::new(0),
+        })
+    }
+
+    /// Whether no member may answer.
+    pub fn is_empty(&self) -> bool {
+        self.candidates.is_empty()
+    }
+
+    /// Picks the members for one query, and the ECS scope prefix the pick depended on.
+    pub fn select(&self, client: Option<&Client<'_>>, rng: &mut impl Rng) -> (Selection<'_>, u8) {
+        let n = self.candidates.len();
+        if n == 0 {
+            return (Selection::borrowed(&[], 0), 0);
+        }
+        let one = |i: usize| Selection::borrowed(&self.candidates[i..=i], 0);
+        match self.policy {
+            LbPolicy::RoundRobin => {
+                let start = self.rotation.fetch_add(1, Ordering::Relaxed) % n;
+                (Selection::borrowed(&self.candidates, start), 0)
+            }
+            LbPolicy::Sequential => (one(self.sequential), 0),
+            LbPolicy::Weighted => {
+                let draw = rng.random_range(0..self.cumulative[n - 1]);
+                (one(self.cumulative.partition_point(|&c| c <= draw)), 0)
+            }
+            LbPolicy::SourceNearest => {
+                let (members, scope) = self.sources.select(client);
+                (
+                    Selection {
+                        list: std::borrow::Cow::Owned(members),
+                        start: 0,
+                    },
+                    scope,
+                )
+            }
+        }
+    }
+}

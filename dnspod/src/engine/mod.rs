@@ -1,0 +1,325 @@
+//! The answer engine: pure functions from (config, health, query, client) to an answer.
+//!
+//! [`Compiled::build`] turns a [`gtm_crds::config::GtmConfig`] and a
+//! [`gtm_crds::config::HealthSnapshot`] into an immutable index; [`Compiled::answer`] answers
+//! one query from it without locks, I/O or more allocation than the answer list itself
+//! (`SourceNearest` and GeoIP lookups allocate a little more).
+//!
+//! Resolution has two levels (design.md): the domain's policy picks pools, each picked pool's
+//! policy picks addresses. Decisions taken here beyond design.md:
+//!
+//! - A Domain pool answers exactly one CNAME. When a level-1 pick holds several pools and the
+//!   first is a Domain pool, only its CNAME is answered; Domain pools after an IP pool are
+//!   skipped, so a CNAME is never mixed with A/AAAA records.
+//! - Fail-open answers every eligible address of the pool; for a Domain pool, the eligible
+//!   address with the lowest order.
+//! - `Sequential`, `Preemptive`: the available member with the lowest order. `NonPreemptive`:
+//!   the member the operator published as active while it is available in this snapshot,
+//!   else the lowest order available.
+//! - `SourceNearest` answers all matching members, in member order.
+//! - A name with a CNAME access domain answers that CNAME for every type except A/AAAA when an
+//!   access domain of that type exists at the same name. `ANY` (RFC 8482) gets one RRset: the
+//!   A, AAAA or CNAME access domain's answer, in that order, or the SOA at an apex.
+
+mod compile;
+mod level;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use hickory_server::proto::rr::{LowerName, RData, Record, RecordType};
+use rand::Rng;
+
+pub use compile::CompileError;
+use level::Level;
+
+use crate::sources::Client;
+use crate::zone::Zone;
+
+/// A config and a health snapshot compiled for answering.
+#[derive(Debug)]
+pub struct Compiled {
+    generation: u64,
+    health_generation: u64,
+    zones: Vec<Zone>,
+    names: HashMap<LowerName, NameEntry>,
+    domains: Vec<DomainPlan>,
+    pools: Vec<PoolPlan>,
+}
+
+/// What exists at one name: the access domains by record type (indices into `domains`). A
+/// name with none is the apex or an empty non-terminal.
+#[derive(Debug, Default)]
+struct NameEntry {
+    a: Option<usize>,
+    aaaa: Option<usize>,
+    cname: Option<usize>,
+}
+
+impl NameEntry {
+    fn any_domain(&self) -> Option<usize> {
+        self.a.or(self.aaaa).or(self.cname)
+    }
+}
+
+#[derive(Debug)]
+struct DomainPlan {
+    name: String,
+    choice: DomainChoice,
+    level: Level,
+    members: Vec<MemberPlan>,
+    max_answers: Option<usize>,
+}
+
+#[derive(Debug)]
+enum DomainChoice {
+    /// The level picks among the available pools.
+    Available,
+    /// No pool is available; this member answers all its eligible addresses.
+    FailOpen(usize),
+    /// Nothing to answer.
+    Nothing,
+}
+
+/// A pool as a member of one domain: the pool, and one record per address with the domain's
+/// name and TTL.
+#[derive(Debug)]
+struct MemberPlan {
+    pool: usize,
+    records: Vec<Record>,
+}
+
+#[derive(Debug)]
+struct PoolPlan {
+    /// A Domain pool: answers one CNAME.
+    alias: bool,
+    level: Level,
+    /// No address is available: answer the eligible ones.
+    fail_open: bool,
+    eligible: Vec<usize>,
+    /// The eligible address a Domain pool answers when failing open.
+    alias_fallback: Option<usize>,
+}
+
+/// The response code of an [`Answer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rcode {
+    /// The name exists (possibly without data of the type asked: NODATA).
+    NoError,
+    /// The name does not exist in a served zone.
+    NxDomain,
+    /// The name is outside every served zone.
+    Refused,
+}
+
+/// The answer to one query.
+#[derive(Debug)]
+pub struct Answer<'c> {
+    /// Response code.
+    pub rcode: Rcode,
+    /// The served zone the name lies in (`None` when refused).
+    pub zone: Option<&'c Zone>,
+    /// The answer section.
+    pub records: Vec<&'c Record>,
+    /// An access domain at the queried name (index for [`Compiled::domain_names`]).
+    pub domain: Option<usize>,
+    /// ECS scope prefix length: how many leading bits of the client address the answer
+    /// depended on (0: none).
+    pub ecs_scope: u8,
+}
+
+impl Answer<'_> {
+    /// NXDOMAIN or NODATA: the SOA belongs in the authority section.
+    pub fn is_negative(&self) -> bool {
+        self.rcode == Rcode::NxDomain || (self.rcode == Rcode::NoError && self.records.is_empty())
+    }
+}
+
+impl Compiled {
+    /// The config generation compiled.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The health snapshot generation compiled.
+    pub fn health_generation(&self) -> u64 {
+        self.health_generation
+    }
+
+    /// The served zones.
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    /// The access domain names, indexed like [`Answer::domain`].
+    pub fn domain_names(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.domains.iter().map(|d| d.name.as_str())
+    }
+
+    /// The served zone `name` lies in (the longest match).
+    fn zone_of(&self, name: &LowerName) -> Option<&Zone> {
+        self.zones
+            .iter()
+            .filter(|z| z.name.zone_of(name))
+            .max_by_key(|z| z.name.num_labels())
+    }
+
+    /// Answers a query for `qname`/`qtype` from `client` (`None`: location unknown, e.g. ECS
+    /// source prefix 0). `rng` drives `Weighted` draws.
+    pub fn answer<'c>(
+        &'c self,
+        qname: &LowerName,
+        qtype: RecordType,
+        client: Option<&Client<'_>>,
+        rng: &mut impl Rng,
+    ) -> Answer<'c> {
+        let Some(zone) = self.zone_of(qname) else {
+            return Answer {
+                rcode: Rcode::Refused,
+                zone: None,
+                records: Vec::new(),
+                domain: None,
+                ecs_scope: 0,
+            };
+        };
+        let Some(entry) = self.names.get(qname) else {
+            return Answer {
+                rcode: Rcode::NxDomain,
+                zone: Some(zone),
+                records: Vec::new(),
+                domain: None,
+                ecs_scope: 0,
+            };
+        };
+        let mut answer = Answer {
+            rcode: Rcode::NoError,
+            zone: Some(zone),
+            records: Vec::new(),
+            domain: entry.any_domain(),
+            ecs_scope: 0,
+        };
+        let apex = zone.name == *qname;
+        let domain = match qtype {
+            RecordType::SOA if apex => {
+                answer.records.push(&zone.soa);
+                None
+            }
+            RecordType::NS if apex => {
+                answer.records.extend(&zone.ns);
+                None
+            }
+            RecordType::A => entry.a.or(entry.cname),
+            RecordType::AAAA => entry.aaaa.or(entry.cname),
+            RecordType::CNAME => {
+                if entry.cname.is_none() {
+                    self.alias_of_address_domain(entry, client, rng, &mut answer);
+                }
+                entry.cname
+            }
+            RecordType::ANY => {
+                let d = entry.any_domain();
+                if d.is_none() && apex {
+                    answer.records.push(&zone.soa);
+                }
+                d
+            }
+            _ => entry.cname,
+        };
+        if let Some(d) = domain {
+            answer.ecs_scope =
+                self.answer_domain(&self.domains[d], client, rng, &mut answer.records);
+        }
+        answer
+    }
+
+    /// A CNAME query at a name with only A/AAAA access domains: their answer when it is a
+    /// CNAME (a Domain pool), else nothing.
+    fn alias_of_address_domain<'c>(
+        &'c self,
+        entry: &NameEntry,
+        client: Option<&Client<'_>>,
+        rng: &mut impl Rng,
+        answer: &mut Answer<'c>,
+    ) {
+        for d in [entry.a, entry.aaaa].into_iter().flatten() {
+            let mut records = Vec::new();
+            let scope = self.answer_domain(&self.domains[d], client, rng, &mut records);
+            if records
+                .first()
+                .is_some_and(|r| matches!(r.data, RData::CNAME(_)))
+            {
+                answer.records = records;
+                answer.ecs_scope = scope;
+                return;
+            }
+        }
+    }
+
+    /// Appends a domain's answer to `out`; returns the ECS scope it depended on.
+    fn answer_domain<'c>(
+        &'c self,
+        d: &'c DomainPlan,
+        client: Option<&Client<'_>>,
+        rng: &mut impl Rng,
+        out: &mut Vec<&'c Record>,
+    ) -> u8 {
+        let mut scope = 0;
+        match d.choice {
+            DomainChoice::Nothing => {}
+            DomainChoice::FailOpen(m) => self.answer_eligible(&d.members[m], out),
+            DomainChoice::Available => {
+                let (selection, s) = d.level.select(client, rng);
+                scope = s;
+                for (i, m) in selection.iter().enumerate() {
+                    let member = &d.members[m];
+                    if self.pools[member.pool].alias && i > 0 {
+                        continue;
+                    }
+                    scope = scope.max(self.answer_pool(member, client, rng, out));
+                    if self.pools[member.pool].alias {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(max) = d.max_answers {
+            out.truncate(max);
+        }
+        scope
+    }
+
+    /// A picked pool's addresses by its policy; returns the ECS scope the pick depended on.
+    fn answer_pool<'c>(
+        &'c self,
+        member: &'c MemberPlan,
+        client: Option<&Client<'_>>,
+        rng: &mut impl Rng,
+        out: &mut Vec<&'c Record>,
+    ) -> u8 {
+        let pool = &self.pools[member.pool];
+        if pool.fail_open || pool.level.is_empty() {
+            self.answer_eligible(member, out);
+            return 0;
+        }
+        let (selection, scope) = pool.level.select(client, rng);
+        let picked = selection.iter().map(|a| &member.records[a]);
+        if pool.alias {
+            out.extend(picked.take(1));
+        } else {
+            out.extend(picked);
+        }
+        scope
+    }
+
+    /// A pool failing open: every eligible address (for a Domain pool, the one with the
+    /// lowest order).
+    fn answer_eligible<'c>(&'c self, member: &'c MemberPlan, out: &mut Vec<&'c Record>) {
+        let pool = &self.pools[member.pool];
+        if pool.alias {
+            out.extend(pool.alias_fallback.map(|a| &member.records[a]));
+        } else {
+            out.extend(pool.eligible.iter().map(|&a| &member.records[a]));
+        }
+    }
+}

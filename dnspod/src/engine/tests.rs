@@ -1,0 +1,584 @@
+//! One test per rule of design.md's resolution semantics, on the pure engine.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use gtm_crds::common::{Cidr, LbPolicy, RequestSources, SequentialMode};
+use gtm_crds::config::{ActiveSelections, GtmConfig, HealthSnapshot};
+use gtm_crds::domain::{Fallback, RecordType as Rt};
+use gtm_crds::pool::AddressMode;
+use hickory_server::proto::rr::{LowerName, Name, RecordType};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::{Compiled, Rcode};
+use crate::sources::Client;
+use crate::zone::ZoneSettings;
+
+#[path = "../../tests/support/fixtures.rs"]
+mod fixtures;
+use fixtures::*;
+
+fn compile(c: &GtmConfig, h: &HealthSnapshot) -> Compiled {
+    Compiled::build(c, h, &ZoneSettings::default()).expect("compiles")
+}
+
+fn lower(name: &str) -> LowerName {
+    LowerName::new(&Name::from_str(name).unwrap())
+}
+
+/// Answers `name`/`qtype` for an unknown client and renders the answer's data.
+fn ask(c: &Compiled, name: &str, qtype: RecordType) -> (Rcode, Vec<String>) {
+    ask_from(c, name, qtype, None)
+}
+
+fn ask_from(
+    c: &Compiled,
+    name: &str,
+    qtype: RecordType,
+    client: Option<&Client<'_>>,
+) -> (Rcode, Vec<String>) {
+    let mut rng = StdRng::seed_from_u64(1);
+    let a = c.answer(&lower(name), qtype, client, &mut rng);
+    (
+        a.rcode,
+        a.records.iter().map(|r| r.data.to_string()).collect(),
+    )
+}
+
+fn www(
+    policy: LbPolicy,
+    pools: Vec<gtm_crds::config::PoolMember>,
+) -> gtm_crds::config::DomainConfig {
+    domain("www", Rt::A, policy, pools)
+}
+
+const WWW: &str = "www.gtm.example.com.";
+
+fn one_pool(policy: LbPolicy, addresses: Vec<gtm_crds::config::AddressConfig>) -> GtmConfig {
+    config(
+        1,
+        vec![www(LbPolicy::RoundRobin, vec![member("ns/p")])],
+        vec![pool("ns/p", policy, addresses)],
+    )
+}
+
+#[test]
+fn round_robin_answers_every_available_address_rotating_per_query() {
+    let c = compile(
+        &one_pool(
+            LbPolicy::RoundRobin,
+            vec![addr("192.0.2.1"), addr("192.0.2.2"), addr("192.0.2.3")],
+        ),
+        &health_down(1, &["192.0.2.2"]),
+    );
+    let first = ask(&c, WWW, RecordType::A).1;
+    let second = ask(&c, WWW, RecordType::A).1;
+    assert_eq!(first, vec!["192.0.2.1", "192.0.2.3"]);
+    assert_eq!(second, vec!["192.0.2.3", "192.0.2.1"]);
+}
+
+fn sequential_config(mode: SequentialMode) -> GtmConfig {
+    let mut p = pool(
+        "ns/p",
+        LbPolicy::Sequential,
+        vec![
+            ordered("192.0.2.2", 2),
+            ordered("192.0.2.1", 1),
+            ordered("192.0.2.3", 3),
+        ],
+    );
+    p.sequential_mode = mode;
+    config(
+        1,
+        vec![www(LbPolicy::RoundRobin, vec![member("ns/p")])],
+        vec![p],
+    )
+}
+
+fn active_address(value: &str) -> ActiveSelections {
+    ActiveSelections {
+        pools: [("ns/p".to_string(), value.to_string())].into(),
+        ..ActiveSelections::default()
+    }
+}
+
+#[test]
+fn sequential_preemptive_fails_over_and_returns_when_the_primary_recovers() {
+    let c = sequential_config(SequentialMode::Preemptive);
+    let healthy = compile(&c, &health_down(1, &[]));
+    assert_eq!(ask(&healthy, WWW, RecordType::A).1, vec!["192.0.2.1"]);
+    let failed = compile(
+        &c,
+        &health_active(2, &["192.0.2.1"], active_address("192.0.2.2")),
+    );
+    assert_eq!(ask(&failed, WWW, RecordType::A).1, vec!["192.0.2.2"]);
+    // Recovered: back to the primary, even while the published active still names the backup.
+    let recovered = compile(&c, &health_active(3, &[], active_address("192.0.2.2")));
+    assert_eq!(ask(&recovered, WWW, RecordType::A).1, vec!["192.0.2.1"]);
+}
+
+#[test]
+fn sequential_non_preemptive_stays_on_the_active_member_after_recovery() {
+    let c = sequential_config(SequentialMode::NonPreemptive);
+    let failed = compile(
+        &c,
+        &health_active(2, &["192.0.2.1"], active_address("192.0.2.2")),
+    );
+    assert_eq!(ask(&failed, WWW, RecordType::A).1, vec!["192.0.2.2"]);
+    let recovered = compile(&c, &health_active(3, &[], active_address("192.0.2.2")));
+    assert_eq!(ask(&recovered, WWW, RecordType::A).1, vec!["192.0.2.2"]);
+    // The active member fails in this pod's view: deterministically the lowest order left.
+    let active_down = compile(
+        &c,
+        &health_active(4, &["192.0.2.2"], active_address("192.0.2.2")),
+    );
+    assert_eq!(ask(&active_down, WWW, RecordType::A).1, vec!["192.0.2.1"]);
+    // Nothing published: lowest order.
+    let unpublished = compile(&c, &health_down(5, &[]));
+    assert_eq!(ask(&unpublished, WWW, RecordType::A).1, vec!["192.0.2.1"]);
+}
+
+#[test]
+fn weighted_3_to_1_answers_the_heavy_member_75_percent_of_the_time() {
+    let c = compile(
+        &one_pool(
+            LbPolicy::Weighted,
+            vec![weighted("192.0.2.1", 3), weighted("192.0.2.2", 1)],
+        ),
+        &health_down(1, &[]),
+    );
+    let mut rng = StdRng::seed_from_u64(42);
+    let name = lower(WWW);
+    let n = 100_000;
+    let heavy = (0..n)
+        .filter(|_| {
+            let a = c.answer(&name, RecordType::A, None, &mut rng);
+            assert_eq!(a.records.len(), 1);
+            a.records[0].data.to_string() == "192.0.2.1"
+        })
+        .count();
+    let share = heavy as f64 / n as f64;
+    assert!((0.73..=0.77).contains(&share), "share {share}");
+}
+
+#[test]
+fn weighted_draws_only_among_available_members() {
+    let c = compile(
+        &one_pool(
+            LbPolicy::Weighted,
+            vec![weighted("192.0.2.1", 100), weighted("192.0.2.2", 1)],
+        ),
+        &health_down(1, &["192.0.2.1"]),
+    );
+    for _ in 0..50 {
+        assert_eq!(ask(&c, WWW, RecordType::A).1, vec!["192.0.2.2"]);
+    }
+}
+
+fn sourced(value: &str, cidrs: &[&str], default: bool) -> gtm_crds::config::AddressConfig {
+    gtm_crds::config::AddressConfig {
+        sources: RequestSources {
+            cidrs: cidrs.iter().map(|c| Cidr((*c).into())).collect(),
+            default,
+            ..RequestSources::default()
+        },
+        ..addr(value)
+    }
+}
+
+#[test]
+fn source_nearest_prefers_the_longest_cidr_then_defaults_then_all() {
+    let c = compile(
+        &one_pool(
+            LbPolicy::SourceNearest,
+            vec![
+                sourced("192.0.2.1", &["10.0.0.0/8"], false),
+                sourced("192.0.2.2", &["10.1.0.0/16"], false),
+                sourced("192.0.2.3", &[], true),
+            ],
+        ),
+        &health_down(1, &[]),
+    );
+    let from = |ip: &str| {
+        let client = Client::new(ip.parse().unwrap(), None);
+        let mut rng = StdRng::seed_from_u64(1);
+        let a = c.answer(&lower(WWW), RecordType::A, Some(&client), &mut rng);
+        let data: Vec<String> = a.records.iter().map(|r| r.data.to_string()).collect();
+        (data, a.ecs_scope)
+    };
+    assert_eq!(from("10.1.2.3"), (vec!["192.0.2.2".to_string()], 16));
+    assert_eq!(from("10.200.0.1").0, vec!["192.0.2.1"]);
+    assert_eq!(from("203.0.113.1").0, vec!["192.0.2.3"]);
+    // Unknown location (ECS source prefix 0): the defaults, scope 0.
+    assert_eq!(ask(&c, WWW, RecordType::A).1, vec!["192.0.2.3"]);
+
+    // Without defaults, an unmatched client gets every member.
+    let no_default = compile(
+        &one_pool(
+            LbPolicy::SourceNearest,
+            vec![
+                sourced("192.0.2.1", &["10.0.0.0/8"], false),
+                sourced("192.0.2.2", &[], false),
+            ],
+        ),
+        &health_down(1, &[]),
+    );
+    let client = Client::new("203.0.113.1".parse().unwrap(), None);
+    assert_eq!(
+        ask_from(&no_default, WWW, RecordType::A, Some(&client)).1,
+        vec!["192.0.2.1", "192.0.2.2"]
+    );
+}
+
+#[test]
+fn source_nearest_ignores_members_that_are_down() {
+    let c = compile(
+        &one_pool(
+            LbPolicy::SourceNearest,
+            vec![
+                sourced("192.0.2.1", &["10.0.0.0/8"], false),
+                sourced("192.0.2.2", &[], true),
+            ],
+        ),
+        &health_down(1, &["192.0.2.1"]),
+    );
+    let client = Client::new("10.0.0.1".parse().unwrap(), None);
+    assert_eq!(
+        ask_from(&c, WWW, RecordType::A, Some(&client)).1,
+        vec!["192.0.2.2"]
+    );
+}
+
+#[test]
+fn policies_that_ignore_the_client_report_scope_zero() {
+    let c = compile(
+        &one_pool(LbPolicy::RoundRobin, vec![addr("192.0.2.1")]),
+        &health_down(1, &[]),
+    );
+    let client = Client::new("10.0.0.1".parse().unwrap(), None);
+    let mut rng = StdRng::seed_from_u64(1);
+    assert_eq!(
+        c.answer(&lower(WWW), RecordType::A, Some(&client), &mut rng)
+            .ecs_scope,
+        0
+    );
+}
+
+#[test]
+fn address_availability_follows_enabled_mode_and_judgement() {
+    let mut disabled = addr("192.0.2.1");
+    disabled.enabled = false;
+    let mut offline = addr("192.0.2.2");
+    offline.mode = AddressMode::AlwaysOffline;
+    let mut online = addr("192.0.2.3");
+    online.mode = AddressMode::AlwaysOnline;
+    let mut unchecked = addr("192.0.2.4");
+    unchecked.tasks.clear();
+    let mut all_ok = addr("192.0.2.5");
+    all_ok.health_judgement = gtm_crds::common::HealthJudgement::AllOk;
+    all_ok.tasks.push(task("192.0.2.99"));
+    let c = compile(
+        &one_pool(
+            LbPolicy::RoundRobin,
+            vec![
+                disabled,
+                offline,
+                online,
+                unchecked,
+                all_ok,
+                addr("192.0.2.6"),
+            ],
+        ),
+        // The AlwaysOnline address is down, and one of the two tasks of the AllOk one.
+        &health_down(1, &["192.0.2.3", "192.0.2.99"]),
+    );
+    let mut got = ask(&c, WWW, RecordType::A).1;
+    got.sort();
+    assert_eq!(got, vec!["192.0.2.3", "192.0.2.4", "192.0.2.6"]);
+}
+
+#[test]
+fn a_pool_below_its_judgement_or_min_available_is_skipped() {
+    let mut half = pool(
+        "ns/half",
+        LbPolicy::RoundRobin,
+        vec![addr("192.0.2.1"), addr("192.0.2.2")],
+    );
+    half.health_judgement = gtm_crds::common::HealthJudgement::AllOk;
+    let mut min = pool(
+        "ns/min",
+        LbPolicy::RoundRobin,
+        vec![addr("192.0.2.3"), addr("192.0.2.4")],
+    );
+    min.min_available = Some(2);
+    let backup = pool("ns/backup", LbPolicy::RoundRobin, vec![addr("192.0.2.5")]);
+    let mut members = vec![member("ns/half"), member("ns/min"), member("ns/backup")];
+    for (i, m) in members.iter_mut().enumerate() {
+        m.order = i as u16 + 1;
+    }
+    let c = config(
+        1,
+        vec![www(LbPolicy::Sequential, members)],
+        vec![half, min, backup],
+    );
+    let h = compile(&c, &health_down(1, &["192.0.2.2", "192.0.2.4"]));
+    assert_eq!(ask(&h, WWW, RecordType::A).1, vec!["192.0.2.5"]);
+    let ok = compile(&c, &health_down(2, &[]));
+    assert_eq!(
+        ask(&ok, WWW, RecordType::A).1,
+        vec!["192.0.2.1", "192.0.2.2"]
+    );
+}
+
+#[test]
+fn no_pool_available_fails_open_to_all_eligible_addresses_of_the_lowest_order_pool() {
+    let mut offline = addr("192.0.2.3");
+    offline.mode = AddressMode::AlwaysOffline;
+    let first = pool(
+        "ns/a",
+        LbPolicy::Sequential,
+        vec![addr("192.0.2.1"), addr("192.0.2.2"), offline],
+    );
+    let second = pool("ns/b", LbPolicy::RoundRobin, vec![addr("192.0.2.4")]);
+    let mut disabled = pool("ns/c", LbPolicy::RoundRobin, vec![addr("192.0.2.5")]);
+    disabled.enabled = false;
+    let mut ma = member("ns/a");
+    ma.order = 2;
+    let mut mc = member("ns/c");
+    mc.order = 0;
+    let c = config(
+        1,
+        vec![www(
+            LbPolicy::Weighted,
+            vec![mc, ma, {
+                let mut m = member("ns/b");
+                m.order = 3;
+                m
+            }],
+        )],
+        vec![first, second, disabled],
+    );
+    let h = compile(
+        &c,
+        &health_down(1, &["192.0.2.1", "192.0.2.2", "192.0.2.4"]),
+    );
+    // The disabled pool (order 0) is never answered; ns/a (order 2) answers every eligible
+    // address, down or not, but not the AlwaysOffline one.
+    assert_eq!(
+        ask(&h, WWW, RecordType::A).1,
+        vec!["192.0.2.1", "192.0.2.2"]
+    );
+}
+
+#[test]
+fn no_answer_fallback_gives_nodata_when_nothing_is_available() {
+    let mut d = www(LbPolicy::RoundRobin, vec![member("ns/p")]);
+    d.when_all_unavailable = Fallback::NoAnswer;
+    let c = config(
+        1,
+        vec![d],
+        vec![pool("ns/p", LbPolicy::RoundRobin, vec![addr("192.0.2.1")])],
+    );
+    let h = compile(&c, &health_down(1, &["192.0.2.1"]));
+    assert_eq!(ask(&h, WWW, RecordType::A), (Rcode::NoError, vec![]));
+}
+
+#[test]
+fn max_answers_caps_the_records() {
+    let mut c = one_pool(
+        LbPolicy::RoundRobin,
+        vec![addr("192.0.2.1"), addr("192.0.2.2"), addr("192.0.2.3")],
+    );
+    c.domains[0].max_answers = Some(2);
+    let h = compile(&c, &health_down(1, &[]));
+    assert_eq!(ask(&h, WWW, RecordType::A).1.len(), 2);
+}
+
+#[test]
+fn level_one_round_robin_joins_the_pools_answers_and_weighted_picks_one_pool() {
+    let a = pool("ns/a", LbPolicy::RoundRobin, vec![addr("192.0.2.1")]);
+    let b = pool("ns/b", LbPolicy::RoundRobin, vec![addr("192.0.2.2")]);
+    let rr = config(
+        1,
+        vec![www(
+            LbPolicy::RoundRobin,
+            vec![member("ns/a"), member("ns/b")],
+        )],
+        vec![a.clone(), b.clone()],
+    );
+    let h = compile(&rr, &health_down(1, &[]));
+    assert_eq!(
+        ask(&h, WWW, RecordType::A).1,
+        vec!["192.0.2.1", "192.0.2.2"]
+    );
+    assert_eq!(
+        ask(&h, WWW, RecordType::A).1,
+        vec!["192.0.2.2", "192.0.2.1"]
+    );
+
+    let mut ma = member("ns/a");
+    ma.weight = 3;
+    let w = config(
+        1,
+        vec![www(LbPolicy::Weighted, vec![ma, member("ns/b")])],
+        vec![a, b],
+    );
+    let h = compile(&w, &health_down(1, &[]));
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for _ in 0..4000 {
+        let ans = h.answer(&lower(WWW), RecordType::A, None, &mut rng);
+        assert_eq!(ans.records.len(), 1);
+        *counts.entry(ans.records[0].data.to_string()).or_default() += 1;
+    }
+    let share = counts["192.0.2.1"] as f64 / 4000.0;
+    assert!((0.70..=0.80).contains(&share), "share {share}");
+}
+
+#[test]
+fn a_domain_pool_answers_exactly_one_cname_never_mixed_with_addresses() {
+    let alias = pool(
+        "ns/alias",
+        LbPolicy::RoundRobin,
+        vec![addr("a.example.net"), addr("b.example.net")],
+    );
+    let ips = pool("ns/ips", LbPolicy::RoundRobin, vec![addr("192.0.2.1")]);
+    let c = config(
+        1,
+        vec![
+            www(
+                LbPolicy::RoundRobin,
+                vec![member("ns/alias"), member("ns/ips")],
+            ),
+            domain(
+                "cn",
+                Rt::CNAME,
+                LbPolicy::Sequential,
+                vec![member("ns/alias")],
+            ),
+        ],
+        vec![alias, ips],
+    );
+    let h = compile(&c, &health_down(1, &[]));
+    // First pick starts with the alias pool: one CNAME only.
+    assert_eq!(ask(&h, WWW, RecordType::A).1, vec!["a.example.net."]);
+    // Next rotation starts with the IP pool: its A records, the alias pool skipped.
+    assert_eq!(ask(&h, WWW, RecordType::A).1, vec!["192.0.2.1"]);
+    // A CNAME domain answers its CNAME to A, AAAA, CNAME and other types alike.
+    for t in [
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::CNAME,
+        RecordType::TXT,
+    ] {
+        assert_eq!(ask(&h, "cn.gtm.example.com.", t).1.len(), 1, "{t}");
+    }
+}
+
+#[test]
+fn a_cname_query_at_an_a_domain_answers_its_cname_or_nodata() {
+    let alias = pool(
+        "ns/alias",
+        LbPolicy::RoundRobin,
+        vec![addr("a.example.net")],
+    );
+    let c = config(
+        1,
+        vec![www(LbPolicy::RoundRobin, vec![member("ns/alias")])],
+        vec![alias],
+    );
+    let h = compile(&c, &health_down(1, &[]));
+    assert_eq!(ask(&h, WWW, RecordType::CNAME).1, vec!["a.example.net."]);
+    let ip = compile(
+        &one_pool(LbPolicy::RoundRobin, vec![addr("192.0.2.1")]),
+        &health_down(1, &[]),
+    );
+    assert_eq!(ask(&ip, WWW, RecordType::CNAME), (Rcode::NoError, vec![]));
+}
+
+#[test]
+fn names_types_and_zones_give_nxdomain_nodata_refused_and_apex_records() {
+    let mut c = one_pool(LbPolicy::RoundRobin, vec![addr("192.0.2.1")]);
+    c.domains[0].name = format!("a.b.{ZONE}");
+    let h = compile(&c, &health_down(1, &[]));
+    assert_eq!(
+        ask(&h, "A.B.GTM.Example.COM.", RecordType::A).1,
+        vec!["192.0.2.1"]
+    );
+    assert_eq!(
+        ask(&h, "a.b.gtm.example.com.", RecordType::AAAA),
+        (Rcode::NoError, vec![])
+    );
+    // Empty non-terminal: NODATA, not NXDOMAIN.
+    assert_eq!(
+        ask(&h, "b.gtm.example.com.", RecordType::A),
+        (Rcode::NoError, vec![])
+    );
+    assert_eq!(
+        ask(&h, "c.gtm.example.com.", RecordType::A).0,
+        Rcode::NxDomain
+    );
+    assert_eq!(
+        ask(&h, "x.a.b.gtm.example.com.", RecordType::A).0,
+        Rcode::NxDomain
+    );
+    assert_eq!(ask(&h, "example.com.", RecordType::A).0, Rcode::Refused);
+    assert_eq!(ask(&h, "www.example.org.", RecordType::A).0, Rcode::Refused);
+    let (rcode, soa) = ask(&h, "gtm.example.com.", RecordType::SOA);
+    assert_eq!(rcode, Rcode::NoError);
+    assert!(soa[0].starts_with("ns1.gtm.example.com. hostmaster.gtm.example.com. 1 "));
+    assert_eq!(
+        ask(&h, "gtm.example.com.", RecordType::NS).1,
+        vec!["ns1.gtm.example.com."]
+    );
+    assert_eq!(
+        ask(&h, "gtm.example.com.", RecordType::A),
+        (Rcode::NoError, vec![])
+    );
+    // NS/SOA below the apex: NODATA.
+    assert_eq!(
+        ask(&h, "a.b.gtm.example.com.", RecordType::NS),
+        (Rcode::NoError, vec![])
+    );
+}
+
+#[test]
+fn any_gets_one_rrset() {
+    let mut c = one_pool(
+        LbPolicy::RoundRobin,
+        vec![addr("192.0.2.1"), addr("192.0.2.2")],
+    );
+    c.pools.push(pool(
+        "ns/v6",
+        LbPolicy::RoundRobin,
+        vec![addr("2001:db8::1")],
+    ));
+    c.domains.push(domain(
+        "www",
+        Rt::AAAA,
+        LbPolicy::RoundRobin,
+        vec![member("ns/v6")],
+    ));
+    let h = compile(&c, &health_down(1, &[]));
+    assert_eq!(
+        ask(&h, WWW, RecordType::ANY).1,
+        vec!["192.0.2.1", "192.0.2.2"]
+    );
+    assert_eq!(ask(&h, WWW, RecordType::AAAA).1, vec!["2001:db8::1"]);
+    assert_eq!(ask(&h, "gtm.example.com.", RecordType::ANY).1.len(), 1);
+}
+
+#[test]
+fn flag_zones_are_served_even_without_domains() {
+    let c = one_pool(LbPolicy::RoundRobin, vec![addr("192.0.2.1")]);
+    let settings = ZoneSettings {
+        extra_zones: vec!["other.example".into()],
+        ..ZoneSettings::default()
+    };
+    let h = Compiled::build(&c, &health_down(1, &[]), &settings).unwrap();
+    let mut rng = StdRng::seed_from_u64(1);
+    let a = h.answer(&lower("x.other.example."), RecordType::A, None, &mut rng);
+    assert_eq!(a.rcode, Rcode::NxDomain);
+    assert_eq!(h.zones().len(), 2);
+}

@@ -1,0 +1,180 @@
+//! The zones this pod is authoritative for: their apex records (SOA and NS), built from the
+//! flags and the config's zone list. Pure: no I/O.
+
+use std::str::FromStr;
+
+use gtm_crds::config::canonical_name;
+use hickory_server::proto::rr::rdata::{NS, SOA};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+
+/// TTL of the NS records at a zone apex. The NS set only changes with the deployment, so it
+/// can be cached far longer than the GTM answers.
+pub const NS_TTL: u32 = 3600;
+
+/// SOA and NS settings from the flags (see `docs/configuration.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneSettings {
+    /// Zones served in addition to those the config lists (canonical or not).
+    pub extra_zones: Vec<String>,
+    /// NS names at every apex; empty means `ns1.<zone>`.
+    pub nameservers: Vec<String>,
+    /// SOA responsible mailbox (a DNS name, or `user@domain`); `None` means `hostmaster.<zone>`.
+    pub soa_rname: Option<String>,
+    /// SOA refresh, seconds.
+    pub refresh: i32,
+    /// SOA retry, seconds.
+    pub retry: i32,
+    /// SOA expire, seconds.
+    pub expire: i32,
+    /// SOA minimum, seconds: the negative-caching TTL (RFC 2308).
+    pub minimum: u32,
+}
+
+impl Default for ZoneSettings {
+    fn default() -> Self {
+        Self {
+            extra_zones: Vec::new(),
+            nameservers: Vec::new(),
+            soa_rname: None,
+            refresh: 3600,
+            retry: 600,
+            expire: 86400,
+            minimum: 30,
+        }
+    }
+}
+
+/// Why a zone's apex records could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("zone {zone}: {reason}")]
+pub struct ZoneError {
+    /// The zone.
+    pub zone: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// One served zone with its apex records ready to answer.
+#[derive(Debug)]
+pub struct Zone {
+    /// The apex, for lookups.
+    pub name: LowerName,
+    /// The SOA record. Its TTL is the SOA minimum, so that the TTL of the SOA in a negative
+    /// answer, `min(TTL, MINIMUM)` (RFC 2308 section 5), is the configured negative TTL.
+    pub soa: Record,
+    /// The NS records.
+    pub ns: Vec<Record>,
+}
+
+/// Parses a DNS name as absolute (a trailing dot is optional).
+pub fn absolute_name(name: &str) -> Option<Name> {
+    let mut n = Name::from_str(name.trim_end_matches('.')).ok()?;
+    n.set_fqdn(true);
+    Some(n)
+}
+
+/// The sorted, deduplicated union of the config's zones and the extra zones, canonical.
+pub fn zone_names(config_zones: &[String], settings: &ZoneSettings) -> Vec<String> {
+    let mut zones: Vec<String> = config_zones
+        .iter()
+        .chain(&settings.extra_zones)
+        .map(|z| canonical_name(z))
+        .filter(|z| !z.is_empty())
+        .collect();
+    zones.sort();
+    zones.dedup();
+    zones
+}
+
+impl Zone {
+    /// Builds the apex records of `zone` (canonical) with SOA serial `serial`.
+    pub fn build(zone: &str, settings: &ZoneSettings, serial: u32) -> Result<Self, ZoneError> {
+        let err = |reason: String| ZoneError {
+            zone: zone.to_owned(),
+            reason,
+        };
+        let origin = absolute_name(zone).ok_or_else(|| err("not a DNS name".into()))?;
+        let in_zone = |label: &str| {
+            absolute_name(&format!("{label}.{zone}"))
+                .ok_or_else(|| err(format!("{label}.{zone} is not a DNS name")))
+        };
+        let nameservers = if settings.nameservers.is_empty() {
+            vec![in_zone("ns1")?]
+        } else {
+            settings
+                .nameservers
+                .iter()
+                .map(|n| absolute_name(n).ok_or_else(|| err(format!("bad nameserver {n:?}"))))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let rname = match &settings.soa_rname {
+            None => in_zone("hostmaster")?,
+            Some(r) => absolute_name(&r.replacen('@', ".", 1))
+                .ok_or_else(|| err(format!("bad SOA rname {r:?}")))?,
+        };
+        let soa = SOA::new(
+            nameservers[0].clone(),
+            rname,
+            serial,
+            settings.refresh,
+            settings.retry,
+            settings.expire,
+            settings.minimum,
+        );
+        let ns = nameservers
+            .into_iter()
+            .map(|n| Record::from_rdata(origin.clone(), NS_TTL, RData::NS(NS(n))))
+            .collect();
+        Ok(Self {
+            name: LowerName::new(&origin),
+            soa: Record::from_rdata(origin, settings.minimum, RData::SOA(soa)),
+            ns,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_derive_ns_and_rname_from_the_zone() {
+        let z = Zone::build("gtm.example.com", &ZoneSettings::default(), 7).unwrap();
+        let RData::SOA(soa) = &z.soa.data else {
+            panic!("not a SOA")
+        };
+        assert_eq!(soa.mname.to_string(), "ns1.gtm.example.com.");
+        assert_eq!(soa.rname.to_string(), "hostmaster.gtm.example.com.");
+        assert_eq!((soa.serial, soa.minimum), (7, 30));
+        assert_eq!(z.soa.ttl, 30);
+        assert_eq!(z.ns.len(), 1);
+    }
+
+    #[test]
+    fn flags_override_ns_and_rname_and_accept_a_mailbox() {
+        let settings = ZoneSettings {
+            nameservers: vec!["a.ns.example.net".into(), "b.ns.example.net.".into()],
+            soa_rname: Some("ops@example.net".into()),
+            ..ZoneSettings::default()
+        };
+        let z = Zone::build("gtm.example.com", &settings, 1).unwrap();
+        let RData::SOA(soa) = &z.soa.data else {
+            panic!("not a SOA")
+        };
+        assert_eq!(soa.mname.to_string(), "a.ns.example.net.");
+        assert_eq!(soa.rname.to_string(), "ops.example.net.");
+        assert_eq!(z.ns.len(), 2);
+    }
+
+    #[test]
+    fn zone_names_merge_config_and_flags_canonically() {
+        let settings = ZoneSettings {
+            extra_zones: vec!["Other.Example.".into(), "gtm.example.com".into()],
+            ..ZoneSettings::default()
+        };
+        assert_eq!(
+            zone_names(&["gtm.example.com".into()], &settings),
+            vec!["gtm.example.com".to_string(), "other.example".to_string()]
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! Config and health builders shared by the engine unit tests and the integration tests.
+#![allow(dead_code)]
+
+use gtm_crds::common::{HealthJudgement, LbPolicy, RequestSources, SequentialMode};
+use gtm_crds::config::{
+    ActiveSelections, AddressConfig, DomainConfig, GtmConfig, HealthSnapshot, PoolConfig,
+    PoolMember, SCHEMA_VERSION,
+};
+use gtm_crds::domain::{Fallback, RecordType};
+use gtm_crds::pool::{AddressMode, HealthState, PoolType};
+
+/// The zone every fixture config serves.
+pub const ZONE: &str = "gtm.example.com";
+
+/// The id of the one health-check task of an address built by [`addr`].
+pub fn task(value: &str) -> String {
+    format!("ns/http@{value}#80")
+}
+
+/// An enabled `Auto` address with weight 1, order 1 and one task.
+pub fn addr(value: &str) -> AddressConfig {
+    AddressConfig {
+        value: value.into(),
+        enabled: true,
+        mode: AddressMode::Auto,
+        weight: 1,
+        order: 1,
+        sources: RequestSources::default(),
+        health_judgement: HealthJudgement::AnyOk,
+        tasks: vec![task(value)],
+    }
+}
+
+/// An address with a weight.
+pub fn weighted(value: &str, weight: u8) -> AddressConfig {
+    AddressConfig {
+        weight,
+        ..addr(value)
+    }
+}
+
+/// An address with an order.
+pub fn ordered(value: &str, order: u16) -> AddressConfig {
+    AddressConfig {
+        order,
+        ..addr(value)
+    }
+}
+
+/// An enabled pool judged `AnyOk`; its type follows its first address.
+pub fn pool(id: &str, policy: LbPolicy, addresses: Vec<AddressConfig>) -> PoolConfig {
+    let first = addresses.first().map(|a| a.value.as_str()).unwrap_or("");
+    let pool_type = if first.parse::<std::net::Ipv4Addr>().is_ok() {
+        PoolType::IPv4
+    } else if first.parse::<std::net::Ipv6Addr>().is_ok() {
+        PoolType::IPv6
+    } else {
+        PoolType::Domain
+    };
+    PoolConfig {
+        id: id.into(),
+        pool_type,
+        enabled: true,
+        policy,
+        sequential_mode: SequentialMode::Preemptive,
+        health_judgement: HealthJudgement::AnyOk,
+        min_available: None,
+        addresses,
+    }
+}
+
+/// A pool member with order 1 and weight 1.
+pub fn member(pool: &str) -> PoolMember {
+    PoolMember {
+        pool: pool.into(),
+        order: 1,
+        weight: 1,
+        sources: RequestSources::default(),
+    }
+}
+
+/// A domain `<label>.gtm.example.com` with TTL 30, failing open.
+pub fn domain(
+    label: &str,
+    record_type: RecordType,
+    policy: LbPolicy,
+    pools: Vec<PoolMember>,
+) -> DomainConfig {
+    DomainConfig {
+        id: format!("ns/{label}-{record_type:?}").to_lowercase(),
+        name: format!("{label}.{ZONE}"),
+        record_type,
+        ttl: 30,
+        policy,
+        sequential_mode: SequentialMode::Preemptive,
+        max_answers: None,
+        when_all_unavailable: Fallback::FailOpen,
+        pools,
+    }
+}
+
+/// A consistent config of generation `generation` serving [`ZONE`].
+pub fn config(generation: u64, domains: Vec<DomainConfig>, pools: Vec<PoolConfig>) -> GtmConfig {
+    let c = GtmConfig {
+        schema_version: SCHEMA_VERSION,
+        generation,
+        zones: vec![ZONE.into()],
+        domains,
+        pools,
+    };
+    c.check_consistency().expect("fixture config is consistent");
+    c
+}
+
+/// A snapshot in which the tasks of these address values are `Down` (all others `Up`).
+pub fn health_down(generation: u64, down: &[&str]) -> HealthSnapshot {
+    HealthSnapshot {
+        generation,
+        tasks: down.iter().map(|v| (task(v), HealthState::Down)).collect(),
+        ..HealthSnapshot::empty()
+    }
+}
+
+/// [`health_down`] with active selections.
+pub fn health_active(generation: u64, down: &[&str], active: ActiveSelections) -> HealthSnapshot {
+    HealthSnapshot {
+        active,
+        ..health_down(generation, down)
+    }
+}
