@@ -275,7 +275,7 @@ def check_rbac(docs, profile):
         if lease:
             check(f"{profile}: lease name {lease}", lease_name == lease, str(lease_name))
         expected_payload |= expand("coordination.k8s.io", ["leases"], ["create"])
-        expected_payload |= expand("coordination.k8s.io", ["leases"], ["get", "update"], [lease_name or ""])
+        expected_payload |= expand("coordination.k8s.io", ["leases"], ["get", "patch"], [lease_name or ""])
     check(f"{profile}: operator's own-namespace Role: ConfigMaps and its Lease only",
           payload is not None and rules_set(payload["rules"]) == expected_payload,
           str(rules_set(payload["rules"]) ^ expected_payload) if payload else "missing")

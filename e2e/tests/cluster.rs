@@ -178,7 +178,13 @@ async fn sequential_failover(env: &E2eEnv, client: &Client, ns: &str) -> Result<
         env.release
     );
     let text = cluster::scrape(client, &env.namespace, &selector, 8080).await?;
-    let failovers = cluster::samples(&text, "gtm_operator_failovers_total", &[("namespace", ns)]);
+    // Domain label: `<namespace>/<name>` of the GtmAccessDomain.
+    let domain_id = format!("{ns}/app");
+    let failovers = cluster::samples(
+        &text,
+        "gtm_operator_failovers_total",
+        &[("domain", &domain_id)],
+    );
     ensure!(
         failovers.iter().any(|v| *v >= 1.0),
         "gtm_operator_failovers_total counted the failover: {failovers:?}"
