@@ -195,29 +195,44 @@ async fn find_in_body(response: &mut Response, needle: &str) -> Result<(), Probe
     Err(ProbeError::BodyMismatch { needle: quoted })
 }
 
-/// Words a failed request for people: the TLS or socket error at its root when there is one,
-/// else the innermost message of the chain.
+/// Words a failed request for people: the TLS error in its chain of causes when there is one,
+/// else the innermost socket error, else the innermost message.
 fn classify(err: reqwest::Error) -> ProbeError {
     if err.is_redirect() {
         return ProbeError::Http("too many redirects".into());
     }
-    let mut innermost = err.to_string();
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = err.source();
-    while let Some(current) = cause {
-        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
-            return tls_failure(tls);
-        }
-        if let Some(io) = current.downcast_ref::<io::Error>() {
-            let wrapped_tls = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
-            return wrapped_tls.map_or_else(|| ProbeError::connect(io), tls_failure);
-        }
-        innermost = current.to_string();
-        cause = current.source();
+    let causes: Vec<&(dyn std::error::Error + 'static)> =
+        std::iter::successors(err.source(), |&cause| next_cause(cause)).collect();
+    if let Some(tls) = causes
+        .iter()
+        .find_map(|c| c.downcast_ref::<rustls::Error>())
+    {
+        return tls_failure(tls);
     }
+    if let Some(io) = causes
+        .iter()
+        .rev()
+        .find_map(|c| c.downcast_ref::<io::Error>())
+    {
+        return ProbeError::connect(io);
+    }
+    let innermost = causes
+        .last()
+        .map_or_else(|| err.to_string(), ToString::to_string);
     if err.is_connect() {
         ProbeError::Connect(innermost)
     } else {
         ProbeError::Http(innermost)
+    }
+}
+
+/// The cause of an error; for an I/O error, the error it wraps (which `source` skips).
+fn next_cause<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    match err.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+        Some(wrapped) => Some(wrapped),
+        None => err.source(),
     }
 }
 
