@@ -10,5 +10,10 @@
 
 pub mod engine;
 pub mod geoip;
+pub mod handler;
+pub mod http;
+pub mod metrics;
+pub mod server;
 pub mod sources;
+pub mod state;
 pub mod zone;

@@ -1,0 +1,309 @@
+//! Prometheus metrics, prefix `gtm_dnspod_`.
+//!
+//! Query counters and the latency histogram are plain atomics exported by a [`Collector`] at
+//! scrape time, so the query path takes no lock (prometheus-client's `Family` and `Histogram`
+//! lock). Reload metrics change off the query path and use the stock types.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use hickory_server::proto::op::ResponseCode;
+use hickory_server::proto::rr::RecordType;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use gtm_crds::parts::Payload;
+
+/// Query types counted by name; everything else is `other`.
+const QTYPES: [&str; 7] = ["A", "AAAA", "CNAME", "SOA", "NS", "ANY", "other"];
+/// Response codes counted by name; everything else is `other`.
+const RCODES: [&str; 7] = [
+    "NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "NOTIMP", "other",
+];
+/// Upper bounds of the answer latency buckets, seconds.
+const LATENCY_BOUNDS: [f64; 12] = [
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
+];
+/// Domain label of queries for names that are not access domains.
+pub const OTHER_DOMAIN: &str = "-";
+
+fn qtype_index(t: RecordType) -> usize {
+    match t {
+        RecordType::A => 0,
+        RecordType::AAAA => 1,
+        RecordType::CNAME => 2,
+        RecordType::SOA => 3,
+        RecordType::NS => 4,
+        RecordType::ANY => 5,
+        _ => 6,
+    }
+}
+
+fn rcode_index(r: ResponseCode) -> usize {
+    match r {
+        ResponseCode::NoError => 0,
+        ResponseCode::NXDomain => 1,
+        ResponseCode::ServFail => 2,
+        ResponseCode::Refused => 3,
+        ResponseCode::FormErr => 4,
+        ResponseCode::NotImp => 5,
+        _ => 6,
+    }
+}
+
+/// Query counts of one domain label, by query type and response code.
+#[derive(Debug, Default)]
+pub struct DomainCounters([[AtomicU64; RCODES.len()]; QTYPES.len()]);
+
+impl DomainCounters {
+    /// Counts one query.
+    pub fn count(&self, qtype: RecordType, rcode: ResponseCode) {
+        self.0[qtype_index(qtype)][rcode_index(rcode)].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Lock-free latency histogram.
+#[derive(Debug, Default)]
+struct LatencyHistogram {
+    /// One count per bound, plus +Inf.
+    buckets: [AtomicU64; LATENCY_BOUNDS.len() + 1],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl LatencyHistogram {
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BOUNDS.partition_point(|b| *b < secs);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos.fetch_add(
+            d.as_nanos().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Per-query metrics.
+#[derive(Debug, Default)]
+pub struct QueryMetrics {
+    /// Counters per access-domain name; only locked when a config is compiled and on scrapes.
+    domains: Mutex<BTreeMap<String, Arc<DomainCounters>>>,
+    other: Arc<DomainCounters>,
+    latency: LatencyHistogram,
+}
+
+impl QueryMetrics {
+    /// The counters of an access-domain name (created on first use; kept across reloads so
+    /// that they stay monotonic).
+    pub fn domain(&self, name: &str) -> Arc<DomainCounters> {
+        let mut map = self.domains.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(name.to_owned()).or_default().clone()
+    }
+
+    /// The counters of queries that concern no access domain.
+    pub fn other(&self) -> &DomainCounters {
+        &self.other
+    }
+
+    /// Records the time one answer took.
+    pub fn observe_latency(&self, d: Duration) {
+        self.latency.observe(d);
+    }
+}
+
+impl Collector for QueryMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        {
+            let mut queries = encoder.encode_descriptor(
+                "queries",
+                "DNS queries answered, by query type, response code and access domain",
+                None,
+                MetricType::Counter,
+            )?;
+            let map = self.domains.lock().unwrap_or_else(|e| e.into_inner());
+            let all = map
+                .iter()
+                .map(|(n, c)| (n.as_str(), c.as_ref()))
+                .chain([(OTHER_DOMAIN, self.other.as_ref())]);
+            for (domain, counters) in all {
+                for (qi, qtype) in QTYPES.iter().enumerate() {
+                    for (ri, rcode) in RCODES.iter().enumerate() {
+                        let v = counters.0[qi][ri].load(Ordering::Relaxed);
+                        if v == 0 {
+                            continue;
+                        }
+                        let labels = [("qtype", *qtype), ("rcode", *rcode), ("domain", domain)];
+                        ConstCounter::new(v).encode(queries.encode_family(&labels)?)?;
+                    }
+                }
+            }
+        }
+        let h = &self.latency;
+        let mut buckets: Vec<(f64, u64)> = LATENCY_BOUNDS
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(&h.buckets)
+            .map(|(b, c)| (b, c.load(Ordering::Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|(_, c)| c).sum();
+        buckets.shrink_to_fit();
+        let mut latency = encoder.encode_descriptor(
+            "answer_duration",
+            "Time from a decoded query to its encoded answer",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        latency.encode_histogram::<NoLabelSet>(
+            h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            count,
+            &buckets,
+            None,
+        )
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    payload: &'static str,
+    result: &'static str,
+}
+
+/// All metrics of the process and the registry that exports them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Per-query metrics.
+    pub queries: Arc<QueryMetrics>,
+    reloads: Family<ReloadLabels, Counter>,
+    config_generation: Gauge,
+    health_generation: Gauge,
+    last_reload: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("gtm_dnspod");
+        let queries = Arc::new(QueryMetrics::default());
+        registry.register_collector(Box::new(queries.clone()));
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Payloads offered, by payload and result (success, or failure: refused, last good kept)",
+            reloads.clone(),
+        );
+        let config_generation = Gauge::default();
+        registry.register(
+            "config_generation",
+            "Generation of the config being served",
+            config_generation.clone(),
+        );
+        let health_generation = Gauge::default();
+        registry.register(
+            "health_generation",
+            "Generation of the health snapshot being served",
+            health_generation.clone(),
+        );
+        let last_reload = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "last_reload_timestamp",
+            "Unix time of the last successful reload",
+            Unit::Seconds,
+            last_reload.clone(),
+        );
+        Self {
+            registry,
+            queries,
+            reloads,
+            config_generation,
+            health_generation,
+            last_reload,
+        }
+    }
+
+    /// Records an accepted payload and the generations now served.
+    pub fn reload_succeeded(
+        &self,
+        payload: Payload,
+        config_generation: u64,
+        health_generation: u64,
+    ) {
+        self.count_reload(payload, "success");
+        self.config_generation.set(config_generation as i64);
+        self.health_generation.set(health_generation as i64);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.last_reload.set(now.as_secs_f64());
+    }
+
+    /// Records a refused payload.
+    pub fn reload_failed(&self, payload: Payload) {
+        self.count_reload(payload, "failure");
+    }
+
+    fn count_reload(&self, payload: Payload, result: &'static str) {
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                payload: payload.label_value(),
+                result,
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_queries_latency_and_reloads() {
+        let m = Metrics::new();
+        m.queries
+            .domain("www.gtm.example.com")
+            .count(RecordType::A, ResponseCode::NoError);
+        m.queries
+            .other()
+            .count(RecordType::TXT, ResponseCode::Refused);
+        m.queries.observe_latency(Duration::from_micros(30));
+        m.reload_succeeded(Payload::Config, 7, 3);
+        m.reload_failed(Payload::Health);
+        let text = m.encode();
+        for line in [
+            r#"gtm_dnspod_queries_total{qtype="A",rcode="NOERROR",domain="www.gtm.example.com"} 1"#,
+            r#"gtm_dnspod_queries_total{qtype="other",rcode="REFUSED",domain="-"} 1"#,
+            r#"gtm_dnspod_answer_duration_seconds_bucket{le="0.00005"} 1"#,
+            "gtm_dnspod_answer_duration_seconds_count 1",
+            r#"gtm_dnspod_reloads_total{payload="config",result="success"} 1"#,
+            r#"gtm_dnspod_reloads_total{payload="health",result="failure"} 1"#,
+            "gtm_dnspod_config_generation 7",
+            "gtm_dnspod_health_generation 3",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert!(text.contains("gtm_dnspod_last_reload_timestamp_seconds "));
+    }
+}

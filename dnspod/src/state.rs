@@ -1,0 +1,231 @@
+//! The served state: the compiled snapshot the handler reads, and the [`Loader`] that turns
+//! payloads from a config source into new snapshots.
+//!
+//! Every payload is parsed, validated and compiled here, on the config source's task, then
+//! swapped in with one atomic store; queries in flight keep the snapshot they loaded. A
+//! refused payload (malformed, inconsistent, unknown major version, not compilable) is logged
+//! and counted, and the last good snapshot keeps serving. A health snapshot that arrives
+//! before any config is kept until a config arrives.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use gtm_crds::config::{GtmConfig, HealthSnapshot};
+use gtm_crds::parts::Payload;
+
+use crate::engine::Compiled;
+use crate::metrics::{DomainCounters, Metrics};
+use crate::zone::ZoneSettings;
+
+/// A compiled config with the query counters of its access domains.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The answer index.
+    pub compiled: Compiled,
+    /// Counters per access domain, indexed like [`crate::engine::Answer::domain`].
+    pub counters: Vec<Arc<DomainCounters>>,
+}
+
+/// What the handler, the HTTP endpoints and the loader share.
+#[derive(Debug, Default)]
+pub struct Shared {
+    current: ArcSwapOption<Snapshot>,
+    /// Process metrics.
+    pub metrics: Metrics,
+}
+
+impl Shared {
+    /// A fresh state with nothing loaded.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The snapshot being served, if any config has been accepted yet.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// Whether a config is being served (readiness).
+    pub fn is_ready(&self) -> bool {
+        self.current.load().is_some()
+    }
+}
+
+/// Why a payload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Parsing or validation failed.
+    #[error(transparent)]
+    Contract(#[from] gtm_crds::config::ContractError),
+    /// Compilation failed.
+    #[error(transparent)]
+    Compile(#[from] crate::engine::CompileError),
+}
+
+/// Turns payloads into snapshots. One per config source.
+#[derive(Debug)]
+pub struct Loader {
+    shared: Arc<Shared>,
+    settings: ZoneSettings,
+    config: Option<GtmConfig>,
+    health: Option<HealthSnapshot>,
+    /// The last bytes offered per payload, so that re-reading an unchanged file or ConfigMap
+    /// neither recompiles nor logs again.
+    last_config: Option<Vec<u8>>,
+    last_health: Option<Vec<u8>>,
+}
+
+impl Loader {
+    /// A loader feeding `shared`, with the zone settings from the flags.
+    pub fn new(shared: Arc<Shared>, settings: ZoneSettings) -> Self {
+        Self {
+            shared,
+            settings,
+            config: None,
+            health: None,
+            last_config: None,
+            last_health: None,
+        }
+    }
+
+    /// Offers a payload. Returns whether it was new and accepted; an unchanged payload is
+    /// `Ok(false)`. A refused payload is logged and counted before the error is returned.
+    pub fn offer(&mut self, payload: Payload, bytes: &[u8]) -> Result<bool, LoadError> {
+        let last = match payload {
+            Payload::Config => &mut self.last_config,
+            Payload::Health => &mut self.last_health,
+        };
+        if last.as_deref() == Some(bytes) {
+            return Ok(false);
+        }
+        *last = Some(bytes.to_vec());
+        match self.accept(payload, bytes) {
+            Ok(()) => Ok(true),
+            Err(error) => {
+                tracing::warn!(%payload, %error, "payload refused; the last good one keeps serving");
+                self.shared.metrics.reload_failed(payload);
+                Err(error)
+            }
+        }
+    }
+
+    fn accept(&mut self, payload: Payload, bytes: &[u8]) -> Result<(), LoadError> {
+        match payload {
+            Payload::Config => {
+                let config = GtmConfig::from_json(bytes)?;
+                let health = self.health.clone().unwrap_or_else(HealthSnapshot::empty);
+                self.install(payload, &config, &health)?;
+                self.config = Some(config);
+            }
+            Payload::Health => {
+                let health = HealthSnapshot::from_json(bytes)?;
+                match self.config.clone() {
+                    Some(config) => self.install(payload, &config, &health)?,
+                    None => tracing::info!(
+                        generation = health.generation,
+                        "health snapshot kept until a config arrives"
+                    ),
+                }
+                self.health = Some(health);
+            }
+        }
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        payload: Payload,
+        config: &GtmConfig,
+        health: &HealthSnapshot,
+    ) -> Result<(), LoadError> {
+        let compiled = Compiled::build(config, health, &self.settings)?;
+        let counters = compiled
+            .domain_names()
+            .map(|n| self.shared.metrics.queries.domain(n))
+            .collect();
+        self.shared
+            .current
+            .store(Some(Arc::new(Snapshot { compiled, counters })));
+        self.shared
+            .metrics
+            .reload_succeeded(payload, config.generation, health.generation);
+        tracing::info!(
+            %payload,
+            config_generation = config.generation,
+            health_generation = health.generation,
+            "serving new snapshot"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gtm_crds::config::SCHEMA_VERSION;
+
+    use super::*;
+
+    fn config_json(generation: u64) -> Vec<u8> {
+        GtmConfig {
+            schema_version: SCHEMA_VERSION,
+            generation,
+            zones: vec!["gtm.example.com".into()],
+            domains: vec![],
+            pools: vec![],
+        }
+        .to_json()
+    }
+
+    fn health_json(generation: u64) -> Vec<u8> {
+        serde_json::to_vec(&HealthSnapshot {
+            generation,
+            ..HealthSnapshot::empty()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn health_before_config_is_kept_and_applied_with_the_config() {
+        let shared = Shared::new();
+        let mut loader = Loader::new(shared.clone(), ZoneSettings::default());
+        assert!(loader.offer(Payload::Health, &health_json(4)).unwrap());
+        assert!(!shared.is_ready());
+        assert!(loader.offer(Payload::Config, &config_json(2)).unwrap());
+        let snap = shared.snapshot().unwrap();
+        assert_eq!(
+            (
+                snap.compiled.generation(),
+                snap.compiled.health_generation()
+            ),
+            (2, 4)
+        );
+    }
+
+    #[test]
+    fn bad_payloads_are_refused_and_the_last_good_keeps_serving() {
+        let shared = Shared::new();
+        let mut loader = Loader::new(shared.clone(), ZoneSettings::default());
+        loader.offer(Payload::Config, &config_json(1)).unwrap();
+        let future = String::from_utf8(config_json(9))
+            .unwrap()
+            .replace("\"1.0\"", "\"2.0\"");
+        for bad in [&b"{not json"[..], &config_json(5)[..10], future.as_bytes()] {
+            assert!(loader.offer(Payload::Config, bad).is_err());
+            assert_eq!(shared.snapshot().unwrap().compiled.generation(), 1);
+        }
+        assert!(loader.offer(Payload::Health, b"[]").is_err());
+        // Offered again unchanged: neither reloaded nor counted again.
+        assert!(!loader.offer(Payload::Config, future.as_bytes()).unwrap());
+        let text = shared.metrics.encode();
+        assert!(text.contains(r#"gtm_dnspod_reloads_total{payload="config",result="failure"} 3"#));
+        assert!(text.contains(r#"gtm_dnspod_reloads_total{payload="health",result="failure"} 1"#));
+    }
+
+    #[test]
+    fn an_unchanged_payload_is_not_reloaded() {
+        let shared = Shared::new();
+        let mut loader = Loader::new(shared, ZoneSettings::default());
+        assert!(loader.offer(Payload::Config, &config_json(1)).unwrap());
+        assert!(!loader.offer(Payload::Config, &config_json(1)).unwrap());
+    }
+}
