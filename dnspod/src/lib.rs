@@ -8,6 +8,9 @@
 //! http: /metrics, /healthz, /readyz
 //! ```
 
+pub mod app;
+pub mod cli;
+pub mod config_source;
 pub mod engine;
 pub mod geoip;
 pub mod handler;

@@ -109,6 +109,12 @@ impl Loader {
         }
     }
 
+    /// Counts a payload the source could not even assemble (e.g. missing ConfigMap parts) as
+    /// refused.
+    pub fn refuse(&self, payload: Payload) {
+        self.shared.metrics.reload_failed(payload);
+    }
+
     fn accept(&mut self, payload: Payload, bytes: &[u8]) -> Result<(), LoadError> {
         match payload {
             Payload::Config => {

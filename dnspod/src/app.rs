@@ -1,0 +1,86 @@
+//! Wiring: config source, DNS listeners and HTTP endpoint, with one shutdown signal fanned out
+//! to all of them.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::ConfigMap;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Args;
+use crate::config_source;
+use crate::geoip::GeoIp;
+use crate::handler::GtmHandler;
+use crate::server::DnsServer;
+use crate::state::{Loader, Shared};
+
+/// Runs the pod until `shutdown` is cancelled (the binary cancels it on SIGTERM or SIGINT).
+pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let geoip = match &args.geoip_db {
+        Some(path) => Some(Arc::new(
+            GeoIp::open(path).with_context(|| format!("opening {}", path.display()))?,
+        )),
+        None => {
+            tracing::warn!(
+                "no --geoip-db: ASN, continent, country and subdivision sources never match"
+            );
+            None
+        }
+    };
+    let shared = Shared::new();
+    let loader = Loader::new(shared.clone(), args.zone_settings());
+
+    let mut dns = DnsServer::bind(&args.dns_listen, GtmHandler::new(shared.clone(), geoip))
+        .await
+        .context("binding the DNS listeners")?;
+    let http = TcpListener::bind(args.http_listen)
+        .await
+        .with_context(|| format!("binding {}", args.http_listen))?;
+    tracing::info!(dns = ?dns.addrs, http = %args.http_listen, "listening");
+
+    let source = match (&args.config_dir, &args.namespace) {
+        (Some(dir), _) => {
+            let dir = dir.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                config_source::dir::follow(dir, loader, stop)
+                    .await
+                    .map_err(anyhow::Error::from)
+            })
+        }
+        (None, Some(namespace)) => {
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to the Kubernetes API")?;
+            let api = kube::Api::<ConfigMap>::namespaced(client, namespace);
+            let instance = args.instance.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                config_source::kube::follow(api, &instance, loader, stop).await;
+                Ok(())
+            })
+        }
+        (None, None) => anyhow::bail!("--namespace is required without --config-dir"),
+    };
+
+    let dns_token = dns.server.shutdown_token().clone();
+    let http_task = tokio::spawn(crate::http::serve(http, shared, shutdown.clone()));
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        result = source => {
+            // The source only ends on shutdown; anything else is fatal.
+            shutdown.cancel();
+            result.context("config source task")??;
+            anyhow::bail!("config source stopped");
+        }
+    }
+    dns_token.cancel();
+    dns.server.block_until_done().await.context("DNS server")?;
+    http_task
+        .await
+        .context("HTTP task")?
+        .context("HTTP server")?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Command-line flags, each with an environment variable (`docs/configuration.md`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::zone::ZoneSettings;
+
+/// kube-gtm DNS pod: authoritative DNS for the access domains, answering by policy and health.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "gtm-dnspod", version)]
+pub struct Args {
+    /// Local mode: read `config.json` and `health.json` from this directory and follow changes;
+    /// unset means read ConfigMaps through the API.
+    #[arg(long, env = "GTM_CONFIG_DIR", value_hint = clap::ValueHint::DirPath)]
+    pub config_dir: Option<PathBuf>,
+    /// Namespace of the ConfigMaps (required in a cluster).
+    #[arg(long, env = "POD_NAMESPACE", required_unless_present = "config_dir")]
+    pub namespace: Option<String>,
+    /// Selects ConfigMaps labelled `gtm.kubegtm.io/instance=<instance>`.
+    #[arg(long, env = "GTM_INSTANCE", default_value = "kube-gtm")]
+    pub instance: String,
+    /// DNS address, UDP and TCP (repeatable).
+    #[arg(
+        long,
+        env = "GTM_DNS_LISTEN",
+        value_delimiter = ',',
+        default_value = "0.0.0.0:5353"
+    )]
+    pub dns_listen: Vec<SocketAddr>,
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    #[arg(long, env = "GTM_HTTP_LISTEN", default_value = "0.0.0.0:8081")]
+    pub http_listen: SocketAddr,
+    /// Zones served in addition to those in the config (repeatable).
+    #[arg(long = "zone", env = "GTM_ZONES", value_delimiter = ',')]
+    pub zones: Vec<String>,
+    /// NS records at each zone apex (repeatable); default `ns1.<zone>`.
+    #[arg(long = "nameserver", env = "GTM_NAMESERVERS", value_delimiter = ',')]
+    pub nameservers: Vec<String>,
+    /// SOA responsible mailbox; default `hostmaster.<zone>`.
+    #[arg(long, env = "GTM_SOA_RNAME")]
+    pub soa_rname: Option<String>,
+    /// SOA refresh, seconds.
+    #[arg(long, env = "GTM_SOA_REFRESH", default_value_t = 3600)]
+    pub soa_refresh: i32,
+    /// SOA retry, seconds.
+    #[arg(long, env = "GTM_SOA_RETRY", default_value_t = 600)]
+    pub soa_retry: i32,
+    /// SOA expire, seconds.
+    #[arg(long, env = "GTM_SOA_EXPIRE", default_value_t = 86400)]
+    pub soa_expire: i32,
+    /// SOA minimum: the negative-caching TTL, seconds.
+    #[arg(long, env = "GTM_SOA_MINIMUM", default_value_t = 30)]
+    pub soa_minimum: u32,
+    /// MaxMind-format database for continent, country, subdivision and ASN sources.
+    #[arg(long, env = "GTM_GEOIP_DB", value_hint = clap::ValueHint::FilePath)]
+    pub geoip_db: Option<PathBuf>,
+}
+
+impl Args {
+    /// The SOA and NS settings.
+    pub fn zone_settings(&self) -> ZoneSettings {
+        ZoneSettings {
+            extra_zones: self.zones.clone(),
+            nameservers: self.nameservers.clone(),
+            soa_rname: self.soa_rname.clone(),
+            refresh: self.soa_refresh,
+            retry: self.soa_retry,
+            expire: self.soa_expire,
+            minimum: self.soa_minimum,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_cli_definition_is_valid() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_repeat_and_defaults_match_the_docs() {
+        let a = Args::try_parse_from([
+            "gtm-dnspod",
+            "--config-dir",
+            "/tmp/x",
+            "--dns-listen",
+            "127.0.0.1:5300",
+            "--dns-listen",
+            "[::1]:5300",
+            "--zone",
+            "a.example",
+            "--nameserver",
+            "ns1.example.net",
+        ])
+        .unwrap();
+        assert_eq!(a.dns_listen.len(), 2);
+        assert_eq!(a.instance, "kube-gtm");
+        assert_eq!(a.http_listen.to_string(), "0.0.0.0:8081");
+        let s = a.zone_settings();
+        assert_eq!(
+            (s.refresh, s.retry, s.expire, s.minimum),
+            (3600, 600, 86400, 30)
+        );
+        assert_eq!(s.extra_zones, vec!["a.example"]);
+    }
+
+    #[test]
+    fn a_namespace_is_required_without_a_config_dir() {
+        assert!(Args::try_parse_from(["gtm-dnspod"]).is_err());
+        assert!(Args::try_parse_from(["gtm-dnspod", "--namespace", "gtm"]).is_ok());
+    }
+}

@@ -1,0 +1,171 @@
+//! Cluster mode: the ConfigMaps of the config contract, watched through the API (not a volume
+//! mount, which kubelet syncs only every minute or so). They are selected by
+//! `gtm.kubegtm.io/instance=<instance>` and the presence of `gtm.kubegtm.io/payload`, grouped
+//! by payload, and reassembled with [`gtm_crds::parts::assemble`]. A set of parts that is not
+//! whole yet (an update in flight) is reported once and the last good payload keeps serving.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use gtm_crds::parts::{
+    DIGEST_ANNOTATION, INSTANCE_LABEL, PART_ANNOTATION, PAYLOAD_LABEL, Part, Payload, assemble,
+    parse_part_annotation,
+};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
+use tokio_util::sync::CancellationToken;
+
+use crate::state::Loader;
+
+/// The label selector of an instance's payload ConfigMaps.
+pub fn label_selector(instance: &str) -> String {
+    format!("{INSTANCE_LABEL}={instance},{PAYLOAD_LABEL}")
+}
+
+/// The payload ConfigMaps currently known, by name.
+#[derive(Debug, Default)]
+pub struct ConfigMapSet {
+    current: BTreeMap<String, ConfigMap>,
+    /// Objects of a relist in progress, swapped in whole when it is done.
+    relisting: Option<BTreeMap<String, ConfigMap>>,
+    /// Per payload, the (name, resourceVersion) list last reported, so that an unchanged set
+    /// is neither reloaded nor reported again.
+    seen: BTreeMap<&'static str, Vec<(String, String)>>,
+}
+
+fn name_of(cm: &ConfigMap) -> String {
+    cm.metadata.name.clone().unwrap_or_default()
+}
+
+/// Why a payload could not be taken from its ConfigMaps.
+#[derive(Debug, thiserror::Error)]
+pub enum PartsError {
+    /// A ConfigMap lacks the part annotations or the data key.
+    #[error("ConfigMap {0} is not a valid part (annotations or data key missing)")]
+    BadPart(String),
+    /// The parts do not form a payload.
+    #[error(transparent)]
+    Assembly(#[from] gtm_crds::parts::AssemblyError),
+}
+
+impl ConfigMapSet {
+    /// Applies a watch event; returns whether the known set changed (never mid-relist).
+    pub fn apply(&mut self, event: Event<ConfigMap>) -> bool {
+        match event {
+            Event::Init => {
+                self.relisting = Some(BTreeMap::new());
+                false
+            }
+            Event::InitApply(cm) => {
+                if let Some(r) = self.relisting.as_mut() {
+                    r.insert(name_of(&cm), cm);
+                }
+                false
+            }
+            Event::InitDone => {
+                if let Some(r) = self.relisting.take() {
+                    self.current = r;
+                }
+                true
+            }
+            Event::Apply(cm) => {
+                self.current.insert(name_of(&cm), cm);
+                true
+            }
+            Event::Delete(cm) => {
+                self.current.remove(&name_of(&cm));
+                true
+            }
+        }
+    }
+
+    /// The assembled text of `payload`, or `None` when its parts are the ones last returned.
+    pub fn changed_payload(&mut self, payload: Payload) -> Option<Result<String, PartsError>> {
+        let members: Vec<&ConfigMap> = self
+            .current
+            .values()
+            .filter(|cm| {
+                cm.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(PAYLOAD_LABEL))
+                    .is_some_and(|v| v == payload.label_value())
+            })
+            .collect();
+        let key: Vec<(String, String)> = members
+            .iter()
+            .map(|cm| {
+                (
+                    name_of(cm),
+                    cm.metadata.resource_version.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        if members.is_empty() || self.seen.get(payload.label_value()) == Some(&key) {
+            return None;
+        }
+        let result = members
+            .iter()
+            .map(|cm| part(cm, payload).ok_or_else(|| PartsError::BadPart(name_of(cm))))
+            .collect::<Result<Vec<Part>, _>>()
+            .and_then(|parts| Ok(assemble(&parts)?));
+        self.seen.insert(payload.label_value(), key);
+        Some(result)
+    }
+}
+
+/// The part a ConfigMap carries.
+fn part(cm: &ConfigMap, payload: Payload) -> Option<Part> {
+    let annotations = cm.metadata.annotations.as_ref()?;
+    let (index, count) = parse_part_annotation(annotations.get(PART_ANNOTATION)?)?;
+    Some(Part {
+        index,
+        count,
+        digest: annotations.get(DIGEST_ANNOTATION)?.clone(),
+        data: cm.data.as_ref()?.get(payload.key())?.clone(),
+    })
+}
+
+/// Watches the payload ConfigMaps of `instance` in `api`'s namespace and offers every whole
+/// new payload to `loader`, until `shutdown`. Watch errors are logged and retried with
+/// backoff.
+pub async fn follow(
+    api: Api<ConfigMap>,
+    instance: &str,
+    mut loader: Loader,
+    shutdown: CancellationToken,
+) {
+    let config = watcher::Config::default().labels(&label_selector(instance));
+    let mut events = watcher(api, config).default_backoff().boxed();
+    let mut set = ConfigMapSet::default();
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            event = events.next() => event,
+        };
+        match event {
+            None => break,
+            Some(Err(error)) => tracing::warn!(%error, "ConfigMap watch failed; retrying"),
+            Some(Ok(event)) => {
+                if !set.apply(event) {
+                    continue;
+                }
+                for payload in Payload::ALL {
+                    match set.changed_payload(payload) {
+                        None => {}
+                        Some(Ok(text)) => {
+                            // A refusal is logged and counted by the loader.
+                            let _ = loader.offer(payload, text.as_bytes());
+                        }
+                        Some(Err(error)) => {
+                            tracing::warn!(%payload, %error, "payload parts not usable; the last good payload keeps serving");
+                            loader.refuse(payload);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
