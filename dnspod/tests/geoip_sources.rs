@@ -33,7 +33,12 @@ struct CityAsn {
     autonomous_system_number: u32,
 }
 
-fn record(continent: &'static str, country: &'static str, sub: Option<&'static str>, asn: u32) -> CityAsn {
+fn record(
+    continent: &'static str,
+    country: &'static str,
+    sub: Option<&'static str>,
+    asn: u32,
+) -> CityAsn {
     CityAsn {
         continent: Code { code: continent },
         country: Iso { iso_code: country },
@@ -52,7 +57,8 @@ fn database() -> GeoIp {
         ("83.0.0.0/16", record("NA", "US", Some("CA"), 64504)),
         ("2001:db8:ca::/48", record("EU", "FR", None, 64505)),
     ] {
-        w.insert(net.parse::<ipnet::IpNet>().unwrap(), &rec).unwrap();
+        w.insert(net.parse::<ipnet::IpNet>().unwrap(), &rec)
+            .unwrap();
     }
     GeoIp::from_bytes(w.to_bytes().unwrap()).unwrap()
 }
@@ -68,12 +74,23 @@ fn sample() -> GtmConfig {
     let none = RequestSources::default;
     config(
         1,
-        vec![domain("geo", Rt::A, LbPolicy::RoundRobin, vec![member("ns/geo")])],
+        vec![domain(
+            "geo",
+            Rt::A,
+            LbPolicy::RoundRobin,
+            vec![member("ns/geo")],
+        )],
         vec![pool(
             "ns/geo",
             LbPolicy::SourceNearest,
             vec![
-                sourced("192.0.2.1", RequestSources { asns: vec![64500], ..none() }),
+                sourced(
+                    "192.0.2.1",
+                    RequestSources {
+                        asns: vec![64500],
+                        ..none()
+                    },
+                ),
                 sourced(
                     "192.0.2.2",
                     RequestSources {
@@ -88,12 +105,27 @@ fn sample() -> GtmConfig {
                         ..none()
                     },
                 ),
-                sourced("192.0.2.4", RequestSources { continents: vec![Continent::AS], ..none() }),
+                sourced(
+                    "192.0.2.4",
+                    RequestSources {
+                        continents: vec![Continent::AS],
+                        ..none()
+                    },
+                ),
                 sourced(
                     "192.0.2.5",
-                    RequestSources { cidrs: vec![Cidr("81.10.5.0/24".into())], ..none() },
+                    RequestSources {
+                        cidrs: vec![Cidr("81.10.5.0/24".into())],
+                        ..none()
+                    },
                 ),
-                sourced("192.0.2.6", RequestSources { default: true, ..none() }),
+                sourced(
+                    "192.0.2.6",
+                    RequestSources {
+                        default: true,
+                        ..none()
+                    },
+                ),
             ],
         )],
     )
@@ -130,7 +162,9 @@ async fn the_most_specific_source_kind_wins() {
             ("83.0.1.0", 24, "192.0.2.6", 16),  // nothing matches: default
             ("2001:db8:ca::", 56, "192.0.2.3", 48), // IPv6 client, country
         ] {
-            let r = t.exchange(pod.addr, &query_ecs(name, RecordType::A, subnet, prefix)).await;
+            let r = t
+                .exchange(pod.addr, &query_ecs(name, RecordType::A, subnet, prefix))
+                .await;
             assert_eq!(data(&r.answers), vec![want], "{subnet} {t:?}");
             let ecs = response_ecs(&r).unwrap();
             assert_eq!(ecs.scope_prefix(), scope, "{subnet} {t:?}");
