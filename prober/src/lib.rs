@@ -11,6 +11,32 @@
 //! - [`state`]: the pure per-task state machine ([`TaskHealth::observe`]).
 //! - [`scheduler`]: [`Prober`], which runs every task on its own interval and emits
 //!   [`ProbeReport`]s.
+//!
+//! Embedding it:
+//!
+//! ```no_run
+//! use gtm_crds::config::task_id;
+//! use gtm_crds::pool::HealthState;
+//! use gtm_crds::template::HealthCheckTemplateSpec;
+//! use gtm_prober::{ProbeTask, Prober, ProberConfig};
+//!
+//! # async fn operator(spec: HealthCheckTemplateSpec) {
+//! let (mut prober, mut reports) = Prober::new(ProberConfig::default());
+//! // On every config change: the whole desired set; unchanged tasks keep running.
+//! let task = ProbeTask::new(spec, "192.0.2.10", Some(443))
+//!     .restored(HealthState::Up, None); // the state recorded in AddressPool.status
+//! prober.update([(task_id("default/web-https", "192.0.2.10", Some(443)), task)]);
+//!
+//! let mut batch = Vec::new();
+//! while reports.recv_many(&mut batch, 1024).await > 0 {
+//!     for report in batch.drain(..) {
+//!         // every report: metrics (report.protocol, report.outcome) and the task's
+//!         // lastProbeTime / latency / lastError (report.health);
+//!         // report.transition: health ConfigMap, address judgement, events.
+//!     }
+//! }
+//! # }
+//! ```
 
 pub mod outcome;
 pub mod probe;

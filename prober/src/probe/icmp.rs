@@ -84,21 +84,32 @@ pub(super) async fn probe(
         .iter()
         .filter_map(|result| result.as_ref().ok().map(|(_, rtt)| *rtt))
         .collect();
-    let lost = sent - u8::try_from(round_trips.len()).expect("at most `sent` replies");
     if round_trips.is_empty()
         && let Some(err) = results.iter().find_map(send_failure)
     {
         return Err(ProbeError::connect(err));
     }
-    if u32::from(lost) * 100 > u32::from(check.tolerated_loss_percent) * u32::from(sent) {
+    judge(sent, &round_trips, check.tolerated_loss_percent)
+}
+
+/// Passes when the share of `sent` echo requests without a reply is within
+/// `tolerated_percent`; the latency is the mean round trip.
+fn judge(
+    sent: u8,
+    round_trips: &[Duration],
+    tolerated_percent: u8,
+) -> Result<Duration, ProbeError> {
+    let replies = u8::try_from(round_trips.len()).expect("at most `sent` replies");
+    let lost = sent.saturating_sub(replies);
+    if u32::from(lost) * 100 > u32::from(tolerated_percent) * u32::from(sent) {
         return Err(ProbeError::PacketLoss {
             sent,
             lost,
-            tolerated_percent: check.tolerated_loss_percent,
+            tolerated_percent,
         });
     }
     let total: Duration = round_trips.iter().sum();
-    Ok(total / u32::try_from(round_trips.len().max(1)).expect("at most 255 replies"))
+    Ok(total / u32::from(replies.max(1)))
 }
 
 /// The socket error that kept an echo request from leaving, if that is why it failed.
@@ -106,5 +117,38 @@ fn send_failure<T>(result: &Result<T, SurgeError>) -> Option<&io::Error> {
     match result {
         Err(SurgeError::IOError(err)) => Some(err),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn loss_within_the_tolerance_passes_with_the_mean_round_trip() {
+        assert_eq!(judge(3, &[MS, 3 * MS], 34), Ok(2 * MS));
+        assert_eq!(judge(1, &[5 * MS], 0), Ok(5 * MS));
+        assert_eq!(judge(2, &[], 100), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn loss_beyond_the_tolerance_fails() {
+        let err = judge(3, &[MS, MS], 33).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "1 of 3 ICMP echo requests lost (33% loss tolerated)"
+        );
+        assert_eq!(err.reason(), "PacketLoss");
+    }
+
+    #[test]
+    fn a_refused_socket_names_both_ways_to_allow_icmp() {
+        let err = unavailable(&io::Error::from(io::ErrorKind::PermissionDenied));
+        let message = err.to_string();
+        assert!(message.starts_with("ICMP unavailable: "), "{message}");
+        assert!(message.contains("ping_group_range") && message.contains("NET_RAW"));
+        assert_eq!(err.reason(), "IcmpUnavailable");
     }
 }

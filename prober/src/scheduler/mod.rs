@@ -31,7 +31,8 @@ use runner::{Runner, TaskSlot};
 pub struct ProberConfig {
     /// Probes in flight at most, over all tasks.
     pub max_concurrent_probes: usize,
-    /// Reports the channel holds before probing tasks wait for the consumer to catch up.
+    /// Reports the channel holds. When it is full, tasks wait for the consumer before
+    /// reporting (and so before probing again): keep receiving, in batches.
     pub report_buffer: usize,
 }
 
@@ -141,7 +142,7 @@ impl Prober {
         (prober, receiver)
     }
 
-    /// Makes `tasks` (id to task) the running set. New ids start from their
+    /// Makes `tasks` (id to task; ids unique) the running set. New ids start from their
     /// [`initial`](ProbeTask::initial) health; tasks whose check, target or port changed
     /// restart with the health they had (counts reset) so their verdict holds until the new
     /// check decides; the others keep running untouched; missing ids stop. Must be called
