@@ -83,7 +83,7 @@ impl TaskHealth {
 
     /// The same knowledge with both counts at zero: for a task whose check changed, which
     /// keeps its verdict until the new check's thresholds decide.
-    pub fn with_counts_reset(self) -> Self {
+    pub(crate) fn with_counts_reset(self) -> Self {
         Self {
             consecutive_successes: 0,
             consecutive_failures: 0,

@@ -16,7 +16,7 @@ use gtm_crds::template::{HealthCheckTemplateSpec, HttpCheck, IcmpCheck, Protocol
 use crate::outcome::{ProbeError, ProbeOutcome};
 use http_clients::HttpClients;
 use icmp::IcmpClients;
-pub use target::Target;
+use target::Target;
 
 /// Shared probing resources: the HTTP clients (one per distinct client-level setting) with the
 /// TLS trust roots, and the ICMP sockets. Build one per process and share it (`Arc`); the
