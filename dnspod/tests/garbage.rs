@@ -4,8 +4,6 @@ mod support;
 
 use std::time::Duration;
 
-use gtm_crds::common::LbPolicy;
-use gtm_crds::domain::RecordType as Rt;
 use hickory_server::proto::op::{Message, ResponseCode};
 use hickory_server::proto::rr::RecordType;
 use rand::rngs::StdRng;
@@ -18,16 +16,7 @@ use tokio::net::TcpStream;
 const WWW: &str = "www.gtm.example.com.";
 
 async fn pod() -> TestPod {
-    let c = config(
-        1,
-        vec![domain(
-            "www",
-            Rt::A,
-            LbPolicy::RoundRobin,
-            vec![member("ns/p")],
-        )],
-        vec![pool("ns/p", LbPolicy::RoundRobin, vec![addr("192.0.2.1")])],
-    );
+    let c = www_only(1, "192.0.2.1");
     TestPod::serving(&c, &health_down(1, &[])).await
 }
 

@@ -2,8 +2,6 @@
 
 mod support;
 
-use gtm_crds::common::LbPolicy;
-use gtm_crds::domain::RecordType as Rt;
 use gtm_dnspod::state::Shared;
 use support::fixtures::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,16 +38,7 @@ async fn readiness_follows_the_first_config_and_metrics_are_exported() {
 
     let mut loader =
         gtm_dnspod::state::Loader::new(shared.clone(), gtm_dnspod::zone::ZoneSettings::default());
-    let c = config(
-        4,
-        vec![domain(
-            "www",
-            Rt::A,
-            LbPolicy::RoundRobin,
-            vec![member("ns/p")],
-        )],
-        vec![pool("ns/p", LbPolicy::RoundRobin, vec![addr("192.0.2.1")])],
-    );
+    let c = www_only(4, "192.0.2.1");
     loader
         .offer(gtm_crds::parts::Payload::Config, &c.to_json())
         .unwrap();

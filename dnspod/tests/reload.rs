@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use gtm_crds::common::LbPolicy;
 use gtm_crds::config::GtmConfig;
-use gtm_crds::domain::RecordType as Rt;
 use gtm_dnspod::config_source::dir;
 use gtm_dnspod::handler::GtmHandler;
 use gtm_dnspod::server::DnsServer;
@@ -28,16 +26,7 @@ const WWW: &str = "www.gtm.example.com.";
 /// Generation `g` answers www with 10.0.x.y derived from `g`.
 fn generation(g: u64) -> (GtmConfig, String) {
     let ip = format!("10.0.{}.{}", g / 256, g % 256);
-    let c = config(
-        g,
-        vec![domain(
-            "www",
-            Rt::A,
-            LbPolicy::RoundRobin,
-            vec![member("ns/p")],
-        )],
-        vec![pool("ns/p", LbPolicy::RoundRobin, vec![addr(&ip)])],
-    );
+    let c = www_only(g, &ip);
     (c, ip)
 }
 

@@ -91,15 +91,7 @@ impl Compiled {
                     eligible: pool_views[p].1,
                 })
                 .collect();
-            let specs: Vec<MemberSpec<'_>> = d
-                .pools
-                .iter()
-                .map(|m| MemberSpec {
-                    order: m.order,
-                    weight: m.weight,
-                    sources: &m.sources,
-                })
-                .collect();
+            let specs: Vec<MemberSpec<'_>> = d.pools.iter().map(MemberSpec::from).collect();
             let (choice, candidates) = match pool_choice(&views, d.when_all_unavailable) {
                 PoolChoice::Available(c) => (DomainChoice::Available, c),
                 PoolChoice::FailOpen(m) => (DomainChoice::FailOpen(m), Vec::new()),
@@ -168,15 +160,7 @@ fn compile_pool(
     let available = pool_available(pool, &avail);
     let eligible = eligible_addresses(pool);
     let fail_open = !avail.iter().any(|a| *a);
-    let specs: Vec<MemberSpec<'_>> = pool
-        .addresses
-        .iter()
-        .map(|a| MemberSpec {
-            order: a.order,
-            weight: a.weight,
-            sources: &a.sources,
-        })
-        .collect();
+    let specs: Vec<MemberSpec<'_>> = pool.addresses.iter().map(MemberSpec::from).collect();
     let active = health
         .active
         .pools

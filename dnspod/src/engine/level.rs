@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gtm_crds::common::{LbPolicy, RequestSources, SequentialMode};
+use gtm_crds::config::{AddressConfig, PoolMember};
 use rand::{Rng, RngExt};
 
 use crate::sources::{BadCidr, Client, SourceTable};
@@ -17,6 +18,26 @@ pub(crate) struct MemberSpec<'a> {
     pub weight: u8,
     /// Sources for `SourceNearest`.
     pub sources: &'a RequestSources,
+}
+
+impl<'a> From<&'a PoolMember> for MemberSpec<'a> {
+    fn from(m: &'a PoolMember) -> Self {
+        Self {
+            order: m.order,
+            weight: m.weight,
+            sources: &m.sources,
+        }
+    }
+}
+
+impl<'a> From<&'a AddressConfig> for MemberSpec<'a> {
+    fn from(a: &'a AddressConfig) -> Self {
+        Self {
+            order: a.order,
+            weight: a.weight,
+            sources: &a.sources,
+        }
+    }
 }
 
 /// A level compiled for one health snapshot: the members that may answer are fixed, so only

@@ -128,3 +128,17 @@ pub fn health_active(generation: u64, down: &[&str], active: ActiveSelections) -
         ..health_down(generation, down)
     }
 }
+
+/// Generation `generation` answering `www.gtm.example.com` A with the one address `ip`.
+pub fn www_only(generation: u64, ip: &str) -> GtmConfig {
+    config(
+        generation,
+        vec![domain(
+            "www",
+            RecordType::A,
+            LbPolicy::RoundRobin,
+            vec![member("ns/p")],
+        )],
+        vec![pool("ns/p", LbPolicy::RoundRobin, vec![addr(ip)])],
+    )
+}
