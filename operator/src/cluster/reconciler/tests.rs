@@ -1,1 +1,530 @@
+//! Reconcile passes against a mock API server (`tower-test`) that pins every request: method,
+//! path and query (field manager included), and body. A pass that should write nothing is run
+//! with no server answering, so any request would hang it.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{Value, json};
+use tower_test::mock::{self, Handle};
+
+use super::*;
+use crate::manifests::test_support::loaded;
+
+const NS: &str = "gtm-system";
+const CM_QUERY: &str = "?&force=true&fieldManager=gtm-operator";
+
+/// One request the mock API server received.
+struct Seen {
+    method: String,
+    uri: String,
+    body: Value,
+}
+
+/// The mock API server side: answers requests one by one.
+struct ApiServer(Handle<Request<Body>, Response<Body>>);
+
+impl ApiServer {
+    /// Receives the next request and answers it with `status` and `response`.
+    async fn answer(&mut self, status: u16, response: Value) -> Seen {
+        let (request, send) = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
+            .await
+            .expect("a request within 5 s")
+            .expect("the client is alive");
+        let method = request.method().to_string();
+        let uri = request.uri().to_string();
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        send.send_response(
+            Response::builder()
+                .status(status)
+                .body(Body::from(serde_json::to_vec(&response).unwrap()))
+                .unwrap(),
+        );
+        Seen { method, uri, body }
+    }
+}
+
+fn setup(part_bytes: usize) -> (Reconciler, ApiServer, Arc<Metrics>) {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let metrics = Arc::new(Metrics::new());
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: Some("test".into()),
+        },
+    );
+    let r = Reconciler::new(
+        client,
+        NS,
+        "kube-gtm",
+        vec!["gtm.example.com".into()],
+        part_bytes,
+        recorder,
+        metrics.clone(),
+    );
+    (r, ApiServer(handle), metrics)
+}
+
+const POOL: &str = "apiVersion: gtm.kubegtm.io/v1alpha1
+kind: AddressPool
+metadata: {name: web, generation: 1}
+spec:
+  type: IPv4
+  addresses: [{value: 192.0.2.1}]
+";
+
+fn domain(name: &str, pool: &str) -> String {
+    format!(
+        "apiVersion: gtm.kubegtm.io/v1alpha1
+kind: GtmAccessDomain
+metadata: {{name: {name}, generation: 1}}
+spec:
+  domain: web.gtm.example.com
+  recordType: A
+  pools: [{{name: {pool}}}]
+"
+    )
+}
+
+fn inventory(yaml: &str) -> Inventory {
+    let l = loaded(yaml);
+    assert!(l.invalid.is_empty() && l.problems.is_empty());
+    l.inventory
+}
+
+fn t0() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::from_second(1_767_225_700).unwrap())
+}
+
+/// Applies the statuses the server received back onto the inventory, as the watch would.
+fn apply_statuses(inv: &mut Inventory, seen: &[Seen]) {
+    for s in seen.iter().filter(|s| s.uri.contains("/status")) {
+        let name = s.body["metadata"]["name"].as_str().unwrap();
+        let status = s.body["status"].clone();
+        match s.body["kind"].as_str().unwrap() {
+            "AddressPool" => {
+                for p in inv
+                    .pools
+                    .iter_mut()
+                    .filter(|p| p.metadata.name.as_deref() == Some(name))
+                {
+                    Arc::make_mut(p).status = Some(serde_json::from_value(status.clone()).unwrap());
+                }
+            }
+            "GtmAccessDomain" => {
+                for d in inv
+                    .domains
+                    .iter_mut()
+                    .filter(|d| d.metadata.name.as_deref() == Some(name))
+                {
+                    Arc::make_mut(d).status = Some(serde_json::from_value(status.clone()).unwrap());
+                }
+            }
+            k => panic!("unexpected kind {k}"),
+        }
+    }
+}
+
+/// The object the API server returns for a status patch.
+fn object_with_status(inv: &Inventory, seen_body: &Value) -> Value {
+    let name = seen_body["metadata"]["name"].as_str().unwrap();
+    let mut obj = match seen_body["kind"].as_str().unwrap() {
+        "AddressPool" => serde_json::to_value(
+            inv.pools
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(name))
+                .unwrap()
+                .as_ref(),
+        ),
+        _ => serde_json::to_value(
+            inv.domains
+                .iter()
+                .find(|d| d.metadata.name.as_deref() == Some(name))
+                .unwrap()
+                .as_ref(),
+        ),
+    }
+    .unwrap();
+    obj["status"] = seen_body["status"].clone();
+    obj
+}
+
+/// Runs a pass while the server answers `n` requests: config maps by echo, statuses with the
+/// object, events with the event.
+async fn pass(
+    r: &mut Reconciler,
+    server: &mut ApiServer,
+    inv: &Inventory,
+    configmaps: &[Arc<ConfigMap>],
+    n: usize,
+) -> (Report, Vec<Seen>) {
+    let tasks = BTreeMap::new();
+    let inv2 = inv.clone();
+    let serve = async {
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            let s = server.peek_and_answer(&inv2).await;
+            seen.push(s);
+        }
+        seen
+    };
+    let now = t0();
+    let (report, seen) = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(r.reconcile(inv, &tasks, configmaps, &now), serve)
+    })
+    .await
+    .expect("the pass made more requests than expected");
+    (report.expect("the pass succeeds"), seen)
+}
+
+impl ApiServer {
+    async fn peek_and_answer(&mut self, inv: &Inventory) -> Seen {
+        let (request, send) = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
+            .await
+            .expect("a request within 5 s")
+            .expect("the client is alive");
+        let method = request.method().to_string();
+        let uri = request.uri().to_string();
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let response = if uri.contains("/status") {
+            object_with_status(inv, &body)
+        } else if method == "DELETE" {
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}})
+        } else {
+            body.clone()
+        };
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&response).unwrap()))
+                .unwrap(),
+        );
+        Seen { method, uri, body }
+    }
+}
+
+/// Runs a pass with no server: it must complete without a single request.
+async fn silent_pass(r: &mut Reconciler, inv: &Inventory, configmaps: &[Arc<ConfigMap>]) -> Report {
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        r.reconcile(inv, &BTreeMap::new(), configmaps, &t0()),
+    )
+    .await
+    .expect("a pass that writes nothing makes no request")
+    .unwrap()
+}
+
+fn configmaps_from(seen: &[Seen]) -> Vec<Arc<ConfigMap>> {
+    seen.iter()
+        .filter(|s| s.uri.contains("/configmaps/") && s.method == "PATCH")
+        .map(|s| Arc::new(serde_json::from_value(s.body.clone()).unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn resume_lists_the_payload_configmaps_by_label() {
+    let (mut r, mut server, _) = setup(1024);
+    let (result, seen) = tokio::join!(
+        r.resume(),
+        server.answer(
+            200,
+            json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {}, "items": []})
+        )
+    );
+    result.unwrap();
+    assert_eq!(seen.method, "GET");
+    assert_eq!(
+        seen.uri,
+        format!(
+            "/api/v1/namespaces/{NS}/configmaps?&labelSelector=gtm.kubegtm.io%2Finstance%3Dkube-gtm%2Cgtm.kubegtm.io%2Fpayload"
+        )
+    );
+}
+
+#[tokio::test]
+async fn create_then_nothing_changed_then_update_then_delete() {
+    let (mut r, mut server, metrics) = setup(64 * 1024);
+    let mut inv = inventory(&format!("{POOL}---\n{}", domain("web", "web")));
+
+    // Create: config, health, then the pool's and the domain's status.
+    let (report, seen) = pass(&mut r, &mut server, &inv, &[], 4).await;
+    assert_eq!(report.payloads, [Payload::Config, Payload::Health]);
+    assert_eq!(report.events, 0, "a healthy new object gets no event");
+    let [config, health, pool, dom] = &seen[..] else {
+        unreachable!()
+    };
+    assert_eq!(config.method, "PATCH");
+    assert_eq!(
+        config.uri,
+        format!("/api/v1/namespaces/{NS}/configmaps/kube-gtm-config-0{CM_QUERY}")
+    );
+    assert_eq!(
+        config.body["metadata"]["labels"]["gtm.kubegtm.io/payload"],
+        "config"
+    );
+    assert_eq!(
+        config.body["metadata"]["labels"]["gtm.kubegtm.io/instance"],
+        "kube-gtm"
+    );
+    assert_eq!(
+        config.body["metadata"]["annotations"]["gtm.kubegtm.io/part"],
+        "0/1"
+    );
+    let published = GtmConfig::from_json(
+        config.body["data"]["config.json"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(published.generation, 1);
+    assert_eq!(published.domains[0].id, "default/web");
+    assert_eq!(
+        health.uri,
+        format!("/api/v1/namespaces/{NS}/configmaps/kube-gtm-health-0{CM_QUERY}")
+    );
+    assert_eq!(pool.method, "PATCH");
+    assert_eq!(
+        pool.uri,
+        "/apis/gtm.kubegtm.io/v1alpha1/namespaces/default/addresspools/web/status?&force=true&fieldManager=gtm-operator"
+    );
+    assert_eq!(pool.body["apiVersion"], "gtm.kubegtm.io/v1alpha1");
+    assert_eq!(pool.body["kind"], "AddressPool");
+    assert_eq!(pool.body["status"]["availableAddresses"], 1);
+    assert_eq!(pool.body["status"]["observedGeneration"], 1);
+    assert_eq!(
+        dom.uri,
+        "/apis/gtm.kubegtm.io/v1alpha1/namespaces/default/gtmaccessdomains/web/status?&force=true&fieldManager=gtm-operator"
+    );
+    assert_eq!(dom.body["status"]["activePools"], json!(["web"]));
+    let conds = dom.body["status"]["conditions"].as_array().unwrap();
+    assert_eq!(conds[0]["type"], "Accepted");
+    assert_eq!(conds[0]["status"], "True");
+    assert_eq!(conds[1]["type"], "Ready");
+    assert_eq!(conds[1]["reason"], "Published");
+    assert!(
+        metrics
+            .encode()
+            .contains("gtm_operator_payload_generation{payload=\"config\"} 1")
+    );
+
+    // Nothing changed (the watch brought the statuses back): nothing is written.
+    apply_statuses(&mut inv, &seen);
+    let cms = configmaps_from(&seen);
+    assert_eq!(silent_pass(&mut r, &inv, &cms).await, Report::default());
+
+    // Update: a new address changes the config and the pool's status only.
+    let mut updated = inventory(&format!(
+        "{}---\n{}",
+        POOL.replace(
+            "[{value: 192.0.2.1}]",
+            "[{value: 192.0.2.1}, {value: 192.0.2.2}]"
+        )
+        .replace("generation: 1", "generation: 2"),
+        domain("web", "web")
+    ));
+    updated.domains = inv.domains.clone();
+    Arc::make_mut(&mut updated.pools[0]).status = inv.pools[0].status.clone();
+    let (report, seen) = pass(&mut r, &mut server, &updated, &cms, 2).await;
+    assert_eq!(report.payloads, [Payload::Config]);
+    assert_eq!(
+        seen[0].uri,
+        format!("/api/v1/namespaces/{NS}/configmaps/kube-gtm-config-0{CM_QUERY}")
+    );
+    assert!(
+        seen[0].body["data"]["config.json"]
+            .as_str()
+            .unwrap()
+            .contains("192.0.2.2")
+    );
+    assert!(seen[1].uri.contains("/addresspools/web/status"));
+    assert_eq!(seen[1].body["status"]["totalAddresses"], 2);
+    assert_eq!(seen[1].body["status"]["observedGeneration"], 2);
+    apply_statuses(&mut updated, &seen);
+
+    // Delete the domain: the config drops it, its active selection leaves the health payload,
+    // and the pool is no longer referenced.
+    let cms = configmaps_from(&seen);
+    updated.domains.clear();
+    let (report, seen) = pass(&mut r, &mut server, &updated, &cms, 3).await;
+    assert_eq!(report.payloads, [Payload::Config, Payload::Health]);
+    let config = GtmConfig::from_json(
+        seen[0].body["data"]["config.json"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert!(config.domains.is_empty() && config.pools.is_empty());
+    let health = seen[1].body["data"]["health.json"].as_str().unwrap();
+    assert!(!health.contains("default/web"), "{health}");
+    assert!(seen[2].uri.contains("/addresspools/web/status"));
+    let ready = seen[2].body["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()
+        .clone();
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "Unreferenced");
+}
+
+#[tokio::test]
+async fn conflict_and_dangling_reference_get_conditions_and_warning_events() {
+    let (mut r, mut server, _) = setup(64 * 1024);
+    let inv = inventory(&format!(
+        "{POOL}---\n{}---\n{}---\n{}",
+        domain("older", "web"),
+        domain("newer", "web"),
+        domain("dangling", "nowhere").replace("web.gtm", "other.gtm")
+    ));
+    // config, health, pool status, then each domain in inventory order; the two rejected
+    // ones each add an event.
+    let (report, seen) = pass(&mut r, &mut server, &inv, &[], 8).await;
+    assert_eq!(report.events, 2);
+    let uris: Vec<&str> = seen.iter().map(|s| s.uri.as_str()).collect();
+    let events: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| {
+            s.uri
+                .starts_with("/apis/events.k8s.io/v1/namespaces/default/events")
+        })
+        .collect();
+    assert_eq!(events.len(), 2, "{uris:#?}");
+    for e in &events {
+        assert_eq!(e.method, "POST");
+        assert_eq!(e.body["type"], "Warning");
+        assert_eq!(e.body["reportingController"], "gtm-operator");
+    }
+    let reasons: Vec<&str> = events
+        .iter()
+        .map(|e| e.body["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["Conflict", "PoolNotFound"]);
+    assert_eq!(events[0].body["regarding"]["name"], "newer");
+    assert_eq!(events[1].body["regarding"]["name"], "dangling");
+    let newer = seen
+        .iter()
+        .find(|s| s.uri.contains("/gtmaccessdomains/newer/status"))
+        .unwrap();
+    let accepted = &newer.body["status"]["conditions"][0];
+    assert_eq!(accepted["status"], "False");
+    assert_eq!(accepted["reason"], "Conflict");
+    assert!(
+        accepted["message"]
+            .as_str()
+            .unwrap()
+            .contains("default/older")
+    );
+    // Only the older domain is published.
+    let config = GtmConfig::from_json(
+        seen[0].body["data"]["config.json"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        config
+            .domains
+            .iter()
+            .map(|d| d.id.as_str())
+            .collect::<Vec<_>>(),
+        ["default/older"]
+    );
+}
+
+#[tokio::test]
+async fn large_payloads_are_split_and_extra_parts_pruned_when_they_shrink() {
+    let addresses: Vec<String> = (1..=200)
+        .map(|i| format!("{{value: 10.0.{}.{}}}", i / 250, i % 250 + 1))
+        .collect();
+    let big_pool = POOL.replace(
+        "[{value: 192.0.2.1}]",
+        &format!("[{}]", addresses.join(", ")),
+    );
+    let (mut r, mut server, _) = setup(4096);
+    let mut inv = inventory(&format!("{big_pool}---\n{}", domain("web", "web")));
+    let config_len = compile(&inv, &["gtm.example.com".to_string()])
+        .config
+        .to_json()
+        .len();
+    let parts = config_len.div_ceil(4096);
+    assert!(
+        parts >= 3,
+        "the fixture spans several parts ({config_len} bytes)"
+    );
+    let (_, seen) = pass(&mut r, &mut server, &inv, &[], parts + 3).await;
+    for (i, s) in seen[..parts].iter().enumerate() {
+        assert_eq!(
+            s.uri,
+            format!("/api/v1/namespaces/{NS}/configmaps/kube-gtm-config-{i}{CM_QUERY}")
+        );
+        assert_eq!(
+            s.body["metadata"]["annotations"]["gtm.kubegtm.io/part"],
+            format!("{i}/{parts}")
+        );
+    }
+    // The parts reassemble into the config.
+    let cms = configmaps_from(&seen);
+    let config_parts: Vec<gtm_crds::parts::Part> = cms
+        .iter()
+        .filter_map(|c| super::super::configmaps::part_of(c))
+        .filter(|(p, _)| *p == Payload::Config)
+        .map(|(_, part)| part)
+        .collect();
+    let text = gtm_crds::parts::assemble(&config_parts).unwrap();
+    assert_eq!(
+        GtmConfig::from_json(text.as_bytes()).unwrap().pools[0]
+            .addresses
+            .len(),
+        200
+    );
+    apply_statuses(&mut inv, &seen);
+
+    // Shrink to one address: one part is written, the others deleted.
+    let mut small = inventory(&format!("{POOL}---\n{}", domain("web", "web")));
+    small.domains = inv.domains.clone();
+    Arc::make_mut(&mut small.pools[0]).status = inv.pools[0].status.clone();
+    let (_, seen) = pass(&mut r, &mut server, &small, &cms, 1 + (parts - 1) + 1).await;
+    assert_eq!(seen[0].method, "PATCH");
+    for (i, s) in seen[1..parts].iter().enumerate() {
+        assert_eq!(s.method, "DELETE");
+        assert_eq!(
+            s.uri,
+            format!(
+                "/api/v1/namespaces/{NS}/configmaps/kube-gtm-config-{}?",
+                i + 1
+            )
+        );
+    }
+    assert!(seen[parts].uri.contains("/addresspools/web/status"));
+}
+
+#[tokio::test]
+async fn an_edited_or_deleted_payload_configmap_is_restored() {
+    let (mut r, mut server, _) = setup(64 * 1024);
+    let mut inv = inventory(&format!("{POOL}---\n{}", domain("web", "web")));
+    let (_, seen) = pass(&mut r, &mut server, &inv, &[], 4).await;
+    apply_statuses(&mut inv, &seen);
+    let mut cms = configmaps_from(&seen);
+    // Someone deletes the health ConfigMap: the same payload is written again.
+    cms.retain(|c| c.metadata.name.as_deref() != Some("kube-gtm-health-0"));
+    let (report, seen) = pass(&mut r, &mut server, &inv, &cms, 1).await;
+    assert_eq!(report.payloads, [Payload::Health]);
+    assert_eq!(
+        seen[0].uri,
+        format!("/api/v1/namespaces/{NS}/configmaps/kube-gtm-health-0{CM_QUERY}")
+    );
+}
