@@ -97,6 +97,9 @@ pub struct LocalArgs {
     /// Namespace given to manifests that name none.
     #[arg(long, env = "GTM_NAMESPACE", default_value = "default")]
     pub namespace: String,
+    /// Health probes in flight at most.
+    #[arg(long, env = "GTM_PROBE_CONCURRENCY", default_value_t = 256)]
+    pub probe_concurrency: usize,
 }
 
 impl From<LocalArgs> for LocalOptions {
@@ -106,6 +109,7 @@ impl From<LocalArgs> for LocalOptions {
             output: a.output,
             zones: a.zones,
             namespace: a.namespace,
+            probe_concurrency: a.probe_concurrency,
         }
     }
 }

@@ -11,6 +11,9 @@ pub const READY: &str = "Ready";
 pub const AVAILABLE: &str = "Available";
 /// Condition type (pools): some enabled addresses are unavailable.
 pub const DEGRADED: &str = "Degraded";
+/// Condition type (pools): every health check of the pool can run (ICMP sockets, valid
+/// checks).
+pub const CHECKS_RUNNABLE: &str = "HealthChecksRunnable";
 /// Condition type (domains): the domain answers from other pools than its first choice.
 pub const FAILED_OVER: &str = "FailedOver";
 

@@ -1,29 +1,20 @@
-//! The operator's health view: what it knows of every probe task, and the health payload it
-//! publishes from it.
+//! The operator's health view: what it knows of every probe task (the prober's
+//! [`TaskHealth`]), the health payload it publishes from it, and the states a restart starts
+//! from, read back from `AddressPool.status` so that it neither flaps nor blackholes.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
-use gtm_crds::config::{ActiveSelections, HealthSnapshot, SCHEMA_VERSION};
+use gtm_crds::AddressPool;
+use gtm_crds::config::{ActiveSelections, HealthSnapshot, SCHEMA_VERSION, object_id, task_id};
 use gtm_crds::pool::HealthState;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 
-/// What is known of one probe task.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct TaskHealth {
-    /// The verdict.
-    pub state: HealthState,
-    /// When the verdict last changed.
-    pub since: Option<Time>,
-    /// When the last probe finished.
-    pub last_probe: Option<Time>,
-    /// Round trip of the last probe, in milliseconds.
-    pub latency_millis: Option<u32>,
-    /// Why the last failing probe failed.
-    pub last_error: Option<String>,
-}
+pub use gtm_prober::TaskHealth;
 
-/// The health payload for the DNS pods: verdicts of the known tasks (only those with one; a
-/// missing task reads as `Unknown`) and the active selections.
+/// The health payload for the DNS pods: verdicts of the tasks that have one (a missing task
+/// reads as `Unknown`) and the active selections.
 pub fn snapshot(
     tasks: &BTreeMap<String, TaskHealth>,
     active: &ActiveSelections,
@@ -39,4 +30,48 @@ pub fn snapshot(
             .collect(),
         active: active.clone(),
     }
+}
+
+/// A task state to start from: the verdict and since when it holds.
+pub type Restored = (HealthState, Option<SystemTime>);
+
+/// The task states recorded in the pools' statuses, by task id.
+pub fn restored_from_status<'a>(
+    pools: impl IntoIterator<Item = &'a AddressPool>,
+) -> BTreeMap<String, Restored> {
+    let mut out = BTreeMap::new();
+    for pool in pools {
+        let namespace = pool.namespace().unwrap_or_default();
+        for address in pool.status.iter().flat_map(|s| &s.addresses) {
+            for task in &address.tasks {
+                let id = task_id(
+                    &object_id(&namespace, &task.template),
+                    &address.value,
+                    task.port,
+                );
+                out.insert(
+                    id,
+                    (
+                        task.state,
+                        task.since.as_ref().map(|t| SystemTime::from(t.0)),
+                    ),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The task states of a published health payload (local mode restarts from it).
+pub fn restored_from_snapshot(snapshot: &HealthSnapshot) -> BTreeMap<String, Restored> {
+    snapshot
+        .tasks
+        .iter()
+        .map(|(id, state)| (id.clone(), (*state, None)))
+        .collect()
+}
+
+/// An API time from a system time.
+pub fn api_time(t: SystemTime) -> Option<Time> {
+    k8s_openapi::jiff::Timestamp::try_from(t).ok().map(Time)
 }

@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod local;
 pub mod manifests;
 pub mod metrics;
+pub mod monitor;
 pub mod payloads;
 pub mod selection;
 pub mod status;

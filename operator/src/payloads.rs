@@ -56,6 +56,11 @@ impl PayloadState {
             .unwrap_or_default()
     }
 
+    /// The health snapshot last published.
+    pub fn last_health(&self) -> Option<&HealthSnapshot> {
+        self.health.as_ref()
+    }
+
     /// The generation of the last config written.
     pub fn config_generation(&self) -> u64 {
         self.config_generation

@@ -10,12 +10,15 @@ use gtm_crds::manifest::Kind;
 use gtm_crds::pool::{AddressStatus, HealthState, TaskStatus};
 use gtm_crds::template::HealthCheckTemplateStatus;
 use gtm_crds::{AddressPool, AddressPoolStatus, GtmAccessDomain, HealthCheckTemplate};
+use gtm_prober::ProbeError;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::compile::{Compilation, Publication, Verdict};
-use crate::conditions::{ACCEPTED, AVAILABLE, Cond, DEGRADED, FAILED_OVER, READY, settle};
+use crate::conditions::{
+    ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, Cond, DEGRADED, FAILED_OVER, READY, settle,
+};
 use crate::evaluate::Evaluation;
-use crate::health::TaskHealth;
+use crate::health::{TaskHealth, api_time};
 use crate::inventory::{Inventory, ObjectKey};
 use crate::selection::{DomainView, PoolView};
 
@@ -128,6 +131,7 @@ pub fn pool_status(
         } else {
             Cond::new(AVAILABLE, false, "JudgementNotMet", summary)
         });
+        conds.push(checks_runnable(h.config, h.tasks));
         conds.push(if down.is_empty() {
             Cond::new(
                 DEGRADED,
@@ -179,15 +183,63 @@ pub fn pool_status(
 /// A task's status entry; the template and port are read back from the task id.
 fn task_status(id: &str, health: Option<&TaskHealth>) -> TaskStatus {
     let (template, port) = split_task_id(id);
-    let h = health.cloned().unwrap_or_default();
+    let Some(h) = health else {
+        return TaskStatus {
+            template,
+            port,
+            state: HealthState::Unknown,
+            since: None,
+            last_probe_time: None,
+            latency_millis: None,
+            last_error: None,
+        };
+    };
     TaskStatus {
         template,
         port,
         state: h.state,
-        since: h.since,
-        last_probe_time: h.last_probe,
-        latency_millis: h.latency_millis,
-        last_error: h.last_error,
+        since: h.since.and_then(api_time),
+        last_probe_time: h.last_probe.and_then(api_time),
+        latency_millis: h
+            .latency
+            .map(|l| u32::try_from(l.as_millis()).unwrap_or(u32::MAX)),
+        last_error: h.last_error.as_ref().map(ToString::to_string),
+    }
+}
+
+/// The condition saying whether every check of a pool can run at all: a check that cannot
+/// (no ICMP socket, an unusable header) never tells anything about the address.
+fn checks_runnable(config: &PoolConfig, tasks: &BTreeMap<String, TaskHealth>) -> Cond {
+    let broken: Vec<(&str, &ProbeError)> = config
+        .addresses
+        .iter()
+        .flat_map(|a| a.tasks.iter().map(move |t| (a.value.as_str(), t)))
+        .filter_map(|(value, t)| {
+            let e = tasks.get(t)?.last_error.as_ref()?;
+            matches!(
+                e,
+                ProbeError::IcmpUnavailable(_) | ProbeError::InvalidCheck(_)
+            )
+            .then_some((value, e))
+        })
+        .collect();
+    match broken.first() {
+        None => Cond::new(
+            CHECKS_RUNNABLE,
+            true,
+            "Runnable",
+            "every health check can run",
+        ),
+        Some((_, e)) => Cond::new(
+            CHECKS_RUNNABLE,
+            false,
+            e.reason(),
+            broken
+                .iter()
+                .map(|(v, e)| format!("{v}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
     }
 }
 

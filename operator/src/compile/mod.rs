@@ -23,7 +23,7 @@ use crate::inventory::{Inventory, ObjectKey, age_order};
 
 /// One health-check task for the prober: a template probed against an address on a port.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ProbeTask {
+pub struct CompiledTask {
     /// The task id shared with the DNS pods ([`task_id`]).
     pub id: String,
     /// The template.
@@ -48,7 +48,7 @@ pub struct Compilation {
     /// A verdict per object of the inventory.
     pub verdicts: BTreeMap<ObjectKey, Verdict>,
     /// The probe tasks of every accepted, enabled pool, by task id.
-    pub tasks: BTreeMap<String, ProbeTask>,
+    pub tasks: BTreeMap<String, CompiledTask>,
 }
 
 /// Compiles an inventory for the zones the DNS pods serve.
@@ -67,7 +67,7 @@ pub fn compile(inventory: &Inventory, zones: &[String]) -> Compilation {
         })
         .collect();
 
-    let mut pools: HashMap<(String, String), (PoolConfig, Vec<ProbeTask>)> = HashMap::new();
+    let mut pools: HashMap<(String, String), (PoolConfig, Vec<CompiledTask>)> = HashMap::new();
     for pool in &inventory.pools {
         let key = ObjectKey::of(Kind::AddressPool, pool.as_ref());
         match compile_pool(pool, &key, &templates) {
@@ -159,7 +159,7 @@ fn compile_pool(
     pool: &AddressPool,
     key: &ObjectKey,
     templates: &HashMap<(String, String), &HealthCheckTemplate>,
-) -> Result<(PoolConfig, Vec<ProbeTask>), Rejection> {
+) -> Result<(PoolConfig, Vec<CompiledTask>), Rejection> {
     let spec = &pool.spec;
     let mut tasks = Vec::new();
     let mut addresses = Vec::with_capacity(spec.addresses.len());
@@ -203,7 +203,7 @@ fn compile_pool(
             let template_key = ObjectKey::of(Kind::HealthCheckTemplate, *template);
             let id = task_id(&template_key.id(), &value, port);
             ids.push(id.clone());
-            tasks.push(ProbeTask {
+            tasks.push(CompiledTask {
                 id,
                 template: template_key,
                 spec: template.spec.clone(),
@@ -242,7 +242,7 @@ fn compile_domain(
     domain: &GtmAccessDomain,
     key: &ObjectKey,
     zones: &[String],
-    pools: &HashMap<(String, String), (PoolConfig, Vec<ProbeTask>)>,
+    pools: &HashMap<(String, String), (PoolConfig, Vec<CompiledTask>)>,
     verdicts: &BTreeMap<ObjectKey, Verdict>,
 ) -> Result<DomainConfig, Rejection> {
     let spec = &domain.spec;

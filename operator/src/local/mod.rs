@@ -22,9 +22,11 @@ use tokio::sync::mpsc;
 
 use crate::compile::{Compilation, compile};
 use crate::evaluate::evaluate;
-use crate::health::{TaskHealth, snapshot};
+use crate::health::{Restored, TaskHealth, restored_from_snapshot, snapshot};
 use crate::inventory::{Inventory, ObjectKey};
-use crate::manifests::load;
+use crate::manifests::{Loaded, load};
+use crate::metrics::Metrics;
+use crate::monitor::Monitor;
 use crate::payloads::PayloadState;
 use crate::status::{ObjectStatus, compute_all};
 
@@ -39,6 +41,8 @@ pub struct LocalOptions {
     pub zones: Vec<String>,
     /// Namespace of manifests that name none.
     pub namespace: String,
+    /// Health probes in flight at most.
+    pub probe_concurrency: usize,
 }
 
 /// The state local mode keeps between passes.
@@ -50,6 +54,7 @@ pub struct LocalOperator {
     active: ActiveSelections,
     statuses: BTreeMap<ObjectKey, ObjectStatus>,
     tasks: BTreeMap<String, TaskHealth>,
+    loaded: Loaded,
     compilation: Option<Compilation>,
     table: String,
 }
@@ -69,6 +74,7 @@ impl LocalOperator {
             payloads,
             statuses: BTreeMap::new(),
             tasks: BTreeMap::new(),
+            loaded: Loaded::default(),
             compilation: None,
             table: String::new(),
         })
@@ -84,27 +90,55 @@ impl LocalOperator {
         &self.table
     }
 
+    /// The task states the last run published, to start the prober from after a restart.
+    pub fn restored(&self) -> BTreeMap<String, Restored> {
+        self.payloads
+            .last_health()
+            .map(restored_from_snapshot)
+            .unwrap_or_default()
+    }
+
     /// Re-reads the manifests, recompiles and republishes; returns the status table when it
     /// changed.
     pub fn reload(&mut self, now: &Time) -> anyhow::Result<Option<String>> {
         let sources = files::read_manifests(&self.opts.manifests)
             .with_context(|| format!("reading {}", self.opts.manifests.display()))?;
-        let loaded = load(
+        self.loaded = load(
             &sources,
             &self.opts.namespace,
             &self.validator,
             &mut self.created,
             now,
         );
-        let mut inventory = loaded.inventory;
+        self.compilation = Some(compile(&self.loaded.inventory, &self.opts.zones));
+        self.republish(now)
+    }
+
+    /// Takes a new health view and republishes; returns the status table when it changed.
+    pub fn health_changed(
+        &mut self,
+        tasks: &BTreeMap<String, TaskHealth>,
+        now: &Time,
+    ) -> anyhow::Result<Option<String>> {
+        self.tasks.clone_from(tasks);
+        self.republish(now)
+    }
+
+    /// Evaluates the last compilation under the current health, writes the payloads that
+    /// changed, and recomputes the statuses and the table.
+    fn republish(&mut self, now: &Time) -> anyhow::Result<Option<String>> {
+        let Some(compilation) = self.compilation.take() else {
+            return Ok(None);
+        };
+        let mut inventory = self.loaded.inventory.clone();
         self.restore_statuses(&mut inventory);
-        let compilation = compile(&inventory, &self.opts.zones);
-        let statuses = self.publish(&inventory, &compilation, now)?;
+        let published = self.publish(&inventory, &compilation, now);
         self.compilation = Some(compilation);
+        let statuses = published?;
         let table = table::render(
             &statuses,
-            &loaded.invalid,
-            &loaded.problems,
+            &self.loaded.invalid,
+            &self.loaded.problems,
             self.payloads.config_generation(),
         );
         self.statuses = statuses;
@@ -203,6 +237,7 @@ pub fn now() -> Time {
 /// Runs local mode until SIGINT or SIGTERM.
 pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     let mut operator = LocalOperator::new(opts.clone())?;
+    let mut monitor = Monitor::new(opts.probe_concurrency, Arc::new(Metrics::new()));
     let (tx, mut changes) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok_and(|e| !e.kind.is_access()) {
@@ -218,7 +253,10 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
         output = %opts.output.display(),
         "local mode started"
     );
+    // The first probes start from what the last run published: a restart does not flap.
+    let restored = operator.restored();
     print_reload(operator.reload(&now()));
+    follow_compilation(&mut operator, &mut monitor, &restored);
 
     let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -229,6 +267,10 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 while changes.try_recv().is_ok() {}
                 print_reload(operator.reload(&now()));
+                follow_compilation(&mut operator, &mut monitor, &BTreeMap::new());
+            }
+            _ = monitor.next_transitions() => {
+                print_reload(operator.health_changed(monitor.tasks(), &now()));
             }
             _ = usr1.recv() => println!("{}", operator.table()),
             _ = term.recv() => break,
@@ -237,6 +279,18 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     }
     tracing::info!("local mode stopped");
     Ok(())
+}
+
+/// Points the prober at the tasks of the last compilation and republishes with its view.
+fn follow_compilation(
+    operator: &mut LocalOperator,
+    monitor: &mut Monitor,
+    restored: &BTreeMap<String, Restored>,
+) {
+    if let Some(compilation) = operator.compilation() {
+        monitor.update(&compilation.tasks, restored);
+        print_reload(operator.health_changed(monitor.tasks(), &now()));
+    }
 }
 
 fn print_reload(result: anyhow::Result<Option<String>>) {

@@ -37,6 +37,7 @@ fn fixture() -> Fixture {
         output: output.path().into(),
         zones: vec!["gtm.example.com".into()],
         namespace: "default".into(),
+        probe_concurrency: 16,
     })
     .unwrap();
     Fixture {
