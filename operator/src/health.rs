@@ -75,3 +75,46 @@ pub fn restored_from_snapshot(snapshot: &HealthSnapshot) -> BTreeMap<String, Res
 pub fn api_time(t: SystemTime) -> Option<Time> {
     k8s_openapi::jiff::Timestamp::try_from(t).ok().map(Time)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_states_are_read_back_from_pool_status() {
+        let pool: AddressPool = serde_json::from_value(serde_json::json!({
+            "apiVersion": "gtm.kubegtm.io/v1alpha1",
+            "kind": "AddressPool",
+            "metadata": {"name": "p", "namespace": "prod"},
+            "spec": {"type": "IPv4", "addresses": [{"value": "192.0.2.1"}]},
+            "status": {"addresses": [{
+                "value": "192.0.2.1", "state": "Down", "available": false,
+                "tasks": [
+                    {"template": "http", "port": 8080, "state": "Down", "since": "2026-01-01T00:00:00Z"},
+                    {"template": "ping", "state": "Up"}
+                ]
+            }]}
+        }))
+        .unwrap();
+        let restored = restored_from_status([&pool]);
+        let (state, since) = restored["prod/http@192.0.2.1#8080"];
+        assert_eq!(state, HealthState::Down);
+        assert_eq!(
+            since.map(|s| s.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()),
+            Some(1_767_225_600)
+        );
+        assert_eq!(restored["prod/ping@192.0.2.1"], (HealthState::Up, None));
+    }
+
+    #[test]
+    fn the_snapshot_holds_only_verdicts_and_the_active_members() {
+        let tasks = BTreeMap::from([
+            ("a".to_string(), TaskHealth::new(HealthState::Up, None)),
+            ("b".to_string(), TaskHealth::new(HealthState::Unknown, None)),
+        ]);
+        let s = snapshot(&tasks, &ActiveSelections::default(), 3);
+        assert_eq!(s.tasks.len(), 1);
+        assert_eq!(s.generation, 3);
+        assert_eq!(restored_from_snapshot(&s)["a"], (HealthState::Up, None));
+    }
+}

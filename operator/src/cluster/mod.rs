@@ -23,12 +23,19 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::health::TaskHealth;
+use std::collections::BTreeMap;
+
+use crate::health::restored_from_status;
 use crate::http::{HttpState, serve};
 use crate::inventory::Inventory;
 use crate::local::now;
 use crate::metrics::Metrics;
+use crate::monitor::Monitor;
 use reconciler::Reconciler;
+
+/// How often statuses are refreshed when nothing changes state (last probe times,
+/// latencies).
+const STATUS_REFRESH: Duration = Duration::from_secs(30);
 
 /// Field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "gtm-operator";
@@ -50,6 +57,8 @@ pub struct ClusterOptions {
     pub leader_election: bool,
     /// Lease name.
     pub lease_name: String,
+    /// Health probes in flight at most.
+    pub probe_concurrency: usize,
 }
 
 /// The reflector stores of one kind, one per watched namespace (or one for all).
@@ -184,19 +193,28 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
     tracing::info!("watches synced");
 
     let (mut leader, _always_leading) = leadership(&client, &opts).await?;
-    let mut leading = false;
+    // Only the leader probes; a new leader starts every task from the state in status.
+    let mut monitor: Option<Monitor> = None;
+    let mut restored = BTreeMap::new();
     let mut backoff = Duration::from_millis(100);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let tasks = std::collections::BTreeMap::<String, TaskHealth>::new();
     loop {
-        let is_leader = *leader.borrow();
-        metrics.leader.set(i64::from(is_leader));
-        if is_leader && !leading {
-            tracing::info!("leading: resuming from the published payloads");
-            reconciler.resume().await?;
+        let leading = *leader.borrow();
+        metrics.leader.set(i64::from(leading));
+        match (leading, monitor.is_some()) {
+            (true, false) => {
+                tracing::info!("leading: resuming from the published payloads and statuses");
+                reconciler.resume().await?;
+                restored = restored_from_status(pools.state().iter().map(|p| p.as_ref()));
+                monitor = Some(Monitor::new(opts.probe_concurrency, metrics.clone()));
+            }
+            (false, true) => {
+                tracing::info!("no longer leading: probing stops");
+                monitor = None;
+            }
+            _ => {}
         }
-        leading = is_leader;
-        if leading {
+        if let Some(m) = monitor.as_mut() {
             // Coalesce bursts of watch events into one pass.
             tokio::time::sleep(Duration::from_millis(50)).await;
             let inventory = Inventory {
@@ -204,8 +222,16 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
                 pools: pools.state(),
                 templates: templates.state(),
             };
+            let compilation = reconciler.compile(&inventory);
+            m.update(&compilation.tasks, &restored);
             match reconciler
-                .reconcile(&inventory, &tasks, &configmaps.state(), &now())
+                .reconcile(
+                    &inventory,
+                    &compilation,
+                    m.tasks(),
+                    &configmaps.state(),
+                    &now(),
+                )
                 .await
             {
                 Ok(report) => {
@@ -222,10 +248,18 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
                 }
             }
         }
+        let transitions = async {
+            match monitor.as_mut() {
+                Some(m) => m.next_transitions().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = changed.notified() => {}
+            _ = transitions => {}
             r = leader.changed() => r.context("leader election stopped")?,
-            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+            // Refreshes last probe times and latencies in status now and then.
+            _ = tokio::time::sleep(STATUS_REFRESH) => {}
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }

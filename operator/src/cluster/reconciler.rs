@@ -10,7 +10,7 @@ use std::time::Instant;
 use gtm_crds::config::{ActiveSelections, GtmConfig, HealthSnapshot};
 use gtm_crds::manifest::Kind;
 use gtm_crds::parts::Payload;
-use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate};
+use gtm_crds::{AddressPool, AddressPoolStatus, GtmAccessDomain, HealthCheckTemplate};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -104,17 +104,26 @@ impl Reconciler {
         Ok(())
     }
 
-    /// One pass. `configmaps` are the payload ConfigMaps the watch sees, to notice edits and
-    /// deletions by others.
+    /// Compiles an inventory for the served zones (the caller points the prober at the
+    /// result's tasks before reconciling it).
+    pub fn compile(&self, inventory: &Inventory) -> Compilation {
+        compile(inventory, &self.zones)
+    }
+
+    /// One pass over a compilation of `inventory`. `configmaps` are the payload ConfigMaps the
+    /// watch sees, to notice edits and deletions by others.
     pub async fn reconcile(
         &mut self,
         inventory: &Inventory,
+        compilation: &Compilation,
         tasks: &BTreeMap<String, TaskHealth>,
         configmaps: &[Arc<ConfigMap>],
         now: &Time,
     ) -> kube::Result<Report> {
         let started = Instant::now();
-        let result = self.pass(inventory, tasks, configmaps, now).await;
+        let result = self
+            .pass(inventory, compilation, tasks, configmaps, now)
+            .await;
         self.metrics
             .reconcile_duration
             .observe(started.elapsed().as_secs_f64());
@@ -131,13 +140,13 @@ impl Reconciler {
     async fn pass(
         &mut self,
         inventory: &Inventory,
+        compilation: &Compilation,
         tasks: &BTreeMap<String, TaskHealth>,
         configmaps: &[Arc<ConfigMap>],
         now: &Time,
     ) -> kube::Result<Report> {
         let mut report = Report::default();
-        let compilation = compile(inventory, &self.zones);
-        let evaluation = evaluate(&compilation, tasks, &self.active);
+        let evaluation = evaluate(compilation, tasks, &self.active);
 
         // Config before health: a DNS pod never holds health for a config it lacks.
         let config = self
@@ -154,8 +163,8 @@ impl Reconciler {
             .await?;
         self.active = evaluation.active.clone();
 
-        let statuses = compute_all(inventory, &compilation, &evaluation, tasks, now);
-        self.record_health_metrics(&compilation, &evaluation);
+        let statuses = compute_all(inventory, compilation, &evaluation, tasks, now);
+        self.record_health_metrics(compilation, &evaluation);
         self.record_object_metrics(&statuses);
         for obj in &inventory.templates {
             self.write_status(
@@ -279,23 +288,27 @@ impl Reconciler {
             .as_ref()
             .map(ObjectStatus::conditions)
             .unwrap_or_default();
+        let mut events = Vec::new();
         for c in flips(previous, desired.conditions()) {
-            let Some(event) = event_for(
+            if c.type_ == crate::conditions::FAILED_OVER && !previous.is_empty() {
+                self.metrics
+                    .failovers
+                    .get_or_create(&DomainLabel { domain: key.id() })
+                    .inc();
+            }
+            events.extend(event_for(
                 kind,
                 &c.type_,
                 c.status == "True",
                 &c.reason,
                 &c.message,
                 previous.is_empty(),
-            ) else {
-                continue;
-            };
-            if c.type_ == crate::conditions::FAILED_OVER {
-                self.metrics
-                    .failovers
-                    .get_or_create(&DomainLabel { domain: key.id() })
-                    .inc();
-            }
+            ));
+        }
+        if let (Some(ObjectStatus::Pool(old)), ObjectStatus::Pool(new)) = (&current, desired) {
+            events.extend(address_events(old, new));
+        }
+        for event in events {
             // An event that cannot be recorded must not stop the reconcile.
             match self.recorder.publish(&event, &obj.object_ref(&())).await {
                 Ok(()) => report.events += 1,
@@ -367,6 +380,61 @@ impl HasObjectStatus for HealthCheckTemplate {
     fn object_status(&self) -> Option<ObjectStatus> {
         self.status.clone().map(ObjectStatus::Template)
     }
+}
+
+/// `AddressDown` and `AddressUp` events for the addresses whose availability flipped.
+fn address_events(old: &AddressPoolStatus, new: &AddressPoolStatus) -> Vec<Event> {
+    new.addresses
+        .iter()
+        .filter_map(|a| {
+            let before = old.addresses.iter().find(|o| o.value == a.value)?;
+            if before.available == a.available {
+                return None;
+            }
+            let errors: Vec<String> = a
+                .tasks
+                .iter()
+                .filter_map(|t| {
+                    t.last_error
+                        .as_ref()
+                        .map(|e| format!("{}: {e}", t.template))
+                })
+                .collect();
+            Some(Event {
+                type_: if a.available {
+                    EventType::Normal
+                } else {
+                    EventType::Warning
+                },
+                reason: if a.available {
+                    "AddressUp"
+                } else {
+                    "AddressDown"
+                }
+                .into(),
+                note: Some(
+                    if a.available || errors.is_empty() {
+                        format!(
+                            "address {} is {}",
+                            a.value,
+                            if a.available {
+                                "available"
+                            } else {
+                                "unavailable"
+                            }
+                        )
+                    } else {
+                        format!("address {} is unavailable ({})", a.value, errors.join("; "))
+                    }
+                    .chars()
+                    .take(1000)
+                    .collect(),
+                ),
+                action: "HealthCheck".into(),
+                secondary: None,
+            })
+        })
+        .collect()
 }
 
 /// The event for a condition that flipped, mirroring GTM's alert types: warnings when an object

@@ -11,6 +11,8 @@ use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
+use gtm_crds::pool::HealthState;
+
 use super::*;
 use crate::manifests::test_support::loaded;
 
@@ -130,6 +132,15 @@ fn apply_statuses(inv: &mut Inventory, seen: &[Seen]) {
                     Arc::make_mut(d).status = Some(serde_json::from_value(status.clone()).unwrap());
                 }
             }
+            "HealthCheckTemplate" => {
+                for t in inv
+                    .templates
+                    .iter_mut()
+                    .filter(|t| t.metadata.name.as_deref() == Some(name))
+                {
+                    Arc::make_mut(t).status = Some(serde_json::from_value(status.clone()).unwrap());
+                }
+            }
             k => panic!("unexpected kind {k}"),
         }
     }
@@ -143,6 +154,13 @@ fn object_with_status(inv: &Inventory, seen_body: &Value) -> Value {
             inv.pools
                 .iter()
                 .find(|p| p.metadata.name.as_deref() == Some(name))
+                .unwrap()
+                .as_ref(),
+        ),
+        "HealthCheckTemplate" => serde_json::to_value(
+            inv.templates
+                .iter()
+                .find(|t| t.metadata.name.as_deref() == Some(name))
                 .unwrap()
                 .as_ref(),
         ),
@@ -168,7 +186,18 @@ async fn pass(
     configmaps: &[Arc<ConfigMap>],
     n: usize,
 ) -> (Report, Vec<Seen>) {
-    let tasks = BTreeMap::new();
+    pass_with_health(r, server, inv, &BTreeMap::new(), configmaps, n).await
+}
+
+/// [`pass`] under a health view.
+async fn pass_with_health(
+    r: &mut Reconciler,
+    server: &mut ApiServer,
+    inv: &Inventory,
+    tasks: &BTreeMap<String, TaskHealth>,
+    configmaps: &[Arc<ConfigMap>],
+    n: usize,
+) -> (Report, Vec<Seen>) {
     let inv2 = inv.clone();
     let serve = async {
         let mut seen = Vec::new();
@@ -179,8 +208,12 @@ async fn pass(
         seen
     };
     let now = t0();
+    let compilation = r.compile(inv);
     let (report, seen) = tokio::time::timeout(Duration::from_secs(10), async {
-        tokio::join!(r.reconcile(inv, &tasks, configmaps, &now), serve)
+        tokio::join!(
+            r.reconcile(inv, &compilation, tasks, configmaps, &now),
+            serve
+        )
     })
     .await
     .expect("the pass made more requests than expected");
@@ -215,9 +248,10 @@ impl ApiServer {
 
 /// Runs a pass with no server: it must complete without a single request.
 async fn silent_pass(r: &mut Reconciler, inv: &Inventory, configmaps: &[Arc<ConfigMap>]) -> Report {
+    let compilation = r.compile(inv);
     tokio::time::timeout(
         Duration::from_secs(5),
-        r.reconcile(inv, &BTreeMap::new(), configmaps, &t0()),
+        r.reconcile(inv, &compilation, &BTreeMap::new(), configmaps, &t0()),
     )
     .await
     .expect("a pass that writes nothing makes no request")
@@ -527,4 +561,114 @@ async fn an_edited_or_deleted_payload_configmap_is_restored() {
         seen[0].uri,
         format!("/api/v1/namespaces/{NS}/configmaps/kube-gtm-health-0{CM_QUERY}")
     );
+}
+
+#[tokio::test]
+async fn a_failing_address_writes_health_status_and_alert_events() {
+    let (mut r, mut server, metrics) = setup(64 * 1024);
+    let mut inv = inventory(
+        "apiVersion: gtm.kubegtm.io/v1alpha1
+kind: HealthCheckTemplate
+metadata: {name: tcp, generation: 1}
+spec: {protocol: TCP}
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: AddressPool
+metadata: {name: primary, generation: 1}
+spec:
+  type: IPv4
+  healthChecks: [{template: tcp, port: 80}]
+  addresses: [{value: 192.0.2.1}]
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: AddressPool
+metadata: {name: standby, generation: 1}
+spec:
+  type: IPv4
+  addresses: [{value: 192.0.2.9}]
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: GtmAccessDomain
+metadata: {name: web, generation: 1}
+spec:
+  domain: web.gtm.example.com
+  recordType: A
+  pools: [{name: primary, order: 1}, {name: standby, order: 2}]
+",
+    );
+    let task = "default/tcp@192.0.2.1#80".to_string();
+    let health = |state| BTreeMap::from([(task.clone(), TaskHealth::new(state, None))]);
+
+    let (_, seen) =
+        pass_with_health(&mut r, &mut server, &inv, &health(HealthState::Up), &[], 6).await;
+    let health_json = seen[1].body["data"]["health.json"].as_str().unwrap();
+    assert!(
+        health_json.contains(r#""default/tcp@192.0.2.1#80":"Up""#),
+        "{health_json}"
+    );
+    assert!(seen[2].uri.contains("/healthchecktemplates/tcp/status"));
+    assert_eq!(seen[2].body["status"]["usedBy"], 1);
+    apply_statuses(&mut inv, &seen);
+    let cms = configmaps_from(&seen);
+
+    // The primary's only address goes down: health, pool status and two events, domain
+    // status and a failover event.
+    let (report, seen) = pass_with_health(
+        &mut r,
+        &mut server,
+        &inv,
+        &health(HealthState::Down),
+        &cms,
+        6,
+    )
+    .await;
+    assert_eq!(report.payloads, [Payload::Health]);
+    assert_eq!(report.events, 3);
+    let health_json = seen[0].body["data"]["health.json"].as_str().unwrap();
+    assert!(
+        health_json.contains(r#""default/web":"default/standby""#),
+        "{health_json}"
+    );
+    assert!(seen[1].uri.contains("/addresspools/primary/status"));
+    assert_eq!(seen[1].body["status"]["addresses"][0]["available"], false);
+    assert_eq!(
+        seen[1].body["status"]["addresses"][0]["tasks"][0]["state"],
+        "Down"
+    );
+    let reasons: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.uri.contains("/events"))
+        .map(|s| s.body["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["PoolUnavailable", "AddressDown", "Failover"]);
+    let domain = seen
+        .iter()
+        .find(|s| s.uri.contains("/gtmaccessdomains/web/status"))
+        .unwrap();
+    assert_eq!(domain.body["status"]["activePools"], json!(["standby"]));
+    assert_eq!(
+        domain.body["status"]["lastFailoverTime"],
+        json!("2026-01-01T00:01:40Z")
+    );
+    let text = metrics.encode();
+    assert!(
+        text.contains(r#"gtm_operator_failovers_total{domain="default/web"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"gtm_operator_address_up{pool="default/primary",address="192.0.2.1"} 0"#)
+    );
+    assert!(text.contains(r#"gtm_operator_pool_available{pool="default/primary"} 0"#));
+
+    // And back: failback and AddressUp, PoolAvailable.
+    apply_statuses(&mut inv, &seen);
+    let (report, seen) =
+        pass_with_health(&mut r, &mut server, &inv, &health(HealthState::Up), &cms, 6).await;
+    assert_eq!(report.events, 3);
+    let reasons: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.uri.contains("/events"))
+        .map(|s| s.body["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["PoolAvailable", "AddressUp", "Failback"]);
 }
