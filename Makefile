@@ -4,7 +4,7 @@
 CARGO ?= cargo
 CRDS_YAML := charts/kube-gtm/files/crds.yaml
 
-.PHONY: build test test-tools crds check-crds lint fmt chart-test images e2e
+.PHONY: build test test-tools crds check-crds lint fmt chart-test images e2e bench
 
 # Container image for both binaries and the e2e test backend (Dockerfile); kind cluster for e2e.
 IMAGE ?= kube-gtm:e2e
@@ -52,3 +52,8 @@ images:
 ## e2e: kind cluster, image, chart, e2e tests, cluster deleted (needs docker and kind; else skips)
 e2e:
 	IMAGE=$(IMAGE) KIND_CLUSTER=$(KIND_CLUSTER) ./scripts/e2e.sh
+
+## bench: throughput and latency against gdnsd and Knot, propagation, failover, scale and prober
+## cost on this machine; installs what it needs, writes docs/benchmarks.md (not part of test)
+bench:
+	./bench/run.sh $(BENCH_ARGS)

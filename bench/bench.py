@@ -1,0 +1,993 @@
+#!/usr/bin/env python3
+"""kube-gtm benchmark suite (`make bench`, through bench/run.sh).
+
+Measures, on this machine and in one run, with every process on 127.0.0.1:
+
+1. DNS throughput and latency of gtm-dnspod, gdnsd (weighted plugin, tcp_connect monitors) and
+   Knot (static zone) with dnsperf, server and load generator pinned to different cores,
+   two query mixes, median of 3 runs;
+2. propagation: manifest change to DNS answer (operator local mode + DNS pod), and health
+   verdict to answer;
+3. failover beside gdnsd at its fastest monitoring settings;
+4. scale: compile time, published size, DNS pod RSS, reload under full load;
+5. prober CPU for 10 000 TCP tasks at 1 s.
+
+Writes the report (Markdown) and the raw results (JSON). Every process it starts is in its own
+process group and is killed on exit, error or signal. Python standard library only.
+
+Usage: bench.py --root REPO --bin DIR --scale-bin FILE [--out FILE] [--quick] [--only LIST]
+       bench.py listen ADDR:PORT   (a TCP listener, used as a health-checked backend)
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import re
+import shlex
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ZONE = "gtm.example.com"
+SECTIONS = ("throughput", "propagation", "scale", "failover", "prober")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# ---------------------------------------------------------------------------------------------
+# Processes: every child in its own process group, all killed at exit.
+
+CHILDREN = []
+COMMANDS = []  # (section, command line) for the report
+
+
+def log(*args):
+    print("[bench]", *args, file=sys.stderr, flush=True)
+
+
+def record(section, argv):
+    line = " ".join(shlex.quote(str(a)) for a in argv)
+    if (section, line) not in COMMANDS:
+        COMMANDS.append((section, line))
+
+
+def start(section, argv, stdout=None, stderr=None, env=None):
+    record(section, argv)
+    proc = subprocess.Popen(
+        [str(a) for a in argv],
+        stdout=stdout if stdout is not None else subprocess.DEVNULL,
+        stderr=stderr if stderr is not None else subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+    )
+    CHILDREN.append(proc)
+    return proc
+
+
+def stop(proc, sig=signal.SIGTERM, timeout=5.0):
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if proc in CHILDREN:
+        CHILDREN.remove(proc)
+
+
+def stop_all():
+    for proc in list(CHILDREN):
+        try:
+            stop(proc, timeout=3.0)
+        except Exception as e:  # noqa: BLE001 - cleanup must go on
+            log(f"cleanup of {proc.pid}: {e}")
+
+
+def on_signal(signum, _frame):
+    log(f"signal {signum}: stopping every process started")
+    stop_all()
+    sys.exit(128 + signum)
+
+
+def pinned(core, argv):
+    """argv run on one core with taskset, or as is where there is one core."""
+    if core is None:
+        return list(argv)
+    return ["taskset", "-c", str(core)] + list(argv)
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process, all its threads, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def proc_status(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])  # kB
+    return None
+
+
+def free_port():
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                    t.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port")
+
+
+def wait_until(what, predicate, timeout=30.0, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
+
+
+def write_atomic(path, text):
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# A minimal DNS client (UDP), enough to see which addresses an answer holds.
+
+
+class Dns:
+    def __init__(self, port, timeout=0.2):
+        self.addr = ("127.0.0.1", port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.settimeout(timeout)
+
+    def close(self):
+        self.sock.close()
+
+    def query(self, name, qtype=1):
+        """(rcode, sorted A/AAAA values) or (None, None) on timeout."""
+        qid = random.randrange(65536)
+        qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+        packet = struct.pack(">HHHHHH", qid, 0, 1, 0, 0, 0) + qname + struct.pack(">HH", qtype, 1)
+        self.sock.sendto(packet, self.addr)
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                return None, None
+            if len(data) >= 12 and struct.unpack(">H", data[:2])[0] == qid:
+                break
+        flags, qd, an = struct.unpack(">HHH", data[2:8])
+        pos = 12
+        for _ in range(qd):
+            pos = skip_name(data, pos) + 4
+        values = []
+        for _ in range(an):
+            pos = skip_name(data, pos)
+            rtype, _cls, _ttl, rdlen = struct.unpack(">HHIH", data[pos : pos + 10])
+            pos += 10
+            rdata = data[pos : pos + rdlen]
+            pos += rdlen
+            if rtype == 1:
+                values.append(socket.inet_ntop(socket.AF_INET, rdata))
+            elif rtype == 28:
+                values.append(socket.inet_ntop(socket.AF_INET6, rdata))
+        return flags & 0xF, sorted(values)
+
+
+def skip_name(data, pos):
+    while True:
+        length = data[pos]
+        if length == 0:
+            return pos + 1
+        if length & 0xC0 == 0xC0:
+            return pos + 2
+        pos += 1 + length
+
+
+def wait_answer(dns, name, predicate, timeout, interval=0.001):
+    """Polls until predicate(values) holds; returns the monotonic time it first held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, values = dns.query(name)
+        now = time.monotonic()
+        if values is not None and predicate(values):
+            return now
+        time.sleep(interval)
+    raise RuntimeError(f"{name}: the expected answer did not come within {timeout} s")
+
+
+# ---------------------------------------------------------------------------------------------
+# TCP listener used as a backend for health checks.
+
+
+def listen_forever(spec):
+    host, port = spec.rsplit(":", 1)
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((host, int(port)))
+    srv.listen(1024)
+    print("ready", flush=True)
+    while True:
+        conn, _ = srv.accept()
+        conn.close()
+
+
+def start_backend(section, addr, port):
+    proc = start(
+        section, [sys.executable, os.path.abspath(__file__), "listen", f"{addr}:{port}"], stdout=subprocess.PIPE
+    )
+    line = proc.stdout.readline().decode().strip()
+    if line != "ready":
+        raise RuntimeError(f"backend {addr}:{port} did not start")
+    return proc
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifests
+
+
+def template_yaml(name, interval, timeout_ms, failure, success):
+    return f"""apiVersion: gtm.kubegtm.io/v1alpha1
+kind: HealthCheckTemplate
+metadata:
+  name: {name}
+spec:
+  protocol: TCP
+  intervalSeconds: {interval}
+  timeoutMillis: {timeout_ms}
+  failureThreshold: {failure}
+  successThreshold: {success}
+"""
+
+
+def pool_yaml(name, policy, addresses, template=None, port=None, extra=""):
+    """addresses: list of (value, weight, order, mode)."""
+    checks = f"  healthChecks:\n    - template: {template}\n      port: {port}\n" if template else ""
+    lines = []
+    for value, weight, order, mode in addresses:
+        lines.append(f"    - value: {value}\n      weight: {weight}\n      order: {order}\n")
+        if mode:
+            lines.append(f"      mode: {mode}\n")
+    return (
+        f"apiVersion: gtm.kubegtm.io/v1alpha1\nkind: AddressPool\nmetadata:\n  name: {name}\nspec:\n"
+        f"  type: IPv4\n  policy: {policy}\n{extra}{checks}  addresses:\n" + "".join(lines)
+    )
+
+
+def domain_yaml(name, fqdn, ttl, pools, policy="Sequential"):
+    members = "".join(f"    - name: {p}\n      order: {i + 1}\n" for i, p in enumerate(pools))
+    return (
+        f"apiVersion: gtm.kubegtm.io/v1alpha1\nkind: GtmAccessDomain\nmetadata:\n  name: {name}\nspec:\n"
+        f"  domain: {fqdn}\n  recordType: A\n  ttl: {ttl}\n  policy: {policy}\n  pools:\n{members}"
+    )
+
+
+def docs(*parts):
+    return "---\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# The servers
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.bin = args.bin
+        self.work = tempfile.mkdtemp(prefix="gtm-bench-")
+        ncpu = len(os.sched_getaffinity(0))
+        self.load_core, self.server_core = (0, 1) if ncpu >= 2 else (None, None)
+        self.results = {"sections": {}}
+        self.quick = args.quick
+
+    def path(self, *parts):
+        p = os.path.join(self.work, *parts)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+
+    # --- kube-gtm
+
+    def start_operator(self, section, manifests, output):
+        log_file = open(self.path(section, "operator.log"), "w")
+        argv = [
+            os.path.join(self.bin, "gtm-operator"),
+            "local",
+            "--manifests",
+            manifests,
+            "--output",
+            output,
+            "--zone",
+            ZONE,
+        ]
+        proc = start(section, pinned(self.load_core, argv), stdout=log_file, stderr=subprocess.STDOUT)
+        wait_until("operator config.json", lambda: os.path.exists(os.path.join(output, "config.json")))
+        return proc
+
+    def start_dnspod(self, section, config_dir, core=None, log_name="dnspod.log"):
+        dns_port, http_port = free_port(), free_port()
+        log_file = open(self.path(section, log_name), "w")
+        argv = [
+            os.path.join(self.bin, "gtm-dnspod"),
+            "--config-dir",
+            config_dir,
+            "--dns-listen",
+            f"127.0.0.1:{dns_port}",
+            "--http-listen",
+            f"127.0.0.1:{http_port}",
+        ]
+        env = dict(os.environ, RUST_LOG="warn")
+        proc = start(section, pinned(core, argv), stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        started = time.monotonic()
+        wait_until("gtm-dnspod ready", lambda: http_ok(f"http://127.0.0.1:{http_port}/readyz"), timeout=120)
+        ready_s = time.monotonic() - started
+        return proc, dns_port, http_port, ready_s
+
+    # --- gdnsd
+
+    def start_gdnsd(self, section, zone_records, plugins, service_types, core=None):
+        port = free_port()
+        d = self.path(section, "gdnsd")
+        os.makedirs(os.path.join(d, "zones"), exist_ok=True)
+        with open(os.path.join(d, "config"), "w") as f:
+            f.write(
+                "options => {\n"
+                f"  listen => [ 127.0.0.1:{port} ]\n"
+                f"  run_dir => {d}/run\n"
+                f"  state_dir => {d}/state\n"
+                "}\n"
+                f"service_types => {{\n{service_types}}}\n"
+                f"plugins => {{\n{plugins}}}\n"
+            )
+        with open(os.path.join(d, "zones", ZONE), "w") as f:
+            f.write(
+                "$TTL 3600\n"
+                f"@ SOA ns1.{ZONE}. hostmaster.{ZONE}. 1 3600 600 86400 30\n"
+                f"@ NS ns1.{ZONE}.\n"
+                "ns1 A 127.0.0.1\n" + zone_records
+            )
+        check = ["gdnsd", "-c", d, "checkconf"]
+        record(section, check)
+        out = subprocess.run(check, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"gdnsd checkconf failed:\n{out.stderr}")
+        log_file = open(self.path(section, "gdnsd.log"), "w")
+        proc = start(section, pinned(core, ["gdnsd", "-c", d, "start"]), stdout=log_file, stderr=subprocess.STDOUT)
+        dns = Dns(port)
+        wait_until("gdnsd answering", lambda: dns.query(f"ns1.{ZONE}")[0] == 0, timeout=30)
+        dns.close()
+        return proc, port
+
+    # --- Knot
+
+    def start_knot(self, section, zone_records, core=None):
+        port = free_port()
+        d = self.path(section, "knot")
+        os.makedirs(os.path.join(d, "run"), exist_ok=True)
+        with open(os.path.join(d, "knot.conf"), "w") as f:
+            f.write(
+                "server:\n"
+                f"  rundir: {d}/run\n"
+                f"  listen: 127.0.0.1@{port}\n"
+                "database:\n"
+                f"  storage: {d}\n"
+                "log:\n"
+                "  - target: stderr\n"
+                "    any: warning\n"
+                "zone:\n"
+                f"  - domain: {ZONE}\n"
+                f"    file: {d}/{ZONE}.zone\n"
+            )
+        with open(os.path.join(d, f"{ZONE}.zone"), "w") as f:
+            f.write(
+                f"$ORIGIN {ZONE}.\n$TTL 3600\n"
+                f"@ SOA ns1.{ZONE}. hostmaster.{ZONE}. 1 3600 600 86400 30\n"
+                f"@ NS ns1.{ZONE}.\n"
+                "ns1 A 127.0.0.1\n" + zone_records
+            )
+        log_file = open(self.path(section, "knot.log"), "w")
+        argv = ["knotd", "-c", os.path.join(d, "knot.conf")]
+        proc = start(section, pinned(core, argv), stdout=log_file, stderr=subprocess.STDOUT)
+        dns = Dns(port)
+        wait_until("knotd answering", lambda: dns.query(f"ns1.{ZONE}")[0] == 0, timeout=30)
+        dns.close()
+        return proc, port
+
+    # -----------------------------------------------------------------------------------------
+    # 1. Throughput
+
+    def dnsperf(self, section, port, queries, seconds, outstanding, verbose_file=None):
+        argv = [
+            "dnsperf",
+            "-s",
+            "127.0.0.1",
+            "-p",
+            port,
+            "-d",
+            queries,
+            "-l",
+            seconds,
+            "-c",
+            4,
+            "-q",
+            outstanding,
+            "-t",
+            2,
+        ]
+        if verbose_file:
+            argv.append("-v")
+        argv = pinned(self.load_core, argv)
+        record(section, argv)
+        out_file = verbose_file or self.path(section, "dnsperf.out")
+        with open(out_file, "w") as f:
+            subprocess.run([str(a) for a in argv], stdout=f, stderr=subprocess.STDOUT, check=True)
+        return parse_dnsperf(out_file)
+
+    def throughput(self):
+        section = "throughput"
+        port = 15400 + random.randrange(500)
+        addrs = [("127.0.50.1", 3), ("127.0.50.2", 2), ("127.0.50.3", 1)]
+        backends = [start_backend(section, a, port) for a, _ in addrs]
+
+        # kube-gtm: operator local mode compiles the manifests; the DNS pod serves them.
+        manifests = self.path(section, "manifests", "x")[:-2]
+        output = self.path(section, "payloads", "x")[:-2]
+        with open(os.path.join(manifests, "www.yaml"), "w") as f:
+            f.write(
+                docs(
+                    template_yaml("tcp", 5, 2000, 3, 1),
+                    pool_yaml("www", "Weighted", [(a, w, 1, None) for a, w in addrs], "tcp", port,
+                              extra="  healthJudgement: AnyOk\n"),
+                    domain_yaml("www", f"www.{ZONE}", 30, ["www"]),
+                )
+            )
+        operator = self.start_operator(section, manifests, output)
+        gtm, gtm_port, _, _ = self.start_dnspod(section, output, core=self.server_core)
+
+        service = (
+            f"  tcp_bench => {{ plugin => tcp_connect, port => {port}, interval => 5, timeout => 2,"
+            " up_thresh => 1, ok_thresh => 1, down_thresh => 3 }\n"
+        )
+        plugins = (
+            "  weighted => {\n    service_types => tcp_bench\n    multi => false\n    www => {\n"
+            + "".join(f"      s{i} => [ {a}, {w} ]\n" for i, (a, w) in enumerate(addrs))
+            + "    }\n  }\n"
+        )
+        gd, gd_port = self.start_gdnsd(section, "www 30 DYNA weighted!www\n", plugins, service, core=self.server_core)
+        kn, kn_port = self.start_knot(section, f"www 30 A {addrs[0][0]}\n", core=self.server_core)
+        servers = {"kube-gtm": (gtm, gtm_port), "gdnsd": (gd, gd_port), "knot": (kn, kn_port)}
+
+        # Every server must give the same kinds of answers before it is measured.
+        for name, (_, p) in servers.items():
+            dns = Dns(p)
+            rc, values = dns.query(f"www.{ZONE}")
+            assert rc == 0 and len(values) == 1 and values[0] in [a for a, _ in addrs], (name, rc, values)
+            assert dns.query(f"nx1.{ZONE}")[0] == 3, name
+            rc, values = dns.query(f"www.{ZONE}", 28)
+            assert rc == 0 and values == [], (name, rc, values)
+            dns.close()
+
+        mixes = {
+            "hits": self.path(section, "queries-hits.txt"),
+            "90/10": self.path(section, "queries-mixed.txt"),
+        }
+        with open(mixes["hits"], "w") as f:
+            f.write(f"www.{ZONE} A\n" * 1000)
+        with open(mixes["90/10"], "w") as f:
+            for i in range(1000):
+                if i % 20 == 9:
+                    f.write(f"nx{i}.{ZONE} A\n")  # NXDOMAIN
+                elif i % 20 == 19:
+                    f.write(f"www.{ZONE} AAAA\n")  # NODATA
+                else:
+                    f.write(f"www.{ZONE} A\n")
+
+        seconds = 3 if self.quick else 10
+        outstanding = self.args.outstanding
+        runs = {}
+        for rep in range(1 if self.quick else 3):
+            for mix, qfile in mixes.items():
+                for name, (proc, p) in servers.items():
+                    vfile = self.path(section, f"verbose-{name}-{mix.replace('/', '-')}-{rep}.txt")
+                    t0, c0 = time.monotonic(), cpu_ticks(proc.pid)
+                    res = self.dnsperf(section, p, qfile, seconds, outstanding, verbose_file=vfile)
+                    t1, c1 = time.monotonic(), cpu_ticks(proc.pid)
+                    res["cpu_share"] = (c1 - c0) / CLK_TCK / (t1 - t0)
+                    res["qps_per_core"] = res["qps"] / res["cpu_share"] if res["cpu_share"] else None
+                    os.remove(vfile)
+                    log(
+                        f"{mix:6} {name:9} run {rep + 1}: {res['qps']:.0f} qps, avg {res['avg_ms']:.3f} ms,"
+                        f" p99 {res['p99_ms']:.3f} ms, cpu {res['cpu_share']:.2f}, lost {res['lost']}"
+                    )
+                    runs.setdefault(mix, {}).setdefault(name, []).append(res)
+        table = {}
+        for mix, per_server in runs.items():
+            for name, rs in per_server.items():
+                table.setdefault(mix, {})[name] = {
+                    k: statistics.median(r[k] for r in rs)
+                    for k in ("qps", "avg_ms", "p99_ms", "cpu_share", "qps_per_core", "lost")
+                } | {"rcodes": rs[-1]["rcodes"], "runs": len(rs)}
+        result = {
+            "seconds": seconds,
+            "outstanding": outstanding,
+            "table": table,
+            "runs": runs,
+            "versions": {
+                "gdnsd": first_line(["gdnsd", "-V"]),
+                "knot": first_line(["knotd", "-V"]),
+                "dnsperf": dnsperf_version(),
+            },
+        }
+        for proc in (gtm, gd, kn, operator, *backends):
+            stop(proc)
+        self.results["sections"][section] = result
+
+    # -----------------------------------------------------------------------------------------
+    # 2. Propagation
+
+    def propagation(self):
+        section = "propagation"
+        changes = 10 if self.quick else 50
+        manifests = self.path(section, "manifests", "x")[:-2]
+        output = self.path(section, "payloads", "x")[:-2]
+        staging = self.path(section, "staging", "x")[:-2]
+        fqdn = f"prop.{ZONE}"
+
+        def manifest(i):
+            return docs(
+                pool_yaml("prop", "RoundRobin", [(f"127.0.70.{i % 250 + 1}", 1, 1, "AlwaysOnline")]),
+                domain_yaml("prop", fqdn, 5, ["prop"]),
+            )
+
+        with open(os.path.join(manifests, "prop.yaml"), "w") as f:
+            f.write(manifest(0))
+        operator = self.start_operator(section, manifests, output)
+        pod, port, _, _ = self.start_dnspod(section, output)
+        dns = Dns(port)
+        wait_answer(dns, fqdn, lambda v: v == ["127.0.70.1"], 10)
+        samples = []
+        for i in range(1, changes + 1):
+            time.sleep(random.uniform(0.05, 0.25))
+            staged = os.path.join(staging, "prop.yaml")
+            with open(staged, "w") as f:
+                f.write(manifest(i))
+            want = [f"127.0.70.{i % 250 + 1}"]
+            t0 = time.monotonic()
+            os.rename(staged, os.path.join(manifests, "prop.yaml"))
+            t1 = wait_answer(dns, fqdn, lambda v, w=want: v == w, 10)
+            samples.append((t1 - t0) * 1000)
+        dns.close()
+        stop(operator)
+        stop(pod)
+        manifest_result = summary(samples)
+        log(f"manifest change to answer: p50 {manifest_result['p50']:.1f} ms, p99 {manifest_result['p99']:.1f} ms")
+
+        # Health verdict to answer: the DNS pod follows health.json, which the operator writes
+        # when a verdict changes; here it is written directly, so only the DNS pod's part counts.
+        hdir = self.path(section, "health-manifests", "x")[:-2]
+        hout = self.path(section, "health-payloads", "x")[:-2]
+        with open(os.path.join(hdir, "seq.yaml"), "w") as f:
+            f.write(
+                docs(
+                    template_yaml("tcp", 1, 500, 1, 1),
+                    pool_yaml("seq", "Sequential", [("127.0.71.1", 1, 1, None), ("127.0.71.2", 1, 2, None)],
+                              "tcp", 9, extra="  sequentialMode: Preemptive\n"),
+                    domain_yaml("seq", f"seq.{ZONE}", 5, ["seq"]),
+                )
+            )
+        self.run_scale_helper(section, hdir, hout)
+        with open(os.path.join(hout, "health.json")) as f:
+            health = json.load(f)
+        task = next(t for t in health["tasks"] if "127.0.71.1" in t)
+        pod, port, _, _ = self.start_dnspod(section, hout, log_name="dnspod-health.log")
+        dns = Dns(port)
+        wait_answer(dns, f"seq.{ZONE}", lambda v: v == ["127.0.71.1"], 10)
+        hsamples = []
+        for i in range(changes):
+            time.sleep(random.uniform(0.05, 0.25))
+            down = i % 2 == 0
+            health["generation"] += 1
+            health["tasks"][task] = "Down" if down else "Up"
+            want = ["127.0.71.2"] if down else ["127.0.71.1"]
+            text = json.dumps(health)
+            tmp = os.path.join(hout, ".health.json.tmp")
+            with open(tmp, "w") as f:
+                f.write(text)
+            t0 = time.monotonic()
+            os.rename(tmp, os.path.join(hout, "health.json"))
+            t1 = wait_answer(dns, f"seq.{ZONE}", lambda v, w=want: v == w, 10)
+            hsamples.append((t1 - t0) * 1000)
+        dns.close()
+        stop(pod)
+        health_result = summary(hsamples)
+        log(f"health verdict to answer: p50 {health_result['p50']:.1f} ms, p99 {health_result['p99']:.1f} ms")
+        self.results["sections"][section] = {
+            "changes": changes,
+            "manifest_ms": manifest_result,
+            "health_ms": health_result,
+        }
+
+    def run_scale_helper(self, section, manifests, output, runs=1):
+        argv = [self.args.scale_bin, manifests, output, ZONE, runs]
+        record(section, argv)
+        out = subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    # -----------------------------------------------------------------------------------------
+    # 4. Scale
+
+    def scale(self):
+        section = "scale"
+        sizes = [(1000, 10)] if self.quick else [(1000, 10), (10000, 10)]
+        results = []
+        for domains, per_pool in sizes:
+            tag = f"{domains}"
+            manifests = self.path(section, f"manifests-{tag}", "x")[:-2]
+            output = self.path(section, f"payloads-{tag}", "x")[:-2]
+            generate_scale_manifests(manifests, domains, per_pool)
+            res = self.run_scale_helper(section, manifests, output, runs=3)
+            res["label"] = f"{domains} domains / {domains * per_pool} addresses"
+            pod, port, http_port, ready_s = self.start_dnspod(
+                section, output, core=self.server_core, log_name=f"dnspod-{tag}.log"
+            )
+            res["dnspod_ready_s"] = ready_s
+            dns = Dns(port, timeout=1.0)
+            rc, values = dns.query(f"d{domains - 1}.{ZONE}")
+            assert rc == 0 and len(values) == 1, (rc, values)
+            res["rss_kb"] = proc_status(pod.pid, "VmRSS")
+
+            # Reload under full load: dnsperf at full speed over 1 000 of the names while
+            # config.json is republished (a new generation each time) every 2 s.
+            qfile = self.path(section, f"queries-{tag}.txt")
+            with open(qfile, "w") as f:
+                for i in range(1000):
+                    f.write(f"d{(i * 7919) % domains}.{ZONE} A\n")
+            with open(os.path.join(output, "config.json")) as f:
+                config = json.load(f)
+            seconds = 6 if self.quick else 14
+            reloads = 2 if self.quick else 6
+            argv = pinned(
+                self.load_core,
+                ["dnsperf", "-s", "127.0.0.1", "-p", port, "-d", qfile, "-l", seconds, "-c", 4, "-q",
+                 self.args.outstanding, "-t", 5],
+            )
+            record(section, argv)
+            out_file = self.path(section, f"reload-{tag}.out")
+            before = metric_value(http_port, 'gtm_dnspod_reloads_total{payload="config",result="success"}')
+            with open(out_file, "w") as f:
+                perf = subprocess.Popen([str(a) for a in argv], stdout=f, stderr=subprocess.STDOUT)
+                time.sleep(1.0)
+                for _ in range(reloads):
+                    config["generation"] += 1
+                    write_atomic(os.path.join(output, "config.json"), json.dumps(config, separators=(",", ":")))
+                    time.sleep((seconds - 2) / reloads)
+                perf.wait()
+            after = metric_value(http_port, 'gtm_dnspod_reloads_total{payload="config",result="success"}')
+            load = parse_dnsperf(out_file)
+            res["reload"] = {
+                "reloads_written": reloads,
+                "reloads_applied": (after or 0) - (before or 0),
+                "sent": load["sent"],
+                "completed": load["completed"],
+                "lost": load["lost"],
+                "qps": load["qps"],
+                "rcodes": load["rcodes"],
+            }
+            res["rss_peak_kb"] = proc_status(pod.pid, "VmHWM")
+            res["rss_after_kb"] = proc_status(pod.pid, "VmRSS")
+            dns.close()
+            stop(pod)
+            log(
+                f"scale {res['label']}: compile {statistics.median(res['compile_s']):.3f} s,"
+                f" config {res['config_bytes'] / 1e6:.1f} MB, RSS {res['rss_kb'] / 1024:.0f} MB"
+                f" (peak {res['rss_peak_kb'] / 1024:.0f} MB), reload under load lost {load['lost']}"
+            )
+            results.append(res)
+        self.results["sections"][section] = {"sizes": results}
+
+    # -----------------------------------------------------------------------------------------
+    # 3. Failover
+
+    def failover(self):
+        section = "failover"
+        trials = 2 if self.quick else 5
+        port = 15900 + random.randrange(90)
+        result = {"trials": trials}
+
+        # gdnsd at its fastest supported monitoring: interval 1 s is refused unless the
+        # timeout is below it, and the timeout's minimum is 1 s, so interval 2 s, timeout 1 s,
+        # every threshold 1.
+        g1, g2 = "127.0.81.1", "127.0.81.2"
+        gb = {a: start_backend(section, a, port) for a in (g1, g2)}
+        interval = 2
+        service = (
+            f"  tcp_fo => {{ plugin => tcp_connect, port => {port}, interval => {interval}, timeout => 1,"
+            " up_thresh => 1, ok_thresh => 1, down_thresh => 1 }\n"
+        )
+        plugins = f"  simplefo => {{\n    fo => {{ service_types => tcp_fo, primary => {g1}, secondary => {g2} }}\n  }}\n"
+        gd, gd_port = self.start_gdnsd(section, "fo 5 DYNA simplefo!fo\n", plugins, service)
+        result["gdnsd"] = self.failover_trials(section, "gdnsd", gd_port, f"fo.{ZONE}", gb, g1, g2, port, trials)
+        result["gdnsd_settings"] = f"tcp_connect interval {interval} s, timeout 1 s, up/ok/down_thresh 1"
+        stop(gd)
+        for b in gb.values():
+            stop(b)
+
+        # kube-gtm: operator local mode (manifests, prober, health.json) + DNS pod.
+        k1, k2 = "127.0.80.1", "127.0.80.2"
+        kb = {a: start_backend(section, a, port) for a in (k1, k2)}
+        manifests = self.path(section, "manifests", "x")[:-2]
+        output = self.path(section, "payloads", "x")[:-2]
+        with open(os.path.join(manifests, "fo.yaml"), "w") as f:
+            f.write(
+                docs(
+                    template_yaml("tcp-fast", 1, 500, 1, 1),
+                    pool_yaml("fo", "Sequential", [(k1, 1, 1, None), (k2, 1, 2, None)], "tcp-fast", port,
+                              extra="  sequentialMode: Preemptive\n"),
+                    domain_yaml("fo", f"fo.{ZONE}", 5, ["fo"]),
+                )
+            )
+        operator = self.start_operator(section, manifests, output)
+        pod, pod_port, _, _ = self.start_dnspod(section, output)
+        result["kube-gtm"] = self.failover_trials(section, "kube-gtm", pod_port, f"fo.{ZONE}", kb, k1, k2, port, trials)
+        result["kube-gtm_settings"] = "TCP check interval 1 s, timeout 500 ms, failure/success threshold 1"
+        stop(operator)
+        stop(pod)
+        for b in kb.values():
+            stop(b)
+        self.results["sections"][section] = result
+
+    def failover_trials(self, section, name, port, fqdn, backends, primary, secondary, backend_port, trials):
+        dns = Dns(port)
+        # Up from the start: the primary answers (health verdicts may take a few intervals).
+        wait_answer(dns, fqdn, lambda v: v == [primary], 30, interval=0.01)
+        time.sleep(3)
+        down, up = [], []
+        for i in range(trials):
+            time.sleep(random.uniform(0.5, 1.5))
+            t0 = time.monotonic()
+            stop(backends[primary], sig=signal.SIGKILL)
+            t1 = wait_answer(dns, fqdn, lambda v: v == [secondary], 30, interval=0.005)
+            down.append(t1 - t0)
+            time.sleep(random.uniform(0.5, 1.5))
+            t0 = time.monotonic()
+            backends[primary] = start_backend(section, primary, backend_port)
+            t1 = wait_answer(dns, fqdn, lambda v: v == [primary], 30, interval=0.005)
+            up.append(t1 - t0)
+            log(f"failover {name} trial {i + 1}: out after {down[-1]:.2f} s, back after {up[-1]:.2f} s")
+        dns.close()
+        return {
+            "out_s": down,
+            "back_s": up,
+            "out_median": statistics.median(down),
+            "out_max": max(down),
+            "back_median": statistics.median(up),
+            "back_max": max(up),
+        }
+
+    # -----------------------------------------------------------------------------------------
+    # 5. Prober CPU
+
+    def prober(self):
+        section = "prober"
+        argv = ["cargo", "run", "--release", "-q", "-p", "gtm-prober", "--example", "load"]
+        if self.quick:
+            argv += ["--", "10000", "10"]
+        record(section, argv)
+        out = subprocess.run(argv, cwd=self.args.root, capture_output=True, text=True, check=True)
+        text = out.stdout.strip()
+        m = re.search(r"prober CPU: ([^\n]*)", text)
+        share = re.search(r"([0-9.]+)\s*%", m.group(1)) if m else None
+        log("prober: " + (m.group(1) if m else text))
+        self.results["sections"][section] = {
+            "output": text,
+            "cpu_percent": float(share.group(1)) if share else None,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing and helpers
+
+
+def http_ok(url):
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return r.status == 200
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+def metric_value(http_port, series):
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(series + " "):
+                return float(line.split()[-1])
+    return None
+
+
+def parse_dnsperf(path):
+    """dnsperf's summary, plus p99 from the per-response latencies of -v when present."""
+    latencies = []
+    summary_lines = []
+    with open(path) as f:
+        for line in f:
+            # -v lines: "> NOERROR www.gtm.example.com A 0.000123"
+            if line.startswith("> "):
+                parts = line.split()
+                if len(parts) >= 2 and parts[1] != "T":
+                    try:
+                        latencies.append(float(parts[-1]))
+                    except ValueError:
+                        pass
+            else:
+                summary_lines.append(line)
+    text = "".join(summary_lines)
+
+    def grab(pattern, cast=float):
+        m = re.search(pattern, text)
+        if not m:
+            raise RuntimeError(f"dnsperf output {path} lacks {pattern!r}:\n{text[-2000:]}")
+        return cast(m.group(1))
+
+    rcodes = dict(
+        (k, int(v)) for k, v in re.findall(r"([A-Z]+) (\d+) \([0-9.]+%\)", text.split("Response codes:", 1)[-1].split("\n")[0])
+    )
+    res = {
+        "sent": grab(r"Queries sent:\s+(\d+)", int),
+        "completed": grab(r"Queries completed:\s+(\d+)", int),
+        "lost": grab(r"Queries lost:\s+(\d+)", int),
+        "qps": grab(r"Queries per second:\s+([0-9.]+)"),
+        "avg_ms": grab(r"Average Latency \(s\):\s+([0-9.]+)") * 1000,
+        "rcodes": rcodes,
+    }
+    if latencies:
+        latencies.sort()
+        res["p99_ms"] = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000
+        res["samples"] = len(latencies)
+    else:
+        res["p99_ms"] = float("nan")
+    return res
+
+
+def summary(samples):
+    s = sorted(samples)
+
+    def pct(p):
+        return s[min(len(s) - 1, max(0, int(round(p / 100 * len(s) + 0.5)) - 1))]  # nearest rank
+
+    return {"n": len(s), "p50": pct(50), "p99": pct(99), "max": s[-1], "min": s[0], "samples": samples}
+
+
+def generate_scale_manifests(directory, domains, per_pool):
+    """`domains` domains, each with one Weighted pool of `per_pool` loopback addresses, one TCP
+    template; 1 000 domains per file."""
+    tmpl = template_yaml("tcp", 5, 2000, 3, 1)
+    n = 0
+    for start_i in range(0, domains, 1000):
+        parts = [tmpl] if start_i == 0 else []
+        for d in range(start_i, min(domains, start_i + 1000)):
+            addrs = []
+            for _ in range(per_pool):
+                addrs.append((f"127.{1 + n // 65536}.{(n // 256) % 256}.{n % 256}", 1 + n % 5, 1, None))
+                n += 1
+            parts.append(pool_yaml(f"p{d}", "Weighted", addrs, "tcp", 8080))
+            parts.append(domain_yaml(f"d{d}", f"d{d}.{ZONE}", 30, [f"p{d}"]))
+        with open(os.path.join(directory, f"scale-{start_i // 1000:03d}.yaml"), "w") as f:
+            f.write(docs(*parts))
+
+
+def first_line(argv):
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        text = (out.stdout or out.stderr).strip()
+        return text.splitlines()[0] if text else "?"
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+def dnsperf_version():
+    out = subprocess.run(["dnsperf", "-h"], capture_output=True, text=True)
+    m = re.search(r"Version ([0-9.]+)", out.stdout + out.stderr)
+    return "dnsperf " + (m.group(1) if m else "?")
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "kernel": platform.release(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "loadavg": open("/proc/loadavg").read().split()[:3],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "listen":
+        listen_forever(sys.argv[2])
+        return
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", required=True)
+    p.add_argument("--bin", required=True, help="directory of the release binaries")
+    p.add_argument("--scale-bin", required=True, help="the gtm-bench-scale helper")
+    p.add_argument("--out", help="Markdown report to write")
+    p.add_argument("--json", help="raw results to write")
+    p.add_argument("--quick", action="store_true", help="short runs, to try the suite out")
+    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    p.add_argument("--outstanding", type=int, default=16, help="dnsperf -q: queries in flight")
+    args = p.parse_args()
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    bench = Bench(args)
+    bench.results["started"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    bench.results["machine_before"] = machine()
+    bench.results["versions"] = {
+        "kube-gtm": first_line(["git", "-C", args.root, "describe", "--always", "--dirty"]),
+        "rustc": first_line(["rustc", "-V"]),
+    }
+    bench.results["cores"] = {"load_generator": bench.load_core, "server": bench.server_core}
+    log(f"work directory {bench.work}; load generator on core {bench.load_core}, server on core {bench.server_core}")
+    try:
+        for section in args.only.split(","):
+            section = section.strip()
+            if section not in SECTIONS:
+                raise SystemExit(f"unknown section {section}")
+            log(f"== {section}")
+            getattr(bench, section)()
+            bench.results["commands"] = COMMANDS
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump(bench.results, f, indent=1)
+    finally:
+        stop_all()
+    bench.results["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    bench.results["machine_after"] = machine()
+    bench.results["commands"] = COMMANDS
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(bench.results, f, indent=1)
+    if args.out:
+        import report  # noqa: PLC0415 - beside this file
+
+        with open(args.out, "w") as f:
+            f.write(report.render(bench.results))
+        log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Renders the results of bench.py as docs/benchmarks.md."""
+
+import os
+import statistics
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def fmt(value, digits=0):
+    if value is None or value != value:  # None or NaN
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a and b else "n/a"
+
+
+def verdict(ok):
+    if ok is None:
+        return "not measured"
+    return "**met**" if ok else "**missed**"
+
+
+def render(r):
+    s = r["sections"]
+    m0, m1 = r["machine_before"], r.get("machine_after", r["machine_before"])
+    v = r.get("versions", {})
+    out = []
+    w = out.append
+    w("# Benchmarks\n")
+    w(
+        "Written by `make bench` (`bench/run.sh`, which installs what is missing, builds the release "
+        "binaries and runs `bench/bench.py`). Everything runs on this one machine on 127.0.0.1, in one "
+        "run, so that kube-gtm and its peers see the same conditions; the ratios matter more than the "
+        "absolute figures.\n"
+    )
+    w(f"- Run: {r['started']} to {r.get('finished', '?')} (UTC)")
+    w(
+        f"- Machine: {m0['nproc']} cores, {m0['cpu']}, Linux {m0['kernel']}, {m0['memory_gib']} GiB; "
+        f"load average {' '.join(m0['loadavg'])} before, {' '.join(m1['loadavg'])} after "
+        "(the machine is shared: other builds may have run meanwhile)"
+    )
+    cores = r.get("cores", {})
+    w(
+        f"- Pinning (`taskset`): servers on core {cores.get('server')}, dnsperf and the operator on core "
+        f"{cores.get('load_generator')}"
+    )
+    if v:
+        w(f"- Versions: kube-gtm {v.get('kube-gtm', '?')}, {v.get('rustc', '?')}")
+    t = s.get("throughput")
+    if t:
+        tv = t["versions"]
+        w(f"- Peers: {tv['gdnsd']}; {tv['knot']}; {tv['dnsperf']}")
+    w("")
+
+    # Targets
+    w("## Targets\n")
+    w("| target | figure | |")
+    w("|---|---|---|")
+    if t:
+        for mix, rows in t["table"].items():
+            k, g = rows.get("kube-gtm"), rows.get("gdnsd")
+            w(
+                f"| QPS per server core ≥ gdnsd ({mix}) | {fmt(k['qps_per_core'])} vs {fmt(g['qps_per_core'])} "
+                f"(ratio {ratio(k['qps_per_core'], g['qps_per_core'])}) | {verdict(k['qps_per_core'] >= g['qps_per_core'])} |"
+            )
+        for mix, rows in t["table"].items():
+            k = rows["kube-gtm"]
+            w(f"| p99 latency < 1 ms ({mix}, at full load) | {fmt(k['p99_ms'], 3)} ms | {verdict(k['p99_ms'] < 1.0)} |")
+    else:
+        w("| DNS throughput | | not measured |")
+    p = s.get("propagation")
+    if p:
+        w(
+            f"| manifest change to answer p99 < 500 ms | p50 {fmt(p['manifest_ms']['p50'], 1)} ms, "
+            f"p99 {fmt(p['manifest_ms']['p99'], 1)} ms | {verdict(p['manifest_ms']['p99'] < 500)} |"
+        )
+        w(
+            f"| health verdict to answer < 100 ms | p50 {fmt(p['health_ms']['p50'], 1)} ms, "
+            f"p99 {fmt(p['health_ms']['p99'], 1)} ms, max {fmt(p['health_ms']['max'], 1)} ms | "
+            f"{verdict(p['health_ms']['p99'] < 100)} |"
+        )
+    f = s.get("failover")
+    if f and "kube-gtm" in f:
+        k, g = f["kube-gtm"], f["gdnsd"]
+        w(
+            f"| failover median below gdnsd's | {fmt(k['out_median'], 2)} s vs {fmt(g['out_median'], 2)} s | "
+            f"{verdict(k['out_median'] < g['out_median'])} |"
+        )
+    else:
+        w("| failover median below gdnsd's | | not measured |")
+    sc = s.get("scale")
+    if sc:
+        big = sc["sizes"][-1]
+        c = statistics.median(big["compile_s"])
+        w(f"| {big['label']}: compile < 2 s | {fmt(c, 3)} s | {verdict(c < 2.0)} |")
+        w(
+            f"| {big['label']}: DNS pod RSS < 200 MB | {fmt(big['rss_kb'] / 1024)} MB serving, "
+            f"{fmt(big['rss_peak_kb'] / 1024)} MB peak across reloads | {verdict(big['rss_kb'] / 1024 < 200)} |"
+        )
+        rl = big["reload"]
+        w(
+            f"| reload under full load loses zero queries | {rl['lost']} lost of {fmt(rl['sent'])} "
+            f"({rl['reloads_applied']:.0f} reloads) | {verdict(rl['lost'] == 0 and rl['reloads_applied'] > 0)} |"
+        )
+    w("")
+
+    if t:
+        w("## 1. DNS throughput and latency\n")
+        w(
+            "Each server answers `www.gtm.example.com A` on 127.0.0.1, pinned to one core, while dnsperf "
+            f"runs on the other for {t['seconds']} s with {t['outstanding']} queries in flight (`-q`) "
+            "from 4 sockets; median of "
+            f"{max(x['runs'] for rows in t['table'].values() for x in rows.values())} runs, the servers "
+            "taking turns. kube-gtm: a `Weighted` pool of 3 addresses (weights 3:2:1) with a TCP health "
+            "check, compiled by `gtm-operator local`, one address per answer. gdnsd: the `weighted` plugin "
+            "with the same addresses and weights, `multi => false`, `tcp_connect` monitors against a "
+            "local listener. Knot: a static zone with one A record (the raw-speed reference). "
+            "Mixes: *hits*, every query `www A`; *90/10*, 90 % `www A`, 5 % NXDOMAIN (`nxN A`), "
+            "5 % NODATA (`www AAAA`). Server CPU is the server process's user + system time over the "
+            "run's wall time (from `/proc/<pid>/stat`), so 1.00 is one core fully used; QPS per core is "
+            "QPS / server CPU. p99 is computed from dnsperf's per-response latencies (`-v`).\n"
+        )
+        for mix, rows in t["table"].items():
+            w(f"**Mix: {mix}**\n")
+            w("| server | QPS | avg latency | p99 latency | server CPU | QPS per core | kube-gtm ratio (QPS / per core) | rcodes |")
+            w("|---|---:|---:|---:|---:|---:|---:|---|")
+            k = rows["kube-gtm"]
+            for name, x in rows.items():
+                rc = ", ".join(f"{a} {b}" for a, b in sorted(x["rcodes"].items()))
+                rat = "" if name == "kube-gtm" else f"{ratio(k['qps'], x['qps'])} / {ratio(k['qps_per_core'], x['qps_per_core'])}"
+                w(
+                    f"| {name} | {fmt(x['qps'])} | {fmt(x['avg_ms'], 3)} ms | {fmt(x['p99_ms'], 3)} ms | "
+                    f"{fmt(x['cpu_share'], 2)} | {fmt(x['qps_per_core'])} | {rat} | {rc} (last run) |"
+                )
+            w("")
+        w("All runs (QPS, server CPU):\n")
+        for mix, per in t["runs"].items():
+            for name, rs in per.items():
+                w(f"- {mix}, {name}: " + "; ".join(f"{fmt(x['qps'])} qps @ {x['cpu_share']:.2f} CPU, lost {x['lost']}" for x in rs))
+        w("")
+
+    if p:
+        w("## 2. Propagation\n")
+        mm, hm = p["manifest_ms"], p["health_ms"]
+        w(
+            f"Manifest change to answer: `gtm-operator local` watches a manifest directory and writes "
+            f"`config.json`; `gtm-dnspod --config-dir` follows it. The manifest of a one-address pool is "
+            f"replaced (rename) with a new address {p['changes']} times, 50 to 250 ms apart, and a UDP "
+            f"client polls the name every millisecond until the new address is answered.\n"
+        )
+        w(
+            "Health verdict to answer: `health.json` is replaced (rename) with the first address of a "
+            "`Sequential` pool alternately `Down` and `Up`, as the operator writes it on a verdict change, "
+            "and the name is polled until the answer moves. This is the DNS pod's part of the path; the "
+            "prober's part is the check interval (see failover).\n"
+        )
+        w("| path | n | min | p50 | p99 | max |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for label, x in (("manifest change to answer", mm), ("health verdict to answer", hm)):
+            w(f"| {label} | {x['n']} | {fmt(x['min'], 1)} ms | {fmt(x['p50'], 1)} ms | {fmt(x['p99'], 1)} ms | {fmt(x['max'], 1)} ms |")
+        w("")
+
+    w("## 3. Failover\n")
+    if f and "kube-gtm" in f:
+        w(
+            "A backend (TCP listener) behind the first address of a two-address failover set is killed "
+            "(SIGKILL) and restarted; a UDP client polls every 5 ms and times how long until the dead "
+            "address leaves the answer and until it returns, "
+            f"{f['trials']} trials each, 0.5 to 1.5 s apart so that kills fall at random points of the "
+            f"check schedule. kube-gtm: {f['kube-gtm_settings']} (operator local mode with its prober, "
+            f"DNS pod following `health.json`). gdnsd: `simplefo`, {f['gdnsd_settings']} (its fastest: "
+            "the timeout must be below the interval and at least 1 s).\n"
+        )
+        w("| server | out: median | out: max | back: median | back: max | out, each trial | back, each trial |")
+        w("|---|---:|---:|---:|---:|---|---|")
+        for name in ("kube-gtm", "gdnsd"):
+            x = f[name]
+            w(
+                f"| {name} | {x['out_median']:.2f} s | {x['out_max']:.2f} s | {x['back_median']:.2f} s | "
+                f"{x['back_max']:.2f} s | {', '.join(f'{y:.2f}' for y in x['out_s'])} | "
+                f"{', '.join(f'{y:.2f}' for y in x['back_s'])} |"
+            )
+        w("")
+    elif f:
+        w(f.get("note", "Not measured.") + "\n")
+    else:
+        w("Not measured in this run.\n")
+
+    if sc:
+        w("## 4. Scale\n")
+        w(
+            "Generated manifests: N access domains, each with one `Weighted` pool of 10 loopback "
+            "addresses and a TCP health check (so N × 10 addresses and probe tasks). "
+            "`bench/scale` (`gtm-bench-scale`) times the operator's manifest load (YAML parse and schema "
+            "validation), `gtm_operator::compile::compile`, and the DNS pod's parse and index build "
+            "(`Compiled::build`, what a reload costs), median of 3 each; it writes `config.json` and "
+            "`health.json` (every task `Up`). `gtm-dnspod` then serves them, pinned to one core: RSS after "
+            "start-up (`VmRSS`), and the peak (`VmHWM`) after a reload test: dnsperf at full load over "
+            "1 000 of the names while `config.json` is republished with a new generation every 2 s.\n"
+        )
+        w("| size | load + validate | compile | published config.json / health.json | DNS pod parse + build | DNS pod ready | RSS serving | RSS peak | reload under load |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for x in sc["sizes"]:
+            rl = x["reload"]
+            w(
+                f"| {x['label']} | {statistics.median(x['load_s']):.3f} s | {statistics.median(x['compile_s']):.3f} s | "
+                f"{x['config_bytes'] / 1e6:.1f} MB / {x['health_bytes'] / 1e6:.1f} MB | "
+                f"{statistics.median(x['dnspod_parse_s']):.3f} s + {statistics.median(x['dnspod_build_s']):.3f} s | "
+                f"{x['dnspod_ready_s']:.2f} s | {x['rss_kb'] / 1024:.0f} MB | {x['rss_peak_kb'] / 1024:.0f} MB | "
+                f"{rl['reloads_applied']:.0f} reloads, {fmt(rl['sent'])} sent, {rl['lost']} lost, "
+                f"{fmt(rl['qps'])} QPS, rcodes {', '.join(f'{a} {b}' for a, b in rl['rcodes'].items())} |"
+            )
+        w("")
+
+    pr = s.get("prober")
+    w("## 5. Prober cost\n")
+    if pr:
+        w(
+            "`cargo run --release -p gtm-prober --example load`: 10 000 TCP tasks at a 1 s interval "
+            "against local listeners (in a child process, not counted), CPU of the prober's process:\n"
+        )
+        w("```\n" + pr["output"] + "\n```\n")
+    else:
+        w("Not measured in this run.\n")
+
+    findings = os.path.join(HERE, "findings.md")
+    if os.path.exists(findings):
+        with open(findings) as fh:
+            w(fh.read().rstrip() + "\n")
+
+    w("## Command lines\n")
+    w("Every command the run started, in order (temporary directories vary):\n")
+    w("```")
+    section = None
+    for sec, line in r.get("commands", []):
+        if sec != section:
+            w(f"# {sec}")
+            section = sec
+        w(line)
+    w("```")
+    return "\n".join(out) + "\n"

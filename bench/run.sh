@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# kube-gtm benchmark suite (make bench; not part of make test).
+#
+# Installs what it needs when missing (dnsperf, gdnsd, Knot, taskset; apt-get), builds the release
+# binaries (gtm-dnspod, gtm-operator, the bench/scale helper), runs bench/bench.py on 127.0.0.1
+# only, and writes docs/benchmarks.md. Every process started is stopped on exit.
+#
+# Usage: bench/run.sh [--quick] [--only throughput,propagation,scale,failover,prober]
+#   BENCH_OUT   report to write (default docs/benchmarks.md)
+#   CARGO_TARGET_DIR is honoured.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+out=${BENCH_OUT:-docs/benchmarks.md}
+
+need=()
+command -v dnsperf >/dev/null || need+=(dnsperf)
+command -v gdnsd >/dev/null || need+=(gdnsd)
+command -v knotd >/dev/null || need+=(knot)
+command -v taskset >/dev/null || need+=(util-linux)
+command -v python3 >/dev/null || need+=(python3)
+if ((${#need[@]})); then
+  echo "bench: installing ${need[*]}" >&2
+  sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+target=${CARGO_TARGET_DIR:-$root/target}
+export CARGO_TARGET_DIR=$target
+echo "bench: building release binaries (CARGO_TARGET_DIR=$target)" >&2
+cargo build --release --locked -p gtm-dnspod -p gtm-operator
+# The scale helper is its own workspace; it takes the project's lock file so that the versions
+# match the binaries'.
+cp Cargo.lock bench/scale/Cargo.lock
+cargo build --release --manifest-path bench/scale/Cargo.toml
+
+json=$(mktemp --suffix=.json)
+pid=
+cleanup() {
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -f "$json"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+python3 bench/bench.py --root "$root" --bin "$target/release" \
+  --scale-bin "$target/release/gtm-bench-scale" --out "$out" --json "$json" "$@" &
+pid=$!
+wait "$pid"
+pid=
+echo "bench: report written to $out" >&2
