@@ -19,5 +19,6 @@ pub mod cluster;
 pub mod diag;
 pub mod dns;
 pub mod env;
+pub mod local;
 pub mod manifests;
 pub mod wait;

@@ -1,0 +1,337 @@
+//! The whole GTM loop without a cluster: `gtm-operator local` and `gtm-dnspod` as processes,
+//! real DNS over UDP and TCP, real HTTP health checks against real listeners on 127.0.0.x.
+//! Elapsed times are printed (run with `--nocapture` to see them), never asserted: speed is
+//! measured by `make bench`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use e2e::backend::{Backend, serve};
+use e2e::dns::{Answer, Transport};
+use e2e::local::{LocalGtm, free_port};
+use e2e::wait::{Check, Deadline, wait_for};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use tokio::task::JoinHandle;
+
+/// Generous: these waits end as soon as the answer is right.
+const DEADLINE: Deadline = Deadline {
+    timeout: Duration::from_secs(60),
+    interval: Duration::from_millis(50),
+};
+
+/// An HTTP backend serving `/healthz` on `addr` until killed.
+struct Listener {
+    addr: SocketAddr,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Listener {
+    async fn start(addr: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let task = tokio::spawn(serve(listener, Backend::new(addr.to_string())));
+        Self {
+            addr,
+            task: Some(task),
+        }
+    }
+
+    /// Stops listening: probes get "connection refused".
+    async fn kill(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    async fn restart(&mut self) {
+        *self = Self::start(self.addr).await;
+    }
+}
+
+/// Waits until `name` answers exactly `expected` (sorted); returns how long it took.
+async fn wait_answer(gtm: &LocalGtm, name: &str, rtype: RecordType, expected: &[&str]) -> Duration {
+    let start = Instant::now();
+    let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    wait_for(
+        &format!("{name} {rtype} to answer {expected:?}"),
+        DEADLINE,
+        || async {
+            let answer = gtm.query(name, rtype).await?;
+            anyhow::Ok(if answer.sorted() == expected {
+                Check::Ready(())
+            } else {
+                Check::Pending(answer.to_string())
+            })
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    start.elapsed()
+}
+
+fn write(dir: &Path, file: &str, text: &str) {
+    let tmp = dir.join(format!(".{file}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, dir.join(file)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn examples_are_answered_as_the_manifests_say_and_edits_apply() {
+    let manifests = tempfile::tempdir().unwrap();
+    let output = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, manifests.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let mut gtm = LocalGtm::start(manifests.path(), output.path()).unwrap();
+
+    // No backend listens for the examples' health checks, so both app pools go down and the
+    // domain fails open to its first pool, all addresses.
+    wait_answer(
+        &gtm,
+        "app.gtm.example.com",
+        RecordType::A,
+        &["127.0.10.1", "127.0.10.2"],
+    )
+    .await;
+    // AlwaysOnline addresses need no check.
+    wait_answer(
+        &gtm,
+        "app.gtm.example.com",
+        RecordType::AAAA,
+        &["2001:db8:10::1", "2001:db8:20::1"],
+    )
+    .await;
+    // The resolver address 127.0.0.1 matches the internal CIDR source.
+    wait_answer(
+        &gtm,
+        "portal.gtm.example.com",
+        RecordType::A,
+        &["127.0.70.1"],
+    )
+    .await;
+    // Without a GeoIP database, country sources never match: the default pool answers.
+    wait_answer(
+        &gtm,
+        "video.gtm.example.com",
+        RecordType::A,
+        &["127.0.82.1"],
+    )
+    .await;
+
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let www = gtm
+            .query_over("WWW.gtm.example.com", RecordType::A, transport)
+            .await
+            .unwrap();
+        assert!(www.authoritative, "{www}");
+        assert_eq!(
+            www.types,
+            [RecordType::CNAME],
+            "one CNAME for a Domain pool: {www}"
+        );
+        assert!(
+            ["eu.cdn.example.net.", "us.cdn.example.net."].contains(&www.records[0].as_str()),
+            "{www}"
+        );
+        let missing = gtm
+            .query_over("nope.gtm.example.com", RecordType::A, transport)
+            .await
+            .unwrap();
+        assert_eq!(missing.rcode, ResponseCode::NXDomain);
+        let outside = gtm
+            .query_over("example.org", RecordType::A, transport)
+            .await
+            .unwrap();
+        assert_eq!(outside.rcode, ResponseCode::Refused);
+    }
+
+    // An edit on disk changes the answer.
+    let edited = std::fs::read_to_string(manifests.path().join("source-nearest-cidr.yaml"))
+        .unwrap()
+        .replace("127.0.70.1", "127.0.70.9");
+    let start = Instant::now();
+    write(manifests.path(), "source-nearest-cidr.yaml", &edited);
+    wait_answer(
+        &gtm,
+        "portal.gtm.example.com",
+        RecordType::A,
+        &["127.0.70.9"],
+    )
+    .await;
+    println!("manifest edit to new answer: {:?}", start.elapsed());
+
+    // An invalid edit is refused and the last good answer keeps serving.
+    write(
+        manifests.path(),
+        "source-nearest-cidr.yaml",
+        &edited.replace("127.0.70.9", "not-an-address"),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answer: Answer = gtm
+        .query("app.gtm.example.com", RecordType::A)
+        .await
+        .unwrap();
+    assert_eq!(answer.rcode, ResponseCode::NoError, "{answer}");
+    gtm.check_running().unwrap();
+}
+
+/// Manifests for the failover tests: an HTTP check every second that takes one failure or one
+/// success to decide, two single-address pools, and domains over them in both sequential
+/// modes plus a weighted pool of both addresses.
+fn failover_manifests(primary: SocketAddr, standby: SocketAddr) -> String {
+    format!(
+        "apiVersion: gtm.kubegtm.io/v1alpha1
+kind: HealthCheckTemplate
+metadata: {{name: fast}}
+spec:
+  protocol: HTTP
+  intervalSeconds: 1
+  timeoutMillis: 500
+  failureThreshold: 1
+  successThreshold: 1
+  http: {{path: /healthz}}
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: AddressPool
+metadata: {{name: primary}}
+spec:
+  type: IPv4
+  addresses: [{{value: \"{pi}\", healthChecks: [{{template: fast, port: {pp}}}]}}]
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: AddressPool
+metadata: {{name: standby}}
+spec:
+  type: IPv4
+  addresses: [{{value: \"{si}\", healthChecks: [{{template: fast, port: {sp}}}]}}]
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: AddressPool
+metadata: {{name: both}}
+spec:
+  type: IPv4
+  policy: Weighted
+  addresses:
+    - {{value: \"{pi}\", weight: 3, healthChecks: [{{template: fast, port: {pp}}}]}}
+    - {{value: \"{si}\", weight: 1, healthChecks: [{{template: fast, port: {sp}}}]}}
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: GtmAccessDomain
+metadata: {{name: pre}}
+spec:
+  domain: pre.gtm.example.com
+  recordType: A
+  ttl: 5
+  policy: Sequential
+  sequentialMode: Preemptive
+  pools: [{{name: primary, order: 1}}, {{name: standby, order: 2}}]
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: GtmAccessDomain
+metadata: {{name: non}}
+spec:
+  domain: non.gtm.example.com
+  recordType: A
+  ttl: 5
+  policy: Sequential
+  sequentialMode: NonPreemptive
+  pools: [{{name: primary, order: 1}}, {{name: standby, order: 2}}]
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: GtmAccessDomain
+metadata: {{name: weighted}}
+spec:
+  domain: weighted.gtm.example.com
+  recordType: A
+  ttl: 5
+  pools: [{{name: both}}]
+",
+        pi = primary.ip(),
+        pp = primary.port(),
+        si = standby.ip(),
+        sp = standby.port(),
+    )
+}
+
+/// The distinct addresses `name` answers over `n` queries.
+async fn answers_over(gtm: &LocalGtm, name: &str, n: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..n {
+        for r in gtm.query(name, RecordType::A).await.unwrap().records {
+            if !seen.contains(&r) {
+                seen.push(r);
+            }
+        }
+    }
+    seen.sort();
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_backend_fails_over_and_recovery_follows_the_sequential_mode() {
+    let primary_addr = SocketAddr::from(([127, 0, 91, 1], free_port().unwrap()));
+    let standby_addr = SocketAddr::from(([127, 0, 91, 2], free_port().unwrap()));
+    let mut primary = Listener::start(primary_addr).await;
+    let _standby = Listener::start(standby_addr).await;
+    let manifests = tempfile::tempdir().unwrap();
+    let output = tempfile::tempdir().unwrap();
+    write(
+        manifests.path(),
+        "failover.yaml",
+        &failover_manifests(primary_addr, standby_addr),
+    );
+    let mut gtm = LocalGtm::start(manifests.path(), output.path()).unwrap();
+    let (p, s) = (primary_addr.ip().to_string(), standby_addr.ip().to_string());
+
+    wait_answer(&gtm, "pre.gtm.example.com", RecordType::A, &[&p]).await;
+    wait_answer(&gtm, "non.gtm.example.com", RecordType::A, &[&p]).await;
+    assert_eq!(
+        answers_over(&gtm, "weighted.gtm.example.com", 60).await,
+        [p.clone(), s.clone()]
+    );
+
+    // Kill the primary: both sequential domains move to the standby, and the weighted pool
+    // answers only the survivor. Budget: interval (1 s) x failure threshold (1) + 1 s.
+    primary.kill().await;
+    let failover = wait_answer(&gtm, "pre.gtm.example.com", RecordType::A, &[&s]).await;
+    println!("primary killed to answer on standby: {failover:?}");
+    wait_answer(&gtm, "non.gtm.example.com", RecordType::A, &[&s]).await;
+    assert_eq!(
+        answers_over(&gtm, "weighted.gtm.example.com", 40).await,
+        [s.clone()]
+    );
+
+    // Restart it: the preemptive domain returns, the non-preemptive one stays.
+    primary.restart().await;
+    let failback = wait_answer(&gtm, "pre.gtm.example.com", RecordType::A, &[&p]).await;
+    println!("primary restarted to answer on primary: {failback:?}");
+    assert_eq!(
+        gtm.query("non.gtm.example.com", RecordType::A)
+            .await
+            .unwrap()
+            .records,
+        [s.clone()],
+        "NonPreemptive stays on the standby after the primary recovers"
+    );
+    let both = [p, s];
+    wait_for(
+        "the weighted pool to answer both again",
+        DEADLINE,
+        || async {
+            let seen = answers_over(&gtm, "weighted.gtm.example.com", 40).await;
+            anyhow::Ok(if seen == both {
+                Check::Ready(())
+            } else {
+                Check::Pending(format!("{seen:?}"))
+            })
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    gtm.check_running().unwrap();
+}
