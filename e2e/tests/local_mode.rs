@@ -303,7 +303,7 @@ async fn killing_a_backend_fails_over_and_recovery_follows_the_sequential_mode()
     wait_answer(&gtm, "non.gtm.example.com", RecordType::A, &[&s]).await;
     assert_eq!(
         answers_over(&gtm, "weighted.gtm.example.com", 40).await,
-        [s.clone()]
+        std::slice::from_ref(&s)
     );
 
     // Restart it: the preemptive domain returns, the non-preemptive one stays.
@@ -315,7 +315,7 @@ async fn killing_a_backend_fails_over_and_recovery_follows_the_sequential_mode()
             .await
             .unwrap()
             .records,
-        [s.clone()],
+        std::slice::from_ref(&s),
         "NonPreemptive stays on the standby after the primary recovers"
     );
     let both = [p, s];
