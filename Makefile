@@ -4,7 +4,7 @@
 CARGO ?= cargo
 CRDS_YAML := charts/kube-gtm/files/crds.yaml
 
-.PHONY: build test test-tools crds check-crds lint fmt chart-test images e2e bench
+.PHONY: build run test test-tools crds check-crds lint fmt chart-test images e2e bench
 
 # Container image for both binaries and the e2e test backend (Dockerfile); kind cluster for e2e.
 IMAGE ?= kube-gtm:e2e
@@ -13,6 +13,11 @@ KIND_CLUSTER ?= kube-gtm-e2e
 ## build: compile every crate, tests included
 build:
 	$(CARGO) build --workspace --all-targets
+
+## run: kube-gtm in local mode on $(MANIFESTS): operator, demo backends, DNS on 127.0.0.1:5353
+MANIFESTS ?= examples
+run:
+	MANIFESTS=$(MANIFESTS) ./scripts/run-local.sh
 
 ## test: the whole test suite, exactly what CI runs (lint, unit, API and local-mode tests, schema checks)
 test: test-tools lint
