@@ -300,7 +300,7 @@ ALERTS = {
     "KubeGtmAddressDown": "gtm_operator_address_up",
     "KubeGtmPoolUnavailable": "gtm_operator_pool_available",
     "KubeGtmFailover": "gtm_operator_failovers_total",
-    "KubeGtmConfigReloadFailures": "gtm_dnspod_reload_failures_total",
+    "KubeGtmConfigReloadFailures": "gtm_dnspod_reloads_total{result=\"failure\"",
     "KubeGtmDnsPodsNotReady": "kube_deployment_status_replicas_available",
     "KubeGtmDnsPodDown": "up{",
 }
