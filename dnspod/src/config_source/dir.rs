@@ -1,6 +1,8 @@
 //! Local mode: `config.json` and `health.json` in one directory, followed with inotify (via
-//! `notify`). Writers replace the files atomically by rename; every event in the directory
-//! re-reads both files, and the loader ignores unchanged bytes.
+//! `notify`). Writers replace the files atomically by rename; every event in the directory that
+//! may change a file re-reads both files, and the loader ignores unchanged bytes. Access events
+//! (open, read, close without writing) are ignored: reading the files raises them, so following
+//! them would re-read the directory in a busy loop.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -33,8 +35,10 @@ pub async fn follow(
 ) -> Result<(), DirError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Any event (or error) is a reason to look again; the loader sorts out the rest.
-        let _ = tx.send(event.is_ok());
+        // Any change (or error) is a reason to look again; the loader sorts out the rest.
+        if may_change(&event) {
+            let _ = tx.send(event.is_ok());
+        }
     })
     .and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|()| w))
     .map_err(|source| DirError::Watch {
@@ -59,6 +63,21 @@ pub async fn follow(
     Ok(())
 }
 
+/// Whether an event may mean a changed file: everything but accesses, which our own reads
+/// cause; closing a file written in place counts (the write is complete then).
+fn may_change(event: &notify::Result<notify::Event>) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode};
+    match event {
+        Ok(e) => match e.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+            EventKind::Access(_) => false,
+            _ => true,
+        },
+        Err(_) => true,
+    }
+}
+
 /// Offers both payload files that exist (a missing file is not an error: the writer may not
 /// have produced it yet).
 async fn load_all(dir: &Path, loader: &mut Loader) {
@@ -72,5 +91,34 @@ async fn load_all(dir: &Path, loader: &mut Loader) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(error) => tracing::warn!(path = %path.display(), %error, "cannot read payload"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+    use notify::{Event, EventKind};
+
+    use super::may_change;
+
+    #[test]
+    fn reads_do_not_trigger_a_reload_but_changes_and_errors_do() {
+        let event = |kind| Ok(Event::new(kind));
+        for access in [
+            AccessKind::Open(AccessMode::Any),
+            AccessKind::Read,
+            AccessKind::Close(AccessMode::Read),
+        ] {
+            assert!(!may_change(&event(EventKind::Access(access))));
+        }
+        for change in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Remove(notify::event::RemoveKind::File),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+        ] {
+            assert!(may_change(&event(change.clone())), "{change:?}");
+        }
+        assert!(may_change(&Err(notify::Error::generic("overflow"))));
     }
 }
