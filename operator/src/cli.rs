@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// Lease name; `<instance>-operator` when unset.
     #[arg(long, env = "GTM_LEASE_NAME")]
     pub lease_name: Option<String>,
+    /// Status writes in flight at most.
+    #[arg(long, env = "GTM_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
     /// Health probes in flight at most.
     #[arg(long, env = "GTM_PROBE_CONCURRENCY", default_value_t = 256)]
     pub probe_concurrency: usize,
@@ -76,6 +79,7 @@ impl From<RunArgs> for ClusterOptions {
             instance: a.instance,
             http_listen: a.http_listen,
             leader_election: a.leader_election,
+            concurrency: a.concurrency,
             probe_concurrency: a.probe_concurrency,
         }
     }

@@ -57,6 +57,8 @@ pub struct ClusterOptions {
     pub leader_election: bool,
     /// Lease name.
     pub lease_name: String,
+    /// Status writes in flight at most.
+    pub concurrency: usize,
     /// Health probes in flight at most.
     pub probe_concurrency: usize,
 }
@@ -172,10 +174,13 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
     };
     let mut reconciler = Reconciler::new(
         client.clone(),
-        &opts.namespace,
-        &opts.instance,
-        opts.zones.clone(),
-        gtm_crds::parts::MAX_PART_BYTES,
+        reconciler::Settings {
+            namespace: opts.namespace.clone(),
+            instance: opts.instance.clone(),
+            zones: opts.zones.clone(),
+            part_bytes: gtm_crds::parts::MAX_PART_BYTES,
+            concurrency: opts.concurrency,
+        },
         Recorder::new(client.clone(), reporter),
         metrics.clone(),
     );

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::{FutureExt, StreamExt};
 use gtm_crds::config::{ActiveSelections, GtmConfig, HealthSnapshot};
 use gtm_crds::manifest::Kind;
 use gtm_crds::parts::Payload;
@@ -52,34 +53,48 @@ pub struct Reconciler {
     active: ActiveSelections,
     recorder: Recorder,
     metrics: Arc<Metrics>,
+    concurrency: usize,
+}
+
+/// Where and how a [`Reconciler`] writes.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespace of the payload ConfigMaps.
+    pub namespace: String,
+    /// Instance name: ConfigMap prefix and label.
+    pub instance: String,
+    /// Zones served.
+    pub zones: Vec<String>,
+    /// Most payload bytes per ConfigMap.
+    pub part_bytes: usize,
+    /// Status writes in flight at most.
+    pub concurrency: usize,
 }
 
 impl Reconciler {
-    /// A reconciler writing the payloads of `instance` into `namespace`.
+    /// A reconciler writing as `settings` say.
     pub fn new(
         client: Client,
-        namespace: &str,
-        instance: &str,
-        zones: Vec<String>,
-        part_bytes: usize,
+        settings: Settings,
         recorder: Recorder,
         metrics: Arc<Metrics>,
     ) -> Self {
         let configmaps = PayloadConfigMaps::new(
-            Api::namespaced(client.clone(), namespace),
-            namespace,
-            instance,
-            part_bytes,
+            Api::namespaced(client.clone(), &settings.namespace),
+            &settings.namespace,
+            &settings.instance,
+            settings.part_bytes,
         );
         Self {
             client,
-            zones,
+            zones: settings.zones,
             configmaps,
             payloads: PayloadState::default(),
             last_text: HashMap::new(),
             active: ActiveSelections::default(),
             recorder,
             metrics,
+            concurrency: settings.concurrency.max(1),
         }
     }
 
@@ -166,22 +181,31 @@ impl Reconciler {
         let statuses = compute_all(inventory, compilation, &evaluation, tasks, now);
         self.record_health_metrics(compilation, &evaluation);
         self.record_object_metrics(&statuses);
-        for obj in &inventory.templates {
-            self.write_status(
-                obj.as_ref(),
-                Kind::HealthCheckTemplate,
-                &statuses,
-                &mut report,
-            )
-            .await?;
-        }
-        for obj in &inventory.pools {
-            self.write_status(obj.as_ref(), Kind::AddressPool, &statuses, &mut report)
-                .await?;
-        }
-        for obj in &inventory.domains {
-            self.write_status(obj.as_ref(), Kind::GtmAccessDomain, &statuses, &mut report)
-                .await?;
+        // Status writes are independent: run up to `concurrency` at once, results in order.
+        let writes = inventory
+            .templates
+            .iter()
+            .map(|o| {
+                self.write_status(o.as_ref(), Kind::HealthCheckTemplate, &statuses)
+                    .boxed_local()
+            })
+            .chain(inventory.pools.iter().map(|o| {
+                self.write_status(o.as_ref(), Kind::AddressPool, &statuses)
+                    .boxed_local()
+            }))
+            .chain(inventory.domains.iter().map(|o| {
+                self.write_status(o.as_ref(), Kind::GtmAccessDomain, &statuses)
+                    .boxed_local()
+            }));
+        let results: Vec<kube::Result<Option<(ObjectKey, usize)>>> = futures::stream::iter(writes)
+            .buffered(self.concurrency)
+            .collect()
+            .await;
+        for result in results {
+            if let Some((key, events)) = result? {
+                report.statuses.push(key);
+                report.events += events;
+            }
         }
         Ok(report)
     }
@@ -243,8 +267,7 @@ impl Reconciler {
         obj: &K,
         kind: Kind,
         statuses: &BTreeMap<ObjectKey, ObjectStatus>,
-        report: &mut Report,
-    ) -> kube::Result<()>
+    ) -> kube::Result<Option<(ObjectKey, usize)>>
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
             + HasObjectStatus
@@ -254,11 +277,11 @@ impl Reconciler {
     {
         let key = ObjectKey::of(kind, obj);
         let Some(desired) = statuses.get(&key) else {
-            return Ok(());
+            return Ok(None);
         };
         let current = obj.object_status();
         if current.as_ref() == Some(desired) {
-            return Ok(());
+            return Ok(None);
         }
         let body = json!({
             "apiVersion": K::api_version(&()),
@@ -282,7 +305,6 @@ impl Reconciler {
             })
             .inc();
         result?;
-        report.statuses.push(key.clone());
 
         let previous = current
             .as_ref()
@@ -308,14 +330,15 @@ impl Reconciler {
         if let (Some(ObjectStatus::Pool(old)), ObjectStatus::Pool(new)) = (&current, desired) {
             events.extend(address_events(old, new));
         }
+        let mut recorded = 0;
         for event in events {
             // An event that cannot be recorded must not stop the reconcile.
             match self.recorder.publish(&event, &obj.object_ref(&())).await {
-                Ok(()) => report.events += 1,
+                Ok(()) => recorded += 1,
                 Err(e) => tracing::warn!(object = %key, "recording an event failed: {e}"),
             }
         }
-        Ok(())
+        Ok(Some((key, recorded)))
     }
 
     fn record_health_metrics(&self, compilation: &Compilation, evaluation: &Evaluation) {

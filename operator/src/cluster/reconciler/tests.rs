@@ -67,10 +67,13 @@ fn setup(part_bytes: usize) -> (Reconciler, ApiServer, Arc<Metrics>) {
     );
     let r = Reconciler::new(
         client,
-        NS,
-        "kube-gtm",
-        vec!["gtm.example.com".into()],
-        part_bytes,
+        Settings {
+            namespace: NS.into(),
+            instance: "kube-gtm".into(),
+            zones: vec!["gtm.example.com".into()],
+            part_bytes,
+            concurrency: 1,
+        },
         recorder,
         metrics.clone(),
     );
@@ -671,4 +674,92 @@ spec:
         .map(|s| s.body["reason"].as_str().unwrap())
         .collect();
     assert_eq!(reasons, ["PoolAvailable", "AddressUp", "Failback"]);
+}
+
+/// 20 000 addresses (80 pools of 250, one domain each), built as typed objects.
+fn inventory_of_20000_addresses() -> Inventory {
+    let mut inv = Inventory::default();
+    for p in 0..80 {
+        let addresses: Vec<Value> = (0..250)
+            .map(|a| json!({"value": format!("10.{}.{}.{}", p, a / 200, a % 200 + 1)}))
+            .collect();
+        inv.pools.push(Arc::new(
+            serde_json::from_value(json!({
+                "apiVersion": "gtm.kubegtm.io/v1alpha1",
+                "kind": "AddressPool",
+                "metadata": {"name": format!("pool-{p}"), "namespace": "default"},
+                "spec": {"type": "IPv4", "policy": "Weighted", "addresses": addresses},
+            }))
+            .unwrap(),
+        ));
+        inv.domains.push(Arc::new(
+            serde_json::from_value(json!({
+                "apiVersion": "gtm.kubegtm.io/v1alpha1",
+                "kind": "GtmAccessDomain",
+                "metadata": {"name": format!("d-{p}"), "namespace": "default"},
+                "spec": {
+                    "domain": format!("d{p}.gtm.example.com"),
+                    "recordType": "A",
+                    "pools": [{"name": format!("pool-{p}")}],
+                },
+            }))
+            .unwrap(),
+        ));
+    }
+    inv
+}
+
+#[tokio::test]
+async fn a_config_of_20000_addresses_is_split_into_configmaps_that_reassemble() {
+    let (r, mut server, _) = setup(gtm_crds::parts::MAX_PART_BYTES);
+    let inv = inventory_of_20000_addresses();
+    let config = r.compile(&inv).config;
+    assert_eq!(
+        config
+            .pools
+            .iter()
+            .map(|p| p.addresses.len())
+            .sum::<usize>(),
+        20_000
+    );
+    let text = String::from_utf8(config.to_json()).unwrap();
+    assert!(
+        text.len() > 1024 * 1024,
+        "{} bytes fit one ConfigMap",
+        text.len()
+    );
+    let parts = text.len().div_ceil(gtm_crds::parts::MAX_PART_BYTES);
+
+    let mut maps = super::super::configmaps::PayloadConfigMaps::new(
+        Api::namespaced(r.client.clone(), NS),
+        NS,
+        "kube-gtm",
+        gtm_crds::parts::MAX_PART_BYTES,
+    );
+    let serve = async {
+        let mut seen = Vec::new();
+        for _ in 0..parts {
+            seen.push(server.peek_and_answer(&inv).await);
+        }
+        seen
+    };
+    let (written, seen) = tokio::join!(maps.write(Payload::Config, &text), serve);
+    assert_eq!(written.unwrap(), parts);
+    let mut received = Vec::new();
+    for s in &seen {
+        assert_eq!(s.method, "PATCH");
+        let cm: ConfigMap = serde_json::from_value(s.body.clone()).unwrap();
+        // The API server caps the data of a ConfigMap at 1 MiB.
+        let data: usize = cm
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        assert!(data < 1024 * 1024, "a part holds {data} bytes");
+        received.push(super::super::configmaps::part_of(&cm).unwrap().1);
+    }
+    received.reverse();
+    let whole = gtm_crds::parts::assemble(&received).unwrap();
+    assert_eq!(GtmConfig::from_json(whole.as_bytes()).unwrap(), config);
 }
