@@ -117,7 +117,7 @@ mod tests {
             EventKind::Remove(notify::event::RemoveKind::File),
             EventKind::Access(AccessKind::Close(AccessMode::Write)),
         ] {
-            assert!(may_change(&event(change.clone())), "{change:?}");
+            assert!(may_change(&event(change)), "{change:?}");
         }
         assert!(may_change(&Err(notify::Error::generic("overflow"))));
     }
