@@ -1,7 +1,8 @@
 //! Numbering and change detection of the two payloads: a payload is written only when its
 //! content changed, and each write carries a generation one above the last.
 
-use gtm_crds::config::{ActiveSelections, GtmConfig, HealthSnapshot};
+use gtm_crds::config::{ActiveSelections, ContractError, GtmConfig, HealthSnapshot};
+use gtm_crds::parts::Payload;
 
 /// The last published payloads and their generations.
 #[derive(Debug, Default)]
@@ -24,28 +25,42 @@ impl PayloadState {
         }
     }
 
-    /// The config to write, numbered, when it differs from the last one.
-    pub fn next_config(&mut self, mut config: GtmConfig) -> Option<&GtmConfig> {
+    /// The config to write, numbered, as JSON, when it differs from the last one. A config
+    /// that breaks the contract's consistency rules is refused (the DNS pods would refuse it
+    /// too), so the last one keeps serving.
+    pub fn next_config(&mut self, mut config: GtmConfig) -> Result<Option<String>, ContractError> {
+        config.check_consistency()?;
         config.generation = self.config_generation;
         if self.config.as_ref() == Some(&config) {
-            return None;
+            return Ok(None);
         }
         self.config_generation += 1;
         config.generation = self.config_generation;
+        let text = String::from_utf8(config.to_json()).expect("JSON is UTF-8");
         self.config = Some(config);
-        self.config.as_ref()
+        Ok(Some(text))
     }
 
-    /// The health snapshot to write, numbered, when it differs from the last one.
-    pub fn next_health(&mut self, mut health: HealthSnapshot) -> Option<&HealthSnapshot> {
+    /// The health snapshot to write, numbered, as JSON, when it differs from the last one.
+    pub fn next_health(&mut self, mut health: HealthSnapshot) -> Option<String> {
         health.generation = self.health_generation;
         if self.health.as_ref() == Some(&health) {
             return None;
         }
         self.health_generation += 1;
         health.generation = self.health_generation;
+        let text = serde_json::to_string(&health).expect("a snapshot serializes");
         self.health = Some(health);
-        self.health.as_ref()
+        Some(text)
+    }
+
+    /// Forgets what was last written of a payload, after a failed write: the next pass
+    /// writes it again (with a new generation) even when nothing changed.
+    pub fn forget(&mut self, payload: Payload) {
+        match payload {
+            Payload::Config => self.config = None,
+            Payload::Health => self.health = None,
+        }
     }
 
     /// The active selections last published (kept by non-preemptive levels across restarts).
@@ -80,14 +95,48 @@ mod tests {
     fn writes_only_changes_and_numbers_them() {
         let mut s = PayloadState::default();
         let mut c = GtmConfig::empty(vec!["gtm.example.com".into()]);
-        assert_eq!(s.next_config(c.clone()).unwrap().generation, 1);
-        assert!(s.next_config(c.clone()).is_none());
+        let generation = |text: Option<String>| {
+            GtmConfig::from_json(text.unwrap().as_bytes())
+                .unwrap()
+                .generation
+        };
+        assert_eq!(generation(s.next_config(c.clone()).unwrap()), 1);
+        assert!(s.next_config(c.clone()).unwrap().is_none());
         c.zones.push("other.example.com".into());
-        assert_eq!(s.next_config(c.clone()).unwrap().generation, 2);
+        assert_eq!(generation(s.next_config(c.clone()).unwrap()), 2);
 
         let h = HealthSnapshot::empty();
-        assert_eq!(s.next_health(h.clone()).unwrap().generation, 1);
-        assert!(s.next_health(h).is_none());
+        let text = s.next_health(h.clone()).unwrap();
+        assert_eq!(
+            HealthSnapshot::from_json(text.as_bytes())
+                .unwrap()
+                .generation,
+            1
+        );
+        assert!(s.next_health(h.clone()).is_none());
+
+        // After a failed write the same content is written again, numbered on.
+        s.forget(Payload::Health);
+        let text = s.next_health(h).unwrap();
+        assert_eq!(
+            HealthSnapshot::from_json(text.as_bytes())
+                .unwrap()
+                .generation,
+            2
+        );
+    }
+
+    #[test]
+    fn an_inconsistent_config_is_refused_and_the_last_one_stays() {
+        let mut s = PayloadState::default();
+        let good = GtmConfig::empty(vec!["gtm.example.com".into()]);
+        assert!(s.next_config(good.clone()).unwrap().is_some());
+        let bad = GtmConfig::empty(vec!["Not.Canonical".into()]);
+        assert!(s.next_config(bad).is_err());
+        assert!(
+            s.next_config(good).unwrap().is_none(),
+            "the good one is still the last"
+        );
     }
 
     #[test]
@@ -99,11 +148,16 @@ mod tests {
         let mut s = PayloadState::resume(Some(old), Some(health));
         assert!(
             s.next_config(GtmConfig::empty(vec!["a.example".into()]))
+                .unwrap()
                 .is_none()
         );
         assert!(s.next_health(HealthSnapshot::empty()).is_none());
         let new = GtmConfig::empty(vec!["b.example".into()]);
-        assert_eq!(s.next_config(new).unwrap().generation, 42);
+        let text = s.next_config(new).unwrap().unwrap();
+        assert_eq!(
+            GtmConfig::from_json(text.as_bytes()).unwrap().generation,
+            42
+        );
     }
 
     #[test]

@@ -142,14 +142,19 @@ impl Reconciler {
         self.metrics
             .reconcile_duration
             .observe(started.elapsed().as_secs_f64());
+        self.count("all", result.is_ok());
+        result
+    }
+
+    /// Counts a reconcile pass or one write of it.
+    fn count(&self, kind: &str, ok: bool) {
         self.metrics
             .reconciles
             .get_or_create(&KindResult {
-                kind: "all".into(),
-                result: if result.is_ok() { "ok" } else { "error" }.into(),
+                kind: kind.into(),
+                result: if ok { "ok" } else { "error" }.into(),
             })
             .inc();
-        result
     }
 
     async fn pass(
@@ -164,16 +169,20 @@ impl Reconciler {
         let evaluation = evaluate(compilation, tasks, &self.active);
 
         // Config before health: a DNS pod never holds health for a config it lacks.
-        let config = self
-            .payloads
-            .next_config(compilation.config.clone())
-            .map(|c| String::from_utf8(c.to_json()).expect("JSON is UTF-8"));
+        let config = match self.payloads.next_config(compilation.config.clone()) {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!(
+                    "the compiled config breaks the contract; keeping the last one: {e}"
+                );
+                None
+            }
+        };
         self.publish(Payload::Config, config, configmaps, &mut report)
             .await?;
         let health = self
             .payloads
-            .next_health(snapshot(tasks, &evaluation.active, 0))
-            .map(|h| serde_json::to_string(h).expect("a snapshot serializes"));
+            .next_health(snapshot(tasks, &evaluation.active, 0));
         self.publish(Payload::Health, health, configmaps, &mut report)
             .await?;
         self.active = evaluation.active.clone();
@@ -235,13 +244,11 @@ impl Reconciler {
             payload: payload.label_value().into(),
         };
         let result = self.configmaps.write(payload, &text).await;
-        self.metrics
-            .reconciles
-            .get_or_create(&KindResult {
-                kind: payload.label_value().into(),
-                result: if result.is_ok() { "ok" } else { "error" }.into(),
-            })
-            .inc();
+        self.count(payload.label_value(), result.is_ok());
+        if result.is_err() {
+            // Written partly or not at all: the next pass writes it again.
+            self.payloads.forget(payload);
+        }
         result?;
         self.metrics
             .payload_bytes
@@ -297,13 +304,7 @@ impl Reconciler {
                 &Patch::Apply(&body),
             )
             .await;
-        self.metrics
-            .reconciles
-            .get_or_create(&KindResult {
-                kind: kind.as_str().into(),
-                result: if result.is_ok() { "ok" } else { "error" }.into(),
-            })
-            .inc();
+        self.count(kind.as_str(), result.is_ok());
         result?;
 
         let previous = current

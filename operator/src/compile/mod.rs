@@ -5,11 +5,12 @@
 
 mod verdict;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 
 use gtm_crds::config::{
-    AddressConfig, DomainConfig, GtmConfig, PoolConfig, PoolMember, SCHEMA_VERSION, canonical_name,
-    in_zone, record_type_accepts, task_id,
+    AddressConfig, DomainConfig, GtmConfig, PoolConfig, PoolMember, SCHEMA_VERSION,
+    address_fits_pool_type, canonical_name, in_zone, record_type_accepts, task_id,
 };
 use gtm_crds::manifest::Kind;
 use gtm_crds::pool::PoolType;
@@ -163,11 +164,26 @@ fn compile_pool(
     let spec = &pool.spec;
     let mut tasks = Vec::new();
     let mut addresses = Vec::with_capacity(spec.addresses.len());
+    let mut seen = HashSet::new();
     for address in &spec.addresses {
-        let value = match spec.pool_type {
-            PoolType::Domain => canonical_name(&address.value),
-            PoolType::IPv4 | PoolType::IPv6 => address.value.clone(),
-        };
+        let value = canonical_address(&address.value, spec.pool_type);
+        if !address_fits_pool_type(&value, spec.pool_type) {
+            return Err(Rejection::new(
+                RejectReason::InvalidAddress,
+                format!(
+                    "address {:?} is not a valid {:?} address",
+                    address.value, spec.pool_type
+                ),
+            ));
+        }
+        if !seen.insert(value.clone()) {
+            return Err(Rejection::new(
+                RejectReason::InvalidAddress,
+                format!(
+                    "address {value} is listed twice (host names compare without case or trailing dot, IP addresses by value)"
+                ),
+            ));
+        }
         let checks = address
             .health_checks
             .as_ref()
@@ -238,6 +254,17 @@ fn compile_pool(
     ))
 }
 
+/// The form an address takes in payloads: host names canonical, IP addresses in their standard
+/// text form (so `2001:DB8::1` and `2001:db8::1` are one address).
+fn canonical_address(value: &str, pool_type: PoolType) -> String {
+    match pool_type {
+        PoolType::Domain => canonical_name(value),
+        PoolType::IPv4 | PoolType::IPv6 => value
+            .parse::<IpAddr>()
+            .map_or_else(|_| value.to_string(), |ip| ip.to_string()),
+    }
+}
+
 fn compile_domain(
     domain: &GtmAccessDomain,
     key: &ObjectKey,
@@ -247,7 +274,12 @@ fn compile_domain(
 ) -> Result<DomainConfig, Rejection> {
     let spec = &domain.spec;
     let name = canonical_name(&spec.domain);
-    let Some(zone) = zones.iter().find(|z| in_zone(&name, z)) else {
+    // The most specific zone is the one that answers the name (nested zones).
+    let Some(zone) = zones
+        .iter()
+        .filter(|z| in_zone(&name, z))
+        .max_by_key(|z| z.len())
+    else {
         return Err(Rejection::new(
             RejectReason::ZoneNotServed,
             format!(

@@ -388,3 +388,61 @@ fn every_example_compiles_and_is_accepted() {
     }
     c.config.check_consistency().unwrap();
 }
+
+#[test]
+fn malformed_or_repeated_addresses_are_rejected_before_they_reach_the_dns_pods() {
+    for (pool_type, addresses) in [
+        ("Domain", "[{value: a..example.com}]"),
+        ("Domain", "[{value: -x.example.com}]"),
+        (
+            "Domain",
+            "[{value: App.example.com}, {value: app.example.com.}]",
+        ),
+        (
+            "IPv6",
+            "[{value: \"2001:DB8::1\"}, {value: \"2001:db8::1\"}]",
+        ),
+    ] {
+        let c = compile_with(&format!(
+            "apiVersion: gtm.kubegtm.io/v1alpha1\nkind: AddressPool\nmetadata: {{name: p}}\nspec:\n  type: {pool_type}\n  addresses: {addresses}\n---\n{}",
+            domain(
+                "d",
+                "d.gtm.example.com",
+                if pool_type == "IPv6" { "AAAA" } else { "A" },
+                &["p"],
+                "Sequential"
+            )
+        ));
+        let r = rejection(&c, Kind::AddressPool, "p");
+        assert_eq!(
+            r.reason,
+            RejectReason::InvalidAddress,
+            "{addresses}: {}",
+            r.message
+        );
+        assert_eq!(
+            rejection(&c, Kind::GtmAccessDomain, "d").reason,
+            RejectReason::PoolNotAccepted
+        );
+        c.config
+            .check_consistency()
+            .expect("what is published stays consistent");
+    }
+}
+
+#[test]
+fn the_most_specific_zone_decides_the_apex() {
+    let text = format!(
+        "{TEMPLATES}\n---\n{}",
+        domain("d", "gtm.example.com", "A", &["names"], "Sequential")
+    );
+    let loaded = loaded(&text);
+    let c = compile(
+        &loaded.inventory,
+        &["example.com".to_string(), "gtm.example.com".to_string()],
+    );
+    assert_eq!(
+        rejection(&c, Kind::GtmAccessDomain, "d").reason,
+        RejectReason::CnameAtApex
+    );
+}

@@ -14,6 +14,8 @@ pub enum RejectReason {
     PoolNotAccepted,
     /// A referenced `HealthCheckTemplate` does not exist in the object's namespace.
     TemplateNotFound,
+    /// An address is not of its pool's type, or is listed twice.
+    InvalidAddress,
     /// A health-check task names no port and its protocol has no default (TCP).
     PortRequired,
     /// A pool's type cannot serve the domain's record type.
@@ -36,6 +38,7 @@ impl RejectReason {
             Self::PoolNotFound => "PoolNotFound",
             Self::PoolNotAccepted => "PoolNotAccepted",
             Self::TemplateNotFound => "TemplateNotFound",
+            Self::InvalidAddress => "InvalidAddress",
             Self::PortRequired => "PortRequired",
             Self::PoolTypeMismatch => "PoolTypeMismatch",
             Self::MixedPoolTypes => "MixedPoolTypes",

@@ -200,16 +200,15 @@ impl LocalOperator {
     ) -> anyhow::Result<BTreeMap<ObjectKey, ObjectStatus>> {
         let evaluation = evaluate(compilation, &self.tasks, &self.active);
         // Config first: a DNS pod never sees health for tasks of a config it lacks.
-        if let Some(config) = self.payloads.next_config(compilation.config.clone()) {
-            files::write_payload(&self.opts.output, Payload::Config, &config.to_json())
-                .context("writing config.json")?;
-        }
-        let health = snapshot(&self.tasks, &evaluation.active, 0);
-        if let Some(health) = self.payloads.next_health(health) {
-            let json = serde_json::to_vec(health).expect("a snapshot serializes");
-            files::write_payload(&self.opts.output, Payload::Health, &json)
-                .context("writing health.json")?;
-        }
+        let config = self
+            .payloads
+            .next_config(compilation.config.clone())
+            .context("the compiled config breaks the contract; keeping the last one")?;
+        self.write(Payload::Config, config)?;
+        let health = self
+            .payloads
+            .next_health(snapshot(&self.tasks, &evaluation.active, 0));
+        self.write(Payload::Health, health)?;
         self.active = evaluation.active.clone();
         Ok(compute_all(
             inventory,
@@ -218,6 +217,17 @@ impl LocalOperator {
             &self.tasks,
             now,
         ))
+    }
+
+    /// Writes a payload that changed; after a failure the next pass writes it again.
+    fn write(&mut self, payload: Payload, text: Option<String>) -> anyhow::Result<()> {
+        let Some(text) = text else {
+            return Ok(());
+        };
+        files::write_payload(&self.opts.output, payload, text.as_bytes()).map_err(|e| {
+            self.payloads.forget(payload);
+            anyhow::anyhow!("writing {}: {e}", payload.key())
+        })
     }
 
     fn replace_table(&mut self, table: String) -> Option<String> {

@@ -763,3 +763,32 @@ async fn a_config_of_20000_addresses_is_split_into_configmaps_that_reassemble() 
     let whole = gtm_crds::parts::assemble(&received).unwrap();
     assert_eq!(GtmConfig::from_json(whole.as_bytes()).unwrap(), config);
 }
+
+#[tokio::test]
+async fn a_failed_payload_write_is_retried_on_the_next_pass() {
+    let (mut r, mut server, metrics) = setup(64 * 1024);
+    let inv = inventory(&format!("{POOL}---\n{}", domain("web", "web")));
+    let compilation = r.compile(&inv);
+    let now = t0();
+    let failure = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "etcd is down", "reason": "InternalError", "code": 500
+    });
+    let tasks = BTreeMap::new();
+    let (result, seen) = tokio::join!(
+        r.reconcile(&inv, &compilation, &tasks, &[], &now),
+        server.answer(500, failure)
+    );
+    assert!(result.is_err());
+    assert!(seen.uri.contains("/configmaps/kube-gtm-config-0"));
+    assert!(
+        metrics
+            .encode()
+            .contains(r#"gtm_operator_reconciles_total{kind="config",result="error"} 1"#)
+    );
+
+    // Nothing changed, but the config never landed: it is written again.
+    let (report, seen) = pass(&mut r, &mut server, &inv, &[], 4).await;
+    assert_eq!(report.payloads, [Payload::Config, Payload::Health]);
+    assert!(seen[0].uri.contains("/configmaps/kube-gtm-config-0"));
+}
