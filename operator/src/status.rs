@@ -357,6 +357,19 @@ impl ObjectStatus {
         .expect("statuses serialize")
     }
 
+    /// The same status without last probe times and latencies, which change with every
+    /// probe.
+    pub fn without_probe_times(&self) -> Self {
+        let mut s = self.clone();
+        if let Self::Pool(p) = &mut s {
+            for task in p.addresses.iter_mut().flat_map(|a| a.tasks.iter_mut()) {
+                task.last_probe_time = None;
+                task.latency_millis = None;
+            }
+        }
+        s
+    }
+
     /// The conditions.
     pub fn conditions(&self) -> &[Condition] {
         match self {

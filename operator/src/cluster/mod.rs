@@ -31,11 +31,7 @@ use crate::inventory::Inventory;
 use crate::local::now;
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
-use reconciler::Reconciler;
-
-/// How often statuses are refreshed when nothing changes state (last probe times,
-/// latencies).
-const STATUS_REFRESH: Duration = Duration::from_secs(30);
+use reconciler::{Reconciler, STATUS_REFRESH};
 
 /// Field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "gtm-operator";

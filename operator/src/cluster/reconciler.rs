@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use gtm_crds::config::{ActiveSelections, GtmConfig, HealthSnapshot};
@@ -43,6 +43,18 @@ pub struct Report {
     pub events: usize,
 }
 
+/// How often statuses are refreshed when only probe times and latencies changed.
+pub const STATUS_REFRESH: Duration = Duration::from_secs(30);
+
+/// A status this leader wrote.
+struct Written {
+    key: ObjectKey,
+    uid: Option<String>,
+    status: ObjectStatus,
+    at: Instant,
+    events: usize,
+}
+
 /// Reconciles the whole inventory into ConfigMaps and statuses.
 pub struct Reconciler {
     client: Client,
@@ -54,6 +66,7 @@ pub struct Reconciler {
     recorder: Recorder,
     metrics: Arc<Metrics>,
     concurrency: usize,
+    written: HashMap<ObjectKey, Written>,
 }
 
 /// Where and how a [`Reconciler`] writes.
@@ -95,6 +108,7 @@ impl Reconciler {
             recorder,
             metrics,
             concurrency: settings.concurrency.max(1),
+            written: HashMap::new(),
         }
     }
 
@@ -116,6 +130,7 @@ impl Reconciler {
         self.payloads = PayloadState::resume(config, health);
         self.active = self.payloads.last_active();
         self.last_text = existing;
+        self.written.clear();
         Ok(())
     }
 
@@ -206,14 +221,16 @@ impl Reconciler {
                 self.write_status(o.as_ref(), Kind::GtmAccessDomain, &statuses)
                     .boxed_local()
             }));
-        let results: Vec<kube::Result<Option<(ObjectKey, usize)>>> = futures::stream::iter(writes)
+        let results: Vec<kube::Result<Option<Written>>> = futures::stream::iter(writes)
             .buffered(self.concurrency)
             .collect()
             .await;
+        self.written.retain(|key, _| statuses.contains_key(key));
         for result in results {
-            if let Some((key, events)) = result? {
-                report.statuses.push(key);
-                report.events += events;
+            if let Some(written) = result? {
+                report.statuses.push(written.key.clone());
+                report.events += written.events;
+                self.written.insert(written.key.clone(), written);
             }
         }
         Ok(report)
@@ -274,7 +291,7 @@ impl Reconciler {
         obj: &K,
         kind: Kind,
         statuses: &BTreeMap<ObjectKey, ObjectStatus>,
-    ) -> kube::Result<Option<(ObjectKey, usize)>>
+    ) -> kube::Result<Option<Written>>
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
             + HasObjectStatus
@@ -286,8 +303,20 @@ impl Reconciler {
         let Some(desired) = statuses.get(&key) else {
             return Ok(None);
         };
-        let current = obj.object_status();
+        // What this leader wrote last is newer than the watch cache may be.
+        let uid = obj.meta().uid.clone();
+        let last = self.written.get(&key).filter(|w| w.uid == uid);
+        let current = last
+            .map(|w| w.status.clone())
+            .or_else(|| obj.object_status());
         if current.as_ref() == Some(desired) {
+            return Ok(None);
+        }
+        // Probe times and latencies alone are refreshed now and then, not on every probe.
+        if let (Some(w), Some(cur)) = (last, &current)
+            && w.at.elapsed() < STATUS_REFRESH
+            && cur.without_probe_times() == desired.without_probe_times()
+        {
             return Ok(None);
         }
         let body = json!({
@@ -313,7 +342,10 @@ impl Reconciler {
             .unwrap_or_default();
         let mut events = Vec::new();
         for c in flips(previous, desired.conditions()) {
-            if c.type_ == crate::conditions::FAILED_OVER && !previous.is_empty() {
+            if c.type_ == crate::conditions::FAILED_OVER
+                && c.status == "True"
+                && !previous.is_empty()
+            {
                 self.metrics
                     .failovers
                     .get_or_create(&DomainLabel { domain: key.id() })
@@ -339,7 +371,13 @@ impl Reconciler {
                 Err(e) => tracing::warn!(object = %key, "recording an event failed: {e}"),
             }
         }
-        Ok(Some((key, recorded)))
+        Ok(Some(Written {
+            key,
+            uid,
+            status: desired.clone(),
+            at: Instant::now(),
+            events: recorded,
+        }))
     }
 
     fn record_health_metrics(&self, compilation: &Compilation, evaluation: &Evaluation) {

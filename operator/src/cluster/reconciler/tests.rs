@@ -566,11 +566,8 @@ async fn an_edited_or_deleted_payload_configmap_is_restored() {
     );
 }
 
-#[tokio::test]
-async fn a_failing_address_writes_health_status_and_alert_events() {
-    let (mut r, mut server, metrics) = setup(64 * 1024);
-    let mut inv = inventory(
-        "apiVersion: gtm.kubegtm.io/v1alpha1
+/// A template, a checked primary pool, an unchecked standby, and a sequential domain.
+const FAILOVER: &str = "apiVersion: gtm.kubegtm.io/v1alpha1
 kind: HealthCheckTemplate
 metadata: {name: tcp, generation: 1}
 spec: {protocol: TCP}
@@ -597,8 +594,12 @@ spec:
   domain: web.gtm.example.com
   recordType: A
   pools: [{name: primary, order: 1}, {name: standby, order: 2}]
-",
-    );
+";
+
+#[tokio::test]
+async fn a_failing_address_writes_health_status_and_alert_events() {
+    let (mut r, mut server, metrics) = setup(64 * 1024);
+    let mut inv = inventory(FAILOVER);
     let task = "default/tcp@192.0.2.1#80".to_string();
     let health = |state| BTreeMap::from([(task.clone(), TaskHealth::new(state, None))]);
 
@@ -791,4 +792,58 @@ async fn a_failed_payload_write_is_retried_on_the_next_pass() {
     let (report, seen) = pass(&mut r, &mut server, &inv, &[], 4).await;
     assert_eq!(report.payloads, [Payload::Config, Payload::Health]);
     assert!(seen[0].uri.contains("/configmaps/kube-gtm-config-0"));
+}
+
+#[tokio::test]
+async fn probe_times_alone_and_a_stale_watch_cache_write_nothing() {
+    let (mut r, mut server, _) = setup(64 * 1024);
+    let inv = inventory(FAILOVER);
+    let task = "default/tcp@192.0.2.1#80".to_string();
+    let health = |state, probed: u64| {
+        let mut h = TaskHealth::new(state, None);
+        h.last_probe = Some(std::time::UNIX_EPOCH + Duration::from_secs(1_767_225_600 + probed));
+        h.latency = Some(Duration::from_millis(3));
+        BTreeMap::from([(task.clone(), h)])
+    };
+    let (_, seen) = pass_with_health(
+        &mut r,
+        &mut server,
+        &inv,
+        &health(HealthState::Up, 1),
+        &[],
+        6,
+    )
+    .await;
+    assert_eq!(
+        seen[3].body["status"]["addresses"][0]["tasks"][0]["lastProbeTime"],
+        "2026-01-01T00:00:01Z"
+    );
+    let cms = configmaps_from(&seen);
+
+    // The watch has not delivered the statuses yet (the inventory still has none), and only
+    // the probe time moved: nothing is written, no event is repeated.
+    let compilation = r.compile(&inv);
+    let report = tokio::time::timeout(
+        Duration::from_secs(5),
+        r.reconcile(&inv, &compilation, &health(HealthState::Up, 2), &cms, &t0()),
+    )
+    .await
+    .expect("no request")
+    .unwrap();
+    assert_eq!(report, Report::default());
+
+    // A real change is written at once, against what was written last.
+    let (report, _) = pass_with_health(
+        &mut r,
+        &mut server,
+        &inv,
+        &health(HealthState::Down, 3),
+        &cms,
+        6,
+    )
+    .await;
+    assert_eq!(
+        report.events, 3,
+        "PoolUnavailable, AddressDown, Failover, once each"
+    );
 }
