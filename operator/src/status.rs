@@ -215,7 +215,10 @@ fn checks_runnable(config: &PoolConfig, tasks: &BTreeMap<String, TaskHealth>) ->
         .iter()
         .flat_map(|a| a.tasks.iter().map(move |t| (a.value.as_str(), t)))
         .filter_map(|(value, t)| {
-            let e = tasks.get(t)?.last_error.as_ref()?;
+            // The last error stays after later successes: only a task that is not Up now
+            // can still be unable to run.
+            let h = tasks.get(t).filter(|h| h.state != HealthState::Up)?;
+            let e = h.last_error.as_ref()?;
             matches!(
                 e,
                 ProbeError::IcmpUnavailable(_) | ProbeError::InvalidCheck(_)
@@ -318,23 +321,6 @@ pub fn domain_status(
     status
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn task_ids_split_back_into_template_and_port() {
-        assert_eq!(
-            split_task_id("prod/http@127.0.0.1#8080"),
-            ("http".to_string(), Some(8080))
-        );
-        assert_eq!(
-            split_task_id("prod/icmp@a.example.com"),
-            ("icmp".to_string(), None)
-        );
-    }
-}
-
 /// The status of any of the three kinds.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ObjectStatus {
@@ -421,4 +407,62 @@ pub fn compute_all(
         out.insert(key, ObjectStatus::Domain(s));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gtm_crds::HealthJudgement;
+    use gtm_crds::config::AddressConfig;
+    use gtm_crds::pool::{AddressMode, PoolType};
+
+    #[test]
+    fn task_ids_split_back_into_template_and_port() {
+        assert_eq!(
+            split_task_id("prod/http@127.0.0.1#8080"),
+            ("http".to_string(), Some(8080))
+        );
+        assert_eq!(
+            split_task_id("prod/icmp@a.example.com"),
+            ("icmp".to_string(), None)
+        );
+    }
+
+    #[test]
+    fn checks_that_cannot_run_say_so_until_they_run_again() {
+        let pool = PoolConfig {
+            id: "ns/p".into(),
+            pool_type: PoolType::IPv4,
+            enabled: true,
+            policy: Default::default(),
+            sequential_mode: Default::default(),
+            health_judgement: HealthJudgement::AnyOk,
+            min_available: None,
+            addresses: vec![AddressConfig {
+                value: "127.0.0.1".into(),
+                enabled: true,
+                mode: AddressMode::Auto,
+                weight: 1,
+                order: 1,
+                sources: Default::default(),
+                health_judgement: HealthJudgement::AnyOk,
+                tasks: vec!["ns/ping@127.0.0.1".into()],
+            }],
+        };
+        let mut h = TaskHealth::new(HealthState::Down, None);
+        h.last_error = Some(ProbeError::IcmpUnavailable("no socket".into()));
+        let tasks = BTreeMap::from([("ns/ping@127.0.0.1".to_string(), h.clone())]);
+        let c = checks_runnable(&pool, &tasks);
+        assert!(!c.status);
+        assert_eq!(c.reason, "IcmpUnavailable");
+        assert!(
+            c.message.contains("127.0.0.1: ICMP unavailable: no socket"),
+            "{}",
+            c.message
+        );
+
+        h.state = HealthState::Up;
+        let tasks = BTreeMap::from([("ns/ping@127.0.0.1".to_string(), h)]);
+        assert!(checks_runnable(&pool, &tasks).status);
+    }
 }
