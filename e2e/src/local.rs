@@ -24,19 +24,19 @@ fn binary_dir() -> Result<PathBuf> {
     })
 }
 
-/// The path of a workspace binary, built with cargo first when it is missing (as when only
-/// this crate's tests were built).
+/// The path of a workspace binary, brought up to date with cargo first (a no-op when the
+/// workspace build already made it; needed when only this crate's tests were built).
 pub fn binary(package: &str, name: &str) -> Result<PathBuf> {
     let path = binary_dir()?.join(name);
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", package, "--bin", name])
-            .status()
-            .with_context(|| format!("building {name}"))?;
-        if !status.success() || !path.exists() {
-            bail!("could not build {name} at {}", path.display());
-        }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "-p", package, "--bin", name]);
+    if path.parent().is_some_and(|p| p.ends_with("release")) {
+        build.arg("--release");
+    }
+    let status = build.status().with_context(|| format!("building {name}"))?;
+    if !status.success() || !path.exists() {
+        bail!("could not build {name} at {}", path.display());
     }
     Ok(path)
 }

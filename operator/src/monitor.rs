@@ -1,14 +1,15 @@
 //! The monitor: the prober embedded in the operator. It keeps the prober's task set equal to
-//! what the last compile asks for, collects probe reports into the health view, counts probe
-//! metrics, and batches state changes so that several transitions in a short window become
-//! one publication.
+//! what the last compile asks for, drains probe reports in its own task into the health view
+//! (so probing never waits for a reconcile pass), counts probe metrics, and batches state
+//! changes so that several transitions in a short window become one publication.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use gtm_prober::{ProbeReport, ProbeTask, Prober, ProberConfig};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
 
 use crate::compile::CompiledTask;
 use crate::health::{Restored, TaskHealth};
@@ -18,32 +19,54 @@ use crate::metrics::{Metrics, ProbeLabels};
 /// batch: short against the failover budget, long enough to merge a burst.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(25);
 
+/// The health view the drain task keeps current.
+#[derive(Default)]
+struct View {
+    tasks: BTreeMap<String, TaskHealth>,
+    transitions: usize,
+}
+
 /// The prober and the health view it feeds.
 pub struct Monitor {
     prober: Prober,
-    reports: mpsc::Receiver<ProbeReport>,
-    tasks: BTreeMap<String, TaskHealth>,
-    metrics: Arc<Metrics>,
+    view: Arc<Mutex<View>>,
+    changed: Arc<Notify>,
+    drain: JoinHandle<()>,
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.drain.abort();
+    }
+}
+
+fn lock(view: &Mutex<View>) -> std::sync::MutexGuard<'_, View> {
+    // A panic while holding the lock leaves a usable view: each update is one assignment.
+    view.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Monitor {
-    /// A monitor with at most `concurrency` probes in flight.
+    /// A monitor with at most `concurrency` probes in flight; must be created inside a tokio
+    /// runtime.
     pub fn new(concurrency: usize, metrics: Arc<Metrics>) -> Self {
         let (prober, reports) = Prober::new(ProberConfig {
             max_concurrent_probes: concurrency,
             ..ProberConfig::default()
         });
+        let view = Arc::new(Mutex::new(View::default()));
+        let changed = Arc::new(Notify::new());
+        let drain = tokio::spawn(drain(reports, view.clone(), changed.clone(), metrics));
         Self {
             prober,
-            reports,
-            tasks: BTreeMap::new(),
-            metrics,
+            view,
+            changed,
+            drain,
         }
     }
 
-    /// The health of every task the monitor runs.
-    pub fn tasks(&self) -> &BTreeMap<String, TaskHealth> {
-        &self.tasks
+    /// The health of every task the monitor runs, as of now.
+    pub fn tasks(&self) -> BTreeMap<String, TaskHealth> {
+        lock(&self.view).tasks.clone()
     }
 
     /// Makes the running tasks those of a compile. Unchanged tasks keep running and keep
@@ -65,60 +88,66 @@ impl Monitor {
         if summary.added + summary.changed + summary.removed > 0 {
             tracing::info!(?summary, "probe tasks updated");
         }
-        self.tasks = tasks
+        let current = tasks
             .keys()
             .filter_map(|id| self.prober.health(id).map(|h| (id.clone(), h)))
             .collect();
+        lock(&self.view).tasks = current;
     }
 
-    /// Waits for the next state change and returns once the batch window after it has
-    /// passed, with every report received meanwhile applied. Returns the number of
-    /// transitions; probe reports without one update the view silently.
-    pub async fn next_transitions(&mut self) -> usize {
-        let mut transitions = 0;
-        let mut batch = Vec::with_capacity(256);
-        while transitions == 0 {
-            if self.reports.recv_many(&mut batch, 1024).await == 0 {
-                // The prober is gone (only at shutdown): never return a batch again.
-                std::future::pending::<()>().await;
+    /// Waits for the next state change, lets the batch window pass, and returns how many
+    /// transitions the batch holds.
+    pub async fn next_transitions(&self) -> usize {
+        loop {
+            self.changed.notified().await;
+            tokio::time::sleep(BATCH_WINDOW).await;
+            let n = std::mem::take(&mut lock(&self.view).transitions);
+            if n > 0 {
+                return n;
             }
-            transitions += self.apply(&mut batch);
         }
-        let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
-        while let Ok(n) =
-            tokio::time::timeout_at(deadline, self.reports.recv_many(&mut batch, 1024)).await
-        {
-            if n == 0 {
-                break;
-            }
-            transitions += self.apply(&mut batch);
-        }
-        transitions
     }
+}
 
-    fn apply(&mut self, batch: &mut Vec<ProbeReport>) -> usize {
+/// Applies every probe report to the view, as soon as it arrives.
+async fn drain(
+    mut reports: mpsc::Receiver<ProbeReport>,
+    view: Arc<Mutex<View>>,
+    changed: Arc<Notify>,
+    metrics: Arc<Metrics>,
+) {
+    let mut batch = Vec::with_capacity(256);
+    while reports.recv_many(&mut batch, 1024).await > 0 {
         let mut transitions = 0;
-        for report in batch.drain(..) {
-            let result = if report.outcome.is_success() {
-                "success"
-            } else {
-                "failure"
-            };
+        for report in &batch {
             let labels = ProbeLabels {
                 protocol: format!("{:?}", report.protocol),
-                result: result.into(),
+                result: if report.outcome.is_success() {
+                    "success"
+                } else {
+                    "failure"
+                }
+                .into(),
             };
-            self.metrics.probes.get_or_create(&labels).inc();
-            self.metrics
+            metrics.probes.get_or_create(&labels).inc();
+            metrics
                 .probe_duration
                 .get_or_create(&labels)
                 .observe(report.outcome.latency.as_secs_f64());
-            // Reports of a task removed by the last update may still be queued: skip them.
-            if let Some(health) = self.tasks.get_mut(report.task_id.as_ref()) {
-                *health = report.health;
-                transitions += usize::from(report.transition.is_some());
-            }
         }
-        transitions
+        {
+            let mut view = lock(&view);
+            for report in batch.drain(..) {
+                // Reports of a task removed by the last update may still be queued: skip them.
+                if let Some(health) = view.tasks.get_mut(report.task_id.as_ref()) {
+                    *health = report.health;
+                    transitions += usize::from(report.transition.is_some());
+                }
+            }
+            view.transitions += transitions;
+        }
+        if transitions > 0 {
+            changed.notify_one();
+        }
     }
 }

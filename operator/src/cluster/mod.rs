@@ -193,7 +193,7 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
     ready.store(true, Ordering::Release);
     tracing::info!("watches synced");
 
-    let (mut leader, _always_leading) = leadership(&client, &opts).await?;
+    let (mut leader, leadership) = leadership(&client, &opts).await?;
     // Only the leader probes; a new leader starts every task from the state in status.
     let mut monitor: Option<Monitor> = None;
     let mut restored = BTreeMap::new();
@@ -205,7 +205,14 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
         match (leading, monitor.is_some()) {
             (true, false) => {
                 tracing::info!("leading: resuming from the published payloads and statuses");
-                reconciler.resume().await?;
+                if let Err(e) = reconciler.resume().await {
+                    tracing::warn!(
+                        "reading the published payloads failed, retrying in {backoff:?}: {e}"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
                 restored = restored_from_status(pools.state().iter().map(|p| p.as_ref()));
                 monitor = Some(Monitor::new(opts.probe_concurrency, metrics.clone()));
             }
@@ -229,7 +236,7 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
                 .reconcile(
                     &inventory,
                     &compilation,
-                    m.tasks(),
+                    &m.tasks(),
                     &configmaps.state(),
                     &now(),
                 )
@@ -250,7 +257,7 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
             }
         }
         let transitions = async {
-            match monitor.as_mut() {
+            match monitor.as_ref() {
                 Some(m) => m.next_transitions().await,
                 None => std::future::pending().await,
             }
@@ -266,23 +273,51 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down");
+    drop(monitor);
+    drop(leader);
+    leadership.release().await;
     shutdown.cancel();
     http.await??;
     Ok(())
 }
 
+/// Whether this replica leads, and what keeps that answer alive.
+enum Leadership {
+    /// Leader election is off: always leading.
+    Always(tokio::sync::watch::Sender<bool>),
+    /// A Lease held by a background task; it ends when the receiver is dropped and hands the
+    /// manager back, so the Lease can be released.
+    Lease(tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>),
+}
+
+impl Leadership {
+    /// Gives the Lease up at shutdown (after the receiver was dropped), so that another
+    /// replica takes over at once instead of after the Lease expires.
+    async fn release(self) {
+        let task = match self {
+            Self::Always(sender) => return drop(sender),
+            Self::Lease(task) => task,
+        };
+        match task.await {
+            Ok(Ok(manager)) => match manager.release().await {
+                Ok(()) => tracing::info!("leader Lease released"),
+                Err(e) => tracing::warn!("releasing the leader Lease failed: {e}"),
+            },
+            Ok(Err(e)) => tracing::warn!("leader election ended with an error: {e}"),
+            Err(e) => tracing::warn!("leader election task failed: {e}"),
+        }
+    }
+}
+
 /// A channel that says whether this replica leads: a Lease when leader election is on,
-/// always `true` otherwise (the caller keeps the returned sender alive).
+/// always `true` otherwise.
 async fn leadership(
     client: &Client,
     opts: &ClusterOptions,
-) -> anyhow::Result<(
-    tokio::sync::watch::Receiver<bool>,
-    Option<tokio::sync::watch::Sender<bool>>,
-)> {
+) -> anyhow::Result<(tokio::sync::watch::Receiver<bool>, Leadership)> {
     if !opts.leader_election {
         let (tx, rx) = tokio::sync::watch::channel(true);
-        return Ok((rx, Some(tx)));
+        return Ok((rx, Leadership::Always(tx)));
     }
     let identity = std::env::var("POD_NAME")
         .unwrap_or_else(|_| format!("{}-{}", opts.instance, std::process::id()));
@@ -294,6 +329,6 @@ async fn leadership(
         .build()
         .await
         .context("setting up leader election")?;
-    let (rx, _task) = manager.watch().await;
-    Ok((rx, None))
+    let (rx, task) = manager.watch().await;
+    Ok((rx, Leadership::Lease(task)))
 }

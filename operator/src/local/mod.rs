@@ -280,7 +280,7 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
                 follow_compilation(&mut operator, &mut monitor, &BTreeMap::new());
             }
             _ = monitor.next_transitions() => {
-                print_reload(operator.health_changed(monitor.tasks(), &now()));
+                print_reload(operator.health_changed(&monitor.tasks(), &now()));
             }
             _ = usr1.recv() => println!("{}", operator.table()),
             _ = term.recv() => break,
@@ -299,7 +299,7 @@ fn follow_compilation(
 ) {
     if let Some(compilation) = operator.compilation() {
         monitor.update(&compilation.tasks, restored);
-        print_reload(operator.health_changed(monitor.tasks(), &now()));
+        print_reload(operator.health_changed(&monitor.tasks(), &now()));
     }
 }
 
