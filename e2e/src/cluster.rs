@@ -63,6 +63,29 @@ impl TestNamespace {
     }
 }
 
+/// Runs one cluster test: skips (with a printed reason) outside `make e2e`, else runs `body` in
+/// a fresh namespace prefixed `prefix` and ends it with [`TestNamespace::finish`].
+pub async fn run_in_namespace<F>(test: &str, prefix: &str, body: F)
+where
+    F: for<'a> FnOnce(
+        &'a crate::env::E2eEnv,
+        &'a Client,
+        &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + 'a>>,
+{
+    let Some(env) = crate::env::E2eEnv::get_or_skip(test) else {
+        return;
+    };
+    let client = Client::try_default()
+        .await
+        .expect("kube client from KUBECONFIG");
+    let ns = TestNamespace::create(&client, prefix)
+        .await
+        .expect("test namespace");
+    let result = body(&env, &client, &ns.name).await;
+    ns.finish(result, &env.namespace).await;
+}
+
 /// `gtm-e2e-<test>-<6 hex digits>`, a valid namespace name of at most 63 characters.
 pub fn unique_name(test: &str) -> String {
     let clean: String = test

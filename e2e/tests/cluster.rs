@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use e2e::cluster::{self, TestNamespace};
+use e2e::cluster;
 use e2e::dns::{self, Transport};
 use e2e::env::E2eEnv;
 use e2e::manifests;
@@ -203,18 +203,12 @@ async fn sequential_failover(env: &E2eEnv, client: &Client, ns: &str) -> Result<
 #[tokio::test]
 #[ignore = "needs the kind cluster of `make e2e`"]
 async fn sequential_failover_is_answered_reported_and_recovered() {
-    let Some(env) = E2eEnv::get_or_skip("sequential_failover_is_answered_reported_and_recovered")
-    else {
-        return;
-    };
-    let client = Client::try_default()
-        .await
-        .expect("kube client from KUBECONFIG");
-    let ns = TestNamespace::create(&client, "failover")
-        .await
-        .expect("test namespace");
-    let result = sequential_failover(&env, &client, &ns.name).await;
-    ns.finish(result, &env.namespace).await;
+    cluster::run_in_namespace(
+        "sequential_failover_is_answered_reported_and_recovered",
+        "failover",
+        |env, client, ns| Box::pin(sequential_failover(env, client, ns)),
+    )
+    .await;
 }
 
 /// Names outside the served zones are refused and the zone apex has SOA: the DNS pods are

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use e2e::cluster::{self, TestNamespace};
+use e2e::cluster;
 use e2e::dns::{self, Transport};
 use e2e::env::E2eEnv;
 use e2e::manifests;
@@ -167,16 +167,10 @@ async fn upgrade_and_uninstall(env: &E2eEnv, client: &Client, ns: &str) -> Resul
 #[tokio::test]
 #[ignore = "needs the kind cluster of `make e2e`; uninstalls the release, so it runs last"]
 async fn upgrade_keeps_answers_flowing_and_uninstall_is_clean() {
-    let Some(env) = E2eEnv::get_or_skip("upgrade_keeps_answers_flowing_and_uninstall_is_clean")
-    else {
-        return;
-    };
-    let client = Client::try_default()
-        .await
-        .expect("kube client from KUBECONFIG");
-    let ns = TestNamespace::create(&client, "lifecycle")
-        .await
-        .expect("test namespace");
-    let result = upgrade_and_uninstall(&env, &client, &ns.name).await;
-    ns.finish(result, &env.namespace).await;
+    cluster::run_in_namespace(
+        "upgrade_keeps_answers_flowing_and_uninstall_is_clean",
+        "lifecycle",
+        |env, client, ns| Box::pin(upgrade_and_uninstall(env, client, ns)),
+    )
+    .await;
 }
