@@ -3,17 +3,26 @@
 //! with the SOA, REFUSED outside the zones, EDNS and ECS, FORMERR, NOTIMP, SERVFAIL before the
 //! first config). Truncation (TC) to the client's UDP payload size is done by hickory's
 //! encoder; clients then retry over TCP.
+//!
+//! UDP queries of the common shape (one question of class IN, no EDNS, nothing else) take
+//! [`GtmHandler::answer_plain_udp`]: decoded and encoded here, without hickory's request and
+//! response messages, which cost more than the answer itself. The response is the same; a
+//! response that would not fit 512 bytes, and every other query, takes the full path.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_server::net::runtime::Time;
+use hickory_server::proto::ProtoError;
 use hickory_server::proto::op::{
     Edns, Header, HeaderCounts, LowerQuery, Metadata, OpCode, ResponseCode,
 };
 use hickory_server::proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
-use hickory_server::proto::rr::{DNSClass, Record, RecordType};
+use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+use hickory_server::proto::serialize::binary::{
+    BinDecodable, BinDecoder, BinEncodable, BinEncoder,
+};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use ipnet::IpNet;
@@ -150,7 +159,86 @@ impl RequestHandler for GtmHandler {
     }
 }
 
+/// Header flags of a query the fast path takes: QR (a response), OPCODE (not QUERY) and TC
+/// must be clear.
+const PLAIN_QUERY_MASK: u16 = 0x8000 | 0x7800 | 0x0200;
+/// Header flags copied from the query into the response: RD and CD.
+const COPIED_FLAGS: u16 = 0x0100 | 0x0010;
+const FLAG_QR: u16 = 0x8000;
+const FLAG_AA: u16 = 0x0400;
+/// The UDP payload limit without EDNS (RFC 1035 section 4.2.1).
+const PLAIN_UDP_MAX: u16 = 512;
+
+/// A query of the shape the fast path takes, decoded.
+struct PlainQuery {
+    id: u16,
+    flags: u16,
+    name: Name,
+    qtype: RecordType,
+    /// End of the question section in the packet.
+    question_end: usize,
+}
+
+/// Decodes `packet` when it is a plain query: QUERY opcode, one question of class IN, no
+/// answer, authority or additional records (so no EDNS), nothing after the question.
+fn plain_query(packet: &[u8]) -> Option<PlainQuery> {
+    let word = |i: usize| u16::from_be_bytes([packet[i], packet[i + 1]]);
+    if packet.len() < 12 || word(2) & PLAIN_QUERY_MASK != 0 {
+        return None;
+    }
+    if (word(4), word(6), word(8), word(10)) != (1, 0, 0, 0) {
+        return None;
+    }
+    // Decoded from the start of the message, where compression pointers count from.
+    let mut decoder = BinDecoder::new(packet);
+    decoder.read_slice(12).ok()?;
+    let name = Name::read(&mut decoder).ok()?;
+    let end = decoder.index();
+    if packet.len() != end + 4 || word(end + 2) != u16::from(DNSClass::IN) {
+        return None;
+    }
+    Some(PlainQuery {
+        id: word(0),
+        flags: word(2),
+        name,
+        qtype: RecordType::from(word(end)),
+        question_end: end + 4,
+    })
+}
+
 impl GtmHandler {
+    /// The UDP fast path: answers a plain query (see [`plain_query`]) into `out` and returns
+    /// true. Returns false, `out` unspecified, when the query is not plain, no config is
+    /// loaded yet (SERVFAIL) or the response exceeds 512 bytes (truncation): the caller then
+    /// takes the full path, [`RequestHandler::handle_request`].
+    pub fn answer_plain_udp(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
+        let started = Instant::now();
+        let Some(query) = plain_query(packet) else {
+            return false;
+        };
+        let Some(snapshot) = self.shared.snapshot() else {
+            return false;
+        };
+        let qname = LowerName::new(&query.name);
+        let answer = self.answer(&snapshot, &qname, query.qtype, &Source::Resolver(src.ip()));
+        let rcode = match answer.rcode {
+            Rcode::NoError => ResponseCode::NoError,
+            Rcode::NxDomain => ResponseCode::NXDomain,
+            Rcode::Refused => ResponseCode::Refused,
+        };
+        out.clear();
+        let flags = response_flags(&query, &answer, rcode);
+        if !encode_addresses(out, packet, &query, &answer, flags) {
+            out.clear();
+            if encode_plain(out, &query, &answer, flags).is_err() {
+                return false;
+            }
+        }
+        let counters = answer.domain.map(|d| snapshot.counters[d].as_ref());
+        self.finish(counters, query.qtype, rcode, started);
+        true
+    }
+
     /// What answering needs, or the response code that refuses the request.
     fn prepare<'r>(
         &self,
@@ -208,6 +296,93 @@ impl GtmHandler {
             .count(qtype, rcode);
         queries.observe_latency(started.elapsed());
     }
+}
+
+/// The header flags of the response to a plain query.
+fn response_flags(
+    query: &PlainQuery,
+    answer: &crate::engine::Answer<'_>,
+    rcode: ResponseCode,
+) -> u16 {
+    let mut flags = FLAG_QR | (query.flags & COPIED_FLAGS) | u16::from(rcode.low());
+    if answer.zone.is_some() {
+        flags |= FLAG_AA;
+    }
+    flags
+}
+
+/// The common answer, written directly: only A and AAAA records, no authority section, within
+/// 512 bytes. The question is copied as received (its case included) and every record's owner
+/// is a pointer to it: the engine answers records owned by the name asked. Returns false,
+/// having written nothing useful, for any other answer.
+fn encode_addresses(
+    out: &mut Vec<u8>,
+    packet: &[u8],
+    query: &PlainQuery,
+    answer: &crate::engine::Answer<'_>,
+    flags: u16,
+) -> bool {
+    const POINTER_TO_QUESTION: u16 = 0xC000 | 12;
+    if answer.is_negative() {
+        return false;
+    }
+    let question = &packet[12..query.question_end];
+    let mut size = 12 + question.len();
+    for record in &answer.records {
+        size += match record.data {
+            RData::A(_) => 16,
+            RData::AAAA(_) => 28,
+            _ => return false,
+        };
+    }
+    if size > usize::from(PLAIN_UDP_MAX) {
+        return false;
+    }
+    let count = answer.records.len() as u16; // at most 31 records fit 512 bytes
+    for word in [query.id, flags, 1, count, 0, 0] {
+        out.extend_from_slice(&word.to_be_bytes());
+    }
+    out.extend_from_slice(question);
+    for record in &answer.records {
+        debug_assert!(LowerName::new(&record.name) == LowerName::new(&query.name));
+        let (rtype, data): (u16, &[u8]) = match &record.data {
+            RData::A(a) => (1, &a.0.octets()[..]),
+            RData::AAAA(a) => (28, &a.0.octets()[..]),
+            _ => unreachable!("checked above"),
+        };
+        out.extend_from_slice(&POINTER_TO_QUESTION.to_be_bytes());
+        out.extend_from_slice(&rtype.to_be_bytes());
+        out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+        out.extend_from_slice(&record.ttl.to_be_bytes());
+        out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        out.extend_from_slice(data);
+    }
+    true
+}
+
+/// Encodes the response to a plain query as the full path would: the question echoed, the
+/// answer records, the SOA in the authority section of a negative answer, no EDNS.
+fn encode_plain(
+    out: &mut Vec<u8>,
+    query: &PlainQuery,
+    answer: &crate::engine::Answer<'_>,
+    flags: u16,
+) -> Result<(), ProtoError> {
+    let soa = answer.zone.filter(|_| answer.is_negative()).map(|z| &z.soa);
+    let answers =
+        u16::try_from(answer.records.len()).map_err(|_| ProtoError::from("too many records"))?;
+    let mut encoder = BinEncoder::new(out);
+    encoder.set_max_size(PLAIN_UDP_MAX);
+    for word in [query.id, flags, 1, answers, u16::from(soa.is_some()), 0] {
+        encoder.emit_u16(word)?;
+    }
+    query.name.emit(&mut encoder)?;
+    encoder.emit_u16(query.qtype.into())?;
+    encoder.emit_u16(DNSClass::IN.into())?;
+    for record in answer.records.iter().copied().chain(soa) {
+        record.emit(&mut encoder)?;
+    }
+    Ok(())
 }
 
 /// Sends a response; on failure logs and reports SERVFAIL (nothing reached the client).

@@ -13,6 +13,7 @@ use gtm_crds::config::{GtmConfig, HealthSnapshot, PoolConfig, in_zone};
 use gtm_crds::pool::PoolType;
 use hickory_server::proto::rr::rdata::{A, AAAA, CNAME};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+use rustc_hash::FxHashMap;
 
 use super::level::{Level, MemberSpec};
 use super::{Compiled, DomainChoice, DomainPlan, MemberPlan, NameEntry, PoolPlan};
@@ -68,7 +69,7 @@ impl Compiled {
             pool_views.push(view);
         }
 
-        let mut names: HashMap<LowerName, NameEntry> = HashMap::new();
+        let mut names: FxHashMap<LowerName, NameEntry> = FxHashMap::default();
         for zone in &zones {
             names.entry(zone.name.clone()).or_default();
         }
@@ -211,7 +212,7 @@ fn address_record(
 /// Registers the names between `name` and the apex of its zone (exclusive) as existing
 /// without data, so that they get NODATA rather than NXDOMAIN (RFC 8020).
 fn add_empty_non_terminals(
-    names: &mut HashMap<LowerName, NameEntry>,
+    names: &mut FxHashMap<LowerName, NameEntry>,
     name: &str,
     zones: &[String],
 ) {

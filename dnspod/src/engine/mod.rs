@@ -26,10 +26,10 @@ mod level;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-
 use hickory_server::proto::rr::{LowerName, RData, Record, RecordType};
 use rand::Rng;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 pub use compile::CompileError;
 use level::Level;
@@ -43,7 +43,9 @@ pub struct Compiled {
     generation: u64,
     health_generation: u64,
     zones: Vec<Zone>,
-    names: HashMap<LowerName, NameEntry>,
+    /// Looked up once per query: a fast hash (the keys are our own names, not an attacker's
+    /// choice of keys; a query only looks up).
+    names: FxHashMap<LowerName, NameEntry>,
     domains: Vec<DomainPlan>,
     pools: Vec<PoolPlan>,
 }
@@ -113,6 +115,9 @@ pub enum Rcode {
     Refused,
 }
 
+/// The records of an answer section.
+pub type AnswerRecords<'c> = SmallVec<[&'c Record; 4]>;
+
 /// The answer to one query.
 #[derive(Debug)]
 pub struct Answer<'c> {
@@ -120,8 +125,8 @@ pub struct Answer<'c> {
     pub rcode: Rcode,
     /// The served zone the name lies in (`None` when refused).
     pub zone: Option<&'c Zone>,
-    /// The answer section.
-    pub records: Vec<&'c Record>,
+    /// The answer section (inline up to four records: no allocation per query).
+    pub records: AnswerRecords<'c>,
     /// An access domain at the queried name (index for [`Compiled::domain_names`]).
     pub domain: Option<usize>,
     /// ECS scope prefix length: how many leading bits of the client address the answer
@@ -178,7 +183,7 @@ impl Compiled {
             return Answer {
                 rcode: Rcode::Refused,
                 zone: None,
-                records: Vec::new(),
+                records: SmallVec::new(),
                 domain: None,
                 ecs_scope: 0,
             };
@@ -187,7 +192,7 @@ impl Compiled {
             return Answer {
                 rcode: Rcode::NxDomain,
                 zone: Some(zone),
-                records: Vec::new(),
+                records: SmallVec::new(),
                 domain: None,
                 ecs_scope: 0,
             };
@@ -195,7 +200,7 @@ impl Compiled {
         let mut answer = Answer {
             rcode: Rcode::NoError,
             zone: Some(zone),
-            records: Vec::new(),
+            records: SmallVec::new(),
             domain: entry.any_domain(),
             ecs_scope: 0,
         };
@@ -243,7 +248,7 @@ impl Compiled {
         answer: &mut Answer<'c>,
     ) {
         for d in [entry.a, entry.aaaa].into_iter().flatten() {
-            let mut records = Vec::new();
+            let mut records = SmallVec::new();
             let scope = self.answer_domain(&self.domains[d], client, rng, &mut records);
             if records
                 .first()
@@ -262,7 +267,7 @@ impl Compiled {
         d: &'c DomainPlan,
         client: Option<&Client<'_>>,
         rng: &mut impl Rng,
-        out: &mut Vec<&'c Record>,
+        out: &mut AnswerRecords<'c>,
     ) -> u8 {
         let mut scope = 0;
         match d.choice {
@@ -295,7 +300,7 @@ impl Compiled {
         member: &'c MemberPlan,
         client: Option<&Client<'_>>,
         rng: &mut impl Rng,
-        out: &mut Vec<&'c Record>,
+        out: &mut AnswerRecords<'c>,
     ) -> u8 {
         let pool = &self.pools[member.pool];
         if pool.fail_open || pool.level.is_empty() {
@@ -314,7 +319,7 @@ impl Compiled {
 
     /// A pool failing open: every eligible address (for a Domain pool, the one with the
     /// lowest order).
-    fn answer_eligible<'c>(&'c self, member: &'c MemberPlan, out: &mut Vec<&'c Record>) {
+    fn answer_eligible<'c>(&'c self, member: &'c MemberPlan, out: &mut AnswerRecords<'c>) {
         let pool = &self.pools[member.pool];
         if pool.alias {
             out.extend(pool.alias_fallback.map(|a| &member.records[a]));
