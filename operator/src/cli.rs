@@ -59,6 +59,10 @@ pub struct RunArgs {
     /// Lease name; `<instance>-operator` when unset.
     #[arg(long, env = "GTM_LEASE_NAME")]
     pub lease_name: Option<String>,
+    /// This replica's identity in the leader Lease and in events (the pod name); the host
+    /// name when unset. Must differ between replicas.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
     /// Status writes in flight at most.
     #[arg(long, env = "GTM_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
@@ -73,6 +77,7 @@ impl From<RunArgs> for ClusterOptions {
             lease_name: a
                 .lease_name
                 .unwrap_or_else(|| format!("{}-operator", a.instance)),
+            identity: a.pod_name.unwrap_or_else(host_identity),
             zones: a.zones,
             namespace: a.namespace,
             watch_namespaces: a.watch_namespaces,
@@ -83,6 +88,21 @@ impl From<RunArgs> for ClusterOptions {
             probe_concurrency: a.probe_concurrency,
         }
     }
+}
+
+/// The host name (a pod's name in Kubernetes), else a name unique to this process start.
+fn host_identity() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            format!("gtm-operator-{}-{nanos:x}", std::process::id())
+        })
 }
 
 /// Flags of `gtm-operator local`.

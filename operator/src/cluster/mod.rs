@@ -53,6 +53,8 @@ pub struct ClusterOptions {
     pub leader_election: bool,
     /// Lease name.
     pub lease_name: String,
+    /// This replica's identity in the Lease and in events.
+    pub identity: String,
     /// Status writes in flight at most.
     pub concurrency: usize,
     /// Health probes in flight at most.
@@ -166,7 +168,7 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
 
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
-        instance: std::env::var("POD_NAME").ok(),
+        instance: Some(opts.identity.clone()),
     };
     let mut reconciler = Reconciler::new(
         client.clone(),
@@ -319,11 +321,9 @@ async fn leadership(
         let (tx, rx) = tokio::sync::watch::channel(true);
         return Ok((rx, Leadership::Always(tx)));
     }
-    let identity = std::env::var("POD_NAME")
-        .unwrap_or_else(|_| format!("{}-{}", opts.instance, std::process::id()));
     let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &opts.lease_name)
         .with_namespace(&opts.namespace)
-        .with_identity(identity)
+        .with_identity(opts.identity.clone())
         .with_duration(15)
         .with_grace(5)
         .build()
