@@ -137,6 +137,9 @@ impl Compiled {
             *slot = Some(di);
             add_empty_non_terminals(&mut names, &d.name, &zone_list);
         }
+        for (name, entry) in &mut names {
+            entry.zone = super::zone_index(&zones, name);
+        }
         Ok(Self {
             generation: config.generation,
             health_generation: health.generation,

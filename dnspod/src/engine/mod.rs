@@ -57,6 +57,8 @@ struct NameEntry {
     a: Option<usize>,
     aaaa: Option<usize>,
     cname: Option<usize>,
+    /// The served zone the name lies in (index into `zones`), found once at compile time.
+    zone: Option<usize>,
 }
 
 impl NameEntry {
@@ -115,6 +117,16 @@ pub enum Rcode {
     Refused,
 }
 
+/// The index of the served zone `name` lies in (the longest match).
+fn zone_index(zones: &[Zone], name: &LowerName) -> Option<usize> {
+    zones
+        .iter()
+        .enumerate()
+        .filter(|(_, z)| z.name.zone_of(name))
+        .max_by_key(|(_, z)| z.name.num_labels())
+        .map(|(i, _)| i)
+}
+
 /// The records of an answer section.
 pub type AnswerRecords<'c> = SmallVec<[&'c Record; 4]>;
 
@@ -164,10 +176,7 @@ impl Compiled {
 
     /// The served zone `name` lies in (the longest match).
     fn zone_of(&self, name: &LowerName) -> Option<&Zone> {
-        self.zones
-            .iter()
-            .filter(|z| z.name.zone_of(name))
-            .max_by_key(|z| z.name.num_labels())
+        zone_index(&self.zones, name).map(|i| &self.zones[i])
     }
 
     /// Answers a query for `qname`/`qtype` from `client` (`None`: location unknown, e.g. ECS
@@ -179,7 +188,12 @@ impl Compiled {
         client: Option<&Client<'_>>,
         rng: &mut impl Rng,
     ) -> Answer<'c> {
-        let Some(zone) = self.zone_of(qname) else {
+        let entry = self.names.get(qname);
+        let zone = match entry.and_then(|e| e.zone) {
+            Some(i) => Some(&self.zones[i]),
+            None => self.zone_of(qname),
+        };
+        let Some(zone) = zone else {
             return Answer {
                 rcode: Rcode::Refused,
                 zone: None,
@@ -188,7 +202,7 @@ impl Compiled {
                 ecs_scope: 0,
             };
         };
-        let Some(entry) = self.names.get(qname) else {
+        let Some(entry) = entry else {
             return Answer {
                 rcode: Rcode::NxDomain,
                 zone: Some(zone),
