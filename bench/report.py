@@ -135,10 +135,17 @@ def render(r):
                     f"{fmt(x['cpu_share'], 2)} | {fmt(x['qps_per_core'])} | {rat} | {rc} (last run) |"
                 )
             w("")
-        w("All runs (QPS, server CPU):\n")
+        w("All runs, in order (load: the 1-minute load average when the run ended):\n")
         for mix, per in t["runs"].items():
             for name, rs in per.items():
-                w(f"- {mix}, {name}: " + "; ".join(f"{fmt(x['qps'])} qps @ {x['cpu_share']:.2f} CPU, lost {x['lost']}" for x in rs))
+                w(
+                    f"- {mix}, {name}: "
+                    + "; ".join(
+                        f"{fmt(x['qps'])} qps @ {x['cpu_share']:.2f} CPU = {fmt(x['qps_per_core'])}/core, "
+                        f"p99 {x['p99_ms']:.3f} ms, lost {x['lost']}, load {x.get('loadavg', 0):.2f}"
+                        for x in rs
+                    )
+                )
         w("")
 
     if p:
@@ -171,7 +178,8 @@ def render(r):
             f"{f['trials']} trials each, 0.5 to 1.5 s apart so that kills fall at random points of the "
             f"check schedule. kube-gtm: {f['kube-gtm_settings']} (operator local mode with its prober, "
             f"DNS pod following `health.json`). gdnsd: `simplefo`, {f['gdnsd_settings']} (its fastest: "
-            "the timeout must be below the interval and at least 1 s).\n"
+            "`checkconf` refuses an interval below 2 s, and the timeout must be at least 1 s and below "
+            "the interval).\n"
         )
         w("| server | out: median | out: max | back: median | back: max | out, each trial | back, each trial |")
         w("|---|---:|---:|---:|---:|---|---|")
