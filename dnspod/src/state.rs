@@ -12,6 +12,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use gtm_crds::config::{GtmConfig, HealthSnapshot};
 use gtm_crds::parts::Payload;
+use sha2::{Digest as _, Sha256};
 
 use crate::engine::Compiled;
 use crate::metrics::{DomainCounters, Metrics};
@@ -62,6 +63,9 @@ pub enum LoadError {
     Compile(#[from] crate::engine::CompileError),
 }
 
+/// A SHA-256 digest.
+type Digest = sha2::digest::Output<Sha256>;
+
 /// Turns payloads into snapshots. One per config source.
 #[derive(Debug)]
 pub struct Loader {
@@ -69,10 +73,12 @@ pub struct Loader {
     settings: ZoneSettings,
     config: Option<GtmConfig>,
     health: Option<HealthSnapshot>,
-    /// The last bytes offered per payload, so that re-reading an unchanged file or ConfigMap
+    /// A digest (SHA-256) of the last bytes offered per payload, so that re-reading an
+    /// unchanged file or ConfigMap neither recompiles nor logs again; a digest rather than the
+    /// bytes, which are tens of megabytes at 100 000 addresses.
     /// neither recompiles nor logs again.
-    last_config: Option<Vec<u8>>,
-    last_health: Option<Vec<u8>>,
+    last_config: Option<Digest>,
+    last_health: Option<Digest>,
 }
 
 impl Loader {
@@ -95,10 +101,11 @@ impl Loader {
             Payload::Config => &mut self.last_config,
             Payload::Health => &mut self.last_health,
         };
-        if last.as_deref() == Some(bytes) {
+        let digest = Sha256::digest(bytes);
+        if last.as_ref() == Some(&digest) {
             return Ok(false);
         }
-        *last = Some(bytes.to_vec());
+        *last = Some(digest);
         match self.accept(payload, bytes) {
             Ok(()) => Ok(true),
             Err(error) => {

@@ -112,11 +112,12 @@ impl Compiled {
                 .iter()
                 .map(|&p| {
                     let pool = &config.pools[p];
-                    let records = pool
-                        .addresses
-                        .iter()
-                        .map(|a| address_record(&owner, d.ttl, pool.pool_type, &a.value))
-                        .collect::<Result<Vec<_>, _>>()?;
+                    // Sized exactly: a collected `Result` grows by doubling, and records are
+                    // large (most of the memory at 100 000 addresses).
+                    let mut records = Vec::with_capacity(pool.addresses.len());
+                    for a in &pool.addresses {
+                        records.push(address_record(&owner, d.ttl, pool.pool_type, &a.value)?);
+                    }
                     Ok(MemberPlan { pool: p, records })
                 })
                 .collect::<Result<Vec<_>, CompileError>>()?;
