@@ -543,7 +543,7 @@ class Bench:
             "table": table,
             "runs": runs,
             "versions": {
-                "gdnsd": first_line(["gdnsd", "-V"]),
+                "gdnsd": package_version("gdnsd"),
                 "knot": first_line(["knotd", "-V"]),
                 "dnsperf": dnsperf_version(),
             },
@@ -931,6 +931,11 @@ def source_version(root):
     if out.returncode == 0:
         return "commit " + out.stdout.strip()
     return os.environ.get("BENCH_SOURCE", "unknown (not a git checkout)")
+
+
+def package_version(name):
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", name], capture_output=True, text=True)
+    return f"{name} {out.stdout.strip()}" if out.returncode == 0 else f"{name} (version unknown)"
 
 
 def dnsperf_version():

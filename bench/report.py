@@ -93,6 +93,11 @@ def render(r):
     sc = s.get("scale")
     if sc:
         big = sc["sizes"][-1]
+        for x in sc["sizes"][:-1]:
+            w(
+                f"| {x['label']}: compile, RSS (no target) | {fmt(statistics.median(x['compile_s']), 3)} s, "
+                f"{fmt(x['rss_kb'] / 1024)} MB | |"
+            )
         c = statistics.median(big["compile_s"])
         w(f"| {big['label']}: compile < 2 s | {fmt(c, 3)} s | {verdict(c < 2.0)} |")
         w(
@@ -104,6 +109,9 @@ def render(r):
             f"| reload under full load loses zero queries | {rl['lost']} lost of {fmt(rl['sent'])} "
             f"({rl['reloads_applied']:.0f} reloads) | {verdict(rl['lost'] == 0 and rl['reloads_applied'] > 0)} |"
         )
+    pr = s.get("prober")
+    if pr:
+        w(f"| prober CPU, 10 000 TCP tasks at 1 s (no target) | {fmt(pr['cpu_percent'], 1)} % of one core | |")
     w("")
 
     if t:
@@ -111,7 +119,7 @@ def render(r):
         w(
             "Each server answers `www.gtm.example.com A` on 127.0.0.1, pinned to one core, while dnsperf "
             f"runs on the other for {t['seconds']} s with {t['outstanding']} queries in flight (`-q`) "
-            "from 4 sockets; median of "
+            "from one socket; median of "
             f"{max(x['runs'] for rows in t['table'].values() for x in rows.values())} runs, the servers "
             "taking turns. kube-gtm: a `Weighted` pool of 3 addresses (weights 3:2:1) with a TCP health "
             "check, compiled by `gtm-operator local`, one address per answer. gdnsd: the `weighted` plugin "
@@ -222,7 +230,6 @@ def render(r):
             )
         w("")
 
-    pr = s.get("prober")
     w("## 5. Prober cost\n")
     if pr:
         w(
