@@ -228,7 +228,9 @@ impl GtmHandler {
         };
         out.clear();
         let flags = response_flags(&query, &answer, rcode);
-        if !encode_addresses(out, packet, &query, &answer, flags) {
+        if !encode_addresses(out, packet, &query, &answer, flags)
+            && !encode_negative(out, packet, &query, &answer, flags)
+        {
             out.clear();
             if encode_plain(out, &query, &answer, flags).is_err() {
                 return false;
@@ -357,6 +359,54 @@ fn encode_addresses(
         out.extend_from_slice(&(data.len() as u16).to_be_bytes());
         out.extend_from_slice(data);
     }
+    true
+}
+
+/// A negative answer (NXDOMAIN or NODATA), written directly: the question as received and the
+/// zone's SOA in the authority section, its owner a pointer to the zone's apex inside the
+/// question. Returns false, having written nothing useful, for any other answer.
+fn encode_negative(
+    out: &mut Vec<u8>,
+    packet: &[u8],
+    query: &PlainQuery,
+    answer: &crate::engine::Answer<'_>,
+    flags: u16,
+) -> bool {
+    let Some(zone) = answer.zone.filter(|_| answer.is_negative()) else {
+        return false;
+    };
+    // The offsets of the question name's labels, to point at the apex's.
+    let mut labels = [0usize; 128];
+    let (mut count, mut at) = (0, 12);
+    loop {
+        let len = usize::from(packet[at]);
+        if len == 0 {
+            break;
+        }
+        if len & 0xC0 != 0 || count == labels.len() {
+            return false;
+        }
+        labels[count] = at;
+        count += 1;
+        at += 1 + len;
+    }
+    let apex_labels = usize::from(zone.name.num_labels());
+    let Some(apex_at) = count
+        .checked_sub(apex_labels)
+        .map(|i| if i == count { at } else { labels[i] })
+    else {
+        return false;
+    };
+    let question = &packet[12..query.question_end];
+    if 12 + question.len() + 2 + zone.soa_wire_after_owner.len() > usize::from(PLAIN_UDP_MAX) {
+        return false;
+    }
+    for word in [query.id, flags, 1, 0, 1, 0] {
+        out.extend_from_slice(&word.to_be_bytes());
+    }
+    out.extend_from_slice(question);
+    out.extend_from_slice(&(0xC000 | apex_at as u16).to_be_bytes());
+    out.extend_from_slice(&zone.soa_wire_after_owner);
     true
 }
 

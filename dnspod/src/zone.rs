@@ -4,8 +4,10 @@
 use std::str::FromStr;
 
 use gtm_crds::config::canonical_name;
+use hickory_server::proto::ProtoError;
 use hickory_server::proto::rr::rdata::{NS, SOA};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+use hickory_server::proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 /// TTL of the NS records at a zone apex. The NS set only changes with the deployment, so it
 /// can be cached far longer than the GTM answers.
@@ -64,6 +66,9 @@ pub struct Zone {
     pub soa: Record,
     /// The NS records.
     pub ns: Vec<Record>,
+    /// The SOA record in wire form after its owner name (type, class, TTL, length, data; names
+    /// uncompressed), for the UDP fast path's negative answers.
+    pub soa_wire_after_owner: Vec<u8>,
 }
 
 /// Parses a DNS name as absolute (a trailing dot is optional).
@@ -125,12 +130,32 @@ impl Zone {
             .into_iter()
             .map(|n| Record::from_rdata(origin.clone(), NS_TTL, RData::NS(NS(n))))
             .collect();
+        let soa = Record::from_rdata(origin.clone(), settings.minimum, RData::SOA(soa));
+        let soa_wire_after_owner =
+            wire_after_owner(&soa).map_err(|e| err(format!("SOA record does not encode: {e}")))?;
         Ok(Self {
             name: LowerName::new(&origin),
-            soa: Record::from_rdata(origin, settings.minimum, RData::SOA(soa)),
+            soa,
             ns,
+            soa_wire_after_owner,
         })
     }
+}
+
+/// A record in wire form without its owner name, names inside its data uncompressed.
+fn wire_after_owner(record: &Record) -> Result<Vec<u8>, ProtoError> {
+    let mut data = Vec::new();
+    let mut encoder = BinEncoder::new(&mut data);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    record.data.emit(&mut encoder)?;
+    let mut wire = Vec::with_capacity(10 + data.len());
+    wire.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
+    wire.extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
+    wire.extend_from_slice(&record.ttl.to_be_bytes());
+    let len = u16::try_from(data.len()).map_err(|_| ProtoError::from("record data too long"))?;
+    wire.extend_from_slice(&len.to_be_bytes());
+    wire.extend_from_slice(&data);
+    Ok(wire)
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ async fn plain_udp_answers_match_the_full_path() {
         ("www.gtm.example.com.", RecordType::CNAME),
         ("www.gtm.example.com.", RecordType::ANY),
         ("nx.gtm.example.com.", RecordType::A),
+        ("a.b.NX.gtm.example.com.", RecordType::AAAA),
+        ("GTM.example.com.", RecordType::TXT),
         ("gtm.example.com.", RecordType::SOA),
         ("gtm.example.com.", RecordType::NS),
         ("gtm.example.com.", RecordType::A),
