@@ -104,6 +104,10 @@ pub fn compile(inventory: &Inventory, zones: &[String]) -> Compilation {
 
     // Pools are published when a published domain uses them; tasks run for every accepted
     // enabled pool, so that a pool shows its health before a domain points at it.
+    let referenced: HashSet<&str> = published_domains
+        .iter()
+        .flat_map(|d: &DomainConfig| d.pools.iter().map(|m| m.pool.as_str()))
+        .collect();
     let mut published_pools = Vec::new();
     let mut accepted_pools = BTreeMap::new();
     let mut tasks = BTreeMap::new();
@@ -116,27 +120,27 @@ pub fn compile(inventory: &Inventory, zones: &[String]) -> Compilation {
         if config.enabled {
             tasks.extend(pool_tasks.into_iter().map(|t| (t.id.clone(), t)));
         }
-        if published_domains
-            .iter()
-            .any(|d: &DomainConfig| d.pools.iter().any(|m| m.pool == config.id))
-        {
+        if referenced.contains(config.id.as_str()) {
             verdicts.insert(key, Verdict::accepted(Publication::Published));
             published_pools.push(config.clone());
         }
         accepted_pools.insert(config.id.clone(), config);
     }
 
+    // Addresses (pool, target) using each template, in one pass over the tasks.
+    let mut users: HashMap<&ObjectKey, HashSet<(&ObjectKey, &str)>> = HashMap::new();
+    for t in tasks.values() {
+        users
+            .entry(&t.template)
+            .or_default()
+            .insert((&t.pool, t.target.as_str()));
+    }
     for template in &inventory.templates {
         let key = ObjectKey::of(Kind::HealthCheckTemplate, template.as_ref());
-        let mut addresses: Vec<(&ObjectKey, &str)> = tasks
-            .values()
-            .filter(|t| t.template == key)
-            .map(|t| (&t.pool, t.target.as_str()))
-            .collect();
-        addresses.sort();
-        addresses.dedup();
         let mut verdict = Verdict::accepted(Publication::Published);
-        verdict.used_by = u32::try_from(addresses.len()).unwrap_or(u32::MAX);
+        verdict.used_by = users
+            .get(&key)
+            .map_or(0, |u| u32::try_from(u.len()).unwrap_or(u32::MAX));
         verdicts.insert(key, verdict);
     }
 
