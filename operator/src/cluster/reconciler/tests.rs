@@ -111,39 +111,36 @@ fn t0() -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(1_767_225_700).unwrap())
 }
 
+/// The object named `name` among `objs`, as JSON.
+fn object_json<K: serde::Serialize + kube::ResourceExt>(objs: &[Arc<K>], name: &str) -> Value {
+    let obj = objs
+        .iter()
+        .find(|o| o.name_any() == name)
+        .unwrap_or_else(|| panic!("no object {name}"));
+    serde_json::to_value(obj.as_ref()).unwrap()
+}
+
+/// Gives the object named `name` among `objs` the status `status`.
+fn set_status<K>(objs: &mut [Arc<K>], name: &str, status: &Value)
+where
+    K: serde::Serialize + serde::de::DeserializeOwned + kube::ResourceExt,
+{
+    for obj in objs.iter_mut().filter(|o| o.name_any() == name) {
+        let mut json = serde_json::to_value(obj.as_ref()).unwrap();
+        json["status"] = status.clone();
+        *obj = Arc::new(serde_json::from_value(json).unwrap());
+    }
+}
+
 /// Applies the statuses the server received back onto the inventory, as the watch would.
 fn apply_statuses(inv: &mut Inventory, seen: &[Seen]) {
     for s in seen.iter().filter(|s| s.uri.contains("/status")) {
         let name = s.body["metadata"]["name"].as_str().unwrap();
-        let status = s.body["status"].clone();
+        let status = &s.body["status"];
         match s.body["kind"].as_str().unwrap() {
-            "AddressPool" => {
-                for p in inv
-                    .pools
-                    .iter_mut()
-                    .filter(|p| p.metadata.name.as_deref() == Some(name))
-                {
-                    Arc::make_mut(p).status = Some(serde_json::from_value(status.clone()).unwrap());
-                }
-            }
-            "GtmAccessDomain" => {
-                for d in inv
-                    .domains
-                    .iter_mut()
-                    .filter(|d| d.metadata.name.as_deref() == Some(name))
-                {
-                    Arc::make_mut(d).status = Some(serde_json::from_value(status.clone()).unwrap());
-                }
-            }
-            "HealthCheckTemplate" => {
-                for t in inv
-                    .templates
-                    .iter_mut()
-                    .filter(|t| t.metadata.name.as_deref() == Some(name))
-                {
-                    Arc::make_mut(t).status = Some(serde_json::from_value(status.clone()).unwrap());
-                }
-            }
+            "AddressPool" => set_status(&mut inv.pools, name, status),
+            "GtmAccessDomain" => set_status(&mut inv.domains, name, status),
+            "HealthCheckTemplate" => set_status(&mut inv.templates, name, status),
             k => panic!("unexpected kind {k}"),
         }
     }
@@ -153,29 +150,10 @@ fn apply_statuses(inv: &mut Inventory, seen: &[Seen]) {
 fn object_with_status(inv: &Inventory, seen_body: &Value) -> Value {
     let name = seen_body["metadata"]["name"].as_str().unwrap();
     let mut obj = match seen_body["kind"].as_str().unwrap() {
-        "AddressPool" => serde_json::to_value(
-            inv.pools
-                .iter()
-                .find(|p| p.metadata.name.as_deref() == Some(name))
-                .unwrap()
-                .as_ref(),
-        ),
-        "HealthCheckTemplate" => serde_json::to_value(
-            inv.templates
-                .iter()
-                .find(|t| t.metadata.name.as_deref() == Some(name))
-                .unwrap()
-                .as_ref(),
-        ),
-        _ => serde_json::to_value(
-            inv.domains
-                .iter()
-                .find(|d| d.metadata.name.as_deref() == Some(name))
-                .unwrap()
-                .as_ref(),
-        ),
-    }
-    .unwrap();
+        "AddressPool" => object_json(&inv.pools, name),
+        "HealthCheckTemplate" => object_json(&inv.templates, name),
+        _ => object_json(&inv.domains, name),
+    };
     obj["status"] = seen_body["status"].clone();
     obj
 }
