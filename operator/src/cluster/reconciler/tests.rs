@@ -29,9 +29,11 @@ struct Seen {
 /// The mock API server side: answers requests one by one.
 struct ApiServer(Handle<Request<Body>, Response<Body>>);
 
+type Reply = tower_test::mock::SendResponse<Response<Body>>;
+
 impl ApiServer {
-    /// Receives the next request and answers it with `status` and `response`.
-    async fn answer(&mut self, status: u16, response: Value) -> Seen {
+    /// Receives the next request (within 5 s), with the means to answer it.
+    async fn receive(&mut self) -> (Seen, Reply) {
         let (request, send) = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
             .await
             .expect("a request within 5 s")
@@ -39,19 +41,40 @@ impl ApiServer {
         let method = request.method().to_string();
         let uri = request.uri().to_string();
         let bytes = request.into_body().collect_bytes().await.unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        send.send_response(
-            Response::builder()
-                .status(status)
-                .body(Body::from(serde_json::to_vec(&response).unwrap()))
-                .unwrap(),
-        );
-        Seen { method, uri, body }
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (Seen { method, uri, body }, send)
     }
+
+    /// Receives the next request and answers it with `status` and `response`.
+    async fn answer(&mut self, status: u16, response: Value) -> Seen {
+        let (seen, send) = self.receive().await;
+        reply(send, status, &response);
+        seen
+    }
+
+    /// Receives the next request and answers it as the API server would: a status patch with
+    /// the object, a delete with a Status, an apply with what was applied.
+    async fn peek_and_answer(&mut self, inv: &Inventory) -> Seen {
+        let (seen, send) = self.receive().await;
+        let response = if seen.uri.contains("/status") {
+            object_with_status(inv, &seen.body)
+        } else if seen.method == "DELETE" {
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}})
+        } else {
+            seen.body.clone()
+        };
+        reply(send, 200, &response);
+        seen
+    }
+}
+
+fn reply(send: Reply, status: u16, body: &Value) {
+    send.send_response(
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap(),
+    );
 }
 
 fn setup(part_bytes: usize) -> (Reconciler, ApiServer, Arc<Metrics>) {
@@ -199,32 +222,6 @@ async fn pass_with_health(
     .await
     .expect("the pass made more requests than expected");
     (report.expect("the pass succeeds"), seen)
-}
-
-impl ApiServer {
-    async fn peek_and_answer(&mut self, inv: &Inventory) -> Seen {
-        let (request, send) = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
-            .await
-            .expect("a request within 5 s")
-            .expect("the client is alive");
-        let method = request.method().to_string();
-        let uri = request.uri().to_string();
-        let bytes = request.into_body().collect_bytes().await.unwrap();
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let response = if uri.contains("/status") {
-            object_with_status(inv, &body)
-        } else if method == "DELETE" {
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}})
-        } else {
-            body.clone()
-        };
-        send.send_response(
-            Response::builder()
-                .body(Body::from(serde_json::to_vec(&response).unwrap()))
-                .unwrap(),
-        );
-        Seen { method, uri, body }
-    }
 }
 
 /// Runs a pass with no server: it must complete without a single request.
