@@ -287,6 +287,49 @@ pub async fn helm(args: &[String]) -> Result<String> {
     Ok(text)
 }
 
+/// The active/standby example (examples/health-checks.yaml and sequential-preemptive.yaml)
+/// deployed in a test namespace: its addresses rewritten to backend pods' IPs.
+pub struct SequentialExample {
+    /// Pod IP of the first eu-west backend.
+    pub eu_a: String,
+    /// Pod IP of the second eu-west backend.
+    pub eu_b: String,
+    /// Pod IP of the us-east backend.
+    pub us_a: String,
+    /// The access domain's name.
+    pub domain: String,
+}
+
+/// Starts the three backends and applies the active/standby example in `ns`.
+pub async fn deploy_sequential_example(
+    client: &Client,
+    ns: &str,
+    image: &str,
+) -> Result<SequentialExample> {
+    let eu_a = run_backend(client, ns, "eu-west-1a", image).await?;
+    let eu_b = run_backend(client, ns, "eu-west-1b", image).await?;
+    let us_a = run_backend(client, ns, "us-east-1a", image).await?;
+    let mut objects = crate::manifests::load_example("health-checks.yaml")?;
+    objects.extend(crate::manifests::load_example(
+        "sequential-preemptive.yaml",
+    )?);
+    let map = [
+        ("127.0.10.1", eu_a.clone()),
+        ("127.0.10.2", eu_b.clone()),
+        ("127.0.20.1", us_a.clone()),
+    ];
+    crate::manifests::rewrite(&mut objects, &map, ns)?;
+    let domain =
+        crate::manifests::domain_of(&objects).context("the example has a GtmAccessDomain")?;
+    apply(client, ns, &objects).await?;
+    Ok(SequentialExample {
+        eu_a,
+        eu_b,
+        us_a,
+        domain,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use e2e::cluster;
 use e2e::dns::{self, Transport};
 use e2e::env::E2eEnv;
-use e2e::manifests;
 use e2e::wait::{Check, Deadline, wait_for};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
@@ -104,20 +103,12 @@ async fn wait_for_address_metric(
 /// moves to us-east and the pool, its events and the metrics say so; they recover, and the answer
 /// returns (Preemptive).
 async fn sequential_failover(env: &E2eEnv, client: &Client, ns: &str) -> Result<()> {
-    let eu_a = cluster::run_backend(client, ns, "eu-west-1a", &env.image).await?;
-    let eu_b = cluster::run_backend(client, ns, "eu-west-1b", &env.image).await?;
-    let us_a = cluster::run_backend(client, ns, "us-east-1a", &env.image).await?;
-
-    let mut objects = manifests::load_example("health-checks.yaml")?;
-    objects.extend(manifests::load_example("sequential-preemptive.yaml")?);
-    let map = [
-        ("127.0.10.1", eu_a.clone()),
-        ("127.0.10.2", eu_b.clone()),
-        ("127.0.20.1", us_a.clone()),
-    ];
-    manifests::rewrite(&mut objects, &map, ns)?;
-    let domain = manifests::domain_of(&objects).context("the example has a GtmAccessDomain")?;
-    cluster::apply(client, ns, &objects).await?;
+    let cluster::SequentialExample {
+        eu_a,
+        eu_b,
+        us_a,
+        domain,
+    } = cluster::deploy_sequential_example(client, ns, &env.image).await?;
 
     wait_for(
         "GtmAccessDomain app Ready=True",

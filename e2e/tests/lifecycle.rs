@@ -9,7 +9,6 @@ use anyhow::{Context, Result, ensure};
 use e2e::cluster;
 use e2e::dns::{self, Transport};
 use e2e::env::E2eEnv;
-use e2e::manifests;
 use e2e::wait::{Check, Deadline, wait_for};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
@@ -19,19 +18,9 @@ use kube::api::ListParams;
 use kube::{Api, Client};
 
 async fn upgrade_and_uninstall(env: &E2eEnv, client: &Client, ns: &str) -> Result<()> {
-    let eu_a = cluster::run_backend(client, ns, "eu-west-1a", &env.image).await?;
-    let eu_b = cluster::run_backend(client, ns, "eu-west-1b", &env.image).await?;
-    let us_a = cluster::run_backend(client, ns, "us-east-1a", &env.image).await?;
-    let mut objects = manifests::load_example("health-checks.yaml")?;
-    objects.extend(manifests::load_example("sequential-preemptive.yaml")?);
-    let map = [
-        ("127.0.10.1", eu_a.clone()),
-        ("127.0.10.2", eu_b.clone()),
-        ("127.0.20.1", us_a),
-    ];
-    manifests::rewrite(&mut objects, &map, ns)?;
-    let domain = manifests::domain_of(&objects).context("the example has a GtmAccessDomain")?;
-    cluster::apply(client, ns, &objects).await?;
+    let cluster::SequentialExample {
+        eu_a, eu_b, domain, ..
+    } = cluster::deploy_sequential_example(client, ns, &env.image).await?;
     let mut want = vec![eu_a, eu_b];
     want.sort();
     wait_for(
