@@ -42,6 +42,17 @@ impl fmt::Display for ObjectKey {
     }
 }
 
+/// What identifies one version of an object's spec in a cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecVersion {
+    /// The object.
+    pub key: ObjectKey,
+    /// Its uid (a recreated object is another object).
+    pub uid: Option<String>,
+    /// Its `metadata.generation`, which the API server bumps on every spec change.
+    pub generation: Option<i64>,
+}
+
 /// Everything a compile reads.
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
@@ -59,6 +70,27 @@ impl Inventory {
         self.domains.len() + self.pools.len() + self.templates.len()
     }
 
+    /// The identity and spec generation of every object, sorted: equal lists mean a compile
+    /// would give the same result.
+    pub fn spec_versions(&self) -> Vec<SpecVersion> {
+        fn of<K: ResourceExt>(
+            kind: Kind,
+            objs: &[Arc<K>],
+        ) -> impl Iterator<Item = SpecVersion> + '_ {
+            objs.iter().map(move |o| SpecVersion {
+                key: ObjectKey::of(kind, o.as_ref()),
+                uid: o.meta().uid.clone(),
+                generation: o.meta().generation,
+            })
+        }
+        let mut versions: Vec<SpecVersion> = of(Kind::GtmAccessDomain, &self.domains)
+            .chain(of(Kind::AddressPool, &self.pools))
+            .chain(of(Kind::HealthCheckTemplate, &self.templates))
+            .collect();
+        versions.sort_by(|a, b| a.key.cmp(&b.key));
+        versions
+    }
+
     /// True when there is no object at all.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -74,5 +106,33 @@ pub fn age_order<K: ResourceExt>(a: &K, b: &K) -> Ordering {
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
         _ => (a.namespace(), a.name_any()).cmp(&(b.namespace(), b.name_any())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_versions_follow_generations_not_statuses() {
+        let pool = |generation: i64, status: bool| -> Arc<gtm_crds::AddressPool> {
+            let mut v = serde_json::json!({
+                "apiVersion": "gtm.kubegtm.io/v1alpha1",
+                "kind": "AddressPool",
+                "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "generation": generation},
+                "spec": {"type": "IPv4", "addresses": [{"value": "192.0.2.1"}]},
+            });
+            if status {
+                v["status"] = serde_json::json!({"availableAddresses": 1});
+            }
+            Arc::new(serde_json::from_value(v).unwrap())
+        };
+        let inv = |p| Inventory {
+            pools: vec![p],
+            ..Inventory::default()
+        };
+        let base = inv(pool(1, false)).spec_versions();
+        assert_eq!(inv(pool(1, true)).spec_versions(), base);
+        assert_ne!(inv(pool(2, false)).spec_versions(), base);
     }
 }

@@ -25,9 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 use std::collections::BTreeMap;
 
+use crate::compile::Compilation;
 use crate::health::restored_from_status;
 use crate::http::{HttpState, serve};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, SpecVersion};
 use crate::local::now;
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
@@ -199,6 +200,7 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
     // Only the leader probes; a new leader starts every task from the state in status.
     let mut monitor: Option<Monitor> = None;
     let mut restored = BTreeMap::new();
+    let mut compiled: Option<(Vec<SpecVersion>, Compilation)> = None;
     let mut backoff = Duration::from_millis(100);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -217,6 +219,7 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
                 }
                 restored = restored_from_status(pools.state().iter().map(|p| p.as_ref()));
                 monitor = Some(Monitor::new(opts.probe_concurrency, metrics.clone()));
+                compiled = None;
             }
             (false, true) => {
                 tracing::info!("no longer leading: probing stops");
@@ -232,12 +235,22 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
                 pools: pools.state(),
                 templates: templates.state(),
             };
-            let compilation = reconciler.compile(&inventory);
-            m.update(&compilation.tasks, &restored);
+            // Specs change only with a generation; status writes (ours included) and health
+            // transitions reuse the last compilation.
+            let specs = inventory.spec_versions();
+            if compiled
+                .as_ref()
+                .is_none_or(|(versions, _)| *versions != specs)
+            {
+                let compilation = reconciler.compile(&inventory);
+                m.update(&compilation.tasks, &restored);
+                compiled = Some((specs, compilation));
+            }
+            let (_, compilation) = compiled.as_ref().expect("compiled above");
             match reconciler
                 .reconcile(
                     &inventory,
-                    &compilation,
+                    compilation,
                     &m.tasks(),
                     &configmaps.state(),
                     &now(),
