@@ -1,7 +1,9 @@
 //! Reading CR manifests from text (local mode, tests): multi-document YAML, validated against
 //! the generated CRD schemas exactly like the API server would, typed into an [`Inventory`].
 //! Objects that fail validation come back with an `Invalid` rejection, so they get the same
-//! conditions as any other rejected object.
+//! conditions as any other rejected object; whatever cannot be tied to an object (bad bytes,
+//! YAML syntax, an object without a usable name) is a problem named after its file. Nothing
+//! here panics on any input: [`load_file`] is the entry point the fuzzer drives.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -23,6 +25,43 @@ pub struct Loaded {
     pub invalid: BTreeMap<ObjectKey, Rejection>,
     /// Problems that belong to no object: YAML syntax, foreign kinds, duplicates.
     pub problems: Vec<String>,
+}
+
+/// Checks that a file's bytes can be read as manifests at all (UTF-8 text, YAML syntax), and
+/// returns the text. The error is a problem line naming the file.
+pub fn readable_text<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{file}: not UTF-8 text (invalid byte at offset {})",
+            e.valid_up_to()
+        )
+    })?;
+    parse_yaml_stream(text).map_err(|e| format!("{file}: not valid YAML: {e}"))?;
+    Ok(text)
+}
+
+/// Loads one file's bytes on their own: objects, rejections and problems, never a panic.
+/// This is what [`load`] does for a directory, for one file (the fuzz target's entry point).
+pub fn load_file(
+    file: &str,
+    bytes: &[u8],
+    default_namespace: &str,
+    validator: &ManifestValidator,
+    now: &Time,
+) -> Loaded {
+    match readable_text(file, bytes) {
+        Ok(text) => load(
+            &[(file.to_string(), text.to_string())],
+            default_namespace,
+            validator,
+            &mut HashMap::new(),
+            now,
+        ),
+        Err(problem) => Loaded {
+            problems: vec![problem],
+            ..Loaded::default()
+        },
+    }
 }
 
 /// Reads manifest texts, each with the name of its source (file), in order.
@@ -68,13 +107,19 @@ pub fn load(
                         loaded.problems.push(format!("{source}: {e}"));
                     }
                 }
-                Err(ManifestError::Invalid { causes, .. }) => {
-                    let key = key.expect("an invalid kube-gtm object has a kind");
-                    loaded.invalid.insert(
-                        key,
-                        Rejection::new(RejectReason::Invalid, causes.join("; ")),
-                    );
-                }
+                Err(ManifestError::Invalid { kind, causes, .. }) => match key {
+                    Some(key) => {
+                        loaded.invalid.insert(
+                            key,
+                            Rejection::new(RejectReason::Invalid, causes.join("; ")),
+                        );
+                    }
+                    // Without a name (or namespace) string there is no object to report on.
+                    None => loaded.problems.push(format!(
+                        "{source}: a {kind} without a usable metadata.name: {}",
+                        causes.join("; ")
+                    )),
+                },
                 Err(e) => loaded.problems.push(format!("{source}: {e}")),
             }
         }
@@ -141,19 +186,12 @@ pub(crate) mod test_support {
     /// in document order one second apart.
     pub(crate) fn loaded(yaml: &str) -> Loaded {
         let validator = ManifestValidator::new();
-        let mut created = HashMap::new();
         // Each document gets its own creation time, in order, so that "older" is the first.
         let mut out = Loaded::default();
         for (i, doc) in yaml.split("\n---\n").enumerate() {
             let now =
                 Time(k8s_openapi::jiff::Timestamp::from_second(1_767_225_600 + i as i64).unwrap());
-            let one = load(
-                &[("test.yaml".into(), doc.to_string())],
-                "default",
-                &validator,
-                &mut created,
-                &now,
-            );
+            let one = load_file("test.yaml", doc.as_bytes(), "default", &validator, &now);
             out.inventory.domains.extend(one.inventory.domains);
             out.inventory.pools.extend(one.inventory.pools);
             out.inventory.templates.extend(one.inventory.templates);
@@ -161,5 +199,69 @@ pub(crate) mod test_support {
             out.problems.extend(one.problems);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_one(bytes: &[u8]) -> Loaded {
+        let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        load_file("x.yaml", bytes, "default", &ManifestValidator::new(), &now)
+    }
+
+    const GOOD_POOL: &str = "apiVersion: gtm.kubegtm.io/v1alpha1
+kind: AddressPool
+metadata: {name: ok}
+spec: {type: IPv4, addresses: [{value: 192.0.2.1}]}
+";
+
+    #[test]
+    fn objects_without_a_usable_name_are_problems_of_their_file_not_panics() {
+        for metadata in [
+            "",
+            "metadata: {name: 12345}\n",
+            "metadata: hello\n",
+            "metadata: {namespace: 7, name: x}\n",
+        ] {
+            let text = format!(
+                "apiVersion: gtm.kubegtm.io/v1alpha1\nkind: AddressPool\n{metadata}spec: {{type: IPv4, addresses: [{{value: 192.0.2.9}}]}}\n---\n{GOOD_POOL}"
+            );
+            let loaded = load_one(text.as_bytes());
+            assert_eq!(
+                loaded.problems.len(),
+                1,
+                "{metadata:?}: {:?}",
+                loaded.problems
+            );
+            assert!(
+                loaded.problems[0].starts_with("x.yaml: "),
+                "{:?}",
+                loaded.problems
+            );
+            assert!(loaded.invalid.is_empty(), "{metadata:?}");
+            assert_eq!(
+                loaded.inventory.pools.len(),
+                1,
+                "the good object in the file stays"
+            );
+        }
+    }
+
+    #[test]
+    fn unreadable_bytes_are_one_problem_naming_the_file() {
+        let loaded = load_one(b"kind: AddressPool\nmetadata: {name: caf\xe9}\n");
+        assert_eq!(
+            loaded.problems,
+            vec!["x.yaml: not UTF-8 text (invalid byte at offset 38)".to_string()]
+        );
+        let loaded = load_one(b"kind: [unbalanced\n");
+        assert!(
+            loaded.problems[0].starts_with("x.yaml: not valid YAML"),
+            "{:?}",
+            loaded.problems
+        );
+        assert_eq!(load_one(GOOD_POOL.as_bytes()).inventory.pools.len(), 1);
     }
 }
