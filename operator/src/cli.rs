@@ -108,7 +108,8 @@ fn host_identity() -> String {
 /// Flags of `gtm-operator local`.
 #[derive(Debug, clap::Args)]
 pub struct LocalArgs {
-    /// Directory of CR manifests (`*.yaml`, `*.yml`, multi-document).
+    /// Directory of CR manifests (`*.yaml`, `*.yml` in any case, multi-document), followed by
+    /// its path and rescanned every 3 s.
     #[arg(long, env = "GTM_MANIFESTS", default_value = "examples")]
     pub manifests: PathBuf,
     /// Directory the payload files `config.json` and `health.json` are written to.

@@ -28,16 +28,17 @@ pub struct Loaded {
 }
 
 /// Checks that a file's bytes can be read as manifests at all (UTF-8 text, YAML syntax), and
-/// returns the text. The error is a problem line naming the file.
-pub fn readable_text<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, String> {
+/// returns the text and how many (non-empty) documents it holds. The error is a problem line
+/// naming the file.
+pub fn readable_text<'a>(file: &str, bytes: &'a [u8]) -> Result<(&'a str, usize), String> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         format!(
             "{file}: not UTF-8 text (invalid byte at offset {})",
             e.valid_up_to()
         )
     })?;
-    parse_yaml_stream(text).map_err(|e| format!("{file}: not valid YAML: {e}"))?;
-    Ok(text)
+    let docs = parse_yaml_stream(text).map_err(|e| format!("{file}: not valid YAML: {e}"))?;
+    Ok((text, docs.len()))
 }
 
 /// Loads one file's bytes on their own: objects, rejections and problems, never a panic.
@@ -50,7 +51,7 @@ pub fn load_file(
     now: &Time,
 ) -> Loaded {
     match readable_text(file, bytes) {
-        Ok(text) => load(
+        Ok((text, _)) => load(
             &[(file.to_string(), text.to_string())],
             default_namespace,
             validator,

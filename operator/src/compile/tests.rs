@@ -371,7 +371,12 @@ fn references_do_not_cross_namespaces() {
 #[test]
 fn every_example_compiles_and_is_accepted() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
-    let sources = crate::local::files::read_manifests(std::path::Path::new(dir)).unwrap();
+    let sources: Vec<(String, String)> =
+        crate::local::files::read_manifests(std::path::Path::new(dir))
+            .unwrap()
+            .into_iter()
+            .map(|(name, bytes)| (name, String::from_utf8(bytes.unwrap()).unwrap()))
+            .collect();
     let validator = gtm_crds::manifest::ManifestValidator::new();
     let loaded = crate::manifests::load(
         &sources,

@@ -6,26 +6,35 @@ use std::path::{Path, PathBuf};
 use gtm_crds::config::{GtmConfig, HealthSnapshot};
 use gtm_crds::parts::Payload;
 
-/// Reads every `*.yaml` / `*.yml` file directly in `dir`, sorted by name, as (file name, text).
-pub fn read_manifests(dir: &Path) -> io::Result<Vec<(String, String)>> {
+/// One manifest file as read: its name, and its bytes or why they could not be read.
+pub type ReadFile = (String, io::Result<Vec<u8>>);
+
+/// True for the file names local mode reads: `*.yaml` and `*.yml`, in any case (`A.YAML`).
+pub fn is_manifest_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+}
+
+/// Reads every manifest file directly in `dir` ([`is_manifest_name`]), sorted by name. Only
+/// listing the directory can fail as a whole; a file that cannot be read is reported with its
+/// error, so one bad file never hides the others.
+pub fn read_manifests(dir: &Path) -> io::Result<Vec<ReadFile>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-        })
+        .filter(|p| p.is_file() && is_manifest_name(p))
         .collect();
     paths.sort();
-    paths
+    Ok(paths
         .into_iter()
         .map(|p| {
-            let text = std::fs::read_to_string(&p)?;
             let name = p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            Ok((name, text))
+            (name, std::fs::read(&p))
         })
-        .collect()
+        .collect())
 }
 
 /// Writes a payload file atomically: a temporary file in the same directory, then a rename,
@@ -55,11 +64,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("b.yaml"), "b").unwrap();
         std::fs::write(dir.path().join("a.yml"), "a").unwrap();
+        std::fs::write(dir.path().join("C.YAML"), "c").unwrap();
+        std::fs::write(dir.path().join("d.Yml"), "d").unwrap();
         std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
-        let read = read_manifests(dir.path()).unwrap();
+        let read: Vec<(String, Vec<u8>)> = read_manifests(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(n, b)| (n, b.unwrap()))
+            .collect();
         assert_eq!(
             read,
-            vec![("a.yml".into(), "a".into()), ("b.yaml".into(), "b".into())]
+            vec![
+                ("C.YAML".into(), b"c".to_vec()),
+                ("a.yml".into(), b"a".to_vec()),
+                ("b.yaml".into(), b"b".to_vec()),
+                ("d.Yml".into(), b"d".to_vec()),
+            ]
         );
 
         let mut config = GtmConfig::empty(vec!["gtm.example.com".into()]);

@@ -4,7 +4,9 @@
 //! every change (and on SIGUSR1).
 
 pub(crate) mod files;
+mod last_good;
 mod table;
+mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -17,9 +19,9 @@ use gtm_crds::manifest::{Kind, ManifestValidator};
 use gtm_crds::parts::Payload;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use notify::Watcher as _;
-use tokio::sync::mpsc;
 
+use self::last_good::LastGood;
+use self::watch::ManifestWatch;
 use crate::compile::{Compilation, compile};
 use crate::evaluate::evaluate;
 use crate::health::{Restored, TaskHealth, restored_from_snapshot, snapshot};
@@ -29,6 +31,10 @@ use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::payloads::PayloadState;
 use crate::status::{ObjectStatus, compute_all};
+
+/// How often the manifest directory is read even without a change event (a safety net for
+/// missed events; a rescan that finds nothing new changes nothing).
+pub const RESCAN: Duration = Duration::from_secs(3);
 
 /// Settings of local mode.
 #[derive(Clone, Debug)]
@@ -54,6 +60,7 @@ pub struct LocalOperator {
     active: ActiveSelections,
     statuses: BTreeMap<ObjectKey, ObjectStatus>,
     tasks: BTreeMap<String, TaskHealth>,
+    last_good: LastGood,
     loaded: Loaded,
     compilation: Option<Compilation>,
     table: String,
@@ -74,6 +81,7 @@ impl LocalOperator {
             payloads,
             statuses: BTreeMap::new(),
             tasks: BTreeMap::new(),
+            last_good: LastGood::default(),
             loaded: Loaded::default(),
             compilation: None,
             table: String::new(),
@@ -101,15 +109,17 @@ impl LocalOperator {
     /// Re-reads the manifests, recompiles and republishes; returns the status table when it
     /// changed.
     pub fn reload(&mut self, now: &Time) -> anyhow::Result<Option<String>> {
-        let sources = files::read_manifests(&self.opts.manifests)
+        let read = files::read_manifests(&self.opts.manifests)
             .with_context(|| format!("reading {}", self.opts.manifests.display()))?;
+        let sources = self.last_good.update(read);
         self.loaded = load(
-            &sources,
+            &sources.texts,
             &self.opts.namespace,
             &self.validator,
             &mut self.created,
             now,
         );
+        self.loaded.problems.splice(0..0, sources.problems);
         self.compilation = Some(compile(&self.loaded.inventory, &self.opts.zones));
         self.republish(now)
     }
@@ -248,16 +258,7 @@ pub fn now() -> Time {
 pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     let mut operator = LocalOperator::new(opts.clone())?;
     let mut monitor = Monitor::new(opts.probe_concurrency, Arc::new(Metrics::new()));
-    let (tx, mut changes) = mpsc::unbounded_channel();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
-            let _ = tx.send(());
-        }
-    })
-    .context("starting the manifest watcher")?;
-    watcher
-        .watch(&opts.manifests, notify::RecursiveMode::NonRecursive)
-        .with_context(|| format!("watching {}", opts.manifests.display()))?;
+    let mut watch = ManifestWatch::new(&opts.manifests, RESCAN)?;
     tracing::info!(
         manifests = %opts.manifests.display(),
         output = %opts.output.display(),
@@ -272,10 +273,7 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
-            Some(()) = changes.recv() => {
-                // Editors write in several steps; settle briefly, then read once.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                while changes.try_recv().is_ok() {}
+            () = watch.changed() => {
                 print_reload(operator.reload(&now()));
                 follow_compilation(&mut operator, &mut monitor, &BTreeMap::new());
             }

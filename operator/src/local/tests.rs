@@ -138,3 +138,63 @@ fn a_restart_rewrites_nothing_unchanged_and_numbers_on() {
     again.reload(&now()).unwrap();
     assert_eq!(published(&f).generation, 2);
 }
+
+#[test]
+fn a_file_that_breaks_keeps_its_objects_served_until_it_is_fixed_or_deleted() {
+    let mut f = fixture();
+    f.op.reload(&now()).unwrap();
+    let web = f.manifests.path().join("web.yaml");
+    let other = f.manifests.path().join("OTHER.YAML");
+    std::fs::write(
+        &other,
+        format!("{POOL}---\n{DOMAIN}")
+            .replace("{name: web}", "{name: other}")
+            .replace("web.gtm", "other.gtm"),
+    )
+    .unwrap();
+    f.op.reload(&now()).unwrap();
+    assert_eq!(
+        published(&f).domains.len(),
+        2,
+        "upper-case extensions are read"
+    );
+
+    for (broken, named) in [
+        (
+            b"kind: [unbalanced\n".to_vec(),
+            "problem: web.yaml: not valid YAML",
+        ),
+        (Vec::new(), "problem: web.yaml: holds no objects now"),
+        (
+            b"kind: AddressPool\nmetadata: {name: \xff}\n".to_vec(),
+            "problem: web.yaml: not UTF-8 text",
+        ),
+    ] {
+        // Rewritten in place, as `cat >` or an editor does.
+        std::fs::write(&web, &broken).unwrap();
+        let table =
+            f.op.reload(&now())
+                .unwrap()
+                .unwrap_or_else(|| f.op.table().to_string());
+        assert!(table.contains(named), "{table}");
+        let names: Vec<String> = published(&f)
+            .domains
+            .iter()
+            .map(|d| d.name.clone())
+            .collect();
+        assert_eq!(
+            names,
+            ["other.gtm.example.com", "web.gtm.example.com"],
+            "{named}"
+        );
+    }
+
+    std::fs::remove_file(&web).unwrap();
+    let table = f.op.reload(&now()).unwrap().unwrap();
+    assert!(!table.contains("problem:"), "{table}");
+    assert_eq!(
+        published(&f).domains.len(),
+        1,
+        "a deleted file's objects go"
+    );
+}
