@@ -13,6 +13,8 @@ use serde_json::Value;
 
 use crate::{API_VERSION, crds};
 
+mod messages;
+
 /// The three kinds of the API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -176,14 +178,17 @@ impl ManifestValidator {
         let mut causes = metadata_errors(object);
         unknown_fields(&ks.schema, &defaulted, "", true, &mut causes);
         causes.extend(ks.openapi.iter_errors(&defaulted).map(|e| {
-            let path = json_pointer_to_path(&e.instance_path().to_string());
-            format!("{}: {}", if path.is_empty() { "<root>" } else { &path }, e)
+            messages::schema_violation(&json_pointer_to_path(&e.instance_path().to_string()), &e)
         }));
         // CEL rules only run on objects that pass the schema, as in the API server.
         if causes.is_empty()
             && let Err(errors) = self.cel.validate_compiled(&ks.cel, &defaulted, None)
         {
-            causes.extend(errors.iter().map(|e| e.to_string()));
+            causes.extend(
+                errors
+                    .iter()
+                    .map(|e| messages::cel_violation(e, &defaulted)),
+            );
         }
         if causes.is_empty() {
             Ok(ValidManifest {
@@ -213,9 +218,7 @@ pub fn parse_yaml_stream(text: &str) -> Result<Vec<Value>, serde_yaml_ng::Error>
 fn metadata_errors(object: &Value) -> Vec<String> {
     match object.pointer("/metadata/name").and_then(Value::as_str) {
         None | Some("") => vec!["metadata.name: Required value".into()],
-        Some(name) if !is_dns1123_subdomain(name) => vec![format!(
-            "metadata.name: Invalid value: {name:?}: must be a lowercase RFC 1123 subdomain"
-        )],
+        Some(name) if !is_dns1123_subdomain(name) => vec![messages::invalid_object_name(name)],
         Some(_) => vec![],
     }
 }
@@ -249,7 +252,7 @@ fn unknown_fields(schema: &Value, value: &Value, path: &str, root: bool, out: &m
                 match props.get(key) {
                     Some(s) => unknown_fields(s, v, &child, false, out),
                     None if root && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") => {}
-                    None => out.push(format!("{child}: unknown field")),
+                    None => out.push(messages::unknown_field(&child)),
                 }
             }
         }
