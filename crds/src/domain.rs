@@ -54,7 +54,12 @@ pub const MAX_POOLS_PER_DOMAIN: usize = 64;
 pub struct GtmAccessDomainSpec {
     /// The fully qualified name answered, e.g. `app.gtm.example.com`; case does not matter and
     /// a trailing dot is optional. It must lie inside a zone the DNS pods serve.
-    #[schemars(length(min = 1, max = 253), regex(pattern = HOSTNAME_PATTERN))]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(
+        validation = kube::core::Rule::new(NO_WILDCARD_RULE).message("wildcards are not supported: declare each name as its own access domain"),
+        validation = kube::core::Rule::new(ASCII_RULE).message("internationalized names must be given in punycode (xn--...)"),
+        validation = kube::core::Rule::new(host_name_rule()).message("must be a host name: letters, digits and hyphens in dot-separated labels of 1 to 63 characters, e.g. app.gtm.example.com")
+    )]
     pub domain: String,
     /// The record type answered: `A`, `AAAA` or `CNAME`. The same name may have one A and one
     /// AAAA access domain.
@@ -153,6 +158,20 @@ pub struct GtmAccessDomainStatus {
     /// When the domain last failed over or back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failover_time: Option<Time>,
+}
+
+/// CEL: the name holds no `*`.
+const NO_WILDCARD_RULE: &str = "!self.contains('*')";
+/// CEL: the name is printable ASCII (internationalized names come as punycode).
+const ASCII_RULE: &str = "self.matches('^[ -~]*$')";
+
+/// CEL: the name is a host name ([`HOSTNAME_PATTERN`]); checked only when the two rules above
+/// pass, so that each mistake gets one message.
+fn host_name_rule() -> String {
+    format!(
+        "self.contains('*') || !self.matches('^[ -~]*$') || self.matches('{}')",
+        HOSTNAME_PATTERN.replace('\\', "\\\\")
+    )
 }
 
 fn default_ttl() -> u32 {

@@ -59,6 +59,7 @@ pub const MAX_ADDRESSES_PER_POOL: usize = 256;
     validation = kube::core::Rule::new("self.type != 'IPv4' || self.addresses.all(a, isIP(a.value) && ip(a.value).family() == 4)").message("every address of an IPv4 pool must be an IPv4 address"),
     validation = kube::core::Rule::new("self.type != 'IPv6' || self.addresses.all(a, isIP(a.value) && ip(a.value).family() == 6)").message("every address of an IPv6 pool must be an IPv6 address"),
     validation = kube::core::Rule::new(r"self.type != 'Domain' || self.addresses.all(a, !isIP(a.value) && a.value.matches('^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.?$'))").message("every address of a Domain pool must be a host name"),
+    validation = kube::core::Rule::new("self.type == 'Domain' || self.addresses.all(a, !isIP(a.value) || ip(a.value).isGlobalUnicast() || ip(a.value).isLoopback() || ip(a.value).isLinkLocalUnicast())").message("every address must be a unicast address: not unspecified (0.0.0.0, ::), broadcast (255.255.255.255) or multicast (224.0.0.0/4, ff00::/8)"),
     validation = kube::core::Rule::new("!has(self.minAvailable) || self.minAvailable <= size(self.addresses)").message("minAvailable cannot exceed the number of addresses")
 )]
 #[serde(rename_all = "camelCase")]

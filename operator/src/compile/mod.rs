@@ -3,6 +3,7 @@
 //! `Accepted` and `Ready` conditions). Invalid objects are left out; everything valid is
 //! published regardless.
 
+mod cname;
 mod verdict;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -20,6 +21,7 @@ use kube::ResourceExt;
 
 pub use verdict::{Publication, RejectReason, Rejection, Verdict};
 
+use self::cname::CnameGraph;
 use crate::inventory::{Inventory, ObjectKey, age_order};
 
 /// One health-check task for the prober: a template probed against an address on a port.
@@ -85,19 +87,28 @@ pub fn compile(inventory: &Inventory, zones: &[String]) -> Compilation {
     let mut domains: Vec<&GtmAccessDomain> = inventory.domains.iter().map(|d| d.as_ref()).collect();
     domains.sort_by(|a, b| age_order(*a, *b));
     let mut claims: HashMap<String, Vec<(RecordType, ObjectKey)>> = HashMap::new();
+    let pools_by_id: HashMap<&str, &PoolConfig> =
+        pools.values().map(|(p, _)| (p.id.as_str(), p)).collect();
+    let mut cnames = CnameGraph::default();
     let mut published_domains = Vec::new();
     for domain in domains {
         let key = ObjectKey::of(Kind::GtmAccessDomain, domain);
         let verdict = match compile_domain(domain, &key, &zones, &pools, &verdicts) {
             Err(r) => Verdict::rejected(r),
             Ok(_) if !domain.spec.enabled => Verdict::accepted(Publication::Disabled),
-            Ok(compiled) => match claim(&mut claims, &compiled, &key) {
-                Err(r) => Verdict::rejected(r),
-                Ok(()) => {
-                    published_domains.push(compiled);
-                    Verdict::accepted(Publication::Published)
+            Ok(compiled) => {
+                let targets = cname_targets(&compiled, &pools_by_id);
+                match no_cname_loop(&cnames, &compiled, &targets)
+                    .and_then(|()| claim(&mut claims, &compiled, &key))
+                {
+                    Err(r) => Verdict::rejected(r),
+                    Ok(()) => {
+                        cnames.add(&compiled.name, compiled.record_type, &targets);
+                        published_domains.push(compiled);
+                        Verdict::accepted(Publication::Published)
+                    }
                 }
-            },
+            }
         };
         verdicts.insert(key, verdict);
     }
@@ -180,6 +191,12 @@ fn compile_pool(
                 ),
             ));
         }
+        if let Some(why) = not_unicast(&value, spec.pool_type) {
+            return Err(Rejection::new(
+                RejectReason::InvalidAddress,
+                format!("address {value} is {why}, which no client can connect to"),
+            ));
+        }
         if !seen.insert(value.clone()) {
             return Err(Rejection::new(
                 RejectReason::InvalidAddress,
@@ -256,6 +273,24 @@ fn compile_pool(
         },
         tasks,
     ))
+}
+
+/// Why an address of an IP pool cannot be an endpoint: unspecified (`0.0.0.0`, `::`), the
+/// broadcast address or multicast. The CRD rule checks the same.
+fn not_unicast(value: &str, pool_type: PoolType) -> Option<&'static str> {
+    if pool_type == PoolType::Domain {
+        return None;
+    }
+    let ip: IpAddr = value.parse().ok()?;
+    if ip.is_unspecified() {
+        Some("the unspecified address")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else if ip == IpAddr::from([255, 255, 255, 255]) {
+        Some("the broadcast address")
+    } else {
+        None
+    }
 }
 
 /// The form an address takes in payloads: host names canonical, IP addresses in their standard
@@ -370,6 +405,39 @@ fn compile_domain(
         when_all_unavailable: spec.when_all_unavailable,
         pools: members,
     })
+}
+
+/// The names a domain may answer with a CNAME: the addresses of its Domain pools.
+fn cname_targets<'a>(
+    domain: &DomainConfig,
+    pools_by_id: &HashMap<&str, &'a PoolConfig>,
+) -> Vec<&'a str> {
+    domain
+        .pools
+        .iter()
+        .filter_map(|m| pools_by_id.get(m.pool.as_str()))
+        .filter(|p| p.pool_type == PoolType::Domain)
+        .flat_map(|p| p.addresses.iter().map(|a| a.value.as_str()))
+        .collect()
+}
+
+/// Refuses a domain whose CNAMEs would lead back to its own name, directly or through the
+/// access domains accepted before it.
+fn no_cname_loop(
+    cnames: &CnameGraph,
+    domain: &DomainConfig,
+    targets: &[&str],
+) -> Result<(), Rejection> {
+    match cnames.loop_through(&domain.name, domain.record_type, targets) {
+        None => Ok(()),
+        Some(chain) => Err(Rejection::new(
+            RejectReason::CnameLoop,
+            format!(
+                "CNAME loop: {}; resolvers would chase it until they fail. Point the Domain pool addresses elsewhere",
+                chain.join(" -> ")
+            ),
+        )),
+    }
 }
 
 /// Records that a domain answers its (name, type); refuses it when an older published domain

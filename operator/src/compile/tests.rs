@@ -403,6 +403,12 @@ fn malformed_or_repeated_addresses_are_rejected_before_they_reach_the_dns_pods()
         ("Domain", "A", vec!["-x.example.com"]),
         ("Domain", "A", vec!["App.example.com", "app.example.com."]),
         ("IPv6", "AAAA", vec!["2001:DB8::1", "2001:db8::1"]),
+        ("IPv4", "A", vec!["0.0.0.0"]),
+        ("IPv4", "A", vec!["255.255.255.255"]),
+        ("IPv4", "A", vec!["224.0.0.1"]),
+        ("IPv4", "A", vec!["239.255.255.250"]),
+        ("IPv6", "AAAA", vec!["::"]),
+        ("IPv6", "AAAA", vec!["ff02::1"]),
     ] {
         let mut inventory = loaded(&domain(
             "d",
@@ -458,4 +464,68 @@ fn the_most_specific_zone_decides_the_apex() {
         rejection(&c, Kind::GtmAccessDomain, "d").reason,
         RejectReason::CnameAtApex
     );
+}
+
+fn domain_pool(name: &str, targets: &[&str]) -> String {
+    let addresses: Vec<String> = targets.iter().map(|t| format!("{{value: {t}}}")).collect();
+    format!(
+        "apiVersion: gtm.kubegtm.io/v1alpha1\nkind: AddressPool\nmetadata: {{name: {name}}}\nspec:\n  type: Domain\n  addresses: [{}]\n",
+        addresses.join(", ")
+    )
+}
+
+#[test]
+fn a_cname_to_itself_is_a_loop() {
+    let c = compile_with(&format!(
+        "{}---\n{}",
+        domain_pool("self", &["eu.cdn.example.net", "A.gtm.example.com."]),
+        domain("a", "a.gtm.example.com", "CNAME", &["self"], "Sequential")
+    ));
+    let r = rejection(&c, Kind::GtmAccessDomain, "a");
+    assert_eq!(r.reason, RejectReason::CnameLoop);
+    assert!(
+        r.message
+            .starts_with("CNAME loop: a.gtm.example.com -> a.gtm.example.com;"),
+        "{}",
+        r.message
+    );
+    assert!(c.config.domains.is_empty());
+}
+
+#[test]
+fn the_domain_that_closes_a_cname_loop_is_refused_and_the_older_ones_serve() {
+    let c = compile_with(&format!(
+        "{}---\n{}---\n{}---\n{}---\n{}---\n{}",
+        domain_pool("to-b", &["b.gtm.example.com"]),
+        domain_pool("to-c", &["c.gtm.example.com"]),
+        domain_pool("to-a", &["a.gtm.example.com"]),
+        domain("a", "a.gtm.example.com", "A", &["to-b"], "Sequential"),
+        domain("b", "b.gtm.example.com", "CNAME", &["to-c"], "Sequential"),
+        domain("c", "c.gtm.example.com", "A", &["v4", "to-a"], "Sequential"),
+    ));
+    assert!(verdict(&c, Kind::GtmAccessDomain, "a").is_accepted());
+    assert!(verdict(&c, Kind::GtmAccessDomain, "b").is_accepted());
+    let r = rejection(&c, Kind::GtmAccessDomain, "c");
+    assert_eq!(r.reason, RejectReason::CnameLoop);
+    assert!(
+        r.message.starts_with(
+            "CNAME loop: c.gtm.example.com -> a.gtm.example.com -> b.gtm.example.com -> c.gtm.example.com;"
+        ),
+        "{}",
+        r.message
+    );
+}
+
+#[test]
+fn cname_chains_of_different_query_types_do_not_loop() {
+    // a answers A queries with a CNAME to b, b answers AAAA queries with a CNAME to a: no
+    // query type goes round.
+    let c = compile_with(&format!(
+        "{}---\n{}---\n{}---\n{}",
+        domain_pool("to-b", &["b.gtm.example.com"]),
+        domain_pool("to-a", &["a.gtm.example.com"]),
+        domain("a", "a.gtm.example.com", "A", &["to-b"], "Sequential"),
+        domain("b", "b.gtm.example.com", "AAAA", &["to-a"], "Sequential"),
+    ));
+    assert_eq!(c.config.domains.len(), 2);
 }

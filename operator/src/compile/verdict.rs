@@ -14,7 +14,8 @@ pub enum RejectReason {
     PoolNotAccepted,
     /// A referenced `HealthCheckTemplate` does not exist in the object's namespace.
     TemplateNotFound,
-    /// An address is not of its pool's type, or is listed twice.
+    /// An address is not of its pool's type, is listed twice, or is not a unicast address
+    /// (unspecified, broadcast, multicast).
     InvalidAddress,
     /// A health-check task names no port and its protocol has no default (TCP).
     PortRequired,
@@ -28,6 +29,8 @@ pub enum RejectReason {
     CnameAtApex,
     /// An older object already claims this name (and record type, or a CNAME at the name).
     Conflict,
+    /// The domain's CNAMEs (its Domain pool addresses) lead back to its own name.
+    CnameLoop,
 }
 
 impl RejectReason {
@@ -45,6 +48,7 @@ impl RejectReason {
             Self::ZoneNotServed => "ZoneNotServed",
             Self::CnameAtApex => "CnameAtApex",
             Self::Conflict => "Conflict",
+            Self::CnameLoop => "CnameLoop",
         }
     }
 }

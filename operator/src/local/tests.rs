@@ -101,7 +101,8 @@ spec:
     std::fs::write(f.manifests.path().join("broken.yml"), "kind: [unbalanced\n").unwrap();
     let table = f.op.reload(&now()).unwrap().unwrap();
     assert!(
-        table.contains("Invalid: spec: every address of an IPv4 pool must be an IPv4 address"),
+        table.contains("Invalid: spec: ")
+            && table.contains("every address of an IPv4 pool must be an IPv4 address"),
         "{table}"
     );
     assert!(table.contains("PoolNotFound"), "{table}");
