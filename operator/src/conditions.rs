@@ -17,6 +17,27 @@ pub const CHECKS_RUNNABLE: &str = "HealthChecksRunnable";
 /// Condition type (domains): the domain answers from other pools than its first choice.
 pub const FAILED_OVER: &str = "FailedOver";
 
+/// Most bytes of any message the operator writes for people: condition messages, status
+/// fields such as a probe's last error, event notes, status table lines. Kubernetes allows
+/// 32 KiB per condition message; a line a person reads needs far less, and an object must
+/// never carry a dump of its own input.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// A message cut to [`MAX_MESSAGE_BYTES`] on a character boundary, ending in `…` when cut.
+pub fn capped(message: impl Into<String>) -> String {
+    const ELLIPSIS: &str = "…";
+    let mut message = message.into();
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES - ELLIPSIS.len();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(ELLIPSIS);
+    }
+    message
+}
+
 /// A condition as computed, before times are settled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cond {
@@ -31,7 +52,7 @@ pub struct Cond {
 }
 
 impl Cond {
-    /// A condition.
+    /// A condition; the message is [`capped`].
     pub fn new(
         type_: &'static str,
         status: bool,
@@ -42,7 +63,7 @@ impl Cond {
             type_,
             status,
             reason: reason.into(),
-            message: message.into(),
+            message: capped(message),
         }
     }
 }
@@ -99,6 +120,19 @@ mod tests {
 
     fn t(s: i64) -> Time {
         Time(Timestamp::from_second(s).unwrap())
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        assert_eq!(capped("short"), "short");
+        let exact = "x".repeat(MAX_MESSAGE_BYTES);
+        assert_eq!(capped(exact.clone()), exact);
+        // A 1 MB dump of multi-byte characters.
+        let dump = "é".repeat(500_000);
+        let c = Cond::new(READY, false, "Invalid", dump);
+        assert!(c.message.len() <= MAX_MESSAGE_BYTES, "{}", c.message.len());
+        assert!(c.message.len() > MAX_MESSAGE_BYTES - 8);
+        assert!(c.message.starts_with("éé") && c.message.ends_with("é…"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::compile::{Compilation, Publication, Verdict};
 use crate::conditions::{
-    ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, Cond, DEGRADED, FAILED_OVER, READY, settle,
+    ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, Cond, DEGRADED, FAILED_OVER, READY, capped, settle,
 };
 use crate::evaluate::Evaluation;
 use crate::health::{TaskHealth, api_time};
@@ -203,7 +203,7 @@ fn task_status(id: &str, health: Option<&TaskHealth>) -> TaskStatus {
         latency_millis: h
             .latency
             .map(|l| u32::try_from(l.as_millis()).unwrap_or(u32::MAX)),
-        last_error: h.last_error.as_ref().map(ToString::to_string),
+        last_error: h.last_error.as_ref().map(|e| capped(e.to_string())),
     }
 }
 

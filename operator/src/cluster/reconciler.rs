@@ -22,7 +22,7 @@ use serde_json::json;
 use super::FIELD_MANAGER;
 use super::configmaps::PayloadConfigMaps;
 use crate::compile::{Compilation, compile};
-use crate::conditions::flips;
+use crate::conditions::{capped, flips};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::health::{TaskHealth, snapshot};
 use crate::inventory::{Inventory, ObjectKey};
@@ -474,24 +474,19 @@ fn address_events(old: &AddressPoolStatus, new: &AddressPoolStatus) -> Vec<Event
                     "AddressDown"
                 }
                 .into(),
-                note: Some(
-                    if a.available || errors.is_empty() {
-                        format!(
-                            "address {} is {}",
-                            a.value,
-                            if a.available {
-                                "available"
-                            } else {
-                                "unavailable"
-                            }
-                        )
-                    } else {
-                        format!("address {} is unavailable ({})", a.value, errors.join("; "))
-                    }
-                    .chars()
-                    .take(1000)
-                    .collect(),
-                ),
+                note: Some(capped(if a.available || errors.is_empty() {
+                    format!(
+                        "address {} is {}",
+                        a.value,
+                        if a.available {
+                            "available"
+                        } else {
+                            "unavailable"
+                        }
+                    )
+                } else {
+                    format!("address {} is unavailable ({})", a.value, errors.join("; "))
+                })),
                 action: "HealthCheck".into(),
                 secondary: None,
             })
@@ -531,7 +526,7 @@ fn event_for(
             EventType::Normal
         },
         reason: event_reason,
-        note: Some(message.chars().take(1000).collect()),
+        note: Some(capped(message)),
         action: action.into(),
         secondary: None,
     })

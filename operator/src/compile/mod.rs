@@ -56,6 +56,17 @@ pub struct Compilation {
 
 /// Compiles an inventory for the zones the DNS pods serve.
 pub fn compile(inventory: &Inventory, zones: &[String]) -> Compilation {
+    compile_with_refused(inventory, &BTreeMap::new(), zones)
+}
+
+/// Compiles an inventory, knowing the objects refused before compile (local mode: manifests
+/// that break the schema), so that a domain using a refused pool is told why
+/// (`PoolNotAccepted` with the pool's reason) rather than that it does not exist.
+pub fn compile_with_refused(
+    inventory: &Inventory,
+    refused: &BTreeMap<ObjectKey, Rejection>,
+    zones: &[String],
+) -> Compilation {
     let zones: Vec<String> = zones.iter().map(|z| canonical_name(z)).collect();
     let mut verdicts = BTreeMap::new();
 
@@ -93,7 +104,7 @@ pub fn compile(inventory: &Inventory, zones: &[String]) -> Compilation {
     let mut published_domains = Vec::new();
     for domain in domains {
         let key = ObjectKey::of(Kind::GtmAccessDomain, domain);
-        let verdict = match compile_domain(domain, &key, &zones, &pools, &verdicts) {
+        let verdict = match compile_domain(domain, &key, &zones, &pools, &verdicts, refused) {
             Err(r) => Verdict::rejected(r),
             Ok(_) if !domain.spec.enabled => Verdict::accepted(Publication::Disabled),
             Ok(compiled) => {
@@ -310,6 +321,7 @@ fn compile_domain(
     zones: &[String],
     pools: &HashMap<(String, String), (PoolConfig, Vec<CompiledTask>)>,
     verdicts: &BTreeMap<ObjectKey, Verdict>,
+    refused: &BTreeMap<ObjectKey, Rejection>,
 ) -> Result<DomainConfig, Rejection> {
     let spec = &domain.spec;
     let name = canonical_name(&spec.domain);
@@ -341,15 +353,19 @@ fn compile_domain(
         };
         let Some((pool, _)) = pools.get(&(pool_key.namespace.clone(), pool_key.name.clone()))
         else {
-            return Err(match verdicts.get(&pool_key) {
-                Some(v) if !v.is_accepted() => Rejection::new(
+            let pool_rejection = verdicts
+                .get(&pool_key)
+                .and_then(|v| v.accepted.as_ref().err())
+                .or_else(|| refused.get(&pool_key));
+            return Err(match pool_rejection {
+                Some(why) => Rejection::new(
                     RejectReason::PoolNotAccepted,
                     format!(
-                        "AddressPool {:?} is not accepted; see its conditions",
-                        r.name
+                        "AddressPool {:?} is not accepted ({}: {})",
+                        r.name, why.reason, why.message
                     ),
                 ),
-                _ => Rejection::new(
+                None => Rejection::new(
                     RejectReason::PoolNotFound,
                     format!(
                         "AddressPool {:?} does not exist in namespace {:?}",

@@ -69,11 +69,11 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    /// A rejection.
+    /// A rejection; the message is [`capped`](crate::conditions::capped).
     pub fn new(reason: RejectReason, message: impl Into<String>) -> Self {
         Self {
             reason,
-            message: message.into(),
+            message: crate::conditions::capped(message),
         }
     }
 }

@@ -22,7 +22,7 @@ use kube::ResourceExt;
 
 use self::last_good::LastGood;
 use self::watch::ManifestWatch;
-use crate::compile::{Compilation, compile};
+use crate::compile::{Compilation, compile_with_refused};
 use crate::evaluate::evaluate;
 use crate::health::{Restored, TaskHealth, restored_from_snapshot, snapshot};
 use crate::inventory::{Inventory, ObjectKey};
@@ -120,7 +120,11 @@ impl LocalOperator {
             now,
         );
         self.loaded.problems.splice(0..0, sources.problems);
-        self.compilation = Some(compile(&self.loaded.inventory, &self.opts.zones));
+        self.compilation = Some(compile_with_refused(
+            &self.loaded.inventory,
+            &self.loaded.invalid,
+            &self.opts.zones,
+        ));
         self.republish(now)
     }
 

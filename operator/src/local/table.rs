@@ -9,6 +9,7 @@ use gtm_crds::pool::HealthState;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::compile::Rejection;
+use crate::conditions::capped;
 use crate::inventory::ObjectKey;
 use crate::status::ObjectStatus;
 
@@ -141,7 +142,7 @@ pub fn render(
         }
     }
     for p in problems {
-        let _ = writeln!(out, "problem: {p}");
+        let _ = writeln!(out, "problem: {}", capped(p.as_str()));
     }
     out
 }

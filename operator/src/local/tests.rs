@@ -95,6 +95,14 @@ spec:
   domain: other.gtm.example.com
   recordType: A
   pools: [{name: nowhere}]
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: GtmAccessDomain
+metadata: {name: uses-bad}
+spec:
+  domain: uses-bad.gtm.example.com
+  recordType: A
+  pools: [{name: bad}]
 ",
     )
     .unwrap();
@@ -106,6 +114,16 @@ spec:
         "{table}"
     );
     assert!(table.contains("PoolNotFound"), "{table}");
+    // A pool that breaks the schema exists: its users are told why it is refused.
+    let uses_bad = table
+        .lines()
+        .find(|l| l.contains("default/uses-bad"))
+        .unwrap();
+    assert!(
+        uses_bad.contains("PoolNotAccepted: AddressPool \"bad\" is not accepted (Invalid: ")
+            && uses_bad.contains("every address of an IPv4 pool must be an IPv4 address"),
+        "{table}"
+    );
     assert!(
         table.contains("problem: broken.yml: not valid YAML"),
         "{table}"
