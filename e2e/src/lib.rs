@@ -14,6 +14,7 @@
 //! tests only. Run outside `make e2e` (no `GTM_E2E=1`), an ignored test prints why it skips and
 //! passes.
 
+pub mod apiserver;
 pub mod backend;
 pub mod cluster;
 pub mod diag;

@@ -1,0 +1,1271 @@
+//! Cluster mode against a real kube-apiserver (etcd and kube-apiserver as local processes, RBAC
+//! enforced), run by `scripts/apiserver-suite.sh` in `make test`. The chart is installed with
+//! helm; `gtm-operator run` and `gtm-dnspod` run as processes with the environment of the chart's
+//! Deployments and tokens of the chart's ServiceAccounts; health checks probe real HTTP
+//! listeners on 127.0.x.y; DNS is queried over real sockets. Without the suite's control plane
+//! each test prints one line and passes.
+//!
+//! What only the kind suite (`make e2e`) proves: pods, images, Services and node ports, kubelet
+//! probes, NetworkPolicy, scheduling.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use e2e::apiserver::{Component, ControlPlane, GtmProcess, PodSpec, repo_root};
+use e2e::backend::{Backend, serve};
+use e2e::cluster::{apply, condition, events_for, get, samples};
+use e2e::dns::{Answer, Transport, query};
+use e2e::manifests::{domain_of, load_example, parse_documents, rewrite};
+use e2e::wait::{Check, Deadline, wait_for};
+use gtm_crds::manifest::{ManifestError, ManifestValidator, parse_yaml_stream};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// Long enough for any wait here; waits end as soon as the condition holds.
+const DEADLINE: Deadline = Deadline {
+    timeout: Duration::from_secs(90),
+    interval: Duration::from_millis(100),
+};
+
+/// The zone every release serves.
+const ZONE: &str = "gtm.example.com";
+
+// ---------------------------------------------------------------------------------------------
+// 1. CRDs
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn crds_are_served_explained_and_listed() {
+    let Some(cp) = ControlPlane::get_or_skip("crds_are_served_explained_and_listed", "main").await
+    else {
+        return;
+    };
+    cp.apply_crds().await.unwrap();
+    // `kubectl explain` shows the doc comments of the Rust types (from the served schema).
+    let crds =
+        std::fs::read_to_string(repo_root().join("charts/kube-gtm/files/crds.yaml")).unwrap();
+    let schema: Vec<Value> = parse_documents(&crds).unwrap();
+    let domain_doc = schema[0]
+        .pointer(
+            "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/domain/description",
+        )
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_owned();
+    let explained = cp
+        .kubectl(&["explain", "gtmaccessdomain.spec.domain"])
+        .await
+        .unwrap();
+    let first_words: String = domain_doc
+        .split_whitespace()
+        .take(6)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        explained
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .contains(&first_words),
+        "kubectl explain shows {explained:?}, expected the doc {domain_doc:?}"
+    );
+    for kind in [
+        "addresspool.spec.addresses",
+        "healthchecktemplate.spec.http",
+    ] {
+        let out = cp.kubectl(&["explain", kind]).await.unwrap();
+        assert!(
+            out.contains("DESCRIPTION") && out.contains("FIELD"),
+            "{kind}: {out}"
+        );
+    }
+
+    // `kubectl get gtm` lists the three kinds with their printer columns.
+    let ns = namespace(&cp, "gtm-crds").await.unwrap();
+    let mut objects = load_example("health-checks.yaml").unwrap();
+    objects.extend(load_example("sequential-preemptive.yaml").unwrap());
+    rewrite(&mut objects, &loopback_map(101), &ns).unwrap();
+    apply(&cp.client, &ns, &objects).await.unwrap();
+    let listed = cp.kubectl(&["get", "gtm", "-n", &ns]).await.unwrap();
+    for kind in [
+        "gtmaccessdomain.gtm.kubegtm.io/app",
+        "addresspool.gtm.kubegtm.io/app-eu-west",
+        "healthchecktemplate.gtm.kubegtm.io/http-healthz",
+    ] {
+        assert!(
+            listed.contains(kind),
+            "{kind} missing from kubectl get gtm:\n{listed}"
+        );
+    }
+    for crd in &schema {
+        let columns = crd
+            .pointer("/spec/versions/0/additionalPrinterColumns")
+            .and_then(Value::as_array)
+            .unwrap();
+        let plural = crd
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap();
+        let header = cp.kubectl(&["get", plural, "-n", &ns]).await.unwrap();
+        let header = header.lines().next().unwrap_or_default().to_owned();
+        for column in columns {
+            let name = column["name"].as_str().unwrap().to_ascii_uppercase();
+            assert!(
+                header.contains(&name),
+                "{plural}: column {name} missing in {header:?}"
+            );
+        }
+    }
+    cp.delete_all_gtm_objects().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Validation parity
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_api_server_and_the_offline_validator_agree() {
+    let Some(cp) =
+        ControlPlane::get_or_skip("the_api_server_and_the_offline_validator_agree", "main").await
+    else {
+        return;
+    };
+    cp.apply_crds().await.unwrap();
+    let ns = namespace(&cp, "gtm-parity").await.unwrap();
+    let validator = ManifestValidator::new();
+    let mut disagreements = Vec::new();
+
+    let mut examples: Vec<_> = std::fs::read_dir(repo_root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    examples.sort();
+    for file in &examples {
+        let text = std::fs::read_to_string(file).unwrap();
+        for doc in parse_yaml_stream(&text).unwrap() {
+            let offline = validator
+                .validate(&doc)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            let server = server_dry_run(&cp, &ns, &doc).await.unwrap();
+            if offline.is_err() || server.is_err() {
+                disagreements.push(format!(
+                    "{}: example {}: offline {offline:?}, API server {server:?}",
+                    file.display(),
+                    doc["metadata"]["name"]
+                ));
+            }
+        }
+    }
+
+    let dir = repo_root().join("crds/tests/invalid");
+    let mut invalid: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    invalid.sort();
+    assert!(
+        invalid.len() >= 25,
+        "crds/tests/invalid holds a manifest per rule"
+    );
+    for file in &invalid {
+        let text = std::fs::read_to_string(file).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap()
+            .to_owned();
+        let doc = parse_yaml_stream(&text).unwrap().remove(0);
+        let offline = match validator.validate(&doc) {
+            Err(e @ ManifestError::Invalid { .. }) => Err(e.to_string()),
+            Err(other) => Err(format!("not a schema rejection: {other}")),
+            Ok(_) => Ok(()),
+        };
+        let server = server_dry_run(&cp, &ns, &doc).await.unwrap();
+        let offline_ok = matches!(&offline, Err(m) if m.contains(&expect));
+        let server_ok = matches!(&server, Err(m) if squash(m).contains(&squash(&expect)));
+        if !(offline_ok && server_ok) {
+            disagreements.push(format!(
+                "{}: expected {expect:?}\n  offline:    {offline:?}\n  API server: {server:?}",
+                file.display()
+            ));
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "{} disagreements:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+}
+
+/// `kubectl apply --dry-run=server` of one object, as README tells users to apply manifests
+/// (strict field validation): `Err(message)` when the API server refuses it.
+async fn server_dry_run(cp: &ControlPlane, ns: &str, doc: &Value) -> Result<Result<(), String>> {
+    let input = serde_json::to_string(doc)?;
+    let result = cp
+        .kubectl_with_input(&["apply", "--dry-run=server", "-n", ns, "-f", "-"], &input)
+        .await?;
+    Ok(result.map(|_| ()))
+}
+
+/// Whitespace collapsed: kubectl folds long messages.
+fn squash(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. The chart
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_chart_installs_upgrades_and_uninstalls() {
+    let Some(cp) =
+        ControlPlane::get_or_skip("the_chart_installs_upgrades_and_uninstalls", "main").await
+    else {
+        return;
+    };
+    let chart = repo_root().join("charts/kube-gtm");
+    let chart = chart.to_str().unwrap();
+
+    // Default values: the chart installs the CRDs itself.
+    delete_crds(&cp).await.unwrap();
+    let ns = "gtm-chart-default";
+    cp.helm(&[
+        "install",
+        "chart-default",
+        chart,
+        "-n",
+        ns,
+        "--create-namespace",
+        "--set",
+        &format!("zones={{{ZONE}}}"),
+    ])
+    .await
+    .unwrap();
+    cp.apply_crds().await.unwrap(); // they are there (and Established)
+    let operator = PodSpec::of_release(&cp.client, ns, "chart-default", Component::Operator)
+        .await
+        .unwrap();
+    assert_eq!(operator.env["GTM_CONCURRENCY"], "4");
+    assert_eq!(operator.env["GTM_ZONES"], ZONE);
+    let objects = release_objects(&cp, ns, "chart-default").await.unwrap();
+    for kind in [
+        "deployment",
+        "service",
+        "serviceaccount",
+        "role",
+        "rolebinding",
+        "clusterrole",
+        "clusterrolebinding",
+        "poddisruptionbudget",
+    ] {
+        assert!(
+            objects.iter().any(|o| o.starts_with(&format!("{kind}/"))),
+            "no {kind} installed: {objects:?}"
+        );
+    }
+
+    // Upgrade to changed values.
+    cp.helm(&[
+        "upgrade",
+        "chart-default",
+        chart,
+        "-n",
+        ns,
+        "--reuse-values",
+        "--set",
+        "operator.concurrency=9",
+        "--set",
+        "dns.replicas=3",
+    ])
+    .await
+    .unwrap();
+    let operator = PodSpec::of_release(&cp.client, ns, "chart-default", Component::Operator)
+        .await
+        .unwrap();
+    assert_eq!(operator.env["GTM_CONCURRENCY"], "9");
+    let replicas = cp
+        .kubectl(&[
+            "get",
+            "deployment",
+            "-n",
+            ns,
+            "-l",
+            "app.kubernetes.io/instance=chart-default,app.kubernetes.io/component=dns",
+            "-o",
+            "jsonpath={.items[0].spec.replicas}",
+        ])
+        .await
+        .unwrap();
+    assert_eq!(replicas, "3");
+
+    // Uninstall: nothing left but the CRDs (crds.keep=true by default).
+    cp.helm(&["uninstall", "chart-default", "-n", ns, "--wait"])
+        .await
+        .unwrap();
+    let left = release_objects(&cp, ns, "chart-default").await.unwrap();
+    assert_eq!(
+        left,
+        [
+            "customresourcedefinition/addresspools.gtm.kubegtm.io",
+            "customresourcedefinition/gtmaccessdomains.gtm.kubegtm.io",
+            "customresourcedefinition/healthchecktemplates.gtm.kubegtm.io"
+        ],
+        "left after uninstall"
+    );
+
+    // Every feature on (the all-features values of `make chart-test`), less the Prometheus
+    // Operator's ServiceMonitor and PrometheusRule, whose CRDs this API server does not have.
+    delete_crds(&cp).await.unwrap();
+    for extra in ["apps", "payments"] {
+        namespace_named(&cp, extra).await.unwrap();
+    }
+    let values = repo_root().join("charts/kube-gtm/ci/all-features-values.yaml");
+    let ns = "gtm-chart-all";
+    cp.helm(&[
+        "install",
+        "chart-all",
+        chart,
+        "-n",
+        ns,
+        "--create-namespace",
+        "-f",
+        values.to_str().unwrap(),
+        "--set",
+        "metrics.serviceMonitor.enabled=false",
+        "--set",
+        "metrics.prometheusRule.enabled=false",
+    ])
+    .await
+    .unwrap();
+    let objects = release_objects(&cp, ns, "chart-all").await.unwrap();
+    for kind in ["networkpolicy", "service"] {
+        assert!(
+            objects.iter().any(|o| o.starts_with(&format!("{kind}/"))),
+            "no {kind}: {objects:?}"
+        );
+    }
+    let watched_roles = cp
+        .kubectl(&["get", "role", "-n", "payments", "-o", "name"])
+        .await
+        .unwrap();
+    assert!(
+        watched_roles.contains("operator"),
+        "a Role per watched namespace: {watched_roles}"
+    );
+    cp.helm(&["uninstall", "chart-all", "-n", ns, "--wait"])
+        .await
+        .unwrap();
+    let left = release_objects(&cp, ns, "chart-all").await.unwrap();
+    assert!(
+        left.iter()
+            .all(|o| o.starts_with("customresourcedefinition/")),
+        "left after uninstall: {left:?}"
+    );
+    assert!(
+        cp.kubectl(&["get", "role", "-n", "payments", "-o", "name"])
+            .await
+            .unwrap()
+            .trim()
+            .is_empty()
+    );
+    delete_crds(&cp).await.unwrap();
+}
+
+/// `kind/name` of every object labelled with Helm release `release` (namespaced ones in `ns`).
+async fn release_objects(cp: &ControlPlane, ns: &str, release: &str) -> Result<Vec<String>> {
+    let selector = format!("app.kubernetes.io/instance={release}");
+    let namespaced = cp
+        .kubectl(&["get", "deployments,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets,configmaps,networkpolicies", "-n", ns, "-l", &selector, "-o", "name"])
+        .await?;
+    let cluster = cp
+        .kubectl(&[
+            "get",
+            "clusterroles,clusterrolebindings,customresourcedefinitions",
+            "-l",
+            &selector,
+            "-o",
+            "name",
+        ])
+        .await?;
+    let mut all: Vec<String> = namespaced
+        .lines()
+        .chain(cluster.lines())
+        .map(|l| {
+            let (kind, name) = l.split_once('/').unwrap_or((l, ""));
+            format!("{}/{name}", kind.split('.').next().unwrap_or(kind))
+        })
+        .collect();
+    all.sort();
+    Ok(all)
+}
+
+async fn delete_crds(cp: &ControlPlane) -> Result<()> {
+    cp.kubectl(&[
+        "delete",
+        "crd",
+        "--ignore-not-found",
+        "--wait",
+        "gtmaccessdomains.gtm.kubegtm.io",
+        "addresspools.gtm.kubegtm.io",
+        "healthchecktemplates.gtm.kubegtm.io",
+    ])
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4 and 5. RBAC for real, and the whole loop
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_chart_grants_exactly_what_each_component_uses() {
+    let Some(cp) =
+        ControlPlane::get_or_skip("the_chart_grants_exactly_what_each_component_uses", "main")
+            .await
+    else {
+        return;
+    };
+    let release = Release::install(&cp, "rbac", &[]).await.unwrap();
+    let ns = release.namespace.as_str();
+    let dns = release.spec(Component::Dns).await.unwrap().service_account;
+    let op = release
+        .spec(Component::Operator)
+        .await
+        .unwrap()
+        .service_account;
+    // The DNS pods read their ConfigMaps and nothing else.
+    for verb in ["get", "list", "watch"] {
+        assert!(
+            cp.can_i(ns, &dns, verb, "configmaps", ns).await.unwrap(),
+            "dns may {verb} configmaps"
+        );
+    }
+    for (verb, resource, in_ns) in [
+        ("create", "configmaps", ns),
+        ("patch", "configmaps", ns),
+        ("delete", "configmaps", ns),
+        ("get", "configmaps", "default"),
+        ("get", "secrets", ns),
+        ("list", "addresspools.gtm.kubegtm.io", ns),
+        ("get", "leases.coordination.k8s.io", ns),
+        ("create", "events", ns),
+        ("list", "pods", ns),
+    ] {
+        assert!(
+            !cp.can_i(ns, &dns, verb, resource, in_ns).await.unwrap(),
+            "dns must not {verb} {resource} in {in_ns}"
+        );
+    }
+    // The operator: what it uses, where it uses it.
+    for (verb, resource, in_ns) in [
+        ("patch", "configmaps", ns),
+        ("delete", "configmaps", ns),
+        ("watch", "addresspools.gtm.kubegtm.io", "default"),
+        ("patch", "addresspools.gtm.kubegtm.io/status", "default"),
+        ("patch", "gtmaccessdomains.gtm.kubegtm.io/status", "default"),
+        ("create", "events.events.k8s.io", "default"),
+        (
+            "patch",
+            "leases.coordination.k8s.io/rbac-kube-gtm-operator",
+            ns,
+        ),
+    ] {
+        assert!(
+            cp.can_i(ns, &op, verb, resource, in_ns).await.unwrap(),
+            "operator may {verb} {resource} in {in_ns}"
+        );
+    }
+    for (verb, resource, in_ns) in [
+        ("patch", "configmaps", "default"),
+        ("get", "secrets", ns),
+        ("update", "addresspools.gtm.kubegtm.io", "default"),
+        ("delete", "gtmaccessdomains.gtm.kubegtm.io", "default"),
+        ("patch", "leases.coordination.k8s.io/another", ns),
+        ("create", "pods", ns),
+    ] {
+        assert!(
+            !cp.can_i(ns, &op, verb, resource, in_ns).await.unwrap(),
+            "operator must not {verb} {resource} in {in_ns}"
+        );
+    }
+    release.uninstall().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_whole_loop_runs_with_the_charts_accounts() {
+    let Some(cp) =
+        ControlPlane::get_or_skip("the_whole_loop_runs_with_the_charts_accounts", "main").await
+    else {
+        return;
+    };
+    let release = Release::install(&cp, "loop", &[]).await.unwrap();
+    let mut gtm = release.start(110, 1).await.unwrap();
+    let result = async {
+        gtm.settle().await?;
+        // The payload ConfigMaps are written by server-side apply with our field manager.
+        for cm in release.payload_configmaps().await? {
+            let managers: Vec<_> = cm
+                .metadata
+                .managed_fields
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| {
+                    (
+                        m.manager.unwrap_or_default(),
+                        m.operation.unwrap_or_default(),
+                    )
+                })
+                .collect();
+            ensure!(
+                managers.contains(&("gtm-operator".into(), "Apply".into())),
+                "ConfigMap {:?} managed by {managers:?}",
+                cm.metadata.name
+            );
+        }
+        // Fail both eu-west backends: answers, pool status, events and metrics follow.
+        gtm.backends[0].fail();
+        gtm.backends[1].fail();
+        gtm.wait_answer(&[&gtm.backends[2].ip]).await?;
+        let pool = gtm
+            .wait_pool_condition("app-eu-west", "Available", "False")
+            .await?;
+        let tasks = pool.pointer("/status/addresses/0/tasks/0/state").cloned();
+        ensure!(
+            tasks == Some(json!("Down")),
+            "task state in status: {tasks:?}"
+        );
+        gtm.wait_events("app-eu-west", &["AddressDown", "PoolUnavailable"])
+            .await?;
+        gtm.wait_events("app", &["Failover"]).await?;
+        let metrics = gtm.operators[0].metrics().await?;
+        let failovers = samples(&metrics, "gtm_operator_failovers_total", &[]);
+        ensure!(
+            failovers.iter().sum::<f64>() >= 1.0,
+            "failovers_total {failovers:?}"
+        );
+        let up = samples(
+            &metrics,
+            "gtm_operator_address_up",
+            &[("address", &gtm.backends[0].ip)],
+        );
+        ensure!(up == [0.0], "address_up of the failed backend: {up:?}");
+        let dns_metrics = gtm.dns[0].metrics().await?;
+        ensure!(
+            !samples(&dns_metrics, "gtm_dnspod_queries_total", &[]).is_empty(),
+            "the DNS process counts queries"
+        );
+        // Recover: back to eu-west (Preemptive).
+        gtm.backends[0].recover();
+        gtm.backends[1].recover();
+        gtm.wait_answer(&[&gtm.backends[0].ip, &gtm.backends[1].ip])
+            .await?;
+        gtm.wait_pool_condition("app-eu-west", "Available", "True")
+            .await?;
+        gtm.wait_events("app-eu-west", &["AddressUp", "PoolAvailable"])
+            .await?;
+        gtm.wait_events("app", &["Failback"]).await?;
+        gtm.check_running()
+    }
+    .await;
+    gtm.finish(result).await;
+    release.uninstall().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Leader election
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_standby_operator_takes_over_from_a_killed_leader() {
+    let Some(cp) =
+        ControlPlane::get_or_skip("a_standby_operator_takes_over_from_a_killed_leader", "main")
+            .await
+    else {
+        return;
+    };
+    let release = Release::install(&cp, "leader", &[]).await.unwrap();
+    let mut gtm = release.start(111, 2).await.unwrap();
+    let result = async {
+        gtm.settle().await?;
+        let leader = gtm.wait_single_leader().await?;
+        let standby = 1 - leader;
+        // Only the leader writes: the standby has made no status or payload writes.
+        let standby_metrics = gtm.operators[standby].metrics().await?;
+        let writes: f64 = samples(&standby_metrics, "gtm_operator_reconciles_total", &[]).iter().sum();
+        ensure!(writes == 0.0, "the standby reconciled {writes} times");
+        let lease_before = release.lease_holder().await?;
+        ensure!(lease_before.as_deref() == Some(&*format!("op-{leader}")), "Lease held by {lease_before:?}");
+
+        let killed = Instant::now();
+        gtm.operators[leader].kill9().await?;
+        let holder = wait_for("the standby to take the Lease", DEADLINE, || async {
+            Ok::<_, anyhow::Error>(match release.lease_holder().await? {
+                Some(h) if h == format!("op-{standby}") => Check::Ready(h),
+                other => Check::Pending(format!("holder {other:?}")),
+            })
+        })
+        .await?;
+        let took_lease = killed.elapsed();
+        // Status and answers keep moving under the new leader.
+        gtm.backends[0].fail();
+        gtm.backends[1].fail();
+        gtm.wait_answer(&[&gtm.backends[2].ip]).await?;
+        gtm.wait_pool_condition("app-eu-west", "Available", "False").await?;
+        println!("leader takeover: {holder} took the Lease {took_lease:.1?} after kill -9; failover answered {:.1?} after the kill", killed.elapsed());
+        gtm.operators[standby].check_running()?;
+        gtm.dns[0].check_running()
+    }
+    .await;
+    gtm.finish(result).await;
+    release.uninstall().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Restart without flapping
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_restarted_operator_neither_flaps_nor_changes_answers() {
+    let Some(cp) = ControlPlane::get_or_skip(
+        "a_restarted_operator_neither_flaps_nor_changes_answers",
+        "main",
+    )
+    .await
+    else {
+        return;
+    };
+    let release = Release::install(&cp, "restart", &[]).await.unwrap();
+    let mut gtm = release.start(112, 1).await.unwrap();
+    let result = async {
+        gtm.settle().await?;
+        // One address down before the restart: it must stay down, the others up.
+        gtm.backends[0].fail();
+        gtm.wait_answer(&[&gtm.backends[1].ip]).await?;
+        gtm.wait_events("app-eu-west", &["AddressDown"]).await?;
+        let before = gtm.event_reasons("app-eu-west").await?;
+        let probes_before = gtm.probes_total(0).await?;
+
+        gtm.operators[0].restart().await?;
+        let restarted = Instant::now();
+        // Until the restarted operator has probed every task twice (beyond both thresholds),
+        // every answer stays what it was.
+        loop {
+            let answer = gtm.query().await?;
+            ensure!(
+                answer.sorted() == [gtm.backends[1].ip.clone()],
+                "answer changed after the restart: {answer}"
+            );
+            let probes = gtm.probes_total(0).await.unwrap_or(0.0);
+            if probes >= 3.0 * 2.0 + 1.0 && gtm.is_leader(0).await.unwrap_or(false) {
+                break;
+            }
+            ensure!(
+                restarted.elapsed() < Duration::from_secs(60),
+                "restarted operator did not probe: {probes} probes (before: {probes_before})\n{}",
+                gtm.operators[0].log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let after = gtm.event_reasons("app-eu-west").await?;
+        ensure!(
+            before == after,
+            "events after the restart: {before:?} -> {after:?}"
+        );
+        gtm.check_running()
+    }
+    .await;
+    gtm.finish(result).await;
+    release.uninstall().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Sharding at the real size limits
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn twenty_thousand_addresses_are_split_served_and_defended() {
+    let Some(cp) = ControlPlane::get_or_skip(
+        "twenty_thousand_addresses_are_split_served_and_defended",
+        "main",
+    )
+    .await
+    else {
+        return;
+    };
+    let release = Release::install(&cp, "big", &[]).await.unwrap();
+    let mut gtm = release.start(113, 1).await.unwrap();
+    let result = async {
+        gtm.settle().await?;
+        let apps = gtm.apps.clone();
+        let objects = big_config(79, 254);
+        let count: usize = objects
+            .iter()
+            .filter_map(|o| o.pointer("/spec/addresses").and_then(Value::as_array))
+            .map(Vec::len)
+            .sum();
+        ensure!(count >= 20_000, "{count} addresses");
+        let started = Instant::now();
+        use futures::StreamExt;
+        let results: Vec<Result<()>> = futures::stream::iter(objects.chunks(1).map(|chunk| {
+            let client = cp.client.clone();
+            let apps = apps.clone();
+            let chunk = chunk.to_vec();
+            async move { apply(&client, &apps, &chunk).await }
+        }))
+        .buffer_unordered(8)
+        .collect()
+        .await;
+        results.into_iter().collect::<Result<Vec<()>>>()?;
+        let last = "big-78.gtm.example.com";
+        let answer = wait_for(&format!("{last} answered"), DEADLINE, || async {
+            let a = query(
+                gtm.dns[0].dns.unwrap(),
+                last,
+                RecordType::A,
+                Transport::Tcp,
+                Duration::from_secs(2),
+            )
+            .await?;
+            Ok::<_, anyhow::Error>(
+                if a.rcode == ResponseCode::NoError && !a.records.is_empty() {
+                    Check::Ready(a)
+                } else {
+                    Check::Pending(a.to_string())
+                },
+            )
+        })
+        .await?;
+        ensure!(
+            answer.records.iter().all(|r| r.starts_with("10.78.")),
+            "{answer}"
+        );
+        println!(
+            "{count} addresses as CRs: applied and answered in {:.1?}",
+            started.elapsed()
+        );
+        let parts = release.payload_configmaps().await?;
+        let config_parts: Vec<_> = parts
+            .iter()
+            .filter(|c| {
+                c.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("gtm.kubegtm.io/payload"))
+                    .is_some_and(|p| p == "config")
+            })
+            .collect();
+        ensure!(
+            config_parts.len() > 1,
+            "{} config ConfigMaps: the payload was not split",
+            config_parts.len()
+        );
+
+        // Another field manager's edit of a config ConfigMap is undone.
+        let victim = config_parts[0].metadata.name.clone().unwrap();
+        let (key, original) = config_parts[0]
+            .data
+            .clone()
+            .unwrap()
+            .into_iter()
+            .next()
+            .unwrap();
+        let api: Api<ConfigMap> = Api::namespaced(cp.client.clone(), &release.namespace);
+        api.patch(
+            &victim,
+            &PatchParams {
+                field_manager: Some("intruder".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"data": {&key: "tampered"}})),
+        )
+        .await?;
+        wait_for(
+            &format!("ConfigMap {victim} restored"),
+            DEADLINE,
+            || async {
+                let cm = api.get(&victim).await?;
+                let now = cm
+                    .data
+                    .unwrap_or_default()
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_default();
+                Ok::<_, kube::Error>(if now == original {
+                    Check::Ready(())
+                } else {
+                    Check::Pending(format!("{} bytes", now.len()))
+                })
+            },
+        )
+        .await?;
+        // Served all along.
+        let again = gtm.query_name(last).await?;
+        ensure!(
+            again.rcode == ResponseCode::NoError && !again.records.is_empty(),
+            "{again}"
+        );
+        cp.delete_all_gtm_objects().await?;
+        gtm.check_running()
+    }
+    .await;
+    gtm.finish(result).await;
+    release.uninstall().await.unwrap();
+}
+
+/// `pools` IPv4 pools of `per_pool` addresses (10.<pool>.x.y, no health checks) and one access
+/// domain `big-<pool>` per pool.
+fn big_config(pools: usize, per_pool: usize) -> Vec<Value> {
+    let mut objects = Vec::new();
+    for p in 0..pools {
+        let addresses: Vec<Value> = (0..per_pool)
+            .map(|i| json!({"value": format!("10.{p}.{}.{}", i / 250, i % 250 + 1)}))
+            .collect();
+        objects.push(json!({
+            "apiVersion": "gtm.kubegtm.io/v1alpha1", "kind": "AddressPool",
+            "metadata": {"name": format!("big-{p}")},
+            "spec": {"type": "IPv4", "addresses": addresses}
+        }));
+        objects.push(json!({
+            "apiVersion": "gtm.kubegtm.io/v1alpha1", "kind": "GtmAccessDomain",
+            "metadata": {"name": format!("big-{p}")},
+            "spec": {"domain": format!("big-{p}.{ZONE}"), "recordType": "A", "policy": "RoundRobin", "pools": [{"name": format!("big-{p}")}]}
+        }));
+    }
+    objects
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. API outage
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn dns_keeps_answering_through_an_api_outage_and_resumes() {
+    let Some(cp) = ControlPlane::get_or_skip(
+        "dns_keeps_answering_through_an_api_outage_and_resumes",
+        "main",
+    )
+    .await
+    else {
+        return;
+    };
+    let release = Release::install(&cp, "outage", &[]).await.unwrap();
+    let mut gtm = release.start(114, 1).await.unwrap();
+    let result = async {
+        gtm.settle().await?;
+        let pids = (gtm.operators[0].pid(), gtm.dns[0].pid());
+        let expected = gtm.query().await?.sorted();
+        cp.script("stop-apiserver").await?;
+        let stopped = Instant::now();
+        let mut stale_seen = false;
+        while stopped.elapsed() < Duration::from_secs(30) {
+            let answer = gtm.query().await?;
+            ensure!(
+                answer.sorted() == expected,
+                "answer changed during the outage: {answer}"
+            );
+            let (ready, _) = gtm.dns[0].http_get("/readyz").await?;
+            ensure!(ready == 200, "/readyz answered {ready} during the outage");
+            let metrics = gtm.dns[0].metrics().await?;
+            stale_seen |= samples(&metrics, "gtm_dnspod_config_source_stale", &[]) == [1.0];
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        ensure!(
+            stale_seen,
+            "the DNS process never reported its source stale"
+        );
+        cp.script("start-apiserver").await?;
+        wait_for("the source fresh again", DEADLINE, || async {
+            let stale = samples(
+                &gtm.dns[0].metrics().await?,
+                "gtm_dnspod_config_source_stale",
+                &[],
+            );
+            Ok::<_, anyhow::Error>(if stale == [0.0] {
+                Check::Ready(())
+            } else {
+                Check::Pending(format!("{stale:?}"))
+            })
+        })
+        .await?;
+        // Both resume watching without a restart: a change made now is answered.
+        gtm.backends[0].fail();
+        gtm.backends[1].fail();
+        gtm.wait_answer(&[&gtm.backends[2].ip]).await?;
+        gtm.wait_pool_condition("app-eu-west", "Available", "False")
+            .await?;
+        ensure!(
+            (gtm.operators[0].pid(), gtm.dns[0].pid()) == pids,
+            "a process was restarted"
+        );
+        gtm.check_running()
+    }
+    .await;
+    gtm.finish(result).await;
+    release.uninstall().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+/// A namespace `prefix-<random>` for objects of one test.
+async fn namespace(cp: &ControlPlane, prefix: &str) -> Result<String> {
+    let name = e2e::cluster::unique_name(prefix);
+    namespace_named(cp, &name).await?;
+    Ok(name)
+}
+
+async fn namespace_named(cp: &ControlPlane, name: &str) -> Result<()> {
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    match Api::<Namespace>::all(cp.client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The example addresses (127.0.10.1, 127.0.10.2, 127.0.20.1) moved to 127.<block>.10.1 etc., so
+/// that tests never share a listener.
+fn loopback_map(block: u8) -> Vec<(&'static str, String)> {
+    vec![
+        ("127.0.10.1", format!("127.{block}.10.1")),
+        ("127.0.10.2", format!("127.{block}.10.2")),
+        ("127.0.20.1", format!("127.{block}.20.1")),
+    ]
+}
+
+/// A Helm release of the chart in its own namespace, CRDs applied beforehand.
+struct Release {
+    cp: ControlPlane,
+    name: String,
+    namespace: String,
+}
+
+impl Release {
+    async fn install(cp: &ControlPlane, name: &str, values: &[&str]) -> Result<Self> {
+        cp.apply_crds().await?;
+        cp.delete_all_gtm_objects().await?;
+        let namespace = format!("gtm-{name}");
+        // A release left by an earlier, failed run of the same test.
+        cp.helm(&["uninstall", name, "-n", &namespace, "--ignore-not-found"])
+            .await?;
+        let chart = repo_root().join("charts/kube-gtm");
+        let zones = format!("zones={{{ZONE}}}");
+        let mut args = vec![
+            "install",
+            name,
+            chart.to_str().unwrap(),
+            "-n",
+            &namespace,
+            "--create-namespace",
+            "--set",
+            &zones,
+            "--set",
+            "crds.install=false",
+        ];
+        args.extend_from_slice(values);
+        cp.helm(&args).await?;
+        Ok(Self {
+            cp: cp.clone(),
+            name: name.to_owned(),
+            namespace,
+        })
+    }
+
+    async fn spec(&self, component: Component) -> Result<PodSpec> {
+        PodSpec::of_release(&self.cp.client, &self.namespace, &self.name, component).await
+    }
+
+    /// Backends on 127.<block>.x.y, the active/standby example applied in an apps namespace,
+    /// `operators` operator processes and one DNS process, each with its chart account.
+    async fn start(&self, block: u8, operators: usize) -> Result<Gtm> {
+        let apps = namespace(&self.cp, &format!("{}-apps", self.name)).await?;
+        let map = loopback_map(block);
+        let mut backends = Vec::new();
+        for (_, ip) in &map {
+            backends.push(TestBackend::start(ip).await?);
+        }
+        let mut objects = load_example("health-checks.yaml")?;
+        objects.extend(load_example("sequential-preemptive.yaml")?);
+        rewrite(&mut objects, &map, &apps)?;
+        let domain = domain_of(&objects).context("a domain")?;
+        apply(&self.cp.client, &apps, &objects).await?;
+
+        let op_spec = self.spec(Component::Operator).await?;
+        let dns_spec = self.spec(Component::Dns).await?;
+        let op_config = self
+            .cp
+            .service_account_kubeconfig(&self.namespace, &op_spec.service_account)
+            .await?;
+        let dns_config = self
+            .cp
+            .service_account_kubeconfig(&self.namespace, &dns_spec.service_account)
+            .await?;
+        let logs = self.cp.work_dir.join(&self.name);
+        let _ = std::fs::remove_dir_all(&logs);
+        std::fs::create_dir_all(&logs)?;
+        let mut ops = Vec::new();
+        for i in 0..operators {
+            let spec = op_spec.replica(&format!("op-{i}"));
+            ops.push(GtmProcess::start(
+                Component::Operator,
+                &spec,
+                &op_config,
+                &logs.join(format!("operator-{i}.log")),
+            )?);
+        }
+        let dns = vec![GtmProcess::start(
+            Component::Dns,
+            &dns_spec,
+            &dns_config,
+            &logs.join("dns-0.log"),
+        )?];
+        Ok(Gtm {
+            client: self.cp.client.clone(),
+            apps,
+            domain,
+            backends,
+            operators: ops,
+            dns,
+        })
+    }
+
+    async fn payload_configmaps(&self) -> Result<Vec<ConfigMap>> {
+        let api: Api<ConfigMap> = Api::namespaced(self.cp.client.clone(), &self.namespace);
+        Ok(api
+            .list(&ListParams::default().labels("gtm.kubegtm.io/payload"))
+            .await?
+            .items)
+    }
+
+    async fn lease_holder(&self) -> Result<Option<String>> {
+        let leases = Api::<Lease>::namespaced(self.cp.client.clone(), &self.namespace)
+            .list(&ListParams::default())
+            .await?;
+        Ok(leases
+            .items
+            .into_iter()
+            .find_map(|l| l.spec.and_then(|s| s.holder_identity)))
+    }
+
+    async fn uninstall(self) -> Result<()> {
+        self.cp.delete_all_gtm_objects().await?;
+        self.cp
+            .helm(&["uninstall", &self.name, "-n", &self.namespace])
+            .await?;
+        Ok(())
+    }
+}
+
+/// An HTTP backend on `<ip>:8080` whose `/healthz` can be failed.
+struct TestBackend {
+    ip: String,
+    backend: Arc<Backend>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestBackend {
+    async fn start(ip: &str) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind((ip, 8080))
+            .await
+            .with_context(|| format!("binding {ip}:8080"))?;
+        let backend = Backend::new(ip);
+        let task = tokio::spawn(serve(listener, backend.clone()));
+        Ok(Self {
+            ip: ip.to_owned(),
+            backend,
+            task,
+        })
+    }
+
+    fn fail(&self) {
+        self.backend.respond("POST", "/fail");
+    }
+
+    fn recover(&self) {
+        self.backend.respond("POST", "/recover");
+    }
+}
+
+impl Drop for TestBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A running GTM: backends, example objects, operator and DNS processes.
+struct Gtm {
+    client: Client,
+    apps: String,
+    domain: String,
+    backends: Vec<TestBackend>,
+    operators: Vec<GtmProcess>,
+    dns: Vec<GtmProcess>,
+}
+
+impl Gtm {
+    /// Waits until the example is accepted and answered from eu-west.
+    async fn settle(&self) -> Result<()> {
+        wait_for("the domain accepted", DEADLINE, || async {
+            let object = get(&self.client, &self.apps, "GtmAccessDomain", "app").await?;
+            Ok::<_, anyhow::Error>(match condition(&object, "Accepted") {
+                Some((s, _)) if s == "True" => Check::Ready(()),
+                other => Check::Pending(format!("{other:?}")),
+            })
+        })
+        .await?;
+        self.wait_answer(&[&self.backends[0].ip, &self.backends[1].ip])
+            .await?;
+        Ok(())
+    }
+
+    async fn query_name(&self, name: &str) -> Result<Answer> {
+        query(
+            self.dns[0].dns.context("a DNS process")?,
+            name,
+            RecordType::A,
+            Transport::Udp,
+            Duration::from_secs(2),
+        )
+        .await
+    }
+
+    async fn query(&self) -> Result<Answer> {
+        self.query_name(&self.domain).await
+    }
+
+    async fn wait_answer(&self, expected: &[&str]) -> Result<()> {
+        let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        wait_for(
+            &format!("{} to answer {expected:?}", self.domain),
+            DEADLINE,
+            || async {
+                let answer = self.query().await?;
+                Ok::<_, anyhow::Error>(if answer.sorted() == expected {
+                    Check::Ready(())
+                } else {
+                    Check::Pending(answer.to_string())
+                })
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn wait_pool_condition(&self, pool: &str, type_: &str, status: &str) -> Result<Value> {
+        Ok(
+            wait_for(&format!("{pool} {type_}={status}"), DEADLINE, || async {
+                let object = get(&self.client, &self.apps, "AddressPool", pool).await?;
+                Ok::<_, anyhow::Error>(match condition(&object, type_) {
+                    Some((s, _)) if s == status => Check::Ready(object),
+                    other => Check::Pending(format!("{other:?}")),
+                })
+            })
+            .await?,
+        )
+    }
+
+    async fn event_reasons(&self, object: &str) -> Result<BTreeSet<(String, i32)>> {
+        Ok(events_for(&self.client, &self.apps, object)
+            .await?
+            .into_iter()
+            .map(|e| (e.reason.unwrap_or_default(), e.count.unwrap_or(1)))
+            .collect())
+    }
+
+    async fn wait_events(&self, object: &str, reasons: &[&str]) -> Result<()> {
+        wait_for(
+            &format!("events {reasons:?} on {object}"),
+            DEADLINE,
+            || async {
+                let seen = self.event_reasons(object).await?;
+                let missing: Vec<_> = reasons
+                    .iter()
+                    .filter(|r| !seen.iter().any(|(s, _)| s == *r))
+                    .collect();
+                Ok::<_, anyhow::Error>(if missing.is_empty() {
+                    Check::Ready(())
+                } else {
+                    Check::Pending(format!("missing {missing:?}, seen {seen:?}"))
+                })
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn is_leader(&self, i: usize) -> Result<bool> {
+        Ok(samples(
+            &self.operators[i].metrics().await?,
+            "gtm_operator_leader",
+            &[],
+        ) == [1.0])
+    }
+
+    async fn wait_single_leader(&self) -> Result<usize> {
+        Ok(wait_for("one leader", DEADLINE, || async {
+            let mut leaders = Vec::new();
+            for i in 0..self.operators.len() {
+                if self.is_leader(i).await? {
+                    leaders.push(i);
+                }
+            }
+            Ok::<_, anyhow::Error>(if leaders.len() == 1 {
+                Check::Ready(leaders[0])
+            } else {
+                Check::Pending(format!("leaders {leaders:?}"))
+            })
+        })
+        .await?)
+    }
+
+    async fn probes_total(&self, i: usize) -> Result<f64> {
+        Ok(samples(
+            &self.operators[i].metrics().await?,
+            "gtm_operator_probes_total",
+            &[],
+        )
+        .iter()
+        .sum())
+    }
+
+    fn check_running(&mut self) -> Result<()> {
+        for p in self.operators.iter_mut().chain(self.dns.iter_mut()) {
+            p.check_running()?;
+        }
+        Ok(())
+    }
+
+    /// Ends a test: on failure prints every process's log and the objects, then panics.
+    async fn finish(self, result: Result<()>) {
+        if let Err(error) = result {
+            for p in self.operators.iter().chain(self.dns.iter()) {
+                eprintln!(
+                    "==> {} ({:?})\n{}",
+                    p.log.display(),
+                    p.component,
+                    p.log_tail()
+                );
+            }
+            eprintln!("{}", e2e::diag::collect(&self.client, &[&self.apps]).await);
+            panic!("{error:#}");
+        }
+    }
+}
