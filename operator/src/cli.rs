@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::cluster::ClusterOptions;
+use crate::drop_guard::DropGuardSettings;
 use crate::local::LocalOptions;
 
 /// kube-gtm operator.
@@ -69,6 +70,9 @@ pub struct RunArgs {
     /// Health probes in flight at most.
     #[arg(long, env = "GTM_PROBE_CONCURRENCY", default_value_t = 256)]
     pub probe_concurrency: usize,
+    /// The drop guard.
+    #[command(flatten)]
+    pub drop_guard: DropGuardArgs,
 }
 
 impl From<RunArgs> for ClusterOptions {
@@ -86,6 +90,7 @@ impl From<RunArgs> for ClusterOptions {
             leader_election: a.leader_election,
             concurrency: a.concurrency,
             probe_concurrency: a.probe_concurrency,
+            drop_guard: a.drop_guard.into(),
         }
     }
 }
@@ -103,6 +108,28 @@ fn host_identity() -> String {
                 .map_or(0, |d| d.subsec_nanos());
             format!("gtm-operator-{}-{nanos:x}", std::process::id())
         })
+}
+
+/// Flags of the guard against publishing a change that drops most access domains (both modes).
+#[derive(Debug, clap::Args)]
+pub struct DropGuardArgs {
+    /// A change that drops more than this percentage of the published access domains is held
+    /// (the last published config keeps serving) until it persists or is confirmed; 100 turns
+    /// the guard off.
+    #[arg(long, env = "GTM_MAX_DOMAIN_DROP_PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_domain_drop_percent: u8,
+    /// Seconds a held change must persist before it is published anyway.
+    #[arg(long, env = "GTM_DROP_HOLD_SECONDS", default_value_t = 300)]
+    pub drop_hold_seconds: u64,
+}
+
+impl From<DropGuardArgs> for DropGuardSettings {
+    fn from(a: DropGuardArgs) -> Self {
+        DropGuardSettings {
+            max_drop_percent: a.max_domain_drop_percent,
+            hold_for: std::time::Duration::from_secs(a.drop_hold_seconds),
+        }
+    }
 }
 
 /// Flags of `gtm-operator local`.
@@ -129,6 +156,9 @@ pub struct LocalArgs {
     /// Health probes in flight at most.
     #[arg(long, env = "GTM_PROBE_CONCURRENCY", default_value_t = 256)]
     pub probe_concurrency: usize,
+    /// The drop guard.
+    #[command(flatten)]
+    pub drop_guard: DropGuardArgs,
 }
 
 impl From<LocalArgs> for LocalOptions {
@@ -139,6 +169,7 @@ impl From<LocalArgs> for LocalOptions {
             zones: a.zones,
             namespace: a.namespace,
             probe_concurrency: a.probe_concurrency,
+            drop_guard: a.drop_guard.into(),
         }
     }
 }

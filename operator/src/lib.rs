@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cluster;
 pub mod compile;
 pub mod conditions;
+pub mod drop_guard;
 pub mod evaluate;
 pub mod health;
 pub mod http;

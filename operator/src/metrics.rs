@@ -93,6 +93,8 @@ pub struct Metrics {
     pub probe_duration: Family<ProbeLabels, Histogram, fn() -> Histogram>,
     /// 1 while this replica holds the leader Lease.
     pub leader: Gauge<i64, AtomicI64>,
+    /// 1 while a change that drops most access domains is held (see `drop_guard`).
+    pub publish_held: Gauge<i64, AtomicI64>,
     registry: Registry,
 }
 
@@ -164,6 +166,12 @@ impl Metrics {
             "Probe latency by protocol and result",
             probe_duration.clone(),
         );
+        let publish_held = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "publish_held",
+            "1 while a change that drops most access domains is held",
+            publish_held.clone(),
+        );
         let leader = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "leader",
@@ -182,6 +190,7 @@ impl Metrics {
             probes,
             probe_duration,
             leader,
+            publish_held,
             registry,
         }
     }

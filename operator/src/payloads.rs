@@ -71,6 +71,11 @@ impl PayloadState {
             .unwrap_or_default()
     }
 
+    /// The config last published (or found published after a restart).
+    pub fn last_config(&self) -> Option<&GtmConfig> {
+        self.config.as_ref()
+    }
+
     /// The health snapshot last published.
     pub fn last_health(&self) -> Option<&HealthSnapshot> {
         self.health.as_ref()

@@ -60,6 +60,8 @@ pub struct ClusterOptions {
     pub concurrency: usize,
     /// Health probes in flight at most.
     pub probe_concurrency: usize,
+    /// When a change that drops most access domains is held.
+    pub drop_guard: crate::drop_guard::DropGuardSettings,
 }
 
 /// The reflector stores of one kind, one per watched namespace (or one for all).
@@ -183,6 +185,7 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
         Recorder::new(client.clone(), reporter),
         metrics.clone(),
     );
+    reconciler.set_drop_guard(opts.drop_guard);
     let configmaps = Stores::<ConfigMap>::watch(
         &client,
         std::slice::from_ref(&opts.namespace),

@@ -23,6 +23,7 @@ use super::FIELD_MANAGER;
 use super::configmaps::PayloadConfigMaps;
 use crate::compile::{Compilation, compile};
 use crate::conditions::{capped, flips};
+use crate::drop_guard::{CONFIRM_ANNOTATION, DropGuard, DropGuardSettings};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::health::{TaskHealth, snapshot};
 use crate::inventory::{Inventory, ObjectKey};
@@ -67,6 +68,7 @@ pub struct Reconciler {
     metrics: Arc<Metrics>,
     concurrency: usize,
     written: HashMap<ObjectKey, Written>,
+    guard: DropGuard,
 }
 
 /// Where and how a [`Reconciler`] writes.
@@ -109,7 +111,17 @@ impl Reconciler {
             metrics,
             concurrency: settings.concurrency.max(1),
             written: HashMap::new(),
+            // Off until `set_drop_guard` (which `cluster::run` always calls).
+            guard: DropGuard::new(DropGuardSettings {
+                max_drop_percent: 100,
+                ..DropGuardSettings::default()
+            }),
         }
+    }
+
+    /// Sets when a change that drops most access domains is held.
+    pub fn set_drop_guard(&mut self, settings: DropGuardSettings) {
+        self.guard = DropGuard::new(settings);
     }
 
     /// The label selector of the payload ConfigMaps.
@@ -183,8 +195,9 @@ impl Reconciler {
         let mut report = Report::default();
         let evaluation = evaluate(compilation, tasks, &self.active);
 
+        let admitted = self.guard_drop(compilation, configmaps);
         // Config before health: a DNS pod never holds health for a config it lacks.
-        let config = match self.payloads.next_config(compilation.config.clone()) {
+        let config = match self.payloads.next_config(admitted) {
             Ok(config) => config,
             Err(e) => {
                 tracing::error!(
@@ -234,6 +247,45 @@ impl Reconciler {
             }
         }
         Ok(report)
+    }
+
+    /// The config to publish under the drop guard: the compiled one, or the last published
+    /// one while a large drop is held (logged, `gtm_operator_publish_held`). Confirmed by the
+    /// annotation [`CONFIRM_ANNOTATION`] on a payload ConfigMap.
+    fn guard_drop(
+        &mut self,
+        compilation: &Compilation,
+        configmaps: &[Arc<ConfigMap>],
+    ) -> GtmConfig {
+        let confirmation = configmaps.iter().find_map(|c| {
+            c.metadata
+                .annotations
+                .as_ref()?
+                .get(CONFIRM_ANNOTATION)
+                .cloned()
+        });
+        let admitted = self.guard.admit(
+            self.payloads.last_config(),
+            compilation.config.clone(),
+            confirmation.as_deref(),
+            Instant::now(),
+        );
+        let was_held = self.metrics.publish_held.get() == 1;
+        if let Some(hold) = &admitted.hold
+            && !was_held
+        {
+            tracing::warn!(
+                "{}",
+                hold.message(&format!(
+                    "annotate a config ConfigMap ({}) with {CONFIRM_ANNOTATION}=<token>",
+                    self.selector()
+                ))
+            );
+        }
+        self.metrics
+            .publish_held
+            .set(i64::from(admitted.hold.is_some()));
+        admitted.config
     }
 
     /// Writes a payload when it changed, or when the ConfigMaps holding it were altered.

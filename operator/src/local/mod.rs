@@ -23,6 +23,7 @@ use kube::ResourceExt;
 use self::last_good::LastGood;
 use self::watch::ManifestWatch;
 use crate::compile::{Compilation, compile_with_refused};
+use crate::drop_guard::{CONFIRM_FILE, DropGuard, DropGuardSettings};
 use crate::evaluate::evaluate;
 use crate::health::{Restored, TaskHealth, restored_from_snapshot, snapshot};
 use crate::inventory::{Inventory, ObjectKey};
@@ -49,6 +50,8 @@ pub struct LocalOptions {
     pub namespace: String,
     /// Health probes in flight at most.
     pub probe_concurrency: usize,
+    /// When a change that drops most access domains is held.
+    pub drop_guard: DropGuardSettings,
 }
 
 /// The state local mode keeps between passes.
@@ -61,6 +64,8 @@ pub struct LocalOperator {
     statuses: BTreeMap<ObjectKey, ObjectStatus>,
     tasks: BTreeMap<String, TaskHealth>,
     last_good: LastGood,
+    guard: DropGuard,
+    hold: Option<String>,
     loaded: Loaded,
     compilation: Option<Compilation>,
     table: String,
@@ -74,6 +79,7 @@ impl LocalOperator {
         let (config, health) = files::previous_payloads(&opts.output);
         let payloads = PayloadState::resume(config, health);
         Ok(Self {
+            guard: DropGuard::new(opts.drop_guard),
             opts,
             validator: ManifestValidator::new(),
             created: HashMap::new(),
@@ -82,6 +88,7 @@ impl LocalOperator {
             statuses: BTreeMap::new(),
             tasks: BTreeMap::new(),
             last_good: LastGood::default(),
+            hold: None,
             loaded: Loaded::default(),
             compilation: None,
             table: String::new(),
@@ -149,10 +156,16 @@ impl LocalOperator {
         let published = self.publish(&inventory, &compilation, now);
         self.compilation = Some(compilation);
         let statuses = published?;
+        let problems: Vec<String> = self
+            .hold
+            .iter()
+            .chain(&self.loaded.problems)
+            .cloned()
+            .collect();
         let table = table::render(
             &statuses,
             &self.loaded.invalid,
-            &self.loaded.problems,
+            &problems,
             self.payloads.config_generation(),
         );
         self.statuses = statuses;
@@ -213,10 +226,25 @@ impl LocalOperator {
         now: &Time,
     ) -> anyhow::Result<BTreeMap<ObjectKey, ObjectStatus>> {
         let evaluation = evaluate(compilation, &self.tasks, &self.active);
+        let confirm_file = self.opts.manifests.join(CONFIRM_FILE);
+        let confirmation = std::fs::read_to_string(&confirm_file).ok();
+        let admitted = self.guard.admit(
+            self.payloads.last_config(),
+            compilation.config.clone(),
+            confirmation.as_deref(),
+            std::time::Instant::now(),
+        );
+        let hold = admitted
+            .hold
+            .map(|h| h.message(&format!("write it to {}", confirm_file.display())));
+        if hold.is_some() && self.hold.is_none() {
+            tracing::warn!("{}", hold.as_deref().unwrap_or_default());
+        }
+        self.hold = hold;
         // Config first: a DNS pod never sees health for tasks of a config it lacks.
         let config = self
             .payloads
-            .next_config(compilation.config.clone())
+            .next_config(admitted.config)
             .context("the compiled config breaks the contract; keeping the last one")?;
         self.write(Payload::Config, config)?;
         let health = self

@@ -38,6 +38,7 @@ fn fixture() -> Fixture {
         zones: vec!["gtm.example.com".into()],
         namespace: "default".into(),
         probe_concurrency: 16,
+        drop_guard: DropGuardSettings::default(),
     })
     .unwrap();
     Fixture {
@@ -153,7 +154,11 @@ fn a_restart_rewrites_nothing_unchanged_and_numbers_on() {
     let mut again = LocalOperator::new(f.op.opts.clone()).unwrap();
     again.reload(&now()).unwrap();
     assert_eq!(published(&f).generation, 1, "unchanged: not rewritten");
-    std::fs::write(f.manifests.path().join("web.yaml"), POOL).unwrap();
+    std::fs::write(
+        f.manifests.path().join("web.yaml"),
+        format!("{}---\n{DOMAIN}", POOL.replace("192.0.2.1", "192.0.2.3")),
+    )
+    .unwrap();
     again.reload(&now()).unwrap();
     assert_eq!(published(&f).generation, 2);
 }
@@ -216,4 +221,38 @@ fn a_file_that_breaks_keeps_its_objects_served_until_it_is_fixed_or_deleted() {
         1,
         "a deleted file's objects go"
     );
+}
+
+#[test]
+fn deleting_every_manifest_is_held_until_confirmed() {
+    let mut f = fixture();
+    f.op.reload(&now()).unwrap();
+    let before = published(&f);
+    std::fs::remove_file(f.manifests.path().join("web.yaml")).unwrap();
+    let table = f.op.reload(&now()).unwrap().unwrap();
+    assert!(
+        table.contains("problem: publishing held: the change drops 1 of 1 published access domains (default/web)"),
+        "{table}"
+    );
+    assert_eq!(published(&f), before, "the last config keeps serving");
+
+    // A restart on the emptied directory holds too: the published config is what serves.
+    let mut again = LocalOperator::new(f.op.opts.clone()).unwrap();
+    let table = again.reload(&now()).unwrap().unwrap();
+    assert!(table.contains("publishing held"), "{table}");
+    assert_eq!(published(&f), before);
+
+    let token = table
+        .split("confirmed with token ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap();
+    std::fs::write(
+        f.manifests.path().join(".gtm-confirm-drop"),
+        format!("{token}\n"),
+    )
+    .unwrap();
+    let table = again.reload(&now()).unwrap().unwrap();
+    assert!(!table.contains("publishing held"), "{table}");
+    assert!(published(&f).domains.is_empty(), "confirmed: published");
 }

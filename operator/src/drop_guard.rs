@@ -1,0 +1,277 @@
+//! The guard against publishing a config that suddenly drops most access domains (every
+//! manifest deleted, a directory emptied, CRs deleted by mistake): such a change would turn
+//! every dropped name into NXDOMAIN at once. A change that drops more than a set share of the
+//! published access domains is held, the last published config keeps serving, and the hold is
+//! reported, until it has persisted for a set time or is confirmed with its token. Adding
+//! domains is never held, and neither is a first publish (there is nothing to protect); after a
+//! restart the config found published counts as published, so an operator that restarts on an
+//! empty directory holds too.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use gtm_crds::config::GtmConfig;
+
+/// Where a confirmation is given in cluster mode: this annotation on the config ConfigMap, with
+/// the hold's token as value.
+pub const CONFIRM_ANNOTATION: &str = "gtm.kubegtm.io/confirm-drop";
+/// Where a confirmation is given in local mode: this file in the manifest directory, holding
+/// the hold's token.
+pub const CONFIRM_FILE: &str = ".gtm-confirm-drop";
+
+/// How the guard decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DropGuardSettings {
+    /// A change dropping more than this percentage of the published access domains is held;
+    /// 100 turns the guard off.
+    pub max_drop_percent: u8,
+    /// How long a held change must persist before it is published anyway.
+    pub hold_for: Duration,
+}
+
+impl Default for DropGuardSettings {
+    fn default() -> Self {
+        Self {
+            max_drop_percent: 50,
+            hold_for: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A change being held.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// Access domains the change would drop.
+    pub dropped: usize,
+    /// Access domains published now.
+    pub published: usize,
+    /// A few of the dropped domains, for the report.
+    pub examples: Vec<String>,
+    /// What confirms this very change (it differs for another set of dropped domains).
+    pub token: String,
+    /// Time left until it is published anyway.
+    pub remaining: Duration,
+}
+
+impl Hold {
+    /// The report line: what is held, until when, and how to confirm (`confirm_how` says where
+    /// the token goes).
+    pub fn message(&self, confirm_how: &str) -> String {
+        crate::conditions::capped(format!(
+            "publishing held: the change drops {} of {} published access domains ({}{}); the last published config keeps serving for {}s more unless confirmed with token {} ({confirm_how})",
+            self.dropped,
+            self.published,
+            self.examples.join(", "),
+            if self.dropped > self.examples.len() {
+                ", ..."
+            } else {
+                ""
+            },
+            self.remaining.as_secs(),
+            self.token
+        ))
+    }
+}
+
+/// The guard's memory: the change held and since when.
+#[derive(Debug)]
+pub struct DropGuard {
+    settings: DropGuardSettings,
+    held: Option<(String, Instant)>,
+}
+
+/// What to publish.
+#[derive(Debug)]
+pub struct Admitted {
+    /// The config to publish: the new one, or the last published one while held.
+    pub config: GtmConfig,
+    /// The hold, when the change is held.
+    pub hold: Option<Hold>,
+}
+
+impl DropGuard {
+    /// A guard deciding as `settings` say.
+    pub fn new(settings: DropGuardSettings) -> Self {
+        Self {
+            settings,
+            held: None,
+        }
+    }
+
+    /// Decides whether `next` may replace `last` (the published config) at `now`;
+    /// `confirmation` is the token a user gave, if any.
+    pub fn admit(
+        &mut self,
+        last: Option<&GtmConfig>,
+        next: GtmConfig,
+        confirmation: Option<&str>,
+        now: Instant,
+    ) -> Admitted {
+        let publish = |config| Admitted { config, hold: None };
+        let Some(last) = last else {
+            self.held = None;
+            return publish(next);
+        };
+        let mut dropped: Vec<&str> = last
+            .domains
+            .iter()
+            .filter(|d| !next.domains.iter().any(|n| n.id == d.id))
+            .map(|d| d.id.as_str())
+            .collect();
+        let published = last.domains.len();
+        let share_ok =
+            dropped.len() * 100 <= usize::from(self.settings.max_drop_percent) * published;
+        if share_ok || self.settings.max_drop_percent >= 100 {
+            self.held = None;
+            return publish(next);
+        }
+        dropped.sort_unstable();
+        let token = token_of(&dropped);
+        let since = match &self.held {
+            Some((held, since)) if *held == token => *since,
+            _ => now,
+        };
+        let waited = now.saturating_duration_since(since);
+        if confirmation.map(str::trim) == Some(token.as_str()) || waited >= self.settings.hold_for {
+            tracing::warn!(
+                dropped = dropped.len(),
+                published,
+                confirmed = waited < self.settings.hold_for,
+                "publishing a change that drops most access domains"
+            );
+            self.held = None;
+            return publish(next);
+        }
+        self.held = Some((token.clone(), since));
+        Admitted {
+            config: last.clone(),
+            hold: Some(Hold {
+                dropped: dropped.len(),
+                published,
+                examples: dropped.iter().take(3).map(|d| d.to_string()).collect(),
+                token,
+                remaining: self.settings.hold_for - waited,
+            }),
+        }
+    }
+}
+
+/// A short token naming one set of dropped domains.
+fn token_of(dropped: &[&str]) -> String {
+    let mut h = DefaultHasher::new();
+    dropped.hash(&mut h);
+    format!("{:08x}", h.finish() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use gtm_crds::config::DomainConfig;
+
+    use super::*;
+
+    fn config(ids: &[&str]) -> GtmConfig {
+        let mut c = GtmConfig::empty(vec!["gtm.example.com".into()]);
+        let template: DomainConfig = serde_json::from_value(serde_json::json!({
+            "id": "x", "name": "x.gtm.example.com", "recordType": "A", "ttl": 30,
+            "policy": "RoundRobin", "pools": []
+        }))
+        .unwrap();
+        c.domains = ids
+            .iter()
+            .map(|id| DomainConfig {
+                id: id.to_string(),
+                name: format!("{}.gtm.example.com", id.replace('/', "-")),
+                ..template.clone()
+            })
+            .collect();
+        c
+    }
+
+    const FIVE_MIN: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn a_large_drop_is_held_until_it_persists() {
+        let mut g = DropGuard::new(DropGuardSettings::default());
+        let t0 = Instant::now();
+        let last = config(&["ns/a", "ns/b", "ns/c", "ns/d"]);
+        let empty = config(&[]);
+        let a = g.admit(Some(&last), empty.clone(), None, t0);
+        assert_eq!(a.config, last, "the last config keeps serving");
+        let hold = a.hold.expect("held");
+        assert_eq!(
+            (hold.dropped, hold.published, hold.remaining),
+            (4, 4, FIVE_MIN)
+        );
+        assert!(
+            hold.message("echo")
+                .contains("drops 4 of 4 published access domains (ns/a, ns/b, ns/c, ...)")
+        );
+
+        let later = g.admit(
+            Some(&last),
+            empty.clone(),
+            None,
+            t0 + Duration::from_secs(299),
+        );
+        assert_eq!(later.hold.unwrap().remaining, Duration::from_secs(1));
+        let released = g.admit(Some(&last), empty.clone(), None, t0 + FIVE_MIN);
+        assert_eq!((released.config, released.hold), (empty, None));
+    }
+
+    #[test]
+    fn a_confirmed_drop_is_published_and_a_stale_token_confirms_nothing() {
+        let mut g = DropGuard::new(DropGuardSettings::default());
+        let t0 = Instant::now();
+        let last = config(&["ns/a", "ns/b", "ns/c"]);
+        let one_left = config(&["ns/a"]);
+        let token = g
+            .admit(Some(&last), one_left.clone(), None, t0)
+            .hold
+            .unwrap()
+            .token;
+        // Another change (all three gone) has another token: the first one does not confirm it.
+        let all_gone = g.admit(Some(&last), config(&[]), Some(&token), t0);
+        assert!(all_gone.hold.is_some());
+        let confirmed = g.admit(
+            Some(&last),
+            one_left.clone(),
+            Some(&format!("{token}\n")),
+            t0,
+        );
+        assert_eq!((confirmed.config, confirmed.hold), (one_left, None));
+    }
+
+    #[test]
+    fn small_drops_additions_first_publishes_and_a_disabled_guard_pass() {
+        let mut g = DropGuard::new(DropGuardSettings::default());
+        let now = Instant::now();
+        let four = config(&["ns/a", "ns/b", "ns/c", "ns/d"]);
+        assert!(
+            g.admit(Some(&four), config(&["ns/a", "ns/b"]), None, now)
+                .hold
+                .is_none(),
+            "50 % is allowed"
+        );
+        assert!(
+            g.admit(Some(&four), config(&["ns/a"]), None, now)
+                .hold
+                .is_some(),
+            "75 % is not"
+        );
+        assert!(
+            g.admit(Some(&config(&[])), four.clone(), None, now)
+                .hold
+                .is_none()
+        );
+        assert!(g.admit(None, config(&[]), None, now).hold.is_none());
+        let mut off = DropGuard::new(DropGuardSettings {
+            max_drop_percent: 100,
+            hold_for: FIVE_MIN,
+        });
+        assert!(
+            off.admit(Some(&four), config(&[]), None, now)
+                .hold
+                .is_none()
+        );
+    }
+}
