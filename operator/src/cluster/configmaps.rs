@@ -3,6 +3,7 @@
 //! payload shrinks.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use gtm_crds::parts::{
     DIGEST_ANNOTATION, INSTANCE_LABEL, PART_ANNOTATION, PAYLOAD_LABEL, Part, Payload, assemble,
@@ -20,8 +21,28 @@ pub struct PayloadConfigMaps {
     namespace: String,
     instance: String,
     part_bytes: usize,
-    /// Parts last written (or found) per payload: digest and count.
-    written: HashMap<Payload, (String, usize)>,
+    /// Parts last written (or found) per payload.
+    written: HashMap<Payload, Written>,
+    /// ConfigMap name to the resourceVersion whose data was last checked against (or written
+    /// as) its part: unchanged objects are not hashed again.
+    verified: HashMap<String, String>,
+}
+
+/// What one payload's parts hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Written {
+    /// The whole payload's digest (every part's annotation).
+    digest: String,
+    /// Fingerprint of each part's data, by index.
+    parts: Vec<u64>,
+}
+
+/// A fingerprint of a part's data, to notice a part edited by someone else (not a security
+/// check: RBAC keeps others out; this undoes a careless edit).
+fn fingerprint(data: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    data.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl PayloadConfigMaps {
@@ -34,6 +55,7 @@ impl PayloadConfigMaps {
             instance: instance.into(),
             part_bytes,
             written: HashMap::new(),
+            verified: HashMap::new(),
         }
     }
 
@@ -56,10 +78,20 @@ impl PayloadConfigMaps {
             }
         }
         let mut out = HashMap::new();
-        for (payload, parts) in parts {
+        for (payload, mut parts) in parts {
+            parts.sort_by_key(|p| p.index);
             let count = parts.iter().map(|p| p.index + 1).max().unwrap_or(0);
-            let digest = parts[0].digest.clone();
-            self.written.insert(payload, (digest, count));
+            let mut fingerprints = vec![0; count];
+            for part in &parts {
+                fingerprints[part.index] = fingerprint(&part.data);
+            }
+            self.written.insert(
+                payload,
+                Written {
+                    digest: parts[0].digest.clone(),
+                    parts: fingerprints,
+                },
+            );
             if let Ok(text) = assemble(&parts) {
                 out.insert(payload, text);
             }
@@ -70,22 +102,39 @@ impl PayloadConfigMaps {
     /// Whether the ConfigMaps seen in the cluster still hold what was last written (someone
     /// may have edited or deleted one).
     pub fn intact<'a>(
-        &self,
+        &mut self,
         payload: Payload,
         seen: impl IntoIterator<Item = &'a ConfigMap>,
     ) -> bool {
-        let Some((digest, count)) = self.written.get(&payload) else {
+        let Some(written) = self.written.get(&payload) else {
             return false;
         };
+        let count = written.parts.len();
         let mut found = BTreeMap::new();
         for cm in seen {
-            if let Some((p, part)) = part_of(cm)
-                && p == payload
-            {
-                found.insert(part.index, part.digest == *digest && part.count == *count);
+            let Some((p, part)) = part_of(cm) else {
+                continue;
+            };
+            if p != payload {
+                continue;
             }
+            let name = cm.metadata.name.clone().unwrap_or_default();
+            // Without a resourceVersion (never from an API server) the data is always hashed.
+            let version = cm
+                .metadata
+                .resource_version
+                .clone()
+                .filter(|v| !v.is_empty());
+            let ok = part.digest == written.digest
+                && part.count == count
+                && (version.is_some() && self.verified.get(&name) == version.as_ref()
+                    || written.parts.get(part.index) == Some(&fingerprint(&part.data)));
+            if let (true, Some(version)) = (ok, version) {
+                self.verified.insert(name, version);
+            }
+            found.insert(part.index, ok);
         }
-        found.len() == *count && found.values().all(|ok| *ok)
+        found.len() == count && found.values().all(|ok| *ok)
     }
 
     /// Writes a payload: every part by server-side apply, then deletes parts beyond the new
@@ -112,15 +161,20 @@ impl PayloadConfigMaps {
                 },
                 "data": { payload.key(): part.data },
             });
-            self.api
+            let applied = self
+                .api
                 .patch(
                     &name,
                     &PatchParams::apply(FIELD_MANAGER).force(),
                     &Patch::Apply(&body),
                 )
                 .await?;
+            match applied.metadata.resource_version.filter(|v| !v.is_empty()) {
+                Some(version) => self.verified.insert(name, version),
+                None => self.verified.remove(&name),
+            };
         }
-        let before = self.written.get(&payload).map_or(0, |(_, n)| *n);
+        let before = self.written.get(&payload).map_or(0, |w| w.parts.len());
         for index in parts.len()..before {
             let name = configmap_name(&self.instance, payload, index);
             match self.api.delete(&name, &DeleteParams::default()).await {
@@ -129,8 +183,13 @@ impl PayloadConfigMaps {
                 Err(e) => return Err(e),
             }
         }
-        let digest = parts[0].digest.clone();
-        self.written.insert(payload, (digest, parts.len()));
+        self.written.insert(
+            payload,
+            Written {
+                digest: parts[0].digest.clone(),
+                parts: parts.iter().map(|p| fingerprint(&p.data)).collect(),
+            },
+        );
         Ok(parts.len())
     }
 }

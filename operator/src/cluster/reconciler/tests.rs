@@ -530,8 +530,9 @@ async fn an_edited_or_deleted_payload_configmap_is_restored() {
     let mut inv = inventory(&format!("{POOL}---\n{}", domain("web", "web")));
     let (_, seen) = pass(&mut r, &mut server, &inv, &[], 4).await;
     apply_statuses(&mut inv, &seen);
-    let mut cms = configmaps_from(&seen);
+    let written = configmaps_from(&seen);
     // Someone deletes the health ConfigMap: the same payload is written again.
+    let mut cms = written.clone();
     cms.retain(|c| c.metadata.name.as_deref() != Some("kube-gtm-health-0"));
     let (report, seen) = pass(&mut r, &mut server, &inv, &cms, 1).await;
     assert_eq!(report.payloads, [Payload::Health]);
@@ -539,6 +540,25 @@ async fn an_edited_or_deleted_payload_configmap_is_restored() {
         seen[0].uri,
         format!("/api/v1/namespaces/{NS}/configmaps/kube-gtm-health-0{CM_QUERY}")
     );
+    // Someone edits the config's data and leaves the annotations: written again too.
+    let mut cms = written.clone();
+    let config = cms
+        .iter_mut()
+        .find(|c| c.metadata.name.as_deref() == Some("kube-gtm-config-0"))
+        .unwrap();
+    let mut edited = config.as_ref().clone();
+    for value in edited.data.as_mut().unwrap().values_mut() {
+        *value = "tampered".into();
+    }
+    *config = Arc::new(edited);
+    let (report, seen) = pass(&mut r, &mut server, &inv, &cms, 1).await;
+    assert_eq!(report.payloads, [Payload::Config]);
+    assert_eq!(
+        seen[0].uri,
+        format!("/api/v1/namespaces/{NS}/configmaps/kube-gtm-config-0{CM_QUERY}")
+    );
+    // Untouched ConfigMaps write nothing.
+    silent_pass(&mut r, &inv, &written).await;
 }
 
 /// A template, a checked primary pool, an unchecked standby, and a sequential domain.
