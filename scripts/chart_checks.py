@@ -267,7 +267,8 @@ def check_rbac(docs, profile):
     check(f"{profile}: operator reads only its three CRDs, by name",
           crds is not None and rules_set(crds["rules"]) == CRD_READ_RULES)
     payload = one(docs, "Role", "-operator-payload")
-    expected_payload = expand("", ["configmaps"], ["get", "list", "watch", "create", "patch", "delete"])
+    expected_payload = (expand("", ["configmaps"], ["get", "list", "watch", "create", "patch", "delete"])
+                        | expand("events.k8s.io", ["events"], ["create"]))
     lease = "gtm-leader" if profile == "all-features" else None
     if payload:
         lease_rules = {r for r in rules_set(payload["rules"]) if r[0] == "coordination.k8s.io"}
@@ -276,7 +277,7 @@ def check_rbac(docs, profile):
             check(f"{profile}: lease name {lease}", lease_name == lease, str(lease_name))
         expected_payload |= expand("coordination.k8s.io", ["leases"], ["create"])
         expected_payload |= expand("coordination.k8s.io", ["leases"], ["get", "patch"], [lease_name or ""])
-    check(f"{profile}: operator's own-namespace Role: ConfigMaps and its Lease only",
+    check(f"{profile}: operator's own-namespace Role: ConfigMaps, Events and its Lease only",
           payload is not None and rules_set(payload["rules"]) == expected_payload,
           str(rules_set(payload["rules"]) ^ expected_payload) if payload else "missing")
     dns_role = one(docs, "Role", "-dns")

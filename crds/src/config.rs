@@ -29,6 +29,10 @@ pub const HEALTH_KEY: &str = "health.json";
 /// (`config` or `health`). DNS pods select on it.
 pub const PAYLOAD_LABEL: &str = "gtm.kubegtm.io/payload";
 
+/// Records per answer of a domain that sets no `maxAnswers` (as Route 53 multivalue answers):
+/// the DNS pods apply it, so that no answer grows with its pools.
+pub const DEFAULT_MAX_ANSWERS: u8 = 8;
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion { major: 1, minor: 0 };
 
@@ -156,7 +160,7 @@ pub struct DomainConfig {
     /// Recovery mode when `policy` is `Sequential`.
     #[serde(default)]
     pub sequential_mode: SequentialMode,
-    /// Cap on records per answer.
+    /// Cap on records per answer; [`DEFAULT_MAX_ANSWERS`] when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_answers: Option<u8>,
     /// What to answer when no pool is available.

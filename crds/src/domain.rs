@@ -82,7 +82,8 @@ pub struct GtmAccessDomainSpec {
     #[schemars(length(min = 1, max = 64))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]
     pub pools: Vec<PoolRef>,
-    /// Most records in one answer; unlimited when unset.
+    /// Most records in one answer (1 to 64); 8 when unset, as Route 53 multivalue answers,
+    /// which bounds the response size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 64))]
     pub max_answers: Option<u8>,

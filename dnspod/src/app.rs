@@ -31,7 +31,8 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     let shared = Shared::new();
     let loader = Loader::new(shared.clone(), args.zone_settings());
 
-    let mut dns = DnsServer::bind(&args.dns_listen, GtmHandler::new(shared.clone(), geoip))
+    let handler = GtmHandler::new(shared.clone(), geoip).with_udp_limits(args.udp_limits());
+    let mut dns = DnsServer::bind(&args.dns_listen, handler)
         .await
         .context("binding the DNS listeners")?;
     let http = TcpListener::bind(args.http_listen)

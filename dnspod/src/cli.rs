@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::rrl::{self, RrlConfig};
+use crate::udp_limits::{self, UdpLimits};
 use crate::zone::ZoneSettings;
 
 /// kube-gtm DNS pod: authoritative DNS for the access domains, answering by policy and health.
@@ -56,9 +58,47 @@ pub struct Args {
     /// MaxMind-format database for continent, country, subdivision and ASN sources.
     #[arg(long, env = "GTM_GEOIP_DB", value_hint = clap::ValueHint::FilePath)]
     pub geoip_db: Option<PathBuf>,
+    /// Largest UDP response, bytes: a query advertising a larger EDNS payload gets this much,
+    /// and an answer that does not fit is truncated (TC) for the client to retry over TCP.
+    #[arg(long, env = "GTM_UDP_MAX_PAYLOAD", default_value_t = udp_limits::DEFAULT_MAX_PAYLOAD,
+        value_parser = clap::value_parser!(u16).range(i64::from(udp_limits::PLAIN_UDP_MAX)..=i64::from(udp_limits::MAX_PAYLOAD_CEILING)))]
+    pub udp_max_payload: u16,
+    /// Response rate limiting: UDP responses per second per source prefix; 0 turns it off.
+    #[arg(long, env = "GTM_RRL_RATE", default_value_t = rrl::DEFAULT_RATE)]
+    pub rrl_rate: u32,
+    /// Response rate limiting: responses a source prefix may get back to back above the rate.
+    #[arg(long, env = "GTM_RRL_BURST", default_value_t = rrl::DEFAULT_BURST,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub rrl_burst: u32,
+    /// Response rate limiting: every Nth limited response is sent as an empty truncated answer
+    /// (the client retries over TCP), the others are dropped; 0 drops them all.
+    #[arg(long, env = "GTM_RRL_SLIP", default_value_t = rrl::DEFAULT_SLIP)]
+    pub rrl_slip: u16,
+    /// Response rate limiting: IPv4 sources sharing this prefix length share one rate.
+    #[arg(long, env = "GTM_RRL_IPV4_PREFIX", default_value_t = rrl::DEFAULT_IPV4_PREFIX,
+        value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub rrl_ipv4_prefix: u8,
+    /// Response rate limiting: IPv6 sources sharing this prefix length share one rate.
+    #[arg(long, env = "GTM_RRL_IPV6_PREFIX", default_value_t = rrl::DEFAULT_IPV6_PREFIX,
+        value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub rrl_ipv6_prefix: u8,
 }
 
 impl Args {
+    /// The UDP response cap and rate limiting.
+    pub fn udp_limits(&self) -> UdpLimits {
+        UdpLimits {
+            max_payload: self.udp_max_payload,
+            rrl: (self.rrl_rate > 0).then_some(RrlConfig {
+                rate: self.rrl_rate,
+                burst: self.rrl_burst,
+                slip: self.rrl_slip,
+                ipv4_prefix: self.rrl_ipv4_prefix,
+                ipv6_prefix: self.rrl_ipv6_prefix,
+            }),
+        }
+    }
+
     /// The SOA and NS settings.
     pub fn zone_settings(&self) -> ZoneSettings {
         ZoneSettings {
@@ -115,5 +155,37 @@ mod tests {
     fn a_namespace_is_required_without_a_config_dir() {
         assert!(Args::try_parse_from(["gtm-dnspod"]).is_err());
         assert!(Args::try_parse_from(["gtm-dnspod", "--namespace", "gtm"]).is_ok());
+    }
+
+    #[test]
+    fn udp_limits_default_to_a_capped_payload_and_rate_limiting_on() {
+        let a = Args::try_parse_from(["gtm-dnspod", "--config-dir", "/tmp/x"]).unwrap();
+        assert_eq!(a.udp_limits(), UdpLimits::default());
+        let off = Args::try_parse_from([
+            "gtm-dnspod",
+            "--config-dir",
+            "/tmp/x",
+            "--rrl-rate",
+            "0",
+            "--udp-max-payload",
+            "4096",
+        ])
+        .unwrap();
+        assert_eq!(
+            off.udp_limits(),
+            UdpLimits {
+                max_payload: 4096,
+                rrl: None
+            }
+        );
+        for bad in [
+            ["--udp-max-payload", "511"],
+            ["--udp-max-payload", "65508"],
+            ["--rrl-burst", "0"],
+            ["--rrl-ipv4-prefix", "33"],
+        ] {
+            let args = ["gtm-dnspod", "--config-dir", "/tmp/x", bad[0], bad[1]];
+            assert!(Args::try_parse_from(args).is_err(), "{bad:?}");
+        }
     }
 }

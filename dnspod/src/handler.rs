@@ -1,8 +1,14 @@
 //! The hickory [`RequestHandler`]: decodes what the engine needs from a request, asks the
 //! engine, and encodes the answer with the DNS behaviour of design.md (AA, negative answers
 //! with the SOA, REFUSED outside the zones, EDNS and ECS, FORMERR, NOTIMP, SERVFAIL before the
-//! first config). Truncation (TC) to the client's UDP payload size is done by hickory's
-//! encoder; clients then retry over TCP.
+//! first config). Zone transfers are refused and meta query types answered NOTIMP or FORMERR
+//! (RFC 6895); the ECS option is checked strictly ([`crate::ecs`]).
+//!
+//! Responses never exceed what the transport allows: over UDP the client's payload size within
+//! the cap of [`UdpLimits`] (512 bytes without EDNS), over TCP 65 535 bytes. An answer that
+//! does not fit is cut between records, never inside one, with room kept for the OPT record
+//! (RFC 6891 section 6.1.1), and flagged truncated (TC); clients then retry over TCP. The UDP
+//! server asks [`GtmHandler::rate_limit`] before answering.
 //!
 //! UDP queries of the common shape (one question of class IN, no EDNS, nothing else) take
 //! [`GtmHandler::answer_plain_udp`]: decoded and encoded here, without hickory's request and
@@ -14,24 +20,26 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::ProtoError;
 use hickory_server::proto::op::{
     Edns, Header, HeaderCounts, LowerQuery, Metadata, OpCode, ResponseCode,
 };
-use hickory_server::proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_server::proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_server::proto::serialize::binary::{
     BinDecodable, BinDecoder, BinEncodable, BinEncoder,
 };
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
-use ipnet::IpNet;
+use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use crate::engine::Rcode;
 use crate::geoip::GeoIp;
 use crate::metrics::DomainCounters;
+use crate::rrl::{Rrl, Tick, Verdict};
 use crate::sources::Client;
 use crate::state::{Shared, Snapshot};
+use crate::udp_limits::{PLAIN_UDP_MAX, UdpLimits};
 
 /// The EDNS version this server speaks.
 const EDNS_VERSION: u8 = 0;
@@ -41,12 +49,60 @@ const EDNS_VERSION: u8 = 0;
 pub struct GtmHandler {
     shared: Arc<Shared>,
     geoip: Option<Arc<GeoIp>>,
+    limits: UdpLimits,
+    rrl: Option<Arc<Rrl>>,
 }
 
 impl GtmHandler {
-    /// A handler answering from `shared`, locating clients with `geoip` when given.
+    /// A handler answering from `shared`, locating clients with `geoip` when given, with the
+    /// default [`UdpLimits`].
     pub fn new(shared: Arc<Shared>, geoip: Option<Arc<GeoIp>>) -> Self {
-        Self { shared, geoip }
+        Self {
+            shared,
+            geoip,
+            limits: UdpLimits::default(),
+            rrl: UdpLimits::default().rrl.map(|c| Arc::new(Rrl::new(c))),
+        }
+    }
+
+    /// The same handler with other UDP limits.
+    pub fn with_udp_limits(self, limits: UdpLimits) -> Self {
+        Self {
+            limits,
+            rrl: limits.rrl.map(|c| Arc::new(Rrl::new(c))),
+            ..self
+        }
+    }
+
+    /// The UDP limits.
+    pub fn udp_limits(&self) -> &UdpLimits {
+        &self.limits
+    }
+
+    /// The time for [`GtmHandler::rate_limit`]; `None` when rate limiting is off. Read once per
+    /// batch of queries.
+    pub fn rate_limit_now(&self) -> Option<Tick> {
+        self.rrl.as_ref().map(|r| r.now())
+    }
+
+    /// Whether a UDP response to `source` may go out at `now` (from
+    /// [`GtmHandler::rate_limit_now`]); limited responses are counted.
+    pub fn rate_limit(&self, source: IpAddr, now: Option<Tick>) -> Verdict {
+        let (Some(rrl), Some(now)) = (&self.rrl, now) else {
+            return Verdict::Send;
+        };
+        let verdict = rrl.check(source, now);
+        match verdict {
+            Verdict::Send => {}
+            Verdict::Slip => self.shared.metrics.rrl.slipped(),
+            Verdict::Drop => self.shared.metrics.rrl.dropped(),
+        }
+        verdict
+    }
+
+    /// Counts a FORMERR sent to a query that did not decode (no question to count it under).
+    pub fn count_undecodable(&self, started: Instant) {
+        self.finish(None, RecordType::Unknown(0), ResponseCode::FormErr, started);
     }
 }
 
@@ -58,21 +114,73 @@ enum Source {
     Ecs(ClientSubnet),
 }
 
-/// The ECS option of a request; `Err` when it is malformed (address bits set beyond the source
-/// prefix, RFC 7871 section 6).
-fn client_subnet(request: &Request) -> Result<Option<ClientSubnet>, ()> {
-    let Some(EdnsOption::Subnet(subnet)) = request
-        .edns
-        .as_ref()
-        .and_then(|e| e.option(EdnsCode::Subnet))
-    else {
-        return Ok(None);
-    };
-    let net = IpNet::new(subnet.addr(), subnet.source_prefix()).map_err(|_| ())?;
-    if net.trunc().addr() != subnet.addr() {
-        return Err(());
+/// The response code of a query type this server never answers with data, if `qtype` is one
+/// (RFC 6895): zone transfers are refused, as authoritative-only servers without transfers
+/// configured answer (Knot, NSD); types that only exist in the additional section (OPT, TSIG)
+/// are malformed as a question; other meta and query types (TKEY, MAILB, MAILA, the rest of
+/// 128-254) are not implemented. `ANY` is answered (RFC 8482).
+fn unanswered_qtype(qtype: RecordType) -> Option<ResponseCode> {
+    match u16::from(qtype) {
+        251 | 252 => Some(ResponseCode::Refused),
+        41 | 250 => Some(ResponseCode::FormErr),
+        128..=254 => Some(ResponseCode::NotImp),
+        _ => None,
     }
-    Ok(Some(*subnet))
+}
+
+/// The ECS scope to echo for `subnet` when the answer depended on `scope` leading bits of the
+/// client address. IPv4-mapped IPv6 subnets are matched as IPv4, so their scope also counts
+/// the 96 bits before the IPv4 address: `::ffff:10.1.2.0/120` answered for 10.0.0.0/8 gets
+/// scope 104, never 8 (which would be `::/8`).
+fn echoed_scope(subnet: &ClientSubnet, scope: u8) -> u8 {
+    if subnet.source_prefix() == 0 || scope == 0 {
+        return 0;
+    }
+    match subnet.addr() {
+        IpAddr::V4(_) => scope.min(32),
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => scope.min(32) + 96,
+        IpAddr::V6(_) => scope.min(128),
+    }
+}
+
+/// How many of `answers` fit a response of at most `limit` bytes after the question and
+/// before `soa` and the OPT record of `edns`: a response is cut between records, never inside
+/// one, and keeps its OPT record (RFC 6891 section 6.1.1). Measured by encoding as hickory
+/// does (the question as received, names compressed against it).
+fn answers_that_fit(
+    queries: &Queries,
+    answers: &[&Record],
+    soa: Option<&Record>,
+    edns: Option<&Edns>,
+    limit: u16,
+) -> usize {
+    const HEADER: usize = 12;
+    let encoded_len = |record: &Record| {
+        let mut bytes = Vec::new();
+        let mut encoder = BinEncoder::new(&mut bytes);
+        record
+            .emit(&mut encoder)
+            .map_or(usize::MAX, |()| bytes.len())
+    };
+    let reserve = edns
+        .map_or(0, |e| encoded_len(&Record::from(e)))
+        .saturating_add(soa.map_or(0, encoded_len));
+    let room = usize::from(limit).saturating_sub(reserve);
+    let mut bytes = Vec::with_capacity(room.min(4096));
+    let mut encoder = BinEncoder::new(&mut bytes);
+    let question = queries.as_bytes();
+    if encoder.emit_vec(&[0; HEADER]).is_err() || encoder.emit_vec(question).is_err() {
+        return 0;
+    }
+    if !queries.is_empty() {
+        encoder.store_label_pointer(HEADER, HEADER + question.len());
+    }
+    for (i, record) in answers.iter().enumerate() {
+        if record.emit(&mut encoder).is_err() || encoder.offset() > room {
+            return i;
+        }
+    }
+    answers.len()
 }
 
 #[async_trait::async_trait]
@@ -83,9 +191,9 @@ impl RequestHandler for GtmHandler {
         mut response_handle: R,
     ) -> ResponseInfo {
         let started = Instant::now();
-        let mut edns = request.edns.as_ref().map(|req| {
+        let mut edns = request.edns.as_ref().map(|_| {
             let mut e = Edns::new();
-            e.set_max_payload(req.max_payload().max(512));
+            e.set_max_payload(self.limits.max_payload);
             e.set_version(EDNS_VERSION);
             e
         });
@@ -134,20 +242,25 @@ impl RequestHandler for GtmHandler {
             }
         };
         if let (Source::Ecs(subnet), Some(e)) = (&source, edns.as_mut()) {
-            let scope = if subnet.source_prefix() == 0 {
-                0
-            } else {
-                scope
-            };
             e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
                 subnet.addr(),
                 subnet.source_prefix(),
-                scope,
+                echoed_scope(subnet, scope),
             )));
+        }
+        let limit = match request.protocol() {
+            Protocol::Udp => self
+                .limits
+                .response_size(request.edns.as_ref().map(Edns::max_payload)),
+            _ => u16::MAX,
+        };
+        let fit = answers_that_fit(&request.queries, records, soa, edns.as_ref(), limit);
+        if fit < records.len() {
+            metadata.truncation = true;
         }
         let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
             metadata,
-            records.iter().copied(),
+            records[..fit].iter().copied(),
             std::iter::empty::<&Record>(),
             soa,
             std::iter::empty::<&Record>(),
@@ -166,8 +279,6 @@ const PLAIN_QUERY_MASK: u16 = 0x8000 | 0x7800 | 0x0200;
 const COPIED_FLAGS: u16 = 0x0100 | 0x0010;
 const FLAG_QR: u16 = 0x8000;
 const FLAG_AA: u16 = 0x0400;
-/// The UDP payload limit without EDNS (RFC 1035 section 4.2.1).
-const PLAIN_UDP_MAX: u16 = 512;
 
 /// A query of the shape the fast path takes, decoded.
 struct PlainQuery {
@@ -179,8 +290,9 @@ struct PlainQuery {
     question_end: usize,
 }
 
-/// Decodes `packet` when it is a plain query: QUERY opcode, one question of class IN, no
-/// answer, authority or additional records (so no EDNS), nothing after the question.
+/// Decodes `packet` when it is a plain query: QUERY opcode, one question of class IN and of a
+/// type answered with data, no answer, authority or additional records (so no EDNS), nothing
+/// after the question.
 fn plain_query(packet: &[u8]) -> Option<PlainQuery> {
     let word = |i: usize| u16::from_be_bytes([packet[i], packet[i + 1]]);
     if packet.len() < 12 || word(2) & PLAIN_QUERY_MASK != 0 {
@@ -197,11 +309,15 @@ fn plain_query(packet: &[u8]) -> Option<PlainQuery> {
     if packet.len() != end + 4 || word(end + 2) != u16::from(DNSClass::IN) {
         return None;
     }
+    let qtype = RecordType::from(word(end));
+    if unanswered_qtype(qtype).is_some() {
+        return None;
+    }
     Some(PlainQuery {
         id: word(0),
         flags: word(2),
         name,
-        qtype: RecordType::from(word(end)),
+        qtype,
         question_end: end + 4,
     })
 }
@@ -260,7 +376,11 @@ impl GtmHandler {
             .request_info()
             .map_err(|_| ResponseCode::FormErr)?
             .query;
-        let ecs = client_subnet(request).map_err(|()| ResponseCode::FormErr)?;
+        if let Some(code) = unanswered_qtype(query.query_type()) {
+            return Err(code);
+        }
+        let ecs =
+            crate::ecs::query_subnet(request.as_slice()).map_err(|_| ResponseCode::FormErr)?;
         let snapshot = self.shared.snapshot().ok_or(ResponseCode::ServFail)?;
         Ok((query, snapshot, ecs))
     }
@@ -459,5 +579,71 @@ async fn send<'a, R: ResponseHandler>(
                 counts: HeaderCounts::default(),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv6Addr;
+
+    use hickory_server::proto::op::{Message, MessageType, Query};
+    use hickory_server::proto::rr::rdata::AAAA;
+
+    use super::*;
+
+    #[test]
+    fn answers_beyond_65535_bytes_are_cut_between_records_and_keep_the_opt_record() {
+        let name = Name::from_ascii("big.gtm.example.com.").unwrap();
+        let mut question = Vec::new();
+        Query::query(name.clone(), RecordType::AAAA)
+            .emit(&mut BinEncoder::new(&mut question))
+            .unwrap();
+        let queries = Queries::read(&mut BinDecoder::new(&question), 1).unwrap();
+        let records: Vec<Record> = (0..3000u32)
+            .map(|i| {
+                let rdata = RData::AAAA(AAAA(Ipv6Addr::from(u128::from(i))));
+                Record::from_rdata(name.clone(), 30, rdata)
+            })
+            .collect();
+        let answers: Vec<&Record> = records.iter().collect();
+        let edns = Edns::new();
+        let fit = answers_that_fit(&queries, &answers, None, Some(&edns), u16::MAX);
+        let encode = |n: usize| {
+            let mut bytes = Vec::new();
+            let mut encoder = BinEncoder::new(&mut bytes);
+            let response = MessageResponseBuilder::new(&queries, Some(&edns)).build(
+                Metadata::new(1, MessageType::Response, OpCode::Query),
+                answers[..n].iter().copied(),
+                std::iter::empty::<&Record>(),
+                None,
+                std::iter::empty::<&Record>(),
+            );
+            let header = response.destructive_emit(&mut encoder).unwrap();
+            (header, bytes)
+        };
+        let (header, bytes) = encode(fit);
+        assert!(!header.truncation && header.counts().additionals == 1);
+        let mut decoder = BinDecoder::new(&bytes);
+        let m = Message::read(&mut decoder).unwrap();
+        assert!(
+            decoder.is_empty(),
+            "whole records only, nothing after the OPT record"
+        );
+        assert_eq!(m.answers.len(), fit);
+        assert!(m.edns.is_some());
+        // One more would not have fitted with the OPT record.
+        let (header, _) = encode(fit + 1);
+        assert!(header.truncation, "{fit} is the most that fits");
+    }
+
+    #[test]
+    fn scopes_of_ipv4_mapped_subnets_count_ipv6_bits() {
+        let mapped = ClientSubnet::new("::ffff:10.1.2.0".parse().unwrap(), 120, 0);
+        assert_eq!(echoed_scope(&mapped, 8), 104);
+        assert_eq!(echoed_scope(&mapped, 0), 0);
+        let v4 = ClientSubnet::new("10.1.2.0".parse().unwrap(), 24, 0);
+        assert_eq!(echoed_scope(&v4, 8), 8);
+        let unlocated = ClientSubnet::new("::".parse().unwrap(), 0, 0);
+        assert_eq!(echoed_scope(&unlocated, 8), 0);
     }
 }

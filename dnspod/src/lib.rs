@@ -11,12 +11,15 @@
 pub mod app;
 pub mod cli;
 pub mod config_source;
+pub mod ecs;
 pub mod engine;
 pub mod geoip;
 pub mod handler;
 pub mod http;
 pub mod metrics;
+pub mod rrl;
 pub mod server;
 pub mod sources;
 pub mod state;
+pub mod udp_limits;
 pub mod zone;

@@ -101,11 +101,23 @@ pub struct QueryMetrics {
 }
 
 impl QueryMetrics {
-    /// The counters of an access-domain name (created on first use; kept across reloads so
-    /// that they stay monotonic).
-    pub fn domain(&self, name: &str) -> Arc<DomainCounters> {
+    /// The counters of the access domains `names`, in order, for a config being installed:
+    /// a name keeps its counters across reloads (they stay monotonic), a new name gets fresh
+    /// ones, and the series of names no longer served are dropped from the exposition.
+    pub fn domains<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> Vec<Arc<DomainCounters>> {
         let mut map = self.domains.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(name.to_owned()).or_default().clone()
+        let mut previous = std::mem::take(&mut *map);
+        names
+            .into_iter()
+            .map(|name| {
+                map.entry(name.to_owned())
+                    .or_insert_with(|| previous.remove(name).unwrap_or_default())
+                    .clone()
+            })
+            .collect()
     }
 
     /// The counters of queries that concern no access domain.
@@ -171,6 +183,43 @@ impl Collector for QueryMetrics {
     }
 }
 
+/// Response rate limiting: UDP responses over the rate (lock-free counters).
+#[derive(Debug, Default)]
+pub struct RrlMetrics {
+    dropped: Counter,
+    slipped: Counter,
+}
+
+impl RrlMetrics {
+    /// Counts a response dropped by the rate limiter.
+    pub fn dropped(&self) {
+        self.dropped.inc();
+    }
+
+    /// Counts a response the rate limiter sent as an empty truncated answer.
+    pub fn slipped(&self) {
+        self.slipped.inc();
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "rrl_dropped",
+            "UDP responses over the rate limit of their source prefix, dropped",
+            self.dropped.clone(),
+        );
+        registry.register(
+            "rrl_slipped",
+            "UDP responses over the rate limit of their source prefix, sent empty and truncated (TC) so that the client retries over TCP",
+            self.slipped.clone(),
+        );
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PayloadLabels {
+    payload: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     payload: &'static str,
@@ -183,7 +232,10 @@ pub struct Metrics {
     registry: Registry,
     /// Per-query metrics.
     pub queries: Arc<QueryMetrics>,
+    /// Response rate limiting.
+    pub rrl: RrlMetrics,
     reloads: Family<ReloadLabels, Counter>,
+    payload_read_errors: Family<PayloadLabels, Counter>,
     config_generation: Gauge,
     health_generation: Gauge,
     last_reload: Gauge<f64, AtomicU64>,
@@ -201,11 +253,19 @@ impl Metrics {
         let mut registry = Registry::with_prefix("gtm_dnspod");
         let queries = Arc::new(QueryMetrics::default());
         registry.register_collector(Box::new(queries.clone()));
+        let rrl = RrlMetrics::default();
+        rrl.register(&mut registry);
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "reloads",
             "Payloads offered, by payload and result (success, or failure: refused, last good kept)",
             reloads.clone(),
+        );
+        let payload_read_errors = Family::<PayloadLabels, Counter>::default();
+        registry.register(
+            "payload_read_errors",
+            "Payload reads that failed (I/O error, descriptor limit) and are retried, by payload",
+            payload_read_errors.clone(),
         );
         let config_generation = Gauge::default();
         registry.register(
@@ -229,7 +289,9 @@ impl Metrics {
         Self {
             registry,
             queries,
+            rrl,
             reloads,
+            payload_read_errors,
             config_generation,
             health_generation,
             last_reload,
@@ -257,6 +319,15 @@ impl Metrics {
         self.count_reload(payload, "failure");
     }
 
+    /// Records a payload read that failed and will be retried.
+    pub fn payload_read_failed(&self, payload: Payload) {
+        self.payload_read_errors
+            .get_or_create(&PayloadLabels {
+                payload: payload.label_value(),
+            })
+            .inc();
+    }
+
     fn count_reload(&self, payload: Payload, result: &'static str) {
         self.reloads
             .get_or_create(&ReloadLabels {
@@ -282,15 +353,17 @@ mod tests {
     #[test]
     fn exposition_has_queries_latency_and_reloads() {
         let m = Metrics::new();
-        m.queries
-            .domain("www.gtm.example.com")
-            .count(RecordType::A, ResponseCode::NoError);
+        m.queries.domains(["www.gtm.example.com"])[0].count(RecordType::A, ResponseCode::NoError);
         m.queries
             .other()
             .count(RecordType::TXT, ResponseCode::Refused);
         m.queries.observe_latency(Duration::from_micros(30));
         m.reload_succeeded(Payload::Config, 7, 3);
         m.reload_failed(Payload::Health);
+        m.payload_read_failed(Payload::Config);
+        m.rrl.dropped();
+        m.rrl.slipped();
+        m.rrl.slipped();
         let text = m.encode();
         for line in [
             r#"gtm_dnspod_queries_total{qtype="A",rcode="NOERROR",domain="www.gtm.example.com"} 1"#,
@@ -299,11 +372,32 @@ mod tests {
             "gtm_dnspod_answer_duration_seconds_count 1",
             r#"gtm_dnspod_reloads_total{payload="config",result="success"} 1"#,
             r#"gtm_dnspod_reloads_total{payload="health",result="failure"} 1"#,
+            r#"gtm_dnspod_payload_read_errors_total{payload="config"} 1"#,
             "gtm_dnspod_config_generation 7",
             "gtm_dnspod_health_generation 3",
+            "gtm_dnspod_rrl_dropped_total 1",
+            "gtm_dnspod_rrl_slipped_total 2",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
         assert!(text.contains("gtm_dnspod_last_reload_timestamp_seconds "));
+    }
+
+    #[test]
+    fn series_of_domains_no_longer_served_are_dropped() {
+        let m = Metrics::new();
+        let first = m.queries.domains(["a.example", "b.example"]);
+        first[0].count(RecordType::A, ResponseCode::NoError);
+        first[1].count(RecordType::A, ResponseCode::NoError);
+        let second = m.queries.domains(["b.example", "c.example"]);
+        assert!(Arc::ptr_eq(&first[1], &second[0]), "kept across reloads");
+        second[1].count(RecordType::A, ResponseCode::NoError);
+        let text = m.encode();
+        assert!(!text.contains(r#"domain="a.example""#), "{text}");
+        for d in ["b.example", "c.example"] {
+            let line =
+                format!(r#"gtm_dnspod_queries_total{{qtype="A",rcode="NOERROR",domain="{d}"}} 1"#);
+            assert!(text.contains(&line), "missing {line} in\n{text}");
+        }
     }
 }

@@ -5,6 +5,11 @@
 //! rest on its full path, and sends the responses (one `sendmmsg`). Per query that saves
 //! hickory's task and channel and most system calls, which dominate under load. Both stop on
 //! the hickory server's shutdown token.
+//!
+//! Over UDP only queries get a response (never a message with QR set, decodable or not: that
+//! would reflect), within the handler's size cap, and only as the response rate limiter allows
+//! ([`GtmHandler::rate_limit`]): a limited response is dropped or slips out as an empty
+//! truncated answer.
 
 use std::io;
 use std::net::SocketAddr;
@@ -24,6 +29,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::GtmHandler;
+use crate::rrl::{self, Tick, Verdict};
 
 /// Idle time after which a TCP connection without a request is closed.
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -94,17 +100,28 @@ pub const UDP_BATCH: usize = 32;
 /// How often a UDP thread blocked on its socket looks at the shutdown token.
 const UDP_SHUTDOWN_POLL: Duration = Duration::from_millis(200);
 
-/// Answers one UDP query into `response`; false when it gets no response.
+/// Answers one UDP query into `response` at `now` (for the rate limiter); false when it gets
+/// no response.
 fn answer_udp(
     handler: &GtmHandler,
     runtime: &tokio::runtime::Handle,
     packet: &[u8],
     src: SocketAddr,
+    now: Option<Tick>,
     response: &mut Vec<u8>,
 ) -> bool {
     // As hickory: never answer towards port 0 or an unspecified address.
     if src.port() == 0 || src.ip().is_unspecified() {
         return false;
+    }
+    // Only queries are answered: no header, or QR set, gets nothing.
+    if packet.len() < 12 || packet[2] & 0x80 != 0 {
+        return false;
+    }
+    match handler.rate_limit(src.ip(), now) {
+        Verdict::Send => {}
+        Verdict::Slip => return rrl::write_slip(packet, response),
+        Verdict::Drop => return false,
     }
     if handler.answer_plain_udp(packet, src, response) {
         return true;
@@ -172,10 +189,11 @@ fn serve_udp(
             }
         }
         destinations.clear();
+        let now = handler.rate_limit_now();
         for (buffer, &(len, src)) in buffers.iter().zip(&received) {
             let Some(src) = src else { continue };
             let response = &mut responses[destinations.len()];
-            if answer_udp(handler, runtime, &buffer[..len], src, response) {
+            if answer_udp(handler, runtime, &buffer[..len], src, now, response) {
                 destinations.push(Some(SockaddrStorage::from(src)));
             }
         }
@@ -235,7 +253,8 @@ fn serve_udp(
                 continue;
             }
         };
-        if answer_udp(handler, runtime, &buffer[..len], src, &mut response) {
+        let now = handler.rate_limit_now();
+        if answer_udp(handler, runtime, &buffer[..len], src, now, &mut response) {
             if let Err(error) = socket.send_to(&response, src) {
                 tracing::debug!(%error, %src, "sending a UDP response failed");
             }
@@ -243,20 +262,20 @@ fn serve_udp(
     }
 }
 
-/// A UDP query through hickory's decoder and the handler's full path, as hickory's own UDP
-/// server does it: no response to fewer than 12 bytes or to a response, FORMERR when the
-/// message does not decode. Returns the encoded response.
+/// A UDP query through hickory's decoder and the handler's full path: no response to fewer
+/// than 12 bytes or to a response, FORMERR (counted) when a query does not decode. Returns the
+/// encoded response.
 async fn full_path(handler: &GtmHandler, packet: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
+    let started = std::time::Instant::now();
     let header = Header::read(&mut BinDecoder::new(packet)).ok()?;
+    if header.metadata.message_type == MessageType::Response {
+        return None;
+    }
     match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
         Ok(request) => {
-            if request.metadata.message_type == MessageType::Response {
-                return None;
-            }
-            let max = request
-                .edns
-                .as_ref()
-                .map_or(512, |e| e.max_payload().max(512));
+            let max = handler
+                .udp_limits()
+                .response_size(request.edns.as_ref().map(|e| e.max_payload()));
             let capture = Capture::new(max);
             handler
                 .handle_request::<_, TokioTime>(&request, capture.clone())
@@ -270,6 +289,7 @@ async fn full_path(handler: &GtmHandler, packet: &[u8], src: SocketAddr) -> Opti
                 .error_msg(&header.metadata, ResponseCode::FormErr);
             let mut capture = Capture::new(512);
             capture.send_response(response).await.ok()?;
+            handler.count_undecodable(started);
             capture.take()
         }
     }

@@ -152,10 +152,7 @@ impl Loader {
         health: &HealthSnapshot,
     ) -> Result<(), LoadError> {
         let compiled = Compiled::build(config, health, &self.settings)?;
-        let counters = compiled
-            .domain_names()
-            .map(|n| self.shared.metrics.queries.domain(n))
-            .collect();
+        let counters = self.shared.metrics.queries.domains(compiled.domain_names());
         self.shared
             .current
             .store(Some(Arc::new(Snapshot { compiled, counters })));

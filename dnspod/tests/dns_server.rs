@@ -3,7 +3,7 @@
 mod support;
 
 use gtm_crds::common::{Cidr, LbPolicy, RequestSources};
-use gtm_crds::config::{AddressConfig, GtmConfig};
+use gtm_crds::config::{AddressConfig, DomainConfig, GtmConfig};
 use gtm_crds::domain::RecordType as Rt;
 use hickory_server::proto::op::{OpCode, ResponseCode};
 use hickory_server::proto::rr::{DNSClass, RData, RecordType};
@@ -13,7 +13,7 @@ use support::*;
 const WWW: &str = "www.gtm.example.com.";
 
 /// www (A, two addresses), v6 (AAAA), alias (A answered by a Domain pool), cn (CNAME),
-/// big (A, 60 addresses), near (SourceNearest by CIDR with a default).
+/// big (A, 60 addresses, all answered), near (SourceNearest by CIDR with a default).
 fn sample() -> GtmConfig {
     let sourced = |value: &str, cidrs: &[&str], default: bool| AddressConfig {
         sources: RequestSources {
@@ -40,7 +40,10 @@ fn sample() -> GtmConfig {
                 LbPolicy::RoundRobin,
                 vec![member("ns/cdn")],
             ),
-            domain("big", Rt::A, LbPolicy::RoundRobin, vec![member("ns/big")]),
+            DomainConfig {
+                max_answers: Some(60),
+                ..domain("big", Rt::A, LbPolicy::RoundRobin, vec![member("ns/big")])
+            },
             domain("near", Rt::A, LbPolicy::RoundRobin, vec![member("ns/near")]),
         ],
         vec![

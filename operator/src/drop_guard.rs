@@ -73,6 +73,25 @@ impl Hold {
     }
 }
 
+impl Release {
+    /// The report line for the end of `hold`.
+    pub fn message(self, hold: &Hold) -> String {
+        let change = format!(
+            "the held change that drops {} of {} published access domains",
+            hold.dropped, hold.published
+        );
+        crate::conditions::capped(match self {
+            Release::Confirmed => {
+                format!("publishing {change}: confirmed with token {}", hold.token)
+            }
+            Release::Expired => format!("publishing {change}: it persisted for the hold time"),
+            Release::Withdrawn => format!(
+                "hold lifted: {change} is no longer proposed; what is published now drops no more than the allowed share"
+            ),
+        })
+    }
+}
+
 /// The guard's memory: the change held and since when.
 #[derive(Debug)]
 pub struct DropGuard {
@@ -87,6 +106,20 @@ pub struct Admitted {
     pub config: GtmConfig,
     /// The hold, when the change is held.
     pub hold: Option<Hold>,
+    /// Why the change held until now is no longer held, when it just stopped being held.
+    pub released: Option<Release>,
+}
+
+/// Why a held change stopped being held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// Confirmed with its token: it is published.
+    Confirmed,
+    /// It persisted for the hold time: it is published.
+    Expired,
+    /// It is no longer proposed (the dropped domains came back, or too few are dropped now to
+    /// be held): what is published is not that change.
+    Withdrawn,
 }
 
 impl DropGuard {
@@ -107,10 +140,15 @@ impl DropGuard {
         confirmation: Option<&str>,
         now: Instant,
     ) -> Admitted {
-        let publish = |config| Admitted { config, hold: None };
+        let was_held = self.held.take();
+        let publish = |config, released| Admitted {
+            config,
+            hold: None,
+            released,
+        };
+        let withdrawn = was_held.as_ref().map(|_| Release::Withdrawn);
         let Some(last) = last else {
-            self.held = None;
-            return publish(next);
+            return publish(next, withdrawn);
         };
         let mut dropped: Vec<&str> = last
             .domains
@@ -122,25 +160,31 @@ impl DropGuard {
         let share_ok =
             dropped.len() * 100 <= usize::from(self.settings.max_drop_percent) * published;
         if share_ok || self.settings.max_drop_percent >= 100 {
-            self.held = None;
-            return publish(next);
+            return publish(next, withdrawn);
         }
         dropped.sort_unstable();
         let token = token_of(&dropped);
-        let since = match &self.held {
+        let since = match &was_held {
             Some((held, since)) if *held == token => *since,
             _ => now,
         };
         let waited = now.saturating_duration_since(since);
-        if confirmation.map(str::trim) == Some(token.as_str()) || waited >= self.settings.hold_for {
+        let confirmed = confirmation.map(str::trim) == Some(token.as_str());
+        if confirmed || waited >= self.settings.hold_for {
             tracing::warn!(
                 dropped = dropped.len(),
                 published,
-                confirmed = waited < self.settings.hold_for,
+                confirmed,
                 "publishing a change that drops most access domains"
             );
-            self.held = None;
-            return publish(next);
+            // Reported as a release only when it was held (with no hold time, or confirmed on
+            // sight by a token left from before, it never was).
+            let release = if confirmed {
+                Release::Confirmed
+            } else {
+                Release::Expired
+            };
+            return publish(next, was_held.map(|_| release));
         }
         self.held = Some((token.clone(), since));
         Admitted {
@@ -152,6 +196,7 @@ impl DropGuard {
                 token,
                 remaining: self.settings.hold_for - waited,
             }),
+            released: None,
         }
     }
 }
@@ -215,7 +260,10 @@ mod tests {
         );
         assert_eq!(later.hold.unwrap().remaining, Duration::from_secs(1));
         let released = g.admit(Some(&last), empty.clone(), None, t0 + FIVE_MIN);
-        assert_eq!((released.config, released.hold), (empty, None));
+        assert_eq!(
+            (released.config, released.hold, released.released),
+            (empty, None, Some(Release::Expired))
+        );
     }
 
     #[test]
@@ -238,7 +286,10 @@ mod tests {
             Some(&format!("{token}\n")),
             t0,
         );
-        assert_eq!((confirmed.config, confirmed.hold), (one_left, None));
+        assert_eq!(
+            (confirmed.config, confirmed.hold, confirmed.released),
+            (one_left, None, Some(Release::Confirmed))
+        );
     }
 
     #[test]

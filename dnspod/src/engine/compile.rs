@@ -9,7 +9,7 @@ use gtm_crds::availability::{
     MemberView, PoolChoice, address_available, address_choice, eligible_addresses, pool_available,
     pool_choice, pool_eligible,
 };
-use gtm_crds::config::{GtmConfig, HealthSnapshot, PoolConfig, in_zone};
+use gtm_crds::config::{DEFAULT_MAX_ANSWERS, GtmConfig, HealthSnapshot, PoolConfig, in_zone};
 use gtm_crds::pool::PoolType;
 use hickory_server::proto::rr::rdata::{A, AAAA, CNAME};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
@@ -126,7 +126,7 @@ impl Compiled {
                 choice,
                 level,
                 members,
-                max_answers: d.max_answers.map(|m| usize::from(m.max(1))),
+                max_answers: usize::from(d.max_answers.unwrap_or(DEFAULT_MAX_ANSWERS).max(1)),
             });
 
             let entry = names.entry(LowerName::new(&owner)).or_default();

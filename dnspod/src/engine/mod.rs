@@ -73,7 +73,8 @@ struct DomainPlan {
     choice: DomainChoice,
     level: Level,
     members: Vec<MemberPlan>,
-    max_answers: Option<usize>,
+    /// The domain's `maxAnswers`, or [`gtm_crds::config::DEFAULT_MAX_ANSWERS`].
+    max_answers: usize,
 }
 
 #[derive(Debug)]
@@ -302,9 +303,7 @@ impl Compiled {
                 }
             }
         }
-        if let Some(max) = d.max_answers {
-            out.truncate(max);
-        }
+        out.truncate(d.max_answers);
         scope
     }
 

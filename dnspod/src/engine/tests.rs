@@ -396,6 +396,23 @@ fn max_answers_caps_the_records() {
 }
 
 #[test]
+fn a_domain_without_max_answers_answers_at_most_the_default() {
+    let addresses = (1..=20).map(|i| addr(&format!("192.0.2.{i}"))).collect();
+    let mut c = one_pool(LbPolicy::RoundRobin, addresses);
+    let h = compile(&c, &health_down(1, &[]));
+    let default = usize::from(gtm_crds::config::DEFAULT_MAX_ANSWERS);
+    assert_eq!(ask(&h, WWW, RecordType::A).1.len(), default);
+    // Failing open (everything down) answers no more either.
+    let down: Vec<String> = (1..=20).map(|i| format!("192.0.2.{i}")).collect();
+    let down: Vec<&str> = down.iter().map(String::as_str).collect();
+    let h = compile(&c, &health_down(1, &down));
+    assert_eq!(ask(&h, WWW, RecordType::A).1.len(), default);
+    c.domains[0].max_answers = Some(20);
+    let h = compile(&c, &health_down(1, &[]));
+    assert_eq!(ask(&h, WWW, RecordType::A).1.len(), 20);
+}
+
+#[test]
 fn level_one_round_robin_joins_the_pools_answers_and_weighted_picks_one_pool() {
     let a = pool("ns/a", LbPolicy::RoundRobin, vec![addr("192.0.2.1")]);
     let b = pool("ns/b", LbPolicy::RoundRobin, vec![addr("192.0.2.2")]);

@@ -15,6 +15,7 @@ use gtm_dnspod::geoip::GeoIp;
 use gtm_dnspod::handler::GtmHandler;
 use gtm_dnspod::server::DnsServer;
 use gtm_dnspod::state::{Loader, Shared};
+use gtm_dnspod::udp_limits::UdpLimits;
 use gtm_dnspod::zone::ZoneSettings;
 use hickory_server::proto::op::{Edns, Message, Query};
 use hickory_server::proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
@@ -38,10 +39,20 @@ pub struct TestPod {
 }
 
 impl TestPod {
-    /// A pod with nothing loaded yet.
+    /// A pod with nothing loaded yet, its UDP responses capped as by default but not rate
+    /// limited (every test client is 127.0.0.1).
     pub async fn empty(geoip: Option<GeoIp>) -> Self {
+        let limits = UdpLimits {
+            rrl: None,
+            ..UdpLimits::default()
+        };
+        Self::limited(geoip, limits).await
+    }
+
+    /// A pod with nothing loaded yet and these UDP limits.
+    pub async fn limited(geoip: Option<GeoIp>, limits: UdpLimits) -> Self {
         let shared = Shared::new();
-        let handler = GtmHandler::new(shared.clone(), geoip.map(Arc::new));
+        let handler = GtmHandler::new(shared.clone(), geoip.map(Arc::new)).with_udp_limits(limits);
         let mut dns = DnsServer::bind(&["127.0.0.1:0".parse().unwrap()], handler)
             .await
             .expect("bind");

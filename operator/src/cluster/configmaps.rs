@@ -9,7 +9,8 @@ use gtm_crds::parts::{
     DIGEST_ANNOTATION, INSTANCE_LABEL, PART_ANNOTATION, PAYLOAD_LABEL, Part, Payload, assemble,
     configmap_name, parse_part_annotation, split,
 };
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
+use kube::Resource;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 
@@ -62,6 +63,25 @@ impl PayloadConfigMaps {
     /// The label selector of this instance's payload ConfigMaps.
     pub fn selector(&self) -> String {
         format!("{INSTANCE_LABEL}={},{PAYLOAD_LABEL}", self.instance)
+    }
+
+    /// The ConfigMap holding the config's first part: where a held drop is confirmed and
+    /// reported. Taken from `seen` (with its uid) when there, else named.
+    pub fn config_reference<'a>(
+        &self,
+        seen: impl IntoIterator<Item = &'a ConfigMap>,
+    ) -> ObjectReference {
+        let name = configmap_name(&self.instance, Payload::Config, 0);
+        seen.into_iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name.as_str()))
+            .map(|c| c.object_ref(&()))
+            .unwrap_or(ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("ConfigMap".into()),
+                name: Some(name),
+                namespace: Some(self.namespace.clone()),
+                ..ObjectReference::default()
+            })
     }
 
     /// Reads back what a previous leader published: the whole payloads (where complete) and

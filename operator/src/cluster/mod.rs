@@ -14,7 +14,7 @@ use futures::StreamExt;
 use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -182,7 +182,7 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
             part_bytes: gtm_crds::parts::MAX_PART_BYTES,
             concurrency: opts.concurrency,
         },
-        Recorder::new(client.clone(), reporter),
+        reporter,
         metrics.clone(),
     );
     reconciler.set_drop_guard(opts.drop_guard);

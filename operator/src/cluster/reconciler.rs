@@ -15,7 +15,7 @@ use gtm_crds::{AddressPool, AddressPoolStatus, GtmAccessDomain, HealthCheckTempl
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 use serde_json::json;
 
@@ -23,7 +23,9 @@ use super::FIELD_MANAGER;
 use super::configmaps::PayloadConfigMaps;
 use crate::compile::{Compilation, compile};
 use crate::conditions::{capped, flips};
-use crate::drop_guard::{CONFIRM_ANNOTATION, DropGuard, DropGuardSettings};
+use crate::drop_guard::{
+    Admitted, CONFIRM_ANNOTATION, DropGuard, DropGuardSettings, Hold, Release,
+};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::health::{TaskHealth, snapshot};
 use crate::inventory::{Inventory, ObjectKey};
@@ -64,11 +66,16 @@ pub struct Reconciler {
     payloads: PayloadState,
     last_text: HashMap<Payload, String>,
     active: ActiveSelections,
+    reporter: Reporter,
     recorder: Recorder,
     metrics: Arc<Metrics>,
     concurrency: usize,
     written: HashMap<ObjectKey, Written>,
     guard: DropGuard,
+    /// The hold last reported by an event (each hold is reported once, and its end once).
+    reported_hold: Option<Hold>,
+    /// The event about a hold or its end still to be recorded.
+    hold_event: Option<Event>,
 }
 
 /// Where and how a [`Reconciler`] writes.
@@ -87,11 +94,11 @@ pub struct Settings {
 }
 
 impl Reconciler {
-    /// A reconciler writing as `settings` say.
+    /// A reconciler writing as `settings` say, recording events as `reporter`.
     pub fn new(
         client: Client,
         settings: Settings,
-        recorder: Recorder,
+        reporter: Reporter,
         metrics: Arc<Metrics>,
     ) -> Self {
         let configmaps = PayloadConfigMaps::new(
@@ -101,13 +108,14 @@ impl Reconciler {
             settings.part_bytes,
         );
         Self {
+            recorder: Recorder::new(client.clone(), reporter.clone()),
             client,
             zones: settings.zones,
             configmaps,
             payloads: PayloadState::default(),
             last_text: HashMap::new(),
             active: ActiveSelections::default(),
-            recorder,
+            reporter,
             metrics,
             concurrency: settings.concurrency.max(1),
             written: HashMap::new(),
@@ -116,6 +124,8 @@ impl Reconciler {
                 max_drop_percent: 100,
                 ..DropGuardSettings::default()
             }),
+            reported_hold: None,
+            hold_event: None,
         }
     }
 
@@ -197,7 +207,7 @@ impl Reconciler {
 
         let admitted = self.guard_drop(compilation, configmaps);
         // Config before health: a DNS pod never holds health for a config it lacks.
-        let config = match self.payloads.next_config(admitted) {
+        let config = match self.payloads.next_config(admitted.config) {
             Ok(config) => config,
             Err(e) => {
                 tracing::error!(
@@ -214,6 +224,7 @@ impl Reconciler {
         self.publish(Payload::Health, health, configmaps, &mut report)
             .await?;
         self.active = evaluation.active.clone();
+        report.events += self.record_hold_event(configmaps).await;
 
         let statuses = compute_all(inventory, compilation, &evaluation, tasks, now);
         self.record_health_metrics(compilation, &evaluation);
@@ -249,14 +260,11 @@ impl Reconciler {
         Ok(report)
     }
 
-    /// The config to publish under the drop guard: the compiled one, or the last published
-    /// one while a large drop is held (logged, `gtm_operator_publish_held`). Confirmed by the
-    /// annotation [`CONFIRM_ANNOTATION`] on a payload ConfigMap.
-    fn guard_drop(
-        &mut self,
-        compilation: &Compilation,
-        configmaps: &[Arc<ConfigMap>],
-    ) -> GtmConfig {
+    /// What to publish under the drop guard: the compiled config, or the last published one
+    /// while a large drop is held (`gtm_operator_publish_held`). Confirmed by the annotation
+    /// [`CONFIRM_ANNOTATION`] on a payload ConfigMap. A new hold, and the end of one, are
+    /// logged and queued as an event on the config ConfigMap.
+    fn guard_drop(&mut self, compilation: &Compilation, configmaps: &[Arc<ConfigMap>]) -> Admitted {
         let confirmation = configmaps.iter().find_map(|c| {
             c.metadata
                 .annotations
@@ -268,24 +276,68 @@ impl Reconciler {
             self.payloads.last_config(),
             compilation.config.clone(),
             confirmation.as_deref(),
-            Instant::now(),
+            // The runtime's clock, which the loop's timers use too.
+            tokio::time::Instant::now().into_std(),
         );
-        let was_held = self.metrics.publish_held.get() == 1;
-        if let Some(hold) = &admitted.hold
-            && !was_held
-        {
-            tracing::warn!(
-                "{}",
-                hold.message(&format!(
-                    "annotate a config ConfigMap ({}) with {CONFIRM_ANNOTATION}=<token>",
-                    self.selector()
-                ))
-            );
-        }
         self.metrics
             .publish_held
             .set(i64::from(admitted.hold.is_some()));
-        admitted.config
+        match &admitted.hold {
+            Some(hold)
+                if self
+                    .reported_hold
+                    .as_ref()
+                    .is_none_or(|h| h.token != hold.token) =>
+            {
+                let reference = self
+                    .configmaps
+                    .config_reference(configmaps.iter().map(|c| c.as_ref()));
+                let message = hold.message(&format!(
+                    "kubectl annotate configmap -n {} {} {CONFIRM_ANNOTATION}={} --overwrite",
+                    reference.namespace.as_deref().unwrap_or_default(),
+                    reference.name.as_deref().unwrap_or_default(),
+                    hold.token
+                ));
+                tracing::warn!("{message}");
+                self.hold_event = Some(hold_event(EventType::Warning, "PublishHeld", message));
+                self.reported_hold = Some(hold.clone());
+            }
+            Some(_) => {}
+            None => {
+                if let Some(hold) = self.reported_hold.take() {
+                    let release = admitted.released.unwrap_or(Release::Withdrawn);
+                    let reason = match release {
+                        Release::Confirmed | Release::Expired => "PublishReleased",
+                        Release::Withdrawn => "PublishHoldWithdrawn",
+                    };
+                    let message = release.message(&hold);
+                    tracing::info!("{message}");
+                    self.hold_event = Some(hold_event(EventType::Normal, reason, message));
+                }
+            }
+        }
+        admitted
+    }
+
+    /// Records the queued event about a hold on the config ConfigMap; returns how many events
+    /// were recorded. One that fails is logged and not retried, as every event. Each is a new
+    /// Event object: the shared recorder would count a second hold within minutes into the
+    /// first one's series, which keeps the first note, and so the first token.
+    async fn record_hold_event(&mut self, configmaps: &[Arc<ConfigMap>]) -> usize {
+        let Some(event) = self.hold_event.take() else {
+            return 0;
+        };
+        let reference = self
+            .configmaps
+            .config_reference(configmaps.iter().map(|c| c.as_ref()));
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        match recorder.publish(&event, &reference).await {
+            Ok(()) => 1,
+            Err(e) => {
+                tracing::warn!("recording the {} event failed: {e}", event.reason);
+                0
+            }
+        }
     }
 
     /// Writes a payload when it changed, or when the ConfigMaps holding it were altered.
@@ -544,6 +596,17 @@ fn address_events(old: &AddressPoolStatus, new: &AddressPoolStatus) -> Vec<Event
             })
         })
         .collect()
+}
+
+/// An event about the drop guard (on the config ConfigMap).
+fn hold_event(type_: EventType, reason: &str, note: String) -> Event {
+    Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Publish".into(),
+        secondary: None,
+    }
 }
 
 /// The event for a condition that flipped, mirroring GTM's alert types: warnings when an object

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
 use gtm_crds::pool::HealthState;
 
 use super::*;
+use crate::drop_guard::CONFIRM_ANNOTATION;
 use crate::manifests::test_support::loaded;
 
 const NS: &str = "gtm-system";
@@ -81,13 +82,6 @@ fn setup(part_bytes: usize) -> (Reconciler, ApiServer, Arc<Metrics>) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let metrics = Arc::new(Metrics::new());
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: Some("test".into()),
-        },
-    );
     let r = Reconciler::new(
         client,
         Settings {
@@ -97,7 +91,10 @@ fn setup(part_bytes: usize) -> (Reconciler, ApiServer, Arc<Metrics>) {
             part_bytes,
             concurrency: 1,
         },
-        recorder,
+        Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: Some("test".into()),
+        },
         metrics.clone(),
     );
     (r, ApiServer(handle), metrics)
@@ -241,6 +238,18 @@ fn configmaps_from(seen: &[Seen]) -> Vec<Arc<ConfigMap>> {
         .filter(|s| s.uri.contains("/configmaps/") && s.method == "PATCH")
         .map(|s| Arc::new(serde_json::from_value(s.body.clone()).unwrap()))
         .collect()
+}
+
+/// The ConfigMaps the watch sees after a pass: `cms` with those the pass wrote replaced.
+fn configmaps_after(cms: &[Arc<ConfigMap>], seen: &[Seen]) -> Vec<Arc<ConfigMap>> {
+    let written = configmaps_from(seen);
+    let mut out: Vec<Arc<ConfigMap>> = cms
+        .iter()
+        .filter(|c| !written.iter().any(|w| w.metadata.name == c.metadata.name))
+        .cloned()
+        .collect();
+    out.extend(written);
+    out
 }
 
 #[tokio::test]
@@ -840,5 +849,146 @@ async fn probe_times_alone_and_a_stale_watch_cache_write_nothing() {
     assert_eq!(
         report.events, 3,
         "PoolUnavailable, AddressDown, Failover, once each"
+    );
+}
+
+/// The ConfigMaps `cms` with the config's first one annotated to confirm a drop with `token`.
+fn confirming(cms: &[Arc<ConfigMap>], token: &str) -> Vec<Arc<ConfigMap>> {
+    cms.iter()
+        .map(|c| {
+            let mut c = c.as_ref().clone();
+            if c.metadata.name.as_deref() == Some("kube-gtm-config-0") {
+                c.metadata
+                    .annotations
+                    .get_or_insert_default()
+                    .insert(CONFIRM_ANNOTATION.into(), token.into());
+            }
+            Arc::new(c)
+        })
+        .collect()
+}
+
+/// Asserts `seen` is an event about the drop guard on the config ConfigMap; returns its note.
+fn hold_event_note(seen: &Seen, type_: &str, reason: &str) -> String {
+    assert_eq!(seen.method, "POST");
+    assert_eq!(
+        seen.uri,
+        format!("/apis/events.k8s.io/v1/namespaces/{NS}/events?")
+    );
+    assert_eq!(seen.body["type"], type_);
+    assert_eq!(seen.body["reason"], reason);
+    assert_eq!(seen.body["action"], "Publish");
+    assert_eq!(
+        seen.body["regarding"],
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "kube-gtm-config-0", "namespace": NS})
+    );
+    seen.body["note"].as_str().unwrap().to_string()
+}
+
+/// The pool and one domain published, with the guard on; the watch has brought the statuses
+/// and ConfigMaps back.
+async fn published_with_guard(
+    r: &mut Reconciler,
+    server: &mut ApiServer,
+) -> (Inventory, Vec<Arc<ConfigMap>>) {
+    r.set_drop_guard(DropGuardSettings::default());
+    let mut inv = inventory(&format!("{POOL}---\n{}", domain("web", "web")));
+    let (_, seen) = pass(r, server, &inv, &[], 4).await;
+    apply_statuses(&mut inv, &seen);
+    (inv, configmaps_from(&seen))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_drop_gets_one_warning_event_and_its_confirmation_a_normal_one() {
+    let (mut r, mut server, metrics) = setup(64 * 1024);
+    let (mut inv, mut cms) = published_with_guard(&mut r, &mut server).await;
+
+    // Every domain deleted: held, reported once on the config ConfigMap with how to confirm;
+    // the pool's status says it is no longer referenced.
+    inv.domains.clear();
+    let (report, seen) = pass(&mut r, &mut server, &inv, &cms, 3).await;
+    assert_eq!((report.payloads, report.events), (vec![Payload::Health], 1));
+    let note = hold_event_note(&seen[1], "Warning", "PublishHeld");
+    let token = note
+        .split("confirmed with token ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        note,
+        format!(
+            "publishing held: the change drops 1 of 1 published access domains (default/web); the last published config keeps serving for 300s more unless confirmed with token {token} (kubectl annotate configmap -n {NS} kube-gtm-config-0 gtm.kubegtm.io/confirm-drop={token} --overwrite)"
+        )
+    );
+    assert!(seen[2].uri.contains("/addresspools/web/status"));
+    apply_statuses(&mut inv, &seen);
+    cms = configmaps_after(&cms, &seen);
+    assert!(metrics.encode().contains("gtm_operator_publish_held 1"));
+
+    // A minute later, still held: nothing is written and the hold is not reported again.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(silent_pass(&mut r, &inv, &cms).await, Report::default());
+
+    // Confirmed: the empty config is published and the release reported.
+    let (report, seen) = pass(&mut r, &mut server, &inv, &confirming(&cms, &token), 2).await;
+    assert_eq!((report.payloads, report.events), (vec![Payload::Config], 1));
+    assert_eq!(
+        seen[0].uri,
+        format!("/api/v1/namespaces/{NS}/configmaps/kube-gtm-config-0{CM_QUERY}")
+    );
+    let config = GtmConfig::from_json(
+        seen[0].body["data"]["config.json"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert!(config.domains.is_empty());
+    assert_eq!(
+        hold_event_note(&seen[1], "Normal", "PublishReleased"),
+        format!(
+            "publishing the held change that drops 1 of 1 published access domains: confirmed with token {token}"
+        )
+    );
+    assert!(metrics.encode().contains("gtm_operator_publish_held 0"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_withdrawn_hold_and_an_expired_one_are_reported() {
+    let (mut r, mut server, _) = setup(64 * 1024);
+    let (mut inv, mut cms) = published_with_guard(&mut r, &mut server).await;
+    let domains = inv.domains.clone();
+    inv.domains.clear();
+    let (_, seen) = pass(&mut r, &mut server, &inv, &cms, 3).await;
+    hold_event_note(&seen[1], "Warning", "PublishHeld");
+    apply_statuses(&mut inv, &seen);
+    cms = configmaps_after(&cms, &seen);
+
+    // The domain comes back: the hold is lifted, nothing was dropped.
+    inv.domains = domains;
+    let (report, seen) = pass(&mut r, &mut server, &inv, &cms, 3).await;
+    assert_eq!(report.payloads, [Payload::Health]);
+    assert_eq!(
+        hold_event_note(&seen[1], "Normal", "PublishHoldWithdrawn"),
+        "hold lifted: the held change that drops 1 of 1 published access domains is no longer proposed; what is published now drops no more than the allowed share"
+    );
+    assert!(seen[2].uri.contains("/addresspools/web/status"));
+    apply_statuses(&mut inv, &seen);
+    cms = configmaps_after(&cms, &seen);
+
+    // Deleted again: a new hold, reported again; once it has persisted 5 minutes it is
+    // published.
+    inv.domains.clear();
+    let (_, seen) = pass(&mut r, &mut server, &inv, &cms, 3).await;
+    hold_event_note(&seen[1], "Warning", "PublishHeld");
+    apply_statuses(&mut inv, &seen);
+    cms = configmaps_after(&cms, &seen);
+    tokio::time::advance(Duration::from_secs(300)).await;
+    let (report, seen) = pass(&mut r, &mut server, &inv, &cms, 2).await;
+    assert_eq!(report.payloads, [Payload::Config]);
+    assert_eq!(
+        hold_event_note(&seen[1], "Normal", "PublishReleased"),
+        "publishing the held change that drops 1 of 1 published access domains: it persisted for the hold time"
     );
 }
