@@ -82,6 +82,9 @@ impl LocalGtm {
             .arg(output)
             .args(["--dns-listen", &dns.to_string()])
             .args(["--http-listen", &http.to_string()])
+            // The tests poll one name from 127.0.0.1 far faster than a resolver would; response
+            // rate limiting (on by default) would drop or truncate their answers.
+            .args(["--rrl-rate", "0"])
             .env("RUST_LOG", "warn")
             .kill_on_drop(true)
             .spawn()
