@@ -199,6 +199,13 @@ impl DropGuard {
             released: None,
         }
     }
+
+    /// When the change held now is published unless something else happens first.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.held
+            .as_ref()
+            .map(|(_, since)| *since + self.settings.hold_for)
+    }
 }
 
 /// A short token naming one set of dropped domains.
@@ -259,11 +266,17 @@ mod tests {
             t0 + Duration::from_secs(299),
         );
         assert_eq!(later.hold.unwrap().remaining, Duration::from_secs(1));
+        assert_eq!(
+            g.deadline(),
+            Some(t0 + FIVE_MIN),
+            "counted from the first sight"
+        );
         let released = g.admit(Some(&last), empty.clone(), None, t0 + FIVE_MIN);
         assert_eq!(
             (released.config, released.hold, released.released),
             (empty, None, Some(Release::Expired))
         );
+        assert_eq!(g.deadline(), None);
     }
 
     #[test]

@@ -280,12 +280,15 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
                 None => std::future::pending().await,
             }
         };
+        // Only the leader runs passes, so only it waits for a hold to end.
+        let hold_until = monitor.as_ref().and(reconciler.hold_until());
         tokio::select! {
             _ = changed.notified() => {}
             _ = transitions => {}
             r = leader.changed() => r.context("leader election stopped")?,
-            // Refreshes last probe times and latencies in status now and then.
-            _ = tokio::time::sleep(STATUS_REFRESH) => {}
+            // Refreshes last probe times and latencies in status now and then, and publishes a
+            // held drop when its hold ends.
+            _ = tokio::time::sleep_until(idle_until(tokio::time::Instant::now(), hold_until)) => {}
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
@@ -297,6 +300,16 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
     shutdown.cancel();
     http.await??;
     Ok(())
+}
+
+/// Until when the loop waits when nothing happens: the next status refresh, or the end of a
+/// held drop if that comes first.
+fn idle_until(
+    now: tokio::time::Instant,
+    hold_until: Option<tokio::time::Instant>,
+) -> tokio::time::Instant {
+    let refresh = now + STATUS_REFRESH;
+    hold_until.map_or(refresh, |hold| hold.min(refresh))
 }
 
 /// Whether this replica leads, and what keeps that answer alive.
@@ -347,4 +360,19 @@ async fn leadership(
         .context("setting up leader election")?;
     let (rx, task) = manager.watch().await;
     Ok((rx, Leadership::Lease(task)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_wakes_up_when_a_hold_ends() {
+        let now = tokio::time::Instant::now();
+        let soon = now + Duration::from_secs(5);
+        assert_eq!(idle_until(now, Some(soon)), soon);
+        assert_eq!(idle_until(now, None), now + STATUS_REFRESH);
+        let late = now + Duration::from_secs(300);
+        assert_eq!(idle_until(now, Some(late)), now + STATUS_REFRESH);
+    }
 }

@@ -134,6 +134,11 @@ impl Reconciler {
         self.guard = DropGuard::new(settings);
     }
 
+    /// When the drop held now is due to be published: a pass from then on publishes it.
+    pub fn hold_until(&self) -> Option<tokio::time::Instant> {
+        self.guard.deadline().map(tokio::time::Instant::from_std)
+    }
+
     /// The label selector of the payload ConfigMaps.
     pub fn selector(&self) -> String {
         self.configmaps.selector()

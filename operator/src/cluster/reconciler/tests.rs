@@ -992,3 +992,28 @@ async fn a_withdrawn_hold_and_an_expired_one_are_reported() {
         "publishing the held change that drops 1 of 1 published access domains: it persisted for the hold time"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_held_drop_is_due_when_its_hold_time_has_passed_since_it_was_first_seen() {
+    let (mut r, mut server, _) = setup(64 * 1024);
+    let (mut inv, mut cms) = published_with_guard(&mut r, &mut server).await;
+    assert_eq!(r.hold_until(), None);
+    inv.domains.clear();
+    let held_at = tokio::time::Instant::now();
+    let (_, seen) = pass(&mut r, &mut server, &inv, &cms, 3).await;
+    apply_statuses(&mut inv, &seen);
+    cms = configmaps_after(&cms, &seen);
+    let due = held_at + Duration::from_secs(300);
+    assert_eq!(r.hold_until(), Some(due));
+
+    // Passes before then keep holding and do not move the deadline.
+    tokio::time::advance(Duration::from_secs(299)).await;
+    assert_eq!(silent_pass(&mut r, &inv, &cms).await, Report::default());
+    assert_eq!(r.hold_until(), Some(due));
+
+    // A pass at the deadline publishes.
+    tokio::time::advance(due - tokio::time::Instant::now()).await;
+    let (report, _) = pass(&mut r, &mut server, &inv, &cms, 2).await;
+    assert_eq!(report.payloads, [Payload::Config]);
+    assert_eq!(r.hold_until(), None);
+}
