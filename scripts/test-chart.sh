@@ -85,6 +85,8 @@ expect_failure "additional properties 'replica' not allowed" --set operator.repl
 expect_failure "at '/zones': minItems" --set-json 'zones=[]'
 expect_failure "at '/zones/0'" --set 'zones[0]=not a zone'
 expect_failure "at '/dns/service/nodePorts/udp': minimum" --set dns.service.type=NodePort --set dns.service.nodePorts.udp=53
+expect_failure "at '/dns/udpMaxPayload': maximum" --set dns.udpMaxPayload=65535
+expect_failure "at '/dns/rateLimit/ipv4PrefixLength': maximum" --set dns.rateLimit.ipv4PrefixLength=33
 expect_failure "at '/operator/watchNamespaces/0'" --set 'operator.watchNamespaces[0]=Bad_NS'
 expect_failure "at '/image/pullPolicy'" --set image.pullPolicy=Sometimes
 expect_failure "operator.replicas > 1 needs operator.leaderElection.enabled=true" --set operator.leaderElection.enabled=false
