@@ -55,6 +55,12 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
                 .await
                 .context("connecting to the Kubernetes API")?;
             let api = kube::Api::<ConfigMap>::namespaced(client, namespace);
+            tokio::spawn(config_source::kube::monitor(
+                api.clone(),
+                config_source::kube::label_selector(&args.instance),
+                shared.clone(),
+                shutdown.clone(),
+            ));
             let instance = args.instance.clone();
             let stop = shutdown.clone();
             tokio::spawn(async move {

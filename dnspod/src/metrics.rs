@@ -239,6 +239,7 @@ pub struct Metrics {
     config_generation: Gauge,
     health_generation: Gauge,
     last_reload: Gauge<f64, AtomicU64>,
+    config_source_stale: Gauge,
 }
 
 impl Default for Metrics {
@@ -286,6 +287,12 @@ impl Metrics {
             Unit::Seconds,
             last_reload.clone(),
         );
+        let config_source_stale = Gauge::default();
+        registry.register(
+            "config_source_stale",
+            "1 while the Kubernetes API cannot be reached: the last config and health keep serving",
+            config_source_stale.clone(),
+        );
         Self {
             registry,
             queries,
@@ -295,6 +302,7 @@ impl Metrics {
             config_generation,
             health_generation,
             last_reload,
+            config_source_stale,
         }
     }
 
@@ -312,6 +320,11 @@ impl Metrics {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
         self.last_reload.set(now.as_secs_f64());
+    }
+
+    /// Records whether the config source is stale (its API server unreachable).
+    pub fn set_config_source_stale(&self, stale: bool) {
+        self.config_source_stale.set(i64::from(stale));
     }
 
     /// Records a refused payload.

@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::Loader;
 
+mod freshness;
+pub use freshness::monitor;
+
 /// The label selector of an instance's payload ConfigMaps.
 pub fn label_selector(instance: &str) -> String {
     format!("{INSTANCE_LABEL}={instance},{PAYLOAD_LABEL}")
