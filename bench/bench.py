@@ -10,7 +10,8 @@ Measures, on this machine and in one run, with every process on 127.0.0.1:
    verdict to answer;
 3. failover beside gdnsd at its fastest monitoring settings;
 4. scale: compile time, published size, DNS pod RSS, reload under full load;
-5. prober CPU for 10 000 TCP tasks at 1 s.
+5. prober CPU for 10 000 TCP tasks at 1 s;
+6. a UDP flood from one source, response rate limiting on and off (bench/flood.py).
 
 Writes the report (Markdown) and the raw results (JSON). Every process it starts is in its own
 process group and is killed on exit, error or signal. Python standard library only.
@@ -38,7 +39,7 @@ import time
 import urllib.request
 
 ZONE = "gtm.example.com"
-SECTIONS = ("throughput", "propagation", "scale", "failover", "prober")
+SECTIONS = ("throughput", "propagation", "scale", "failover", "prober", "flood")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # ---------------------------------------------------------------------------------------------
@@ -327,7 +328,9 @@ class Bench:
         wait_until("operator config.json", lambda: os.path.exists(os.path.join(output, "config.json")))
         return proc
 
-    def start_dnspod(self, section, config_dir, core=None, log_name="dnspod.log"):
+    def start_dnspod(self, section, config_dir, core=None, log_name="dnspod.log", rrl=False):
+        """gtm-dnspod on `config_dir`; response rate limiting only with `rrl` (the other sections
+        measure serving, from one source)."""
         dns_port, http_port = free_port(), free_port()
         log_file = open(self.path(section, log_name), "w")
         argv = [
@@ -339,6 +342,8 @@ class Bench:
             "--http-listen",
             f"127.0.0.1:{http_port}",
         ]
+        if not rrl:
+            argv += ["--rrl-rate", "0"]
         env = dict(os.environ, RUST_LOG="warn")
         proc = start(section, pinned(core, argv), stdout=log_file, stderr=subprocess.STDOUT, env=env)
         started = time.monotonic()
@@ -821,6 +826,14 @@ class Bench:
             "output": text,
             "cpu_percent": float(share.group(1)) if share else None,
         }
+
+    # -----------------------------------------------------------------------------------------
+    # A UDP flood with response rate limiting on and off (bench/flood.py)
+
+    def flood(self):
+        import flood  # noqa: PLC0415 - beside this file
+
+        self.results["sections"]["flood"] = flood.run(self)
 
 
 # ---------------------------------------------------------------------------------------------

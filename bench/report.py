@@ -240,6 +240,11 @@ def render(r):
     else:
         w("Not measured in this run.\n")
 
+    if s.get("flood"):
+        import flood  # noqa: PLC0415 - beside this file
+
+        out.extend(flood.report(s["flood"]))
+
     findings = os.path.join(HERE, "findings.md")
     if os.path.exists(findings):
         with open(findings) as fh:
