@@ -10,7 +10,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
-use gtm_crds::config::GtmConfig;
+use gtm_crds::config::{GtmConfig, HealthSnapshot};
 
 /// Where a confirmation is given in cluster mode: this annotation on the config ConfigMap, with
 /// the hold's token as value.
@@ -208,6 +208,54 @@ impl DropGuard {
     }
 }
 
+/// The health payload to publish while a change is held. The held config keeps serving, but
+/// the health view follows the compiled one: the tasks only the held config uses are no longer
+/// probed (their pools or templates are gone), and the active members of the domains and pools
+/// only it has are no longer chosen. A DNS pod reads a missing task as `Unknown`, which counts
+/// as healthy, and a missing active member as the first one; so those tasks keep their last
+/// published verdicts, and those levels their last published members, until the hold ends.
+/// `probed` says whether a task is in the health view (its verdict there stands, `Unknown`
+/// included).
+pub fn held_health(
+    mut health: HealthSnapshot,
+    held: &GtmConfig,
+    probed: impl Fn(&str) -> bool,
+    last: Option<&HealthSnapshot>,
+) -> HealthSnapshot {
+    let Some(last) = last else {
+        return health;
+    };
+    let tasks = held
+        .pools
+        .iter()
+        .flat_map(|p| &p.addresses)
+        .flat_map(|a| &a.tasks);
+    for task in tasks.filter(|t| !probed(t)) {
+        if let Some(state) = last.tasks.get(task) {
+            health.tasks.insert(task.clone(), *state);
+        }
+    }
+    for d in &held.domains {
+        if let Some(pool) = last.active.domains.get(&d.id) {
+            health
+                .active
+                .domains
+                .entry(d.id.clone())
+                .or_insert_with(|| pool.clone());
+        }
+    }
+    for p in &held.pools {
+        if let Some(address) = last.active.pools.get(&p.id) {
+            health
+                .active
+                .pools
+                .entry(p.id.clone())
+                .or_insert_with(|| address.clone());
+        }
+    }
+    health
+}
+
 /// A short token naming one set of dropped domains.
 fn token_of(dropped: &[&str]) -> String {
     let mut h = DefaultHasher::new();
@@ -337,5 +385,58 @@ mod tests {
                 .hold
                 .is_none()
         );
+    }
+
+    #[test]
+    fn held_health_keeps_what_only_the_held_config_needs() {
+        use gtm_crds::pool::HealthState::{Down, Up};
+
+        let mut held = config(&["ns/gone", "ns/kept"]);
+        held.pools = vec![
+            serde_json::from_value(serde_json::json!({
+                "id": "ns/p", "poolType": "IPv4", "enabled": true, "policy": "Sequential",
+                "healthJudgement": "AnyOk", "addresses": [{
+                    "value": "192.0.2.1", "enabled": true, "mode": "Auto", "weight": 1,
+                    "order": 1, "healthJudgement": "AnyOk",
+                    "tasks": ["ns/t@192.0.2.1#80", "ns/probed@192.0.2.1#80"]
+                }]
+            }))
+            .unwrap(),
+        ];
+        let mut last = HealthSnapshot::empty();
+        last.tasks.insert("ns/t@192.0.2.1#80".into(), Down);
+        last.tasks.insert("ns/probed@192.0.2.1#80".into(), Down);
+        last.tasks.insert("ns/other@192.0.2.9".into(), Down);
+        last.active
+            .domains
+            .insert("ns/gone".into(), "ns/standby".into());
+        last.active
+            .domains
+            .insert("ns/kept".into(), "ns/standby".into());
+        last.active.pools.insert("ns/p".into(), "192.0.2.1".into());
+        // The health view: one task still probed (now Up; its verdict stands), the kept
+        // domain's member chosen anew.
+        let mut now = HealthSnapshot::empty();
+        now.tasks.insert("ns/probed@192.0.2.1#80".into(), Up);
+        now.active
+            .domains
+            .insert("ns/kept".into(), "ns/primary".into());
+
+        let h = held_health(
+            now.clone(),
+            &held,
+            |t| t == "ns/probed@192.0.2.1#80",
+            Some(&last),
+        );
+        assert_eq!(h.tasks["ns/t@192.0.2.1#80"], Down, "not probed: kept");
+        assert_eq!(h.tasks["ns/probed@192.0.2.1#80"], Up, "probed: as probed");
+        assert!(
+            !h.tasks.contains_key("ns/other@192.0.2.9"),
+            "not in the held config"
+        );
+        assert_eq!(h.active.domains["ns/gone"], "ns/standby");
+        assert_eq!(h.active.domains["ns/kept"], "ns/primary");
+        assert_eq!(h.active.pools["ns/p"], "192.0.2.1");
+        assert_eq!(held_health(now.clone(), &held, |_| false, None), now);
     }
 }

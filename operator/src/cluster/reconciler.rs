@@ -24,7 +24,7 @@ use super::configmaps::PayloadConfigMaps;
 use crate::compile::{Compilation, compile};
 use crate::conditions::{capped, flips};
 use crate::drop_guard::{
-    Admitted, CONFIRM_ANNOTATION, DropGuard, DropGuardSettings, Hold, Release,
+    Admitted, CONFIRM_ANNOTATION, DropGuard, DropGuardSettings, Hold, Release, held_health,
 };
 use crate::evaluate::{Evaluation, evaluate};
 use crate::health::{TaskHealth, snapshot};
@@ -223,9 +223,18 @@ impl Reconciler {
         };
         self.publish(Payload::Config, config, configmaps, &mut report)
             .await?;
-        let health = self
-            .payloads
-            .next_health(snapshot(tasks, &evaluation.active, 0));
+        let mut health = snapshot(tasks, &evaluation.active, 0);
+        if admitted.hold.is_some()
+            && let Some(held) = self.payloads.last_config()
+        {
+            health = held_health(
+                health,
+                held,
+                |t| tasks.contains_key(t),
+                self.payloads.last_health(),
+            );
+        }
+        let health = self.payloads.next_health(health);
         self.publish(Payload::Health, health, configmaps, &mut report)
             .await?;
         self.active = evaluation.active.clone();

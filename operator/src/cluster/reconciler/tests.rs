@@ -57,6 +57,12 @@ impl ApiServer {
     /// the object, a delete with a Status, an apply with what was applied.
     async fn peek_and_answer(&mut self, inv: &Inventory) -> Seen {
         let (seen, send) = self.receive().await;
+        eprintln!(
+            "DEBUG {} {} {}",
+            seen.method,
+            seen.uri,
+            seen.body.get("reason").unwrap_or(&Value::Null)
+        );
         let response = if seen.uri.contains("/status") {
             object_with_status(inv, &seen.body)
         } else if seen.method == "DELETE" {
@@ -906,9 +912,9 @@ async fn a_held_drop_gets_one_warning_event_and_its_confirmation_a_normal_one() 
     // Every domain deleted: held, reported once on the config ConfigMap with how to confirm;
     // the pool's status says it is no longer referenced.
     inv.domains.clear();
-    let (report, seen) = pass(&mut r, &mut server, &inv, &cms, 3).await;
-    assert_eq!((report.payloads, report.events), (vec![Payload::Health], 1));
-    let note = hold_event_note(&seen[1], "Warning", "PublishHeld");
+    let (report, seen) = pass(&mut r, &mut server, &inv, &cms, 2).await;
+    assert_eq!((report.payloads, report.events), (vec![], 1));
+    let note = hold_event_note(&seen[0], "Warning", "PublishHeld");
     let token = note
         .split("confirmed with token ")
         .nth(1)
@@ -921,7 +927,7 @@ async fn a_held_drop_gets_one_warning_event_and_its_confirmation_a_normal_one() 
             "publishing held: the change drops 1 of 1 published access domains (default/web); the last published config keeps serving for 300s more unless confirmed with token {token} (kubectl annotate configmap -n {NS} kube-gtm-config-0 gtm.kubegtm.io/confirm-drop={token} --overwrite)"
         )
     );
-    assert!(seen[2].uri.contains("/addresspools/web/status"));
+    assert!(seen[1].uri.contains("/addresspools/web/status"));
     apply_statuses(&mut inv, &seen);
     cms = configmaps_after(&cms, &seen);
     assert!(metrics.encode().contains("gtm_operator_publish_held 1"));
@@ -931,8 +937,11 @@ async fn a_held_drop_gets_one_warning_event_and_its_confirmation_a_normal_one() 
     assert_eq!(silent_pass(&mut r, &inv, &cms).await, Report::default());
 
     // Confirmed: the empty config is published and the release reported.
-    let (report, seen) = pass(&mut r, &mut server, &inv, &confirming(&cms, &token), 2).await;
-    assert_eq!((report.payloads, report.events), (vec![Payload::Config], 1));
+    let (report, seen) = pass(&mut r, &mut server, &inv, &confirming(&cms, &token), 3).await;
+    assert_eq!(
+        (report.payloads, report.events),
+        (vec![Payload::Config, Payload::Health], 1)
+    );
     assert_eq!(
         seen[0].uri,
         format!("/api/v1/namespaces/{NS}/configmaps/kube-gtm-config-0{CM_QUERY}")
@@ -946,7 +955,7 @@ async fn a_held_drop_gets_one_warning_event_and_its_confirmation_a_normal_one() 
     .unwrap();
     assert!(config.domains.is_empty());
     assert_eq!(
-        hold_event_note(&seen[1], "Normal", "PublishReleased"),
+        hold_event_note(&seen[2], "Normal", "PublishReleased"),
         format!(
             "publishing the held change that drops 1 of 1 published access domains: confirmed with token {token}"
         )
@@ -960,35 +969,35 @@ async fn a_withdrawn_hold_and_an_expired_one_are_reported() {
     let (mut inv, mut cms) = published_with_guard(&mut r, &mut server).await;
     let domains = inv.domains.clone();
     inv.domains.clear();
-    let (_, seen) = pass(&mut r, &mut server, &inv, &cms, 3).await;
-    hold_event_note(&seen[1], "Warning", "PublishHeld");
+    let (_, seen) = pass(&mut r, &mut server, &inv, &cms, 2).await;
+    hold_event_note(&seen[0], "Warning", "PublishHeld");
     apply_statuses(&mut inv, &seen);
     cms = configmaps_after(&cms, &seen);
 
     // The domain comes back: the hold is lifted, nothing was dropped.
     inv.domains = domains;
-    let (report, seen) = pass(&mut r, &mut server, &inv, &cms, 3).await;
-    assert_eq!(report.payloads, [Payload::Health]);
+    let (report, seen) = pass(&mut r, &mut server, &inv, &cms, 2).await;
+    assert_eq!(report.payloads, []);
     assert_eq!(
-        hold_event_note(&seen[1], "Normal", "PublishHoldWithdrawn"),
+        hold_event_note(&seen[0], "Normal", "PublishHoldWithdrawn"),
         "hold lifted: the held change that drops 1 of 1 published access domains is no longer proposed; what is published now drops no more than the allowed share"
     );
-    assert!(seen[2].uri.contains("/addresspools/web/status"));
+    assert!(seen[1].uri.contains("/addresspools/web/status"));
     apply_statuses(&mut inv, &seen);
     cms = configmaps_after(&cms, &seen);
 
     // Deleted again: a new hold, reported again; once it has persisted 5 minutes it is
     // published.
     inv.domains.clear();
-    let (_, seen) = pass(&mut r, &mut server, &inv, &cms, 3).await;
-    hold_event_note(&seen[1], "Warning", "PublishHeld");
+    let (_, seen) = pass(&mut r, &mut server, &inv, &cms, 2).await;
+    hold_event_note(&seen[0], "Warning", "PublishHeld");
     apply_statuses(&mut inv, &seen);
     cms = configmaps_after(&cms, &seen);
     tokio::time::advance(Duration::from_secs(300)).await;
-    let (report, seen) = pass(&mut r, &mut server, &inv, &cms, 2).await;
-    assert_eq!(report.payloads, [Payload::Config]);
+    let (report, seen) = pass(&mut r, &mut server, &inv, &cms, 3).await;
+    assert_eq!(report.payloads, [Payload::Config, Payload::Health]);
     assert_eq!(
-        hold_event_note(&seen[1], "Normal", "PublishReleased"),
+        hold_event_note(&seen[2], "Normal", "PublishReleased"),
         "publishing the held change that drops 1 of 1 published access domains: it persisted for the hold time"
     );
 }
@@ -1000,7 +1009,7 @@ async fn a_held_drop_is_due_when_its_hold_time_has_passed_since_it_was_first_see
     assert_eq!(r.hold_until(), None);
     inv.domains.clear();
     let held_at = tokio::time::Instant::now();
-    let (_, seen) = pass(&mut r, &mut server, &inv, &cms, 3).await;
+    let (_, seen) = pass(&mut r, &mut server, &inv, &cms, 2).await;
     apply_statuses(&mut inv, &seen);
     cms = configmaps_after(&cms, &seen);
     let due = held_at + Duration::from_secs(300);
@@ -1013,7 +1022,39 @@ async fn a_held_drop_is_due_when_its_hold_time_has_passed_since_it_was_first_see
 
     // A pass at the deadline publishes.
     tokio::time::advance(due - tokio::time::Instant::now()).await;
-    let (report, _) = pass(&mut r, &mut server, &inv, &cms, 2).await;
-    assert_eq!(report.payloads, [Payload::Config]);
+    let (report, _) = pass(&mut r, &mut server, &inv, &cms, 3).await;
+    assert_eq!(report.payloads, [Payload::Config, Payload::Health]);
     assert_eq!(r.hold_until(), None);
+}
+
+#[tokio::test]
+async fn while_a_drop_is_held_the_health_of_the_held_config_stays_published() {
+    let (mut r, mut server, _) = setup(64 * 1024);
+    r.set_drop_guard(DropGuardSettings::default());
+    let mut inv = inventory(FAILOVER);
+    let task = "default/tcp@192.0.2.1#80".to_string();
+    let down = BTreeMap::from([(task.clone(), TaskHealth::new(HealthState::Down, None))]);
+    // The primary is down: the domain answers from the standby (four statuses, two events).
+    let (_, seen) = pass_with_health(&mut r, &mut server, &inv, &down, &[], 8).await;
+    apply_statuses(&mut inv, &seen);
+    let cms = configmaps_after(&[], &seen);
+    let published = r.payloads.last_health().unwrap().clone();
+    assert_eq!(published.tasks[&task], HealthState::Down);
+    assert_eq!(published.active.domains["default/web"], "default/standby");
+
+    // Every object deleted: the prober drops their tasks, but the held config still answers
+    // with the primary's address; its verdict and the active standby stay published, or the
+    // DNS pods would take the task as Unknown (healthy) and go back to the dead primary.
+    let (report, seen) = pass_with_health(
+        &mut r,
+        &mut server,
+        &Inventory::default(),
+        &BTreeMap::new(),
+        &cms,
+        1,
+    )
+    .await;
+    assert_eq!((report.payloads, report.events), (vec![], 1));
+    hold_event_note(&seen[0], "Warning", "PublishHeld");
+    assert_eq!(r.payloads.last_health(), Some(&published));
 }
