@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use k8s_openapi::api::core::v1::ConfigMap;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Args;
@@ -15,8 +16,15 @@ use crate::handler::GtmHandler;
 use crate::server::DnsServer;
 use crate::state::{Loader, Shared};
 
-/// Runs the pod until `shutdown` is cancelled (the binary cancels it on SIGTERM or SIGINT).
-pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Runs the pod, serving into `shared`, until `shutdown` is cancelled (the binary cancels it on
+/// SIGTERM or SIGINT); the config source reads its payloads again whenever `reload` is
+/// notified (SIGHUP).
+pub async fn run(
+    args: Args,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    reload: Arc<Notify>,
+) -> anyhow::Result<()> {
     let geoip = match &args.geoip_db {
         Some(path) => Some(Arc::new(
             GeoIp::open(path).with_context(|| format!("opening {}", path.display()))?,
@@ -28,7 +36,6 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             None
         }
     };
-    let shared = Shared::new();
     let loader = Loader::new(shared.clone(), args.zone_settings());
 
     let handler = GtmHandler::new(shared.clone(), geoip).with_udp_limits(args.udp_limits());
@@ -38,14 +45,15 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     let http = TcpListener::bind(args.http_listen)
         .await
         .with_context(|| format!("binding {}", args.http_listen))?;
-    tracing::info!(dns = ?dns.addrs, http = %args.http_listen, "listening");
+    let http_addr = http.local_addr().context("the HTTP address")?;
+    tracing::info!(dns = ?dns.addrs, http = %http_addr, "listening");
 
     let source = match (&args.config_dir, &args.namespace) {
         (Some(dir), _) => {
-            let dir = dir.clone();
+            let (dir, options) = (dir.clone(), args.follow_options());
             let stop = shutdown.clone();
             tokio::spawn(async move {
-                config_source::dir::follow(dir, loader, stop)
+                config_source::dir::follow(dir, loader, options, reload, stop)
                     .await
                     .map_err(anyhow::Error::from)
             })
@@ -64,7 +72,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             let instance = args.instance.clone();
             let stop = shutdown.clone();
             tokio::spawn(async move {
-                config_source::kube::follow(api, &instance, loader, stop).await;
+                config_source::kube::follow(api, &instance, loader, reload, stop).await;
                 Ok(())
             })
         }

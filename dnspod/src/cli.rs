@@ -2,9 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
+use crate::config_source::dir::FollowOptions;
 use crate::rrl::{self, RrlConfig};
 use crate::udp_limits::{self, UdpLimits};
 use crate::zone::ZoneSettings;
@@ -55,6 +57,12 @@ pub struct Args {
     /// SOA minimum: the negative-caching TTL, seconds.
     #[arg(long, env = "GTM_SOA_MINIMUM", default_value_t = 30)]
     pub soa_minimum: u32,
+    /// Local mode: seconds between rescans of `--config-dir`, a safety net behind the watch.
+    #[arg(long, env = "GTM_CONFIG_RESCAN_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub config_rescan_seconds: u64,
+    /// Local mode: largest payload file read, bytes; a larger one is refused.
+    #[arg(long, env = "GTM_MAX_PAYLOAD_BYTES", default_value_t = crate::config_source::payload_file::DEFAULT_MAX_PAYLOAD_BYTES)]
+    pub max_payload_bytes: u64,
     /// MaxMind-format database for continent, country, subdivision and ASN sources.
     #[arg(long, env = "GTM_GEOIP_DB", value_hint = clap::ValueHint::FilePath)]
     pub geoip_db: Option<PathBuf>,
@@ -96,6 +104,14 @@ impl Args {
                 ipv4_prefix: self.rrl_ipv4_prefix,
                 ipv6_prefix: self.rrl_ipv6_prefix,
             }),
+        }
+    }
+
+    /// How `--config-dir` is followed.
+    pub fn follow_options(&self) -> FollowOptions {
+        FollowOptions {
+            rescan: Duration::from_secs(self.config_rescan_seconds),
+            max_payload_bytes: self.max_payload_bytes,
         }
     }
 
@@ -149,6 +165,9 @@ mod tests {
             (3600, 600, 86400, 30)
         );
         assert_eq!(s.extra_zones, vec!["a.example"]);
+        let f = a.follow_options();
+        assert_eq!(f.rescan, Duration::from_secs(10));
+        assert_eq!(f.max_payload_bytes, 64 << 20);
     }
 
     #[test]

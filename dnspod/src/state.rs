@@ -122,6 +122,11 @@ impl Loader {
         self.shared.metrics.reload_failed(payload);
     }
 
+    /// Counts a payload the source failed to read (it retries).
+    pub fn read_failed(&self, payload: Payload) {
+        self.shared.metrics.payload_read_failed(payload);
+    }
+
     fn accept(&mut self, payload: Payload, bytes: &[u8]) -> Result<(), LoadError> {
         match payload {
             Payload::Config => {

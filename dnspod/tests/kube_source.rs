@@ -96,6 +96,7 @@ async fn payloads_are_listed_watched_and_reassembled() {
         kube::Api::<ConfigMap>::namespaced(client, NS),
         INSTANCE,
         Loader::new(shared.clone(), ZoneSettings::default()),
+        Default::default(),
         stop.clone(),
     ));
 

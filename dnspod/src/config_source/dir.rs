@@ -3,16 +3,34 @@
 //! may change a file re-reads both files, and the loader ignores unchanged bytes. Access events
 //! (open, read, close without writing) are ignored: reading the files raises them, so following
 //! them would re-read the directory in a busy loop.
+//!
+//! The path is followed, not the directory it named at start-up: the parent directory is
+//! watched too, and when the path names another directory (`mv dir dir.old; mkdir dir`, a
+//! symbolic link pointed elsewhere) the watch moves to it. A periodic rescan
+//! ([`FollowOptions::rescan`]) catches what no event reports (a replaced parent, a lost
+//! event); an unchanged rescan changes nothing, since the loader compares digests. A read that
+//! fails (descriptor limit, I/O error) is counted and retried with backoff; a file that is not
+//! a regular file or is too large is refused once (see [`super::payload_file`]).
 
-use std::io;
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use gtm_crds::parts::Payload;
 use notify::{RecursiveMode, Watcher};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use super::payload_file::{DEFAULT_MAX_PAYLOAD_BYTES, ReadError, read_payload};
 use crate::state::Loader;
+
+/// First wait before a failed read is retried; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between retries of a failed read.
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Why the directory cannot be followed.
 #[derive(Debug, thiserror::Error)]
@@ -25,29 +43,76 @@ pub enum DirError {
         /// The cause.
         source: notify::Error,
     },
+    /// The path could not be made absolute.
+    #[error("resolving {dir}: {source}")]
+    Path {
+        /// The directory.
+        dir: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
-/// Loads the payloads in `dir` now and after every change, until `shutdown`.
+/// How the directory is followed.
+#[derive(Clone, Debug)]
+pub struct FollowOptions {
+    /// Interval of the rescan that backs up the watch.
+    pub rescan: Duration,
+    /// Largest payload file read; larger ones are refused.
+    pub max_payload_bytes: u64,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        Self {
+            rescan: Duration::from_secs(10),
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+        }
+    }
+}
+
+/// Loads the payloads in `dir` now, after every change, every [`FollowOptions::rescan`] and
+/// whenever `reload` is notified (SIGHUP), until `shutdown`.
 pub async fn follow(
     dir: PathBuf,
     mut loader: Loader,
+    options: FollowOptions,
+    reload: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> Result<(), DirError> {
+    // Absolute, so that event paths (the watched path joined with a name) compare equal.
+    let dir = std::path::absolute(&dir).map_err(|source| DirError::Path {
+        dir: dir.clone(),
+        source,
+    })?;
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let filter_dir = dir.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Any change (or error) is a reason to look again; the loader sorts out the rest.
-        if may_change(&event) {
-            let _ = tx.send(event.is_ok());
+        if concerns(&filter_dir, &event) {
+            let _ = tx.send(());
         }
     })
-    .and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|()| w))
     .map_err(|source| DirError::Watch {
         dir: dir.clone(),
         source,
     })?;
+    let mut watched = PathWatch::new(dir.clone());
+    watched
+        .rearm(&mut watcher)
+        .map_err(|source| DirError::Watch {
+            dir: dir.clone(),
+            source,
+        })?;
+    let mut parent = dir.parent().map(|p| PathWatch::new(p.to_path_buf()));
     tracing::info!(dir = %dir.display(), "following payload files");
-    load_all(&dir, &mut loader).await;
+
+    let mut reader = Reader::new(dir.clone(), options.max_payload_bytes);
+    let mut retry = reader.load_all(&mut loader).await;
+    let mut rescan = tokio::time::interval_at(Instant::now() + options.rescan, options.rescan);
+    rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
+        let retry_at = retry;
         tokio::select! {
             _ = shutdown.cancelled() => break,
             event = rx.recv() => {
@@ -55,12 +120,37 @@ pub async fn follow(
                     break;
                 }
                 while rx.try_recv().is_ok() {}
-                load_all(&dir, &mut loader).await;
+            }
+            _ = rescan.tick() => {}
+            () = reload.notified() => tracing::info!(dir = %dir.display(), "re-reading payload files"),
+            () = sleep_until(retry_at) => {}
+        }
+        for watch in std::iter::once(&mut watched).chain(parent.as_mut()) {
+            if let Err(error) = watch.rearm(&mut watcher) {
+                tracing::warn!(path = %watch.path.display(), %error, "cannot watch; the rescan still follows it");
             }
         }
+        retry = reader.load_all(&mut loader).await;
     }
-    watcher.unwatch(&dir).ok();
     Ok(())
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether an event may mean a changed payload in `dir`: a change of an entry in `dir` or of
+/// `dir` itself (reported by the parent's watch), or an error.
+fn concerns(dir: &Path, event: &notify::Result<notify::Event>) -> bool {
+    may_change(event)
+        && event.as_ref().map_or(true, |e| {
+            // Events without paths (a queue overflow) concern everything.
+            e.paths.is_empty() || e.paths.iter().any(|p| p == dir || p.parent() == Some(dir))
+        })
 }
 
 /// Whether an event may mean a changed file: everything but accesses, which our own reads
@@ -78,21 +168,132 @@ fn may_change(event: &notify::Result<notify::Event>) -> bool {
     }
 }
 
-/// Offers both payload files that exist (a missing file is not an error: the writer may not
-/// have produced it yet). Health first: at start-up the loader keeps it until the config comes,
-/// and compiles once instead of twice (at 100 000 addresses, two compiled snapshots at once
-/// would double the peak memory).
-async fn load_all(dir: &Path, loader: &mut Loader) {
-    for payload in [Payload::Health, Payload::Config] {
-        let path = dir.join(payload.key());
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => {
-                // A refusal is logged and counted by the loader.
-                let _ = loader.offer(payload, &bytes);
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => tracing::warn!(path = %path.display(), %error, "cannot read payload"),
+/// A watched path and the directory (device, inode) it named when the watch was set.
+struct PathWatch {
+    path: PathBuf,
+    identity: Option<(u64, u64)>,
+}
+
+impl PathWatch {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            identity: None,
         }
+    }
+
+    /// Moves the watch to what the path names now, if that changed. Looked up before the watch
+    /// is set: should the path change in between, the next call sees a difference again.
+    fn rearm(&mut self, watcher: &mut impl Watcher) -> notify::Result<()> {
+        let now = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        if now == self.identity {
+            return Ok(());
+        }
+        if self.identity.take().is_some() {
+            // The old directory may be gone, and its watch with it.
+            let _ = watcher.unwatch(&self.path);
+        }
+        if now.is_some() {
+            watcher.watch(&self.path, RecursiveMode::NonRecursive)?;
+            self.identity = now;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the payload files of one directory and offers them to the loader.
+struct Reader {
+    dir: PathBuf,
+    max_bytes: u64,
+    backoff: Backoff,
+    /// Per payload file, the refusal last reported, so that a rescan does not report it again.
+    refused: BTreeMap<&'static str, String>,
+}
+
+impl Reader {
+    fn new(dir: PathBuf, max_bytes: u64) -> Self {
+        Self {
+            dir,
+            max_bytes,
+            backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
+            refused: BTreeMap::new(),
+        }
+    }
+
+    /// Offers both payload files that exist (a missing file is not an error: the writer may not
+    /// have produced it yet). Health first: at start-up the loader keeps it until the config
+    /// comes, and compiles once instead of twice (at 100 000 addresses, two compiled snapshots
+    /// at once would double the peak memory). Returns when to retry a read that failed.
+    async fn load_all(&mut self, loader: &mut Loader) -> Option<Instant> {
+        let mut failed = false;
+        for payload in [Payload::Health, Payload::Config] {
+            let path = self.dir.join(payload.key());
+            let limit = self.max_bytes;
+            let read_path = path.clone();
+            let result = tokio::task::spawn_blocking(move || read_payload(&read_path, limit))
+                .await
+                .unwrap_or_else(|e| Err(ReadError::Io(std::io::Error::other(e))));
+            match result {
+                Ok(bytes) => {
+                    self.refused.remove(payload.key());
+                    if let Some(bytes) = bytes {
+                        // A refusal is logged and counted by the loader.
+                        let _ = loader.offer(payload, &bytes);
+                    }
+                }
+                Err(error) if error.is_transient() => {
+                    failed = true;
+                    tracing::warn!(path = %path.display(), %error, "cannot read payload; retrying");
+                    loader.read_failed(payload);
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    if self.refused.get(payload.key()) != Some(&message) {
+                        tracing::error!(path = %path.display(), %error, "payload file refused; the last good one keeps serving");
+                        loader.refuse(payload);
+                        self.refused.insert(payload.key(), message);
+                    }
+                }
+            }
+        }
+        if failed {
+            Some(Instant::now() + self.backoff.next())
+        } else {
+            self.backoff.reset();
+            None
+        }
+    }
+}
+
+/// Waits that double from `first` up to `max`.
+#[derive(Debug)]
+struct Backoff {
+    first: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(first: Duration, max: Duration) -> Self {
+        Self {
+            first,
+            max,
+            next: first,
+        }
+    }
+
+    /// The wait before the next attempt.
+    fn next(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+
+    /// Back to the first wait after a success.
+    fn reset(&mut self) {
+        self.next = self.first;
     }
 }
 
@@ -101,7 +302,7 @@ mod tests {
     use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
     use notify::{Event, EventKind};
 
-    use super::may_change;
+    use super::*;
 
     #[test]
     fn reads_do_not_trigger_a_reload_but_changes_and_errors_do() {
@@ -122,5 +323,28 @@ mod tests {
             assert!(may_change(&event(change)), "{change:?}");
         }
         assert!(may_change(&Err(notify::Error::generic("overflow"))));
+    }
+
+    #[test]
+    fn events_of_the_directory_and_its_entries_concern_it_but_not_those_of_siblings() {
+        let dir = Path::new("/srv/gtm");
+        let created = |path: &str| {
+            Ok(Event::new(EventKind::Create(CreateKind::Any)).add_path(PathBuf::from(path)))
+        };
+        assert!(concerns(dir, &created("/srv/gtm")));
+        assert!(concerns(dir, &created("/srv/gtm/config.json")));
+        assert!(!concerns(dir, &created("/srv/other")));
+        assert!(!concerns(dir, &created("/srv/gtm.old/config.json")));
+        assert!(concerns(dir, &Ok(Event::new(EventKind::Other))));
+        assert!(concerns(dir, &Err(notify::Error::generic("overflow"))));
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_maximum_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+        let waits: Vec<u128> = (0..4).map(|_| b.next().as_millis()).collect();
+        assert_eq!(waits, [100, 200, 350, 350]);
+        b.reset();
+        assert_eq!(b.next(), Duration::from_millis(100));
     }
 }

@@ -5,6 +5,7 @@
 //! whole yet (an update in flight) is reported once and the last good payload keeps serving.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use gtm_crds::parts::{
@@ -15,6 +16,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::Loader;
@@ -133,19 +135,30 @@ fn part(cm: &ConfigMap, payload: Payload) -> Option<Part> {
 
 /// Watches the payload ConfigMaps of `instance` in `api`'s namespace and offers every whole
 /// new payload to `loader`, until `shutdown`. Watch errors are logged and retried with
-/// backoff.
+/// backoff. When `reload` is notified (SIGHUP) the watch starts over with a fresh list.
 pub async fn follow(
     api: Api<ConfigMap>,
     instance: &str,
     mut loader: Loader,
+    reload: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
     let config = watcher::Config::default().labels(&label_selector(instance));
-    let mut events = watcher(api, config).default_backoff().boxed();
+    let start = || {
+        watcher(api.clone(), config.clone())
+            .default_backoff()
+            .boxed()
+    };
+    let mut events = start();
     let mut set = ConfigMapSet::default();
     loop {
         let event = tokio::select! {
             _ = shutdown.cancelled() => break,
+            () = reload.notified() => {
+                tracing::info!("listing the payload ConfigMaps again");
+                events = start();
+                continue;
+            }
             event = events.next() => event,
         };
         match event {

@@ -2,7 +2,9 @@
 //! hickory-proto messages over tokio sockets.
 #![allow(dead_code)]
 
+pub mod files;
 pub mod fixtures;
+pub mod process;
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;

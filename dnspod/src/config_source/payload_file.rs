@@ -1,0 +1,159 @@
+//! Reading one payload file without trusting what sits at its path: only a regular file is
+//! read (a FIFO, a device or a directory is refused without blocking: the file is opened with
+//! `O_NONBLOCK` and checked on the open descriptor), and never more than a size limit (a larger
+//! file is refused before its bytes are read).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+/// The default size limit of one payload: 64 MiB, several times the config of 100 000
+/// addresses.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Why a payload file was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The path names something other than a regular file.
+    #[error("not a regular file but a {0}; only regular files are read")]
+    NotRegular(&'static str),
+    /// The file is larger than the limit.
+    #[error("{size} bytes, more than the limit of {limit} bytes (--max-payload-bytes)")]
+    TooLarge {
+        /// The file's size (at least; a file growing while read may be larger).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The read failed (descriptor limit, I/O error, permissions); worth retrying.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl ReadError {
+    /// Whether reading again later may succeed with the file as it is: true for I/O errors,
+    /// false for a file that must change first.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Io(_))
+    }
+}
+
+/// The bytes of the regular file at `path` (symbolic links followed), at most `limit` of
+/// them; `None` when nothing is there. Never blocks on a FIFO or a device.
+pub fn read_payload(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, ReadError> {
+    // Checked before opening, so that a device is not even opened...
+    match std::fs::metadata(path) {
+        Ok(m) => check(&m, limit)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    // ...and again on the open descriptor: the path may have been replaced in between.
+    check(&file.metadata()?, limit)?;
+    read_at_most(file, limit).map(Some)
+}
+
+/// Refuses what is not a regular file or is larger than `limit`.
+fn check(metadata: &std::fs::Metadata, limit: u64) -> Result<(), ReadError> {
+    let kind = metadata.file_type();
+    if !kind.is_file() {
+        return Err(ReadError::NotRegular(if kind.is_fifo() {
+            "FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "device"
+        } else if kind.is_dir() {
+            "directory"
+        } else if kind.is_socket() {
+            "socket"
+        } else {
+            "special file"
+        }));
+    }
+    if metadata.len() > limit {
+        return Err(ReadError::TooLarge {
+            size: metadata.len(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Reads `file` to its end, refusing it once it grows past `limit`.
+fn read_at_most(file: File, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    let size = bytes.len() as u64;
+    if size > limit {
+        return Err(ReadError::TooLarge { size, limit });
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "gtm-payload-file-{}-{name}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_regular_file_within_the_limit_is_read_and_a_missing_one_is_none() {
+        let dir = scratch("regular");
+        let path = dir.join("config.json");
+        assert!(read_payload(&path, 10).unwrap().is_none());
+        std::fs::write(&path, b"0123456789").unwrap();
+        assert_eq!(read_payload(&path, 10).unwrap().unwrap(), b"0123456789");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_huge_sparse_file_is_refused_without_reading_it() {
+        let dir = scratch("sparse");
+        let path = dir.join("config.json");
+        // One tebibyte that occupies no disk: reading it would take the memory instead.
+        File::create(&path).unwrap().set_len(1 << 40).unwrap();
+        let error = read_payload(&path, DEFAULT_MAX_PAYLOAD_BYTES).unwrap_err();
+        assert!(
+            matches!(error, ReadError::TooLarge { size, .. } if size == 1 << 40),
+            "{error}"
+        );
+        assert!(!error.is_transient());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_is_refused() {
+        let dir = scratch("directory");
+        std::fs::create_dir(dir.join("config.json")).unwrap();
+        let error = read_payload(&dir.join("config.json"), 10).unwrap_err();
+        assert!(
+            matches!(error, ReadError::NotRegular("directory")),
+            "{error}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_device_is_refused() {
+        let error = read_payload(Path::new("/dev/zero"), 10).unwrap_err();
+        assert!(matches!(error, ReadError::NotRegular("device")), "{error}");
+    }
+}
