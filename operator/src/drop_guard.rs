@@ -200,6 +200,11 @@ impl DropGuard {
         }
     }
 
+    /// Forgets the change held (a new leader starts its hold anew).
+    pub fn forget(&mut self) {
+        self.held = None;
+    }
+
     /// When the change held now is published unless something else happens first.
     pub fn deadline(&self) -> Option<Instant> {
         self.held

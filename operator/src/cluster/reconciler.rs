@@ -145,7 +145,9 @@ impl Reconciler {
     }
 
     /// Starts from what is published (after a restart or a leader change): unchanged payloads
-    /// are not rewritten, generations continue, non-preemptive choices are kept.
+    /// are not rewritten, generations continue, non-preemptive choices are kept. A drop held
+    /// before (when this replica led earlier) is held anew, for the whole hold time, and
+    /// reported again: another leader may have published in between.
     pub async fn resume(&mut self) -> kube::Result<()> {
         let existing = self.configmaps.read_existing().await?;
         let config = existing
@@ -158,6 +160,9 @@ impl Reconciler {
         self.active = self.payloads.last_active();
         self.last_text = existing;
         self.written.clear();
+        self.guard.forget();
+        self.reported_hold = None;
+        self.hold_event = None;
         Ok(())
     }
 

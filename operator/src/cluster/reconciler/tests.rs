@@ -1058,3 +1058,40 @@ async fn while_a_drop_is_held_the_health_of_the_held_config_stays_published() {
     hold_event_note(&seen[0], "Warning", "PublishHeld");
     assert_eq!(r.payloads.last_health(), Some(&published));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_resumes_holds_a_drop_anew() {
+    let (mut r, mut server, _) = setup(64 * 1024);
+    let (mut inv, cms) = published_with_guard(&mut r, &mut server).await;
+    inv.domains.clear();
+    let (_, seen) = pass(&mut r, &mut server, &inv, &cms, 2).await;
+    hold_event_note(&seen[0], "Warning", "PublishHeld");
+    apply_statuses(&mut inv, &seen);
+
+    // Leadership lost and regained 200 s later: the published payloads are read back, and the
+    // hold starts over (another leader may have published meanwhile), reported again.
+    tokio::time::advance(Duration::from_secs(200)).await;
+    let items: Vec<Value> = cms
+        .iter()
+        .map(|c| serde_json::to_value(c.as_ref()).unwrap())
+        .collect();
+    let (resumed, _) = tokio::join!(
+        r.resume(),
+        server.answer(
+            200,
+            json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {}, "items": items})
+        )
+    );
+    resumed.unwrap();
+    assert_eq!(r.hold_until(), None);
+    let (_, seen) = pass(&mut r, &mut server, &inv, &cms, 1).await;
+    assert!(
+        hold_event_note(&seen[0], "Warning", "PublishHeld").contains("for 300s more"),
+        "{:?}",
+        seen[0].body["note"]
+    );
+    assert_eq!(
+        r.hold_until(),
+        Some(tokio::time::Instant::now() + Duration::from_secs(300))
+    );
+}
