@@ -39,7 +39,7 @@ pub async fn run(
     let loader = Loader::new(shared.clone(), args.zone_settings());
 
     let handler = GtmHandler::new(shared.clone(), geoip).with_udp_limits(args.udp_limits());
-    let mut dns = DnsServer::bind(&args.dns_listen, handler)
+    let mut dns = DnsServer::bind_limited(&args.dns_listen, handler, args.tcp_limits())
         .await
         .context("binding the DNS listeners")?;
     let http = TcpListener::bind(args.http_listen)

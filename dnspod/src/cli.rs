@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use clap::builder::TypedValueParser as _;
 
 use crate::config_source::dir::FollowOptions;
 use crate::rrl::{self, RrlConfig};
+use crate::tcp::{self, TcpLimits};
 use crate::udp_limits::{self, UdpLimits};
 use crate::zone::ZoneSettings;
 
@@ -63,6 +65,14 @@ pub struct Args {
     /// Local mode: largest payload file read, bytes; a larger one is refused.
     #[arg(long, env = "GTM_MAX_PAYLOAD_BYTES", default_value_t = crate::config_source::payload_file::DEFAULT_MAX_PAYLOAD_BYTES)]
     pub max_payload_bytes: u64,
+    /// TCP connections open at most; more are accepted and closed at once.
+    #[arg(long, env = "GTM_TCP_MAX_CONNECTIONS", default_value_t = tcp::DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    pub tcp_max_connections: usize,
+    /// TCP connections open at most from one source (an IPv4 address, an IPv6 /64).
+    #[arg(long, env = "GTM_TCP_MAX_CONNECTIONS_PER_SOURCE", default_value_t = tcp::DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
+        value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    pub tcp_max_connections_per_source: usize,
     /// MaxMind-format database for continent, country, subdivision and ASN sources.
     #[arg(long, env = "GTM_GEOIP_DB", value_hint = clap::ValueHint::FilePath)]
     pub geoip_db: Option<PathBuf>,
@@ -93,6 +103,15 @@ pub struct Args {
 }
 
 impl Args {
+    /// The TCP connection caps.
+    pub fn tcp_limits(&self) -> TcpLimits {
+        TcpLimits {
+            max_connections: self.tcp_max_connections,
+            max_connections_per_source: self.tcp_max_connections_per_source,
+            ..TcpLimits::default()
+        }
+    }
+
     /// The UDP response cap and rate limiting.
     pub fn udp_limits(&self) -> UdpLimits {
         UdpLimits {
@@ -168,6 +187,14 @@ mod tests {
         let f = a.follow_options();
         assert_eq!(f.rescan, Duration::from_secs(10));
         assert_eq!(f.max_payload_bytes, 64 << 20);
+        assert_eq!(a.tcp_limits(), TcpLimits::default());
+        assert_eq!(
+            (
+                TcpLimits::default().max_connections,
+                TcpLimits::default().max_connections_per_source
+            ),
+            (512, 32)
+        );
     }
 
     #[test]

@@ -21,5 +21,6 @@ pub mod rrl;
 pub mod server;
 pub mod sources;
 pub mod state;
+pub mod tcp;
 pub mod udp_limits;
 pub mod zone;

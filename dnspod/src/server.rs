@@ -1,10 +1,10 @@
 //! Binding the DNS listeners: every address gets a UDP socket and a TCP listener on the same
-//! port. TCP is served by a hickory [`Server`]. UDP is served here, by threads blocked on the
+//! port. TCP is served by [`crate::tcp`] (connections capped). UDP is served here, by threads blocked on the
 //! socket as in the fastest authoritative servers: each reads the queries queued (on Linux up to
 //! [`UDP_BATCH`] with one `recvmmsg`), answers plain queries on the handler's fast path and the
 //! rest on its full path, and sends the responses (one `sendmmsg`). Per query that saves
 //! hickory's task and channel and most system calls, which dominate under load. Both stop on
-//! the hickory server's shutdown token.
+//! the TCP server's shutdown token.
 //!
 //! Over UDP only queries get a response (never a message with QR set, decodable or not: that
 //! would reflect), within the handler's size cap, and only as the response rate limiter allows
@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hickory_server::Server;
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
@@ -30,27 +29,34 @@ use tokio_util::sync::CancellationToken;
 
 use crate::handler::GtmHandler;
 use crate::rrl::{self, Tick, Verdict};
+use crate::tcp::{TcpLimits, TcpServer};
 
-/// Idle time after which a TCP connection without a request is closed.
-pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Responses queued per TCP connection.
-const TCP_RESPONSE_BUFFER: usize = 64;
 /// Attempts to find a port free for both UDP and TCP when port 0 is asked for.
 const PORT_ATTEMPTS: usize = 20;
 
 /// A running DNS server and the addresses it listens on.
 pub struct DnsServer {
-    /// The hickory server; use its `shutdown_token()` and `block_until_done()`.
-    pub server: Server<GtmHandler>,
+    /// The TCP listeners; use its `shutdown_token()` (which stops UDP too) and
+    /// `block_until_done()`.
+    pub server: TcpServer,
     /// The bound addresses (UDP and TCP share each one).
     pub addrs: Vec<SocketAddr>,
 }
 
 impl DnsServer {
-    /// Binds UDP and TCP on every address and starts answering with `handler`. Port 0 picks a
-    /// port free for both protocols.
+    /// Binds UDP and TCP on every address and starts answering with `handler`, with the
+    /// default [`TcpLimits`]. Port 0 picks a port free for both protocols.
     pub async fn bind(addrs: &[SocketAddr], handler: GtmHandler) -> io::Result<Self> {
-        let mut server = Server::new(handler.clone());
+        Self::bind_limited(addrs, handler, TcpLimits::default()).await
+    }
+
+    /// As [`DnsServer::bind`], with TCP connections within `tcp_limits`.
+    pub async fn bind_limited(
+        addrs: &[SocketAddr],
+        handler: GtmHandler,
+        tcp_limits: TcpLimits,
+    ) -> io::Result<Self> {
+        let mut server = TcpServer::new();
         let shutdown = server.shutdown_token().clone();
         // One UDP thread per core the process may use.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -71,7 +77,7 @@ impl DnsServer {
                     .name("gtm-dnspod-udp".into())
                     .spawn(move || serve_udp(&socket, &handler, &shutdown, &runtime))?;
             }
-            server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+            server.register_listener(tcp, handler.clone(), tcp_limits);
         }
         Ok(Self {
             server,
@@ -127,7 +133,7 @@ fn answer_udp(
         return true;
     }
     // The full path awaits nothing but its own encoding; no I/O driver is needed.
-    match runtime.block_on(full_path(handler, packet, src)) {
+    match runtime.block_on(full_path(handler, packet, src, Protocol::Udp)) {
         Some(bytes) => {
             *response = bytes;
             true
@@ -262,20 +268,28 @@ fn serve_udp(
     }
 }
 
-/// A UDP query through hickory's decoder and the handler's full path: no response to fewer
-/// than 12 bytes or to a response, FORMERR (counted) when a query does not decode. Returns the
-/// encoded response.
-async fn full_path(handler: &GtmHandler, packet: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
+/// A query (UDP, or one TCP message) through hickory's decoder and the handler's full path: no
+/// response to fewer than 12 bytes or to a response, FORMERR (counted) when a query does not
+/// decode. Returns the encoded response, within the UDP limits or 65 535 bytes over TCP.
+pub(crate) async fn full_path(
+    handler: &GtmHandler,
+    packet: &[u8],
+    src: SocketAddr,
+    protocol: Protocol,
+) -> Option<Vec<u8>> {
     let started = std::time::Instant::now();
     let header = Header::read(&mut BinDecoder::new(packet)).ok()?;
     if header.metadata.message_type == MessageType::Response {
         return None;
     }
-    match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
+    match Request::from_bytes(packet.to_vec(), src, protocol) {
         Ok(request) => {
-            let max = handler
-                .udp_limits()
-                .response_size(request.edns.as_ref().map(|e| e.max_payload()));
+            let max = match protocol {
+                Protocol::Udp => handler
+                    .udp_limits()
+                    .response_size(request.edns.as_ref().map(|e| e.max_payload())),
+                _ => u16::MAX,
+            };
             let capture = Capture::new(max);
             handler
                 .handle_request::<_, TokioTime>(&request, capture.clone())
@@ -283,7 +297,7 @@ async fn full_path(handler: &GtmHandler, packet: &[u8], src: SocketAddr) -> Opti
             capture.take()
         }
         Err(error) => {
-            tracing::debug!(%error, %src, "undecodable UDP query");
+            tracing::debug!(%error, %src, %protocol, "undecodable query");
             let queries = Queries::read(&mut BinDecoder::new(&[]), 0).ok()?;
             let response = MessageResponseBuilder::new(&queries, None)
                 .error_msg(&header.metadata, ResponseCode::FormErr);

@@ -1,0 +1,380 @@
+//! DNS over TCP with bounded resources: an accept loop of our own (hickory's accepts without
+//! limit and retries at once when accept fails, which spins a core at the descriptor limit),
+//! connections capped in total and per source ([`ConnectionGate`]), accept backed off while
+//! the process is out of descriptors, and every message read and every response written within
+//! the idle timeout (a client trickling bytes is cut off). Messages use the TCP framing of
+//! RFC 1035 section 4.2.2 (a two-byte length, then the message), are answered one after the
+//! other per connection, by the same full path as UDP queries with a 65 535-byte limit.
+//!
+//! A connection over a cap is accepted and closed at once, so the client learns it now and can
+//! try another server, rather than waiting in the listen backlog.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_server::net::xfer::Protocol;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::handler::GtmHandler;
+
+/// Default cap on open TCP connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Default cap on open TCP connections from one source (an IPv4 address, an IPv6 /64).
+pub const DEFAULT_MAX_CONNECTIONS_PER_SOURCE: usize = 32;
+/// Default time a connection may take to send one message or receive one response.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// First pause of the accept loop when the process is out of descriptors; it doubles up to
+/// [`ACCEPT_BACKOFF_MAX`] and ends early when one of our connections closes.
+const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
+/// Longest pause of the accept loop.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Limits of the TCP server (`docs/configuration.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Open connections from one source at most.
+    pub max_connections_per_source: usize,
+    /// Time one message may take to arrive, and one response to be taken by the client.
+    pub idle_timeout: Duration,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_source: DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// The key connections are counted under: an IPv4 address (IPv4-mapped IPv6 included), or
+/// the /64 of an IPv6 address (one host usually has a whole /64).
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
+/// Why a connection was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The total cap is reached.
+    #[error("{0} TCP connections open, the most allowed (--tcp-max-connections)")]
+    Total(usize),
+    /// The cap of the source is reached.
+    #[error(
+        "{0} TCP connections open from this source, the most allowed (--tcp-max-connections-per-source)"
+    )]
+    Source(usize),
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    by_source: HashMap<IpAddr, usize>,
+}
+
+/// Counts open connections, in total and per source, against [`TcpLimits`]. Only the accept
+/// loop and closing connections touch it, never a query.
+#[derive(Debug)]
+pub struct ConnectionGate {
+    limits: TcpLimits,
+    open: Mutex<Open>,
+    closed: Notify,
+}
+
+/// An admitted connection; dropping it counts the connection as closed.
+#[derive(Debug)]
+pub struct Admission {
+    gate: Arc<ConnectionGate>,
+    source: IpAddr,
+}
+
+impl ConnectionGate {
+    /// A gate with nothing open.
+    pub fn new(limits: TcpLimits) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            open: Mutex::default(),
+            closed: Notify::new(),
+        })
+    }
+
+    /// Admits a connection from `ip` if both caps allow it.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, Refusal> {
+        let source = source_key(ip);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.total >= self.limits.max_connections {
+            return Err(Refusal::Total(open.total));
+        }
+        let from_source = open.by_source.entry(source).or_default();
+        if *from_source >= self.limits.max_connections_per_source {
+            return Err(Refusal::Source(*from_source));
+        }
+        *from_source += 1;
+        open.total += 1;
+        Ok(Admission {
+            gate: self.clone(),
+            source,
+        })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).total
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut open = self.gate.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.total -= 1;
+        if let Some(n) = open.by_source.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                open.by_source.remove(&self.source);
+            }
+        }
+        drop(open);
+        self.gate.closed.notify_waiters();
+    }
+}
+
+/// Whether an accept error means the process or the system is out of a resource, so that
+/// retrying at once would only spin.
+fn is_exhaustion(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// The TCP listeners' tasks and the shutdown token every listener, UDP included, follows.
+#[derive(Debug, Default)]
+pub struct TcpServer {
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl TcpServer {
+    /// No listener yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serves DNS on `listener` with `handler` within `limits` until shutdown.
+    pub fn register_listener(
+        &mut self,
+        listener: TcpListener,
+        handler: GtmHandler,
+        limits: TcpLimits,
+    ) {
+        self.tasks.spawn(serve(
+            listener,
+            handler,
+            ConnectionGate::new(limits),
+            self.shutdown.clone(),
+        ));
+    }
+
+    /// The token that stops every listener.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Waits until every listener has stopped (after the shutdown token is cancelled).
+    pub async fn block_until_done(&mut self) -> Result<(), tokio::task::JoinError> {
+        while let Some(result) = self.tasks.join_next().await {
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Cancels the shutdown token and waits until every listener has stopped.
+    pub async fn shutdown_gracefully(&mut self) -> Result<(), tokio::task::JoinError> {
+        self.shutdown.cancel();
+        self.block_until_done().await
+    }
+}
+
+/// The accept loop of one listener. Its connections end with it.
+async fn serve(
+    listener: TcpListener,
+    handler: GtmHandler,
+    gate: Arc<ConnectionGate>,
+    shutdown: CancellationToken,
+) {
+    let mut connections = JoinSet::new();
+    let mut backoff = ACCEPT_BACKOFF_FIRST;
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        while connections.try_join_next().is_some() {}
+        match accepted {
+            Ok((stream, src)) => {
+                backoff = ACCEPT_BACKOFF_FIRST;
+                match gate.admit(src.ip()) {
+                    Ok(admission) => {
+                        let handler = handler.clone();
+                        let idle = gate.limits.idle_timeout;
+                        connections.spawn(async move {
+                            serve_connection(stream, src, &handler, idle).await;
+                            drop(admission);
+                        });
+                    }
+                    // Dropping the stream closes it.
+                    Err(refusal) => tracing::debug!(%src, %refusal, "TCP connection refused"),
+                }
+            }
+            Err(error) if is_exhaustion(&error) => {
+                if backoff == ACCEPT_BACKOFF_FIRST {
+                    tracing::warn!(%error, open = gate.open(), "cannot accept TCP connections; backing off until descriptors are free");
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                    () = gate.closed.notified() => {}
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+            }
+            // The client went away before it was accepted, and the like.
+            Err(error) => tracing::debug!(%error, "accepting a TCP connection failed"),
+        }
+    }
+}
+
+/// Answers the messages of one connection in order until the client closes it, stalls or sends
+/// something that is not a DNS message.
+async fn serve_connection(
+    mut stream: TcpStream,
+    src: SocketAddr,
+    handler: &GtmHandler,
+    idle: Duration,
+) {
+    let mut message = Vec::new();
+    loop {
+        match tokio::time::timeout(idle, read_message(&mut stream, &mut message)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return,
+            Ok(Err(error)) => {
+                tracing::debug!(%src, %error, "TCP connection failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%src, "TCP connection idle; closed");
+                return;
+            }
+        }
+        let Some(response) = crate::server::full_path(handler, &message, src, Protocol::Tcp).await
+        else {
+            continue;
+        };
+        match tokio::time::timeout(idle, write_message(&mut stream, &response)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(%src, %error, "TCP connection failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%src, "TCP client does not read; closed");
+                return;
+            }
+        }
+    }
+}
+
+/// Reads one length-prefixed message into `message`; false when the client closed the
+/// connection between messages. An empty message is an error.
+async fn read_message(stream: &mut TcpStream, message: &mut Vec<u8>) -> io::Result<bool> {
+    let mut length = [0u8; 2];
+    match stream.read(&mut length[..1]).await? {
+        0 => return Ok(false),
+        _ => stream.read_exact(&mut length[1..]).await?,
+    };
+    let length = usize::from(u16::from_be_bytes(length));
+    if length == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "empty DNS message",
+        ));
+    }
+    message.resize(length, 0);
+    stream.read_exact(message).await?;
+    Ok(true)
+}
+
+/// Writes one length-prefixed message.
+async fn write_message(stream: &mut TcpStream, response: &[u8]) -> io::Result<()> {
+    let length = u16::try_from(response.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "response above 65 535 bytes"))?;
+    let mut framed = Vec::with_capacity(2 + response.len());
+    framed.extend_from_slice(&length.to_be_bytes());
+    framed.extend_from_slice(response);
+    stream.write_all(&framed).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(total: usize, per_source: usize) -> TcpLimits {
+        TcpLimits {
+            max_connections: total,
+            max_connections_per_source: per_source,
+            ..TcpLimits::default()
+        }
+    }
+
+    #[test]
+    fn sources_are_ipv4_addresses_and_ipv6_slash_64s() {
+        let key = |s: &str| source_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+    }
+
+    #[test]
+    fn the_gate_caps_each_source_and_the_total_and_frees_on_drop() {
+        let gate = ConnectionGate::new(limits(3, 2));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let a1 = gate.admit(a).unwrap();
+        let a2 = gate.admit(a).unwrap();
+        assert_eq!(gate.admit(a).unwrap_err(), Refusal::Source(2));
+        let b1 = gate.admit(b).unwrap();
+        assert_eq!(gate.admit(b).unwrap_err(), Refusal::Total(3));
+        assert_eq!(gate.open(), 3);
+        drop(a1);
+        assert_eq!(gate.open(), 2);
+        let b2 = gate.admit(b).unwrap();
+        // Every source's count went back to zero and was forgotten.
+        drop((a2, b1, b2));
+        assert_eq!(gate.open(), 0);
+        assert!(gate.open.lock().unwrap().by_source.is_empty());
+    }
+
+    #[test]
+    fn descriptor_exhaustion_is_told_apart_from_other_accept_errors() {
+        assert!(is_exhaustion(&io::Error::from_raw_os_error(libc::EMFILE)));
+        assert!(is_exhaustion(&io::Error::from_raw_os_error(libc::ENFILE)));
+        assert!(!is_exhaustion(&io::Error::from_raw_os_error(
+            libc::ECONNABORTED
+        )));
+    }
+}
