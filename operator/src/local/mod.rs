@@ -1,7 +1,7 @@
 //! Local mode: the operator without a cluster. It reads CR manifests from a directory, runs the
 //! same validation, compile and evaluation as in a cluster, writes the same payloads as files
 //! for the DNS pod (`gtm-dnspod --config-dir`), and prints each object's status as a table on
-//! every change (and on SIGUSR1).
+//! every change (and on SIGUSR1); SIGHUP reads the manifests again.
 
 pub(crate) mod files;
 mod last_good;
@@ -288,6 +288,10 @@ pub fn now() -> Time {
 
 /// Runs local mode until SIGINT or SIGTERM.
 pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
+    // Before the first pass: a signal sent once the table is printed is not missed.
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut operator = LocalOperator::new(opts.clone())?;
     let mut monitor = Monitor::new(opts.probe_concurrency, Arc::new(Metrics::new()));
     let mut watch = ManifestWatch::new(&opts.manifests, RESCAN)?;
@@ -301,13 +305,12 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     print_reload(operator.reload(&now()));
     follow_compilation(&mut operator, &mut monitor, &restored);
 
-    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
-            () = watch.changed() => {
-                print_reload(operator.reload(&now()));
-                follow_compilation(&mut operator, &mut monitor, &BTreeMap::new());
+            () = watch.changed() => reread(&mut operator, &mut monitor),
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reading the manifests again");
+                reread(&mut operator, &mut monitor);
             }
             _ = monitor.next_transitions() => {
                 print_reload(operator.health_changed(&monitor.tasks(), &now()));
@@ -319,6 +322,12 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     }
     tracing::info!("local mode stopped");
     Ok(())
+}
+
+/// Reads the manifests again and publishes what changed.
+fn reread(operator: &mut LocalOperator, monitor: &mut Monitor) {
+    print_reload(operator.reload(&now()));
+    follow_compilation(operator, monitor, &BTreeMap::new());
 }
 
 /// Points the prober at the tasks of the last compilation and republishes with its view.
