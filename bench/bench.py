@@ -11,7 +11,8 @@ Measures, on this machine and in one run, with every process on 127.0.0.1:
 3. failover beside gdnsd at its fastest monitoring settings;
 4. scale: compile time, published size, DNS pod RSS, reload under full load;
 5. prober CPU for 10 000 TCP tasks at 1 s;
-6. a UDP flood from one source, response rate limiting on and off (bench/flood.py).
+6. cluster mode against a real kube-apiserver (bench/cluster.py);
+7. a UDP flood from one source, response rate limiting on and off (bench/flood.py).
 
 Writes the report (Markdown) and the raw results (JSON). Every process it starts is in its own
 process group and is killed on exit, error or signal. Python standard library only.
@@ -39,7 +40,7 @@ import time
 import urllib.request
 
 ZONE = "gtm.example.com"
-SECTIONS = ("throughput", "propagation", "scale", "failover", "prober", "flood")
+SECTIONS = ("throughput", "propagation", "scale", "failover", "prober", "cluster", "flood")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # ---------------------------------------------------------------------------------------------
@@ -826,6 +827,14 @@ class Bench:
             "output": text,
             "cpu_percent": float(share.group(1)) if share else None,
         }
+
+    # -----------------------------------------------------------------------------------------
+    # Cluster mode against a real kube-apiserver (bench/cluster.py)
+
+    def cluster(self):
+        import cluster  # noqa: PLC0415 - beside this file
+
+        self.results["sections"]["cluster"] = cluster.run(self)
 
     # -----------------------------------------------------------------------------------------
     # A UDP flood with response rate limiting on and off (bench/flood.py)

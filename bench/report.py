@@ -240,6 +240,11 @@ def render(r):
     else:
         w("Not measured in this run.\n")
 
+    if s.get("cluster"):
+        import cluster  # noqa: PLC0415 - beside this file
+
+        out.extend(cluster.report(s["cluster"]))
+
     if s.get("flood"):
         import flood  # noqa: PLC0415 - beside this file
 
