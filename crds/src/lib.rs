@@ -4,7 +4,8 @@
 //!   and their generated CRD manifests ([`crd_manifests`]);
 //! - the versioned config contract that travels in ConfigMaps ([`config`]);
 //! - the availability rules both binaries must compute identically ([`availability`]);
-//! - client-side validation of manifests against the generated schemas ([`manifest`]).
+//! - client-side validation of manifests against the generated schemas ([`manifest`]);
+//! - how both binaries retry their watches of the API ([`watch`]).
 //!
 //! Nothing here does Kubernetes or network I/O.
 
@@ -16,6 +17,7 @@ pub mod manifest;
 pub mod parts;
 pub mod pool;
 pub mod template;
+pub mod watch;
 
 pub use common::{CheckTask, HealthJudgement, LbPolicy, RequestSources, SequentialMode};
 pub use domain::{GtmAccessDomain, GtmAccessDomainSpec, GtmAccessDomainStatus, RecordType};

@@ -146,7 +146,7 @@ pub async fn follow(
     let config = watcher::Config::default().labels(&label_selector(instance));
     let start = || {
         watcher(api.clone(), config.clone())
-            .default_backoff()
+            .backoff(gtm_crds::watch::watch_backoff())
             .boxed()
     };
     let mut events = start();

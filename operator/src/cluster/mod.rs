@@ -101,7 +101,7 @@ where
                 let (reader, writer) = reflector::store();
                 let changed = changed.clone();
                 let stream = reflector::reflector(writer, watcher(api, config.clone()))
-                    .default_backoff()
+                    .backoff(gtm_crds::watch::watch_backoff())
                     .for_each(move |event| {
                         if let Err(e) = event {
                             tracing::warn!(kind = %K::kind(&()), "watch error: {e}");
@@ -267,8 +267,17 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!("reconcile failed, retrying in {backoff:?}: {e}");
-                    tokio::time::sleep(backoff).await;
+                    // After an API outage the watches relist as soon as the API server is back:
+                    // that change retries at once instead of at the end of a long backoff.
+                    tracing::warn!(
+                        "reconcile failed, retrying in {backoff:?} or at the next change: {e}"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = changed.notified() => {}
+                        _ = term.recv() => break,
+                        _ = tokio::signal::ctrl_c() => break,
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     continue;
                 }
