@@ -887,6 +887,7 @@ async fn dns_keeps_answering_through_an_api_outage_and_resumes() {
             "the DNS process never reported its source stale"
         );
         cp.script("start-apiserver").await?;
+        let restarted = Instant::now();
         wait_for("the source fresh again", DEADLINE, || async {
             let stale = samples(
                 &gtm.dns[0].metrics().await?,
@@ -901,11 +902,17 @@ async fn dns_keeps_answering_through_an_api_outage_and_resumes() {
         })
         .await?;
         // Both resume watching without a restart: a change made now is answered.
+        let fresh = restarted.elapsed();
         gtm.backends[0].fail();
         gtm.backends[1].fail();
         gtm.wait_answer(&[&gtm.backends[2].ip]).await?;
+        let answered = restarted.elapsed();
         gtm.wait_pool_condition("app-eu-west", "Available", "False")
             .await?;
+        println!(
+            "after the outage: source fresh {fresh:.1?}, failover answered {answered:.1?}, pool status {:.1?} after kube-apiserver was back",
+            restarted.elapsed()
+        );
         ensure!(
             (gtm.operators[0].pid(), gtm.dns[0].pid()) == pids,
             "a process was restarted"
@@ -965,6 +972,7 @@ impl Release {
         // A release left by an earlier, failed run of the same test.
         cp.helm(&["uninstall", name, "-n", &namespace, "--ignore-not-found"])
             .await?;
+        delete_payload_configmaps(cp, &namespace).await?;
         let chart = repo_root().join("charts/kube-gtm");
         let zones = format!("zones={{{ZONE}}}");
         let mut args = vec![
@@ -1064,13 +1072,31 @@ impl Release {
             .find_map(|l| l.spec.and_then(|s| s.holder_identity)))
     }
 
+    /// Uninstalls the release and removes what the operator wrote (README: after `helm
+    /// uninstall`, delete the payload ConfigMaps by label).
     async fn uninstall(self) -> Result<()> {
         self.cp.delete_all_gtm_objects().await?;
         self.cp
             .helm(&["uninstall", &self.name, "-n", &self.namespace])
             .await?;
-        Ok(())
+        delete_payload_configmaps(&self.cp, &self.namespace).await
     }
+}
+
+/// Deletes the payload ConfigMaps the operator wrote in `namespace` (they are not the chart's:
+/// `helm uninstall` leaves them, and a new release would start from them).
+async fn delete_payload_configmaps(cp: &ControlPlane, namespace: &str) -> Result<()> {
+    cp.kubectl(&[
+        "delete",
+        "configmaps",
+        "-n",
+        namespace,
+        "-l",
+        "gtm.kubegtm.io/payload",
+        "--ignore-not-found",
+    ])
+    .await?;
+    Ok(())
 }
 
 /// An HTTP backend on `<ip>:8080` whose `/healthz` can be failed.
