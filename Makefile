@@ -4,7 +4,7 @@
 CARGO ?= cargo
 CRDS_YAML := charts/kube-gtm/files/crds.yaml
 
-.PHONY: build run test test-tools crds check-crds lint fmt chart-test images e2e bench
+.PHONY: build run test test-tools crds check-crds lint fmt chart-test test-apiserver images e2e bench
 
 # Container image for both binaries and the e2e test backend (Dockerfile); kind cluster for e2e.
 IMAGE ?= kube-gtm:e2e
@@ -24,6 +24,7 @@ test: test-tools lint
 	$(CARGO) test --workspace --all-targets
 	$(MAKE) check-crds
 	$(MAKE) chart-test
+	./scripts/apiserver-suite.sh
 	./scripts/e2e.sh --check-only
 
 test-tools:
@@ -49,6 +50,10 @@ fmt:
 ## validated with kubernetes-validate --strict, and invalid values rejected at template time
 chart-test:
 	./scripts/test-chart.sh
+
+## test-apiserver: the real-API-server suite alone (etcd + kube-apiserver as local processes; part of test)
+test-apiserver:
+	./scripts/apiserver-suite.sh
 
 ## images: build the container image (needs docker; otherwise prints why and exits 0)
 images:
