@@ -11,8 +11,12 @@
 //! addresses answers with all of them; when a chosen pool has no available address, all its
 //! eligible addresses answer. "Eligible" means what an operator has not switched off: enabled
 //! and not `AlwaysOffline` (a disabled pool is never answered).
+//!
+//! `Sequential` levels answer with one member ([`sequential_pick`]): the operator decides it
+//! and publishes it as the level's current member, and every DNS pod applies the same rule
+//! to the published member, so that all pods answer alike.
 
-use crate::common::HealthJudgement;
+use crate::common::{HealthJudgement, SequentialMode};
 use crate::config::{AddressConfig, PoolConfig};
 use crate::domain::Fallback;
 use crate::pool::{AddressMode, HealthState};
@@ -142,6 +146,31 @@ pub fn address_choice(pool: &PoolConfig, address_available: &[bool]) -> Vec<usiz
     } else {
         available
     }
+}
+
+/// The member a `Sequential` level answers with, out of `candidates`: the members that may
+/// answer, as (id, order) in member order. `NonPreemptive`: the `current` member while it is a
+/// candidate (a recovered member of lower order does not take over). Otherwise, and always
+/// when `Preemptive`: the lowest order, the earlier member on ties. `None` without candidates.
+pub fn sequential_pick<K: PartialEq>(
+    mode: SequentialMode,
+    candidates: impl IntoIterator<Item = (K, u16)>,
+    current: Option<K>,
+) -> Option<K> {
+    let stay_on = match mode {
+        SequentialMode::NonPreemptive => current,
+        SequentialMode::Preemptive => None,
+    };
+    let mut lowest: Option<(K, u16)> = None;
+    for (id, order) in candidates {
+        if stay_on.as_ref() == Some(&id) {
+            return Some(id);
+        }
+        if lowest.as_ref().is_none_or(|(_, o)| order < *o) {
+            lowest = Some((id, order));
+        }
+    }
+    lowest.map(|(id, _)| id)
 }
 
 /// Every address of a pool that fail-open may answer.

@@ -17,6 +17,7 @@
 
 use std::fmt;
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use sha2::{Digest, Sha256};
 
 pub use crate::config::{CONFIG_KEY, HEALTH_KEY, PAYLOAD_LABEL};
@@ -69,6 +70,33 @@ impl Payload {
 /// Name of the ConfigMap holding part `index` of a payload, e.g. `kube-gtm-config-0`.
 pub fn configmap_name(instance: &str, payload: Payload, index: usize) -> String {
     format!("{instance}-{}-{index}", payload.label_value())
+}
+
+/// The label selector of an instance's payload ConfigMaps: [`INSTANCE_LABEL`] = `instance`
+/// and [`PAYLOAD_LABEL`] present.
+pub fn selector(instance: &str) -> String {
+    format!("{INSTANCE_LABEL}={instance},{PAYLOAD_LABEL}")
+}
+
+/// The payload a ConfigMap's [`PAYLOAD_LABEL`] names, if any.
+pub fn payload_of(cm: &ConfigMap) -> Option<Payload> {
+    Payload::from_label_value(cm.metadata.labels.as_ref()?.get(PAYLOAD_LABEL)?)
+}
+
+/// The payload part a ConfigMap holds: its payload label, part and digest annotations and
+/// the part's text under the payload's data key. `None` when any of them is missing or
+/// malformed.
+pub fn part_of(cm: &ConfigMap) -> Option<(Payload, Part)> {
+    let payload = payload_of(cm)?;
+    let annotations = cm.metadata.annotations.as_ref()?;
+    let (index, count) = parse_part_annotation(annotations.get(PART_ANNOTATION)?)?;
+    let part = Part {
+        index,
+        count,
+        digest: annotations.get(DIGEST_ANNOTATION)?.clone(),
+        data: cm.data.as_ref()?.get(payload.key())?.clone(),
+    };
+    Some((payload, part))
 }
 
 /// One part of a payload.
@@ -256,5 +284,79 @@ mod tests {
         assert_eq!(parse_part_annotation("x/3"), None);
         assert_eq!(Payload::from_label_value("config"), Some(Payload::Config));
         assert_eq!(Payload::from_label_value("other"), None);
+        assert_eq!(
+            selector("kube-gtm"),
+            "gtm.kubegtm.io/instance=kube-gtm,gtm.kubegtm.io/payload"
+        );
+    }
+
+    /// A part as the writer labels and annotates it.
+    fn part_configmap(payload: Payload, part: &Part) -> ConfigMap {
+        let map = |pairs: &[(&str, &str)]| {
+            Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let mut cm = ConfigMap::default();
+        cm.metadata.labels = map(&[
+            (INSTANCE_LABEL, "kube-gtm"),
+            (PAYLOAD_LABEL, payload.label_value()),
+        ]);
+        cm.metadata.annotations = map(&[
+            (PART_ANNOTATION, &part.annotation()),
+            (DIGEST_ANNOTATION, &part.digest),
+        ]);
+        cm.data = map(&[(payload.key(), &part.data)]);
+        cm
+    }
+
+    #[test]
+    fn a_configmap_part_round_trips() {
+        let parts = split(&"x".repeat(100), 30);
+        let cm = part_configmap(Payload::Health, &parts[2]);
+        assert_eq!(payload_of(&cm), Some(Payload::Health));
+        assert_eq!(part_of(&cm), Some((Payload::Health, parts[2].clone())));
+    }
+
+    #[test]
+    fn a_configmap_missing_any_piece_is_no_part() {
+        let part = &split("{}", MAX_PART_BYTES)[0];
+        let whole = part_configmap(Payload::Config, part);
+        let mut unlabelled = whole.clone();
+        unlabelled.metadata.labels = None;
+        let mut unknown_payload = whole.clone();
+        unknown_payload
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(PAYLOAD_LABEL.into(), "other".into());
+        let mut bad_index = whole.clone();
+        bad_index
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(PART_ANNOTATION.into(), "1/1".into());
+        let mut no_digest = whole.clone();
+        no_digest
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .remove(DIGEST_ANNOTATION);
+        let mut wrong_key = whole.clone();
+        wrong_key.data = Some([(HEALTH_KEY.to_string(), "{}".to_string())].into());
+        for cm in [unlabelled, unknown_payload] {
+            assert_eq!(payload_of(&cm), None);
+            assert_eq!(part_of(&cm), None);
+        }
+        for cm in [bad_index, no_digest, wrong_key] {
+            assert_eq!(payload_of(&cm), Some(Payload::Config));
+            assert_eq!(part_of(&cm), None);
+        }
     }
 }

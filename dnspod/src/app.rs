@@ -65,7 +65,7 @@ pub async fn run(
             let api = kube::Api::<ConfigMap>::namespaced(client, namespace);
             tokio::spawn(config_source::kube::monitor(
                 api.clone(),
-                config_source::kube::label_selector(&args.instance),
+                gtm_crds::parts::selector(&args.instance),
                 shared.clone(),
                 shutdown.clone(),
             ));

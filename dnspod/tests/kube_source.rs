@@ -152,11 +152,3 @@ async fn payloads_are_listed_watched_and_reassembled() {
     stop.cancel();
     source.await.unwrap();
 }
-
-#[test]
-fn the_selector_names_the_instance_and_requires_the_payload_label() {
-    assert_eq!(
-        gtm_dnspod::config_source::kube::label_selector("prod"),
-        "gtm.kubegtm.io/instance=prod,gtm.kubegtm.io/payload"
-    );
-}

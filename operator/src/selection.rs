@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use gtm_crds::availability::{
     MemberView, PoolChoice, address_available, pool_available, pool_choice, pool_eligible,
+    sequential_pick,
 };
 use gtm_crds::config::{ActiveSelections, DomainConfig, GtmConfig, PoolConfig};
 use gtm_crds::pool::HealthState;
@@ -46,27 +47,21 @@ pub fn pool_view(pool: &PoolConfig, task: &impl Fn(&str) -> HealthState) -> Pool
     }
 }
 
-/// The member a `Sequential` level answers with: in `NonPreemptive` mode the previous one while
-/// it stays available; otherwise the available member with the lowest order (earlier listed on
-/// ties). `None` when no member is available (fail-open applies then); the previous choice is
-/// kept in that case so that a non-preemptive level does not jump when members come back.
-fn sequential_pick<'a>(
+/// The member a `Sequential` level answers with: the contract's rule
+/// ([`sequential_pick`]) over the available members. `None` when no member is available
+/// (fail-open applies then); the previous choice is kept in that case so that a
+/// non-preemptive level does not jump when members come back.
+fn sequential_pick_or_keep<'a>(
     mode: SequentialMode,
-    members: impl Iterator<Item = (&'a str, u16, bool)> + Clone,
-    previous: Option<&str>,
+    members: impl Iterator<Item = (&'a str, u16, bool)>,
+    previous: Option<&'a str>,
 ) -> Option<String> {
-    if mode == SequentialMode::NonPreemptive
-        && let Some(prev) = previous
-        && members.clone().any(|(id, _, ok)| ok && id == prev)
-    {
-        return Some(prev.to_string());
-    }
-    members
-        .enumerate()
-        .filter(|(_, (_, _, ok))| *ok)
-        .min_by_key(|(i, (_, order, _))| (*order, *i))
-        .map(|(_, (id, _, _))| id.to_string())
-        .or_else(|| previous.map(str::to_string))
+    let available = members
+        .filter(|(_, _, ok)| *ok)
+        .map(|(id, order, _)| (id, order));
+    sequential_pick(mode, available, previous)
+        .or(previous)
+        .map(str::to_string)
 }
 
 /// The active member of every `Sequential` domain of a config and of every `Sequential` pool
@@ -89,7 +84,7 @@ pub fn active_selections<'a>(
             .zip(&view.addresses)
             .map(|(a, ok)| (a.value.as_str(), a.order, *ok));
         let prev = previous.pools.get(&pool.id).map(String::as_str);
-        if let Some(pick) = sequential_pick(pool.sequential_mode, members, prev) {
+        if let Some(pick) = sequential_pick_or_keep(pool.sequential_mode, members, prev) {
             active.pools.insert(pool.id.clone(), pick);
         }
     }
@@ -103,7 +98,7 @@ pub fn active_selections<'a>(
             (m.pool.as_str(), m.order, ok)
         });
         let prev = previous.domains.get(&domain.id).map(String::as_str);
-        if let Some(pick) = sequential_pick(domain.sequential_mode, members, prev) {
+        if let Some(pick) = sequential_pick_or_keep(domain.sequential_mode, members, prev) {
             active.domains.insert(domain.id.clone(), pick);
         }
     }

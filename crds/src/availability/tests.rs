@@ -211,3 +211,37 @@ fn chosen_pool_without_available_address_answers_all_eligible() {
     assert_eq!(address_choice(&p, &[false, true, false]), vec![1]);
     assert_eq!(eligible_addresses(&p), vec![0, 1]);
 }
+
+#[test]
+fn sequential_picks_the_lowest_order_and_the_earlier_member_on_ties() {
+    for mode in [SequentialMode::Preemptive, SequentialMode::NonPreemptive] {
+        let members = [("b", 2), ("a", 1), ("c", 1)];
+        assert_eq!(sequential_pick(mode, members, None), Some("a"));
+        assert_eq!(sequential_pick(mode, members, Some("gone")), Some("a"));
+        assert_eq!(sequential_pick(mode, [], Some("a")), None::<&str>);
+    }
+}
+
+#[test]
+fn sequential_preemptive_returns_to_the_lowest_order() {
+    let members = [("primary", 1), ("standby", 2)];
+    assert_eq!(
+        sequential_pick(SequentialMode::Preemptive, members, Some("standby")),
+        Some("primary")
+    );
+}
+
+#[test]
+fn sequential_non_preemptive_stays_on_the_current_member_while_it_may_answer() {
+    let members = [("primary", 1), ("standby", 2)];
+    let mode = SequentialMode::NonPreemptive;
+    assert_eq!(
+        sequential_pick(mode, members, Some("standby")),
+        Some("standby")
+    );
+    // The current member may no longer answer: the lowest order left.
+    assert_eq!(
+        sequential_pick(mode, [("primary", 1), ("third", 3)], Some("standby")),
+        Some("primary")
+    );
+}

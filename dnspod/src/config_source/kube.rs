@@ -8,10 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use gtm_crds::parts::{
-    DIGEST_ANNOTATION, INSTANCE_LABEL, PART_ANNOTATION, PAYLOAD_LABEL, Part, Payload, assemble,
-    parse_part_annotation,
-};
+use gtm_crds::parts::{Part, Payload, assemble, part_of, payload_of};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
@@ -23,11 +20,6 @@ use crate::state::Loader;
 
 mod freshness;
 pub use freshness::monitor;
-
-/// The label selector of an instance's payload ConfigMaps.
-pub fn label_selector(instance: &str) -> String {
-    format!("{INSTANCE_LABEL}={instance},{PAYLOAD_LABEL}")
-}
 
 /// The payload ConfigMaps currently known, by name.
 #[derive(Debug, Default)]
@@ -91,13 +83,7 @@ impl ConfigMapSet {
         let members: Vec<&ConfigMap> = self
             .current
             .values()
-            .filter(|cm| {
-                cm.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(PAYLOAD_LABEL))
-                    .is_some_and(|v| v == payload.label_value())
-            })
+            .filter(|cm| payload_of(cm) == Some(payload))
             .collect();
         let key: Vec<(String, String)> = members
             .iter()
@@ -113,24 +99,16 @@ impl ConfigMapSet {
         }
         let result = members
             .iter()
-            .map(|cm| part(cm, payload).ok_or_else(|| PartsError::BadPart(name_of(cm))))
+            .map(|cm| {
+                part_of(cm)
+                    .map(|(_, part)| part)
+                    .ok_or_else(|| PartsError::BadPart(name_of(cm)))
+            })
             .collect::<Result<Vec<Part>, _>>()
             .and_then(|parts| Ok(assemble(&parts)?));
         self.seen.insert(payload.label_value(), key);
         Some(result)
     }
-}
-
-/// The part a ConfigMap carries.
-fn part(cm: &ConfigMap, payload: Payload) -> Option<Part> {
-    let annotations = cm.metadata.annotations.as_ref()?;
-    let (index, count) = parse_part_annotation(annotations.get(PART_ANNOTATION)?)?;
-    Some(Part {
-        index,
-        count,
-        digest: annotations.get(DIGEST_ANNOTATION)?.clone(),
-        data: cm.data.as_ref()?.get(payload.key())?.clone(),
-    })
 }
 
 /// Watches the payload ConfigMaps of `instance` in `api`'s namespace and offers every whole
@@ -143,7 +121,7 @@ pub async fn follow(
     reload: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    let config = watcher::Config::default().labels(&label_selector(instance));
+    let config = watcher::Config::default().labels(&gtm_crds::parts::selector(instance));
     let start = || {
         watcher(api.clone(), config.clone())
             .backoff(gtm_crds::watch::watch_backoff())

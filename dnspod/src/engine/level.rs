@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use gtm_crds::availability::sequential_pick;
 use gtm_crds::common::{LbPolicy, RequestSources, SequentialMode};
 use gtm_crds::config::{AddressConfig, PoolMember};
 use rand::{Rng, RngExt};
@@ -88,18 +89,15 @@ impl Level {
         candidates: Vec<usize>,
         active: Option<usize>,
     ) -> Result<Self, BadCidr> {
-        let lowest = (0..candidates.len())
-            .min_by_key(|&i| (members[candidates[i]].order, i))
-            .unwrap_or(0);
-        // Preemptive: the lowest order available, always (the operator publishes the same as
-        // active; if the two disagree for a moment, the recovered primary still wins).
-        // NonPreemptive: stay on the published active member while it is available here.
-        let sequential = match (mode, active) {
-            (SequentialMode::NonPreemptive, Some(a)) => {
-                candidates.iter().position(|&m| m == a).unwrap_or(lowest)
-            }
-            _ => lowest,
-        };
+        // The contract's rule over the candidates, with the member the operator published as
+        // current (so every pod answers alike). Preemptive ignores it: if the two disagree for
+        // a moment, the recovered primary still wins.
+        let current = active.and_then(|a| candidates.iter().position(|&m| m == a));
+        let by_position = candidates
+            .iter()
+            .enumerate()
+            .map(|(position, &m)| (position, members[m].order));
+        let sequential = sequential_pick(mode, by_position, current).unwrap_or(0);
         let mut sum = 0u32;
         let cumulative = candidates
             .iter()

@@ -7,7 +7,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use gtm_crds::parts::{
     DIGEST_ANNOTATION, INSTANCE_LABEL, PART_ANNOTATION, PAYLOAD_LABEL, Part, Payload, assemble,
-    configmap_name, parse_part_annotation, split,
+    configmap_name, part_of, split,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::Resource;
@@ -62,7 +62,7 @@ impl PayloadConfigMaps {
 
     /// The label selector of this instance's payload ConfigMaps.
     pub fn selector(&self) -> String {
-        format!("{INSTANCE_LABEL}={},{PAYLOAD_LABEL}", self.instance)
+        gtm_crds::parts::selector(&self.instance)
     }
 
     /// The ConfigMap holding the config's first part: where a held drop is confirmed and
@@ -212,22 +212,4 @@ impl PayloadConfigMaps {
         );
         Ok(parts.len())
     }
-}
-
-/// The payload part a ConfigMap holds, if it is one.
-pub fn part_of(cm: &ConfigMap) -> Option<(Payload, Part)> {
-    let payload = Payload::from_label_value(cm.metadata.labels.as_ref()?.get(PAYLOAD_LABEL)?)?;
-    let annotations = cm.metadata.annotations.as_ref()?;
-    let (index, count) = parse_part_annotation(annotations.get(PART_ANNOTATION)?)?;
-    let digest = annotations.get(DIGEST_ANNOTATION)?.clone();
-    let data = cm.data.as_ref()?.get(payload.key())?.clone();
-    Some((
-        payload,
-        Part {
-            index,
-            count,
-            digest,
-            data,
-        },
-    ))
 }
