@@ -19,5 +19,6 @@ pub mod manifests;
 pub mod metrics;
 pub mod monitor;
 pub mod payloads;
+pub mod publish;
 pub mod selection;
 pub mod status;

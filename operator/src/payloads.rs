@@ -1,94 +1,168 @@
 //! Numbering and change detection of the two payloads: a payload is written only when its
-//! content changed, and each write carries a generation one above the last.
+//! content changed (or its last write failed), and each write carries a generation one above
+//! the last. What counts as published is only what was written whole: a failed write keeps the
+//! last published payload (the drop guard compares against it) and has the next pass write again.
 
 use gtm_crds::config::{ActiveSelections, ContractError, GtmConfig, HealthSnapshot};
 use gtm_crds::parts::Payload;
 
+/// A payload that is numbered and written as JSON.
+trait Numbered: Clone + PartialEq {
+    /// The payload's generation field.
+    fn generation_mut(&mut self) -> &mut u64;
+    fn to_text(&self) -> String;
+}
+
+impl Numbered for GtmConfig {
+    fn generation_mut(&mut self) -> &mut u64 {
+        &mut self.generation
+    }
+    fn to_text(&self) -> String {
+        String::from_utf8(self.to_json()).expect("JSON is UTF-8")
+    }
+}
+
+impl Numbered for HealthSnapshot {
+    fn generation_mut(&mut self) -> &mut u64 {
+        &mut self.generation
+    }
+    fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("a snapshot serializes")
+    }
+}
+
+/// One payload's numbering: what was last written whole, what is being written, and whether
+/// the last write failed.
+#[derive(Debug)]
+struct Track<T> {
+    published: Option<T>,
+    generation: u64,
+    pending: Option<T>,
+    rewrite: bool,
+}
+
+impl<T> Default for Track<T> {
+    fn default() -> Self {
+        Self {
+            published: None,
+            generation: 0,
+            pending: None,
+            rewrite: false,
+        }
+    }
+}
+
+impl<T: Numbered> Track<T> {
+    fn resume(mut published: Option<T>) -> Self {
+        Self {
+            generation: published.as_mut().map_or(0, |p| *p.generation_mut()),
+            published,
+            ..Self::default()
+        }
+    }
+
+    /// The text to write when `next` differs from the published one or the last write failed.
+    fn next(&mut self, mut next: T) -> Option<String> {
+        *next.generation_mut() = self.generation;
+        if !self.rewrite && self.published.as_ref() == Some(&next) {
+            return None;
+        }
+        self.generation += 1;
+        *next.generation_mut() = self.generation;
+        let text = next.to_text();
+        self.pending = Some(next);
+        Some(text)
+    }
+
+    fn written(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            self.published = Some(pending);
+        }
+        self.rewrite = false;
+    }
+
+    fn failed(&mut self) {
+        self.pending = None;
+        self.rewrite = true;
+    }
+}
+
 /// The last published payloads and their generations.
 #[derive(Debug, Default)]
-pub struct PayloadState {
-    config: Option<GtmConfig>,
-    config_generation: u64,
-    health: Option<HealthSnapshot>,
-    health_generation: u64,
+pub(crate) struct PayloadState {
+    config: Track<GtmConfig>,
+    health: Track<HealthSnapshot>,
 }
 
 impl PayloadState {
     /// Starts from what was published before a restart: numbering continues after it, and
     /// an unchanged payload is not written again.
-    pub fn resume(config: Option<GtmConfig>, health: Option<HealthSnapshot>) -> Self {
+    pub(crate) fn resume(config: Option<GtmConfig>, health: Option<HealthSnapshot>) -> Self {
         Self {
-            config_generation: config.as_ref().map_or(0, |c| c.generation),
-            health_generation: health.as_ref().map_or(0, |h| h.generation),
-            config,
-            health,
+            config: Track::resume(config),
+            health: Track::resume(health),
         }
     }
 
     /// The config to write, numbered, as JSON, when it differs from the last one. A config
     /// that breaks the contract's consistency rules is refused (the DNS pods would refuse it
     /// too), so the last one keeps serving.
-    pub fn next_config(&mut self, mut config: GtmConfig) -> Result<Option<String>, ContractError> {
+    pub(crate) fn next_config(
+        &mut self,
+        config: GtmConfig,
+    ) -> Result<Option<String>, ContractError> {
         config.check_consistency()?;
-        config.generation = self.config_generation;
-        if self.config.as_ref() == Some(&config) {
-            return Ok(None);
-        }
-        self.config_generation += 1;
-        config.generation = self.config_generation;
-        let text = String::from_utf8(config.to_json()).expect("JSON is UTF-8");
-        self.config = Some(config);
-        Ok(Some(text))
+        Ok(self.config.next(config))
     }
 
     /// The health snapshot to write, numbered, as JSON, when it differs from the last one.
-    pub fn next_health(&mut self, mut health: HealthSnapshot) -> Option<String> {
-        health.generation = self.health_generation;
-        if self.health.as_ref() == Some(&health) {
-            return None;
-        }
-        self.health_generation += 1;
-        health.generation = self.health_generation;
-        let text = serde_json::to_string(&health).expect("a snapshot serializes");
-        self.health = Some(health);
-        Some(text)
+    pub(crate) fn next_health(&mut self, health: HealthSnapshot) -> Option<String> {
+        self.health.next(health)
     }
 
-    /// Forgets what was last written of a payload, after a failed write: the next pass
-    /// writes it again (with a new generation) even when nothing changed.
-    pub fn forget(&mut self, payload: Payload) {
+    /// Records that the payload last handed out was written whole: it is the published one now.
+    pub(crate) fn written(&mut self, payload: Payload) {
         match payload {
-            Payload::Config => self.config = None,
-            Payload::Health => self.health = None,
+            Payload::Config => self.config.written(),
+            Payload::Health => self.health.written(),
+        }
+    }
+
+    /// Records that writing the payload last handed out failed (it may be there partly or not
+    /// at all): the published one stays what it was, and the next pass writes again (with a
+    /// new generation) even when nothing changed.
+    pub(crate) fn failed(&mut self, payload: Payload) {
+        match payload {
+            Payload::Config => self.config.failed(),
+            Payload::Health => self.health.failed(),
         }
     }
 
     /// The active selections last published (kept by non-preemptive levels across restarts).
-    pub fn last_active(&self) -> ActiveSelections {
+    pub(crate) fn last_active(&self) -> ActiveSelections {
         self.health
+            .published
             .as_ref()
             .map(|h| h.active.clone())
             .unwrap_or_default()
     }
 
     /// The config last published (or found published after a restart).
-    pub fn last_config(&self) -> Option<&GtmConfig> {
-        self.config.as_ref()
+    pub(crate) fn last_config(&self) -> Option<&GtmConfig> {
+        self.config.published.as_ref()
     }
 
     /// The health snapshot last published.
-    pub fn last_health(&self) -> Option<&HealthSnapshot> {
-        self.health.as_ref()
+    pub(crate) fn last_health(&self) -> Option<&HealthSnapshot> {
+        self.health.published.as_ref()
     }
 
-    /// The generation of the last config written.
-    pub fn config_generation(&self) -> u64 {
-        self.config_generation
-    }
-
-    /// The generation of the last health snapshot written.
-    pub fn health_generation(&self) -> u64 {
-        self.health_generation
+    /// The generation of a payload last handed out to be written.
+    pub(crate) fn generation(&self, payload: Payload) -> u64 {
+        match payload {
+            Payload::Config => self.config.generation,
+            Payload::Health => self.health.generation,
+        }
     }
 }
 
@@ -96,19 +170,21 @@ impl PayloadState {
 mod tests {
     use super::*;
 
+    fn generation_of(text: Option<String>) -> u64 {
+        GtmConfig::from_json(text.unwrap().as_bytes())
+            .unwrap()
+            .generation
+    }
+
     #[test]
     fn writes_only_changes_and_numbers_them() {
         let mut s = PayloadState::default();
         let mut c = GtmConfig::empty(vec!["gtm.example.com".into()]);
-        let generation = |text: Option<String>| {
-            GtmConfig::from_json(text.unwrap().as_bytes())
-                .unwrap()
-                .generation
-        };
-        assert_eq!(generation(s.next_config(c.clone()).unwrap()), 1);
+        assert_eq!(generation_of(s.next_config(c.clone()).unwrap()), 1);
+        s.written(Payload::Config);
         assert!(s.next_config(c.clone()).unwrap().is_none());
         c.zones.push("other.example.com".into());
-        assert_eq!(generation(s.next_config(c.clone()).unwrap()), 2);
+        assert_eq!(generation_of(s.next_config(c.clone()).unwrap()), 2);
 
         let h = HealthSnapshot::empty();
         let text = s.next_health(h.clone()).unwrap();
@@ -118,17 +194,33 @@ mod tests {
                 .generation,
             1
         );
+        s.written(Payload::Health);
         assert!(s.next_health(h.clone()).is_none());
+    }
 
-        // After a failed write the same content is written again, numbered on.
-        s.forget(Payload::Health);
-        let text = s.next_health(h).unwrap();
+    #[test]
+    fn a_failed_write_keeps_the_published_payload_and_writes_again() {
+        let mut s = PayloadState::default();
+        let one = GtmConfig::empty(vec!["a.example".into()]);
+        s.next_config(one.clone()).unwrap().unwrap();
+        s.written(Payload::Config);
+
+        let two = GtmConfig::empty(vec!["b.example".into()]);
+        assert_eq!(generation_of(s.next_config(two.clone()).unwrap()), 2);
+        s.failed(Payload::Config);
         assert_eq!(
-            HealthSnapshot::from_json(text.as_bytes())
-                .unwrap()
-                .generation,
-            2
+            s.last_config().map(|c| &c.zones),
+            Some(&one.zones),
+            "what serves is still the one written whole"
         );
+        // The same change again: written again, numbered on.
+        assert_eq!(generation_of(s.next_config(two.clone()).unwrap()), 3);
+        s.failed(Payload::Config);
+        // Back to the published content: written too, as the failed write may have left
+        // parts of the other one behind.
+        assert_eq!(generation_of(s.next_config(one).unwrap()), 4);
+        s.written(Payload::Config);
+        assert_eq!(s.last_config().map(|c| c.generation), Some(4));
     }
 
     #[test]
@@ -136,6 +228,7 @@ mod tests {
         let mut s = PayloadState::default();
         let good = GtmConfig::empty(vec!["gtm.example.com".into()]);
         assert!(s.next_config(good.clone()).unwrap().is_some());
+        s.written(Payload::Config);
         let bad = GtmConfig::empty(vec!["Not.Canonical".into()]);
         assert!(s.next_config(bad).is_err());
         assert!(
@@ -158,11 +251,7 @@ mod tests {
         );
         assert!(s.next_health(HealthSnapshot::empty()).is_none());
         let new = GtmConfig::empty(vec!["b.example".into()]);
-        let text = s.next_config(new).unwrap().unwrap();
-        assert_eq!(
-            GtmConfig::from_json(text.as_bytes()).unwrap().generation,
-            42
-        );
+        assert_eq!(generation_of(s.next_config(new).unwrap()), 42);
     }
 
     #[test]

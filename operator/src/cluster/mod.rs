@@ -3,6 +3,7 @@
 
 mod configmaps;
 pub mod reconciler;
+mod sink;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
-use gtm_crds::config::{ActiveSelections, GtmConfig, HealthSnapshot};
 use gtm_crds::manifest::Kind;
 use gtm_crds::parts::Payload;
 use gtm_crds::{AddressPool, AddressPoolStatus, GtmAccessDomain, HealthCheckTemplate};
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -21,18 +20,15 @@ use serde_json::json;
 
 use super::FIELD_MANAGER;
 use super::configmaps::PayloadConfigMaps;
+use super::sink::{ConfigMapSink, count};
 use crate::compile::{Compilation, compile};
 use crate::conditions::{capped, flips};
-use crate::drop_guard::{
-    Admitted, CONFIRM_ANNOTATION, DropGuard, DropGuardSettings, Hold, Release, held_health,
-};
+use crate::drop_guard::{CONFIRM_ANNOTATION, DropGuardSettings, Hold, Release};
 use crate::evaluate::{Evaluation, evaluate};
-use crate::health::{TaskHealth, snapshot};
+use crate::health::TaskHealth;
 use crate::inventory::{Inventory, ObjectKey};
-use crate::metrics::{
-    AddressLabels, DomainLabel, KindCondition, KindResult, Metrics, PayloadLabel, PoolLabel,
-};
-use crate::payloads::PayloadState;
+use crate::metrics::{AddressLabels, DomainLabel, KindCondition, Metrics, PoolLabel};
+use crate::publish::{Plan, Proposal, Publisher};
 use crate::status::{ObjectStatus, compute_all};
 
 /// What a pass wrote.
@@ -63,19 +59,56 @@ pub struct Reconciler {
     client: Client,
     zones: Vec<String>,
     configmaps: PayloadConfigMaps,
-    payloads: PayloadState,
-    last_text: HashMap<Payload, String>,
-    active: ActiveSelections,
+    publisher: Publisher,
     reporter: Reporter,
     recorder: Recorder,
     metrics: Arc<Metrics>,
     concurrency: usize,
     written: HashMap<ObjectKey, Written>,
-    guard: DropGuard,
-    /// The hold last reported by an event (each hold is reported once, and its end once).
-    reported_hold: Option<Hold>,
+    holds: HoldReports,
+}
+
+/// The drop guard's holds as reported by events: each hold once, and its end once.
+#[derive(Default)]
+struct HoldReports {
+    /// The hold last reported.
+    reported: Option<Hold>,
     /// The event about a hold or its end still to be recorded.
-    hold_event: Option<Event>,
+    event: Option<Event>,
+}
+
+impl HoldReports {
+    /// Logs a new hold, and the end of one, and queues the event about it; `reference` names
+    /// the config ConfigMap (where a hold is confirmed).
+    fn report(&mut self, plan: &Plan, reference: impl FnOnce() -> ObjectReference) {
+        match &plan.hold {
+            Some(hold) if self.reported.as_ref().is_none_or(|h| h.token != hold.token) => {
+                let reference = reference();
+                let message = hold.message(&format!(
+                    "kubectl annotate configmap -n {} {} {CONFIRM_ANNOTATION}={} --overwrite",
+                    reference.namespace.as_deref().unwrap_or_default(),
+                    reference.name.as_deref().unwrap_or_default(),
+                    hold.token
+                ));
+                tracing::warn!("{message}");
+                self.event = Some(hold_event(EventType::Warning, "PublishHeld", message));
+                self.reported = Some(hold.clone());
+            }
+            Some(_) => {}
+            None => {
+                if let Some(hold) = self.reported.take() {
+                    let release = plan.released.unwrap_or(Release::Withdrawn);
+                    let reason = match release {
+                        Release::Confirmed | Release::Expired => "PublishReleased",
+                        Release::Withdrawn => "PublishHoldWithdrawn",
+                    };
+                    let message = release.message(&hold);
+                    tracing::info!("{message}");
+                    self.event = Some(hold_event(EventType::Normal, reason, message));
+                }
+            }
+        }
+    }
 }
 
 /// Where and how a [`Reconciler`] writes.
@@ -112,31 +145,29 @@ impl Reconciler {
             client,
             zones: settings.zones,
             configmaps,
-            payloads: PayloadState::default(),
-            last_text: HashMap::new(),
-            active: ActiveSelections::default(),
+            // Off until `set_drop_guard` (which `cluster::run` always calls).
+            publisher: Publisher::new(DropGuardSettings {
+                max_drop_percent: 100,
+                ..DropGuardSettings::default()
+            }),
             reporter,
             metrics,
             concurrency: settings.concurrency.max(1),
             written: HashMap::new(),
-            // Off until `set_drop_guard` (which `cluster::run` always calls).
-            guard: DropGuard::new(DropGuardSettings {
-                max_drop_percent: 100,
-                ..DropGuardSettings::default()
-            }),
-            reported_hold: None,
-            hold_event: None,
+            holds: HoldReports::default(),
         }
     }
 
     /// Sets when a change that drops most access domains is held.
     pub fn set_drop_guard(&mut self, settings: DropGuardSettings) {
-        self.guard = DropGuard::new(settings);
+        self.publisher.set_drop_guard(settings);
     }
 
     /// When the drop held now is due to be published: a pass from then on publishes it.
     pub fn hold_until(&self) -> Option<tokio::time::Instant> {
-        self.guard.deadline().map(tokio::time::Instant::from_std)
+        self.publisher
+            .hold_deadline()
+            .map(tokio::time::Instant::from_std)
     }
 
     /// The label selector of the payload ConfigMaps.
@@ -150,19 +181,9 @@ impl Reconciler {
     /// reported again: another leader may have published in between.
     pub async fn resume(&mut self) -> kube::Result<()> {
         let existing = self.configmaps.read_existing().await?;
-        let config = existing
-            .get(&Payload::Config)
-            .and_then(|t| GtmConfig::from_json(t.as_bytes()).ok());
-        let health = existing
-            .get(&Payload::Health)
-            .and_then(|t| HealthSnapshot::from_json(t.as_bytes()).ok());
-        self.payloads = PayloadState::resume(config, health);
-        self.active = self.payloads.last_active();
-        self.last_text = existing;
+        self.publisher.resume(existing);
         self.written.clear();
-        self.guard.forget();
-        self.reported_hold = None;
-        self.hold_event = None;
+        self.holds = HoldReports::default();
         Ok(())
     }
 
@@ -189,19 +210,8 @@ impl Reconciler {
         self.metrics
             .reconcile_duration
             .observe(started.elapsed().as_secs_f64());
-        self.count("all", result.is_ok());
+        count(&self.metrics, "all", result.is_ok());
         result
-    }
-
-    /// Counts a reconcile pass or one write of it.
-    fn count(&self, kind: &str, ok: bool) {
-        self.metrics
-            .reconciles
-            .get_or_create(&KindResult {
-                kind: kind.into(),
-                result: if ok { "ok" } else { "error" }.into(),
-            })
-            .inc();
     }
 
     async fn pass(
@@ -213,36 +223,35 @@ impl Reconciler {
         now: &Time,
     ) -> kube::Result<Report> {
         let mut report = Report::default();
-        let evaluation = evaluate(compilation, tasks, &self.active);
-
-        let admitted = self.guard_drop(compilation, configmaps);
-        // Config before health: a DNS pod never holds health for a config it lacks.
-        let config = match self.payloads.next_config(admitted.config) {
-            Ok(config) => config,
-            Err(e) => {
-                tracing::error!(
-                    "the compiled config breaks the contract; keeping the last one: {e}"
-                );
-                None
-            }
+        let evaluation = evaluate(compilation, tasks, self.publisher.active());
+        let confirmation = confirmation(configmaps);
+        let mut sink = ConfigMapSink {
+            configmaps: &mut self.configmaps,
+            seen: configmaps,
+            metrics: &self.metrics,
         };
-        self.publish(Payload::Config, config, configmaps, &mut report)
-            .await?;
-        let mut health = snapshot(tasks, &evaluation.active, 0);
-        if admitted.hold.is_some()
-            && let Some(held) = self.payloads.last_config()
-        {
-            health = held_health(
-                health,
-                held,
-                |t| tasks.contains_key(t),
-                self.payloads.last_health(),
-            );
+        let plan = self.publisher.plan(
+            &Proposal {
+                compiled: &compilation.config,
+                tasks,
+                active: &evaluation.active,
+                confirmation: confirmation.as_deref(),
+                // The runtime's clock, which the loop's timers use too.
+                now: tokio::time::Instant::now().into_std(),
+            },
+            &mut sink,
+        );
+        if let Some(e) = &plan.refused {
+            tracing::error!("the compiled config breaks the contract; keeping the last one: {e}");
         }
-        let health = self.payloads.next_health(health);
-        self.publish(Payload::Health, health, configmaps, &mut report)
-            .await?;
-        self.active = evaluation.active.clone();
+        self.metrics
+            .publish_held
+            .set(i64::from(plan.hold.is_some()));
+        self.holds.report(&plan, || {
+            sink.configmaps
+                .config_reference(configmaps.iter().map(AsRef::as_ref))
+        });
+        report.payloads = self.publisher.write(plan.writes, &mut sink).await?;
         report.events += self.record_hold_event(configmaps).await;
 
         let statuses = compute_all(inventory, compilation, &evaluation, tasks, now);
@@ -279,71 +288,12 @@ impl Reconciler {
         Ok(report)
     }
 
-    /// What to publish under the drop guard: the compiled config, or the last published one
-    /// while a large drop is held (`gtm_operator_publish_held`). Confirmed by the annotation
-    /// [`CONFIRM_ANNOTATION`] on a payload ConfigMap. A new hold, and the end of one, are
-    /// logged and queued as an event on the config ConfigMap.
-    fn guard_drop(&mut self, compilation: &Compilation, configmaps: &[Arc<ConfigMap>]) -> Admitted {
-        let confirmation = configmaps.iter().find_map(|c| {
-            c.metadata
-                .annotations
-                .as_ref()?
-                .get(CONFIRM_ANNOTATION)
-                .cloned()
-        });
-        let admitted = self.guard.admit(
-            self.payloads.last_config(),
-            compilation.config.clone(),
-            confirmation.as_deref(),
-            // The runtime's clock, which the loop's timers use too.
-            tokio::time::Instant::now().into_std(),
-        );
-        self.metrics
-            .publish_held
-            .set(i64::from(admitted.hold.is_some()));
-        match &admitted.hold {
-            Some(hold)
-                if self
-                    .reported_hold
-                    .as_ref()
-                    .is_none_or(|h| h.token != hold.token) =>
-            {
-                let reference = self
-                    .configmaps
-                    .config_reference(configmaps.iter().map(|c| c.as_ref()));
-                let message = hold.message(&format!(
-                    "kubectl annotate configmap -n {} {} {CONFIRM_ANNOTATION}={} --overwrite",
-                    reference.namespace.as_deref().unwrap_or_default(),
-                    reference.name.as_deref().unwrap_or_default(),
-                    hold.token
-                ));
-                tracing::warn!("{message}");
-                self.hold_event = Some(hold_event(EventType::Warning, "PublishHeld", message));
-                self.reported_hold = Some(hold.clone());
-            }
-            Some(_) => {}
-            None => {
-                if let Some(hold) = self.reported_hold.take() {
-                    let release = admitted.released.unwrap_or(Release::Withdrawn);
-                    let reason = match release {
-                        Release::Confirmed | Release::Expired => "PublishReleased",
-                        Release::Withdrawn => "PublishHoldWithdrawn",
-                    };
-                    let message = release.message(&hold);
-                    tracing::info!("{message}");
-                    self.hold_event = Some(hold_event(EventType::Normal, reason, message));
-                }
-            }
-        }
-        admitted
-    }
-
     /// Records the queued event about a hold on the config ConfigMap; returns how many events
     /// were recorded. One that fails is logged and not retried, as every event. Each is a new
     /// Event object: the shared recorder would count a second hold within minutes into the
     /// first one's series, which keeps the first note, and so the first token.
     async fn record_hold_event(&mut self, configmaps: &[Arc<ConfigMap>]) -> usize {
-        let Some(event) = self.hold_event.take() else {
+        let Some(event) = self.holds.event.take() else {
             return 0;
         };
         let reference = self
@@ -357,54 +307,6 @@ impl Reconciler {
                 0
             }
         }
-    }
-
-    /// Writes a payload when it changed, or when the ConfigMaps holding it were altered.
-    async fn publish(
-        &mut self,
-        payload: Payload,
-        changed: Option<String>,
-        seen: &[Arc<ConfigMap>],
-        report: &mut Report,
-    ) -> kube::Result<()> {
-        let text = match changed {
-            Some(text) => text,
-            None if !self
-                .configmaps
-                .intact(payload, seen.iter().map(|c| c.as_ref())) =>
-            {
-                match self.last_text.get(&payload) {
-                    Some(text) => text.clone(),
-                    None => return Ok(()),
-                }
-            }
-            None => return Ok(()),
-        };
-        let label = PayloadLabel {
-            payload: payload.label_value().into(),
-        };
-        let result = self.configmaps.write(payload, &text).await;
-        self.count(payload.label_value(), result.is_ok());
-        if result.is_err() {
-            // Written partly or not at all: the next pass writes it again.
-            self.payloads.forget(payload);
-        }
-        result?;
-        self.metrics
-            .payload_bytes
-            .get_or_create(&label)
-            .set(i64::try_from(text.len()).unwrap_or(i64::MAX));
-        let generation = match payload {
-            Payload::Config => self.payloads.config_generation(),
-            Payload::Health => self.payloads.health_generation(),
-        };
-        self.metrics
-            .payload_generation
-            .get_or_create(&label)
-            .set(i64::try_from(generation).unwrap_or(i64::MAX));
-        self.last_text.insert(payload, text);
-        report.payloads.push(payload);
-        Ok(())
     }
 
     /// Patches an object's status when it differs from the computed one, and records events
@@ -456,7 +358,7 @@ impl Reconciler {
                 &Patch::Apply(&body),
             )
             .await;
-        self.count(kind.as_str(), result.is_ok());
+        count(&self.metrics, kind.as_str(), result.is_ok());
         result?;
 
         let previous = current
@@ -615,6 +517,18 @@ fn address_events(old: &AddressPoolStatus, new: &AddressPoolStatus) -> Vec<Event
             })
         })
         .collect()
+}
+
+/// The token given to confirm a held drop: the annotation [`CONFIRM_ANNOTATION`] on a payload
+/// ConfigMap.
+fn confirmation(configmaps: &[Arc<ConfigMap>]) -> Option<String> {
+    configmaps.iter().find_map(|c| {
+        c.metadata
+            .annotations
+            .as_ref()?
+            .get(CONFIRM_ANNOTATION)
+            .cloned()
+    })
 }
 
 /// An event about the drop guard (on the config ConfigMap).

@@ -1,10 +1,12 @@
 //! The file side of local mode: manifests in, payload files out.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use gtm_crds::config::{GtmConfig, HealthSnapshot};
 use gtm_crds::parts::Payload;
+
+use crate::publish::Sink;
 
 /// One manifest file as read: its name, and its bytes or why they could not be read.
 pub type ReadFile = (String, io::Result<Vec<u8>>);
@@ -46,17 +48,44 @@ pub fn write_payload(dir: &Path, payload: Payload, bytes: &[u8]) -> io::Result<(
     std::fs::rename(&tmp, &target)
 }
 
-/// The payloads a previous run left in `dir`, where readable, so that a restart neither
+/// The payload texts a previous run left in `dir`, where readable, so that a restart neither
 /// rewrites what is unchanged nor numbers backwards.
-pub fn previous_payloads(dir: &Path) -> (Option<GtmConfig>, Option<HealthSnapshot>) {
-    let read = |payload: Payload| std::fs::read(dir.join(payload.key())).ok();
-    let config = read(Payload::Config).and_then(|b| GtmConfig::from_json(&b).ok());
-    let health = read(Payload::Health).and_then(|b| HealthSnapshot::from_json(&b).ok());
-    (config, health)
+pub fn previous_payloads(dir: &Path) -> HashMap<Payload, String> {
+    [Payload::Config, Payload::Health]
+        .into_iter()
+        .filter_map(|payload| {
+            let text = std::fs::read_to_string(dir.join(payload.key())).ok()?;
+            Some((payload, text))
+        })
+        .collect()
+}
+
+/// The payload directory as the [`Sink`] of the publish step.
+pub(crate) struct FileSink<'a>(pub(crate) &'a Path);
+
+impl Sink for FileSink<'_> {
+    type Error = anyhow::Error;
+
+    async fn write(
+        &mut self,
+        payload: Payload,
+        text: &str,
+        _generation: u64,
+    ) -> anyhow::Result<()> {
+        write_payload(self.0, payload, text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", payload.key()))
+    }
+
+    /// Files are written whole and only by this operator: what was written is there.
+    fn intact(&mut self, _payload: Payload) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use gtm_crds::config::GtmConfig;
+
     use super::*;
 
     #[test]
@@ -85,8 +114,18 @@ mod tests {
         let mut config = GtmConfig::empty(vec!["gtm.example.com".into()]);
         config.generation = 9;
         write_payload(dir.path(), Payload::Config, &config.to_json()).unwrap();
-        let (c, h) = previous_payloads(dir.path());
-        assert_eq!((c.map(|c| c.generation), h), (Some(9), None));
+        let previous = previous_payloads(dir.path());
+        assert_eq!(
+            previous.keys().collect::<Vec<_>>(),
+            [&Payload::Config],
+            "no health payload yet"
+        );
+        assert_eq!(
+            GtmConfig::from_json(previous[&Payload::Config].as_bytes())
+                .unwrap()
+                .generation,
+            9
+        );
         assert!(!dir.path().join(".config.json.tmp").exists());
     }
 }

@@ -14,23 +14,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use gtm_crds::config::ActiveSelections;
 use gtm_crds::manifest::{Kind, ManifestValidator};
-use gtm_crds::parts::Payload;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use self::last_good::LastGood;
 use self::watch::ManifestWatch;
 use crate::compile::{Compilation, compile_with_refused};
-use crate::drop_guard::{CONFIRM_FILE, DropGuard, DropGuardSettings};
+use crate::drop_guard::{CONFIRM_FILE, DropGuardSettings};
 use crate::evaluate::evaluate;
-use crate::health::{Restored, TaskHealth, restored_from_snapshot, snapshot};
+use crate::health::{Restored, TaskHealth, restored_from_snapshot};
 use crate::inventory::{Inventory, ObjectKey};
 use crate::manifests::{Loaded, load};
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
-use crate::payloads::PayloadState;
+use crate::publish::{Proposal, Publisher};
 use crate::status::{ObjectStatus, compute_all};
 
 /// How often the manifest directory is read even without a change event (a safety net for
@@ -59,13 +57,14 @@ pub struct LocalOperator {
     opts: LocalOptions,
     validator: ManifestValidator,
     created: HashMap<ObjectKey, Time>,
-    payloads: PayloadState,
-    active: ActiveSelections,
+    publisher: Publisher,
     statuses: BTreeMap<ObjectKey, ObjectStatus>,
     tasks: BTreeMap<String, TaskHealth>,
     last_good: LastGood,
-    guard: DropGuard,
+    /// The report of the change the drop guard holds.
     hold: Option<String>,
+    /// Why the compiled config is refused, while it is.
+    refused: Option<String>,
     loaded: Loaded,
     compilation: Option<Compilation>,
     table: String,
@@ -76,19 +75,18 @@ impl LocalOperator {
     pub fn new(opts: LocalOptions) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&opts.output)
             .with_context(|| format!("creating {}", opts.output.display()))?;
-        let (config, health) = files::previous_payloads(&opts.output);
-        let payloads = PayloadState::resume(config, health);
+        let mut publisher = Publisher::new(opts.drop_guard);
+        publisher.resume(files::previous_payloads(&opts.output));
         Ok(Self {
-            guard: DropGuard::new(opts.drop_guard),
             opts,
             validator: ManifestValidator::new(),
             created: HashMap::new(),
-            active: payloads.last_active(),
-            payloads,
+            publisher,
             statuses: BTreeMap::new(),
             tasks: BTreeMap::new(),
             last_good: LastGood::default(),
             hold: None,
+            refused: None,
             loaded: Loaded::default(),
             compilation: None,
             table: String::new(),
@@ -107,7 +105,7 @@ impl LocalOperator {
 
     /// The task states the last run published, to start the prober from after a restart.
     pub fn restored(&self) -> BTreeMap<String, Restored> {
-        self.payloads
+        self.publisher
             .last_health()
             .map(restored_from_snapshot)
             .unwrap_or_default()
@@ -115,7 +113,7 @@ impl LocalOperator {
 
     /// Re-reads the manifests, recompiles and republishes; returns the status table when it
     /// changed.
-    pub fn reload(&mut self, now: &Time) -> anyhow::Result<Option<String>> {
+    pub async fn reload(&mut self, now: &Time) -> anyhow::Result<Option<String>> {
         let read = files::read_manifests(&self.opts.manifests)
             .with_context(|| format!("reading {}", self.opts.manifests.display()))?;
         let sources = self.last_good.update(read);
@@ -132,33 +130,34 @@ impl LocalOperator {
             &self.loaded.invalid,
             &self.opts.zones,
         ));
-        self.republish(now)
+        self.republish(now).await
     }
 
     /// Takes a new health view and republishes; returns the status table when it changed.
-    pub fn health_changed(
+    pub async fn health_changed(
         &mut self,
         tasks: &BTreeMap<String, TaskHealth>,
         now: &Time,
     ) -> anyhow::Result<Option<String>> {
         self.tasks.clone_from(tasks);
-        self.republish(now)
+        self.republish(now).await
     }
 
     /// Evaluates the last compilation under the current health, writes the payloads that
     /// changed, and recomputes the statuses and the table.
-    fn republish(&mut self, now: &Time) -> anyhow::Result<Option<String>> {
+    async fn republish(&mut self, now: &Time) -> anyhow::Result<Option<String>> {
         let Some(compilation) = self.compilation.take() else {
             return Ok(None);
         };
         let mut inventory = self.loaded.inventory.clone();
         self.restore_statuses(&mut inventory);
-        let published = self.publish(&inventory, &compilation, now);
+        let published = self.publish(&inventory, &compilation, now).await;
         self.compilation = Some(compilation);
         let statuses = published?;
         let problems: Vec<String> = self
             .hold
             .iter()
+            .chain(&self.refused)
             .chain(&self.loaded.problems)
             .cloned()
             .collect();
@@ -166,7 +165,7 @@ impl LocalOperator {
             &statuses,
             &self.loaded.invalid,
             &problems,
-            self.payloads.config_generation(),
+            self.publisher.config_generation(),
         );
         self.statuses = statuses;
         Ok(self.replace_table(table))
@@ -219,39 +218,41 @@ impl LocalOperator {
     }
 
     /// Evaluates, writes the payloads that changed, and computes the statuses.
-    fn publish(
+    async fn publish(
         &mut self,
         inventory: &Inventory,
         compilation: &Compilation,
         now: &Time,
     ) -> anyhow::Result<BTreeMap<ObjectKey, ObjectStatus>> {
-        let evaluation = evaluate(compilation, &self.tasks, &self.active);
+        let evaluation = evaluate(compilation, &self.tasks, self.publisher.active());
         let confirm_file = self.opts.manifests.join(CONFIRM_FILE);
         let confirmation = std::fs::read_to_string(&confirm_file).ok();
-        let admitted = self.guard.admit(
-            self.payloads.last_config(),
-            compilation.config.clone(),
-            confirmation.as_deref(),
-            std::time::Instant::now(),
+        let mut sink = files::FileSink(&self.opts.output);
+        let plan = self.publisher.plan(
+            &Proposal {
+                compiled: &compilation.config,
+                tasks: &self.tasks,
+                active: &evaluation.active,
+                confirmation: confirmation.as_deref(),
+                now: std::time::Instant::now(),
+            },
+            &mut sink,
         );
-        let hold = admitted
+        let hold = plan
             .hold
             .map(|h| h.message(&format!("write it to {}", confirm_file.display())));
         if hold.is_some() && self.hold.is_none() {
             tracing::warn!("{}", hold.as_deref().unwrap_or_default());
         }
         self.hold = hold;
-        // Config first: a DNS pod never sees health for tasks of a config it lacks.
-        let config = self
-            .payloads
-            .next_config(admitted.config)
-            .context("the compiled config breaks the contract; keeping the last one")?;
-        self.write(Payload::Config, config)?;
-        let health = self
-            .payloads
-            .next_health(snapshot(&self.tasks, &evaluation.active, 0));
-        self.write(Payload::Health, health)?;
-        self.active = evaluation.active.clone();
+        let refused = plan
+            .refused
+            .map(|e| format!("the compiled config breaks the contract; keeping the last one: {e}"));
+        if let Some(refused) = &refused {
+            tracing::error!("{refused}");
+        }
+        self.refused = refused;
+        self.publisher.write(plan.writes, &mut sink).await?;
         Ok(compute_all(
             inventory,
             compilation,
@@ -259,17 +260,6 @@ impl LocalOperator {
             &self.tasks,
             now,
         ))
-    }
-
-    /// Writes a payload that changed; after a failure the next pass writes it again.
-    fn write(&mut self, payload: Payload, text: Option<String>) -> anyhow::Result<()> {
-        let Some(text) = text else {
-            return Ok(());
-        };
-        files::write_payload(&self.opts.output, payload, text.as_bytes()).map_err(|e| {
-            self.payloads.forget(payload);
-            anyhow::anyhow!("writing {}: {e}", payload.key())
-        })
     }
 
     fn replace_table(&mut self, table: String) -> Option<String> {
@@ -302,18 +292,18 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     );
     // The first probes start from what the last run published: a restart does not flap.
     let restored = operator.restored();
-    print_reload(operator.reload(&now()));
-    follow_compilation(&mut operator, &mut monitor, &restored);
+    print_reload(operator.reload(&now()).await);
+    follow_compilation(&mut operator, &mut monitor, &restored).await;
 
     loop {
         tokio::select! {
-            () = watch.changed() => reread(&mut operator, &mut monitor),
+            () = watch.changed() => reread(&mut operator, &mut monitor).await,
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reading the manifests again");
-                reread(&mut operator, &mut monitor);
+                reread(&mut operator, &mut monitor).await;
             }
             _ = monitor.next_transitions() => {
-                print_reload(operator.health_changed(&monitor.tasks(), &now()));
+                print_reload(operator.health_changed(&monitor.tasks(), &now()).await);
             }
             _ = usr1.recv() => println!("{}", operator.table()),
             _ = term.recv() => break,
@@ -325,20 +315,20 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
 }
 
 /// Reads the manifests again and publishes what changed.
-fn reread(operator: &mut LocalOperator, monitor: &mut Monitor) {
-    print_reload(operator.reload(&now()));
-    follow_compilation(operator, monitor, &BTreeMap::new());
+async fn reread(operator: &mut LocalOperator, monitor: &mut Monitor) {
+    print_reload(operator.reload(&now()).await);
+    follow_compilation(operator, monitor, &BTreeMap::new()).await;
 }
 
 /// Points the prober at the tasks of the last compilation and republishes with its view.
-fn follow_compilation(
+async fn follow_compilation(
     operator: &mut LocalOperator,
     monitor: &mut Monitor,
     restored: &BTreeMap<String, Restored>,
 ) {
     if let Some(compilation) = operator.compilation() {
         monitor.update(&compilation.tasks, restored);
-        print_reload(operator.health_changed(&monitor.tasks(), &now()));
+        print_reload(operator.health_changed(&monitor.tasks(), &now()).await);
     }
 }
 

@@ -52,10 +52,14 @@ fn published(f: &Fixture) -> GtmConfig {
     GtmConfig::from_json(&std::fs::read(f.output.path().join("config.json")).unwrap()).unwrap()
 }
 
-#[test]
-fn writes_payloads_and_rewrites_only_on_change() {
+#[tokio::test]
+async fn writes_payloads_and_rewrites_only_on_change() {
     let mut f = fixture();
-    let table = f.op.reload(&now()).unwrap().expect("first pass prints");
+    let table =
+        f.op.reload(&now())
+            .await
+            .unwrap()
+            .expect("first pass prints");
     assert!(table.contains("default/web"), "{table}");
     let config = published(&f);
     assert_eq!(config.generation, 1);
@@ -63,7 +67,7 @@ fn writes_payloads_and_rewrites_only_on_change() {
     let health = std::fs::read(f.output.path().join("health.json")).unwrap();
     assert_eq!(HealthSnapshot::from_json(&health).unwrap().generation, 1);
 
-    assert_eq!(f.op.reload(&now()).unwrap(), None, "nothing changed");
+    assert_eq!(f.op.reload(&now()).await.unwrap(), None, "nothing changed");
     assert_eq!(published(&f).generation, 1);
 
     std::fs::write(
@@ -71,14 +75,14 @@ fn writes_payloads_and_rewrites_only_on_change() {
         format!("{}---\n{DOMAIN}", POOL.replace("192.0.2.1", "192.0.2.2")),
     )
     .unwrap();
-    f.op.reload(&now()).unwrap();
+    f.op.reload(&now()).await.unwrap();
     let config = published(&f);
     assert_eq!(config.generation, 2);
     assert_eq!(config.pools[0].addresses[0].value, "192.0.2.2");
 }
 
-#[test]
-fn invalid_manifests_get_conditions_and_the_rest_keeps_serving() {
+#[tokio::test]
+async fn invalid_manifests_get_conditions_and_the_rest_keeps_serving() {
     let mut f = fixture();
     std::fs::write(
         f.manifests.path().join("bad.yaml"),
@@ -108,7 +112,7 @@ spec:
     )
     .unwrap();
     std::fs::write(f.manifests.path().join("broken.yml"), "kind: [unbalanced\n").unwrap();
-    let table = f.op.reload(&now()).unwrap().unwrap();
+    let table = f.op.reload(&now()).await.unwrap().unwrap();
     assert!(
         table.contains("Invalid: spec: ")
             && table.contains("every address of an IPv4 pool must be an IPv4 address"),
@@ -137,36 +141,36 @@ spec:
     );
 }
 
-#[test]
-fn an_unreadable_manifest_directory_keeps_the_last_payloads() {
+#[tokio::test]
+async fn an_unreadable_manifest_directory_keeps_the_last_payloads() {
     let mut f = fixture();
-    f.op.reload(&now()).unwrap();
+    f.op.reload(&now()).await.unwrap();
     let before = published(&f);
     std::fs::remove_dir_all(f.manifests.path()).unwrap();
-    assert!(f.op.reload(&now()).is_err());
+    assert!(f.op.reload(&now()).await.is_err());
     assert_eq!(published(&f), before);
 }
 
-#[test]
-fn a_restart_rewrites_nothing_unchanged_and_numbers_on() {
+#[tokio::test]
+async fn a_restart_rewrites_nothing_unchanged_and_numbers_on() {
     let mut f = fixture();
-    f.op.reload(&now()).unwrap();
+    f.op.reload(&now()).await.unwrap();
     let mut again = LocalOperator::new(f.op.opts.clone()).unwrap();
-    again.reload(&now()).unwrap();
+    again.reload(&now()).await.unwrap();
     assert_eq!(published(&f).generation, 1, "unchanged: not rewritten");
     std::fs::write(
         f.manifests.path().join("web.yaml"),
         format!("{}---\n{DOMAIN}", POOL.replace("192.0.2.1", "192.0.2.3")),
     )
     .unwrap();
-    again.reload(&now()).unwrap();
+    again.reload(&now()).await.unwrap();
     assert_eq!(published(&f).generation, 2);
 }
 
-#[test]
-fn a_file_that_breaks_keeps_its_objects_served_until_it_is_fixed_or_deleted() {
+#[tokio::test]
+async fn a_file_that_breaks_keeps_its_objects_served_until_it_is_fixed_or_deleted() {
     let mut f = fixture();
-    f.op.reload(&now()).unwrap();
+    f.op.reload(&now()).await.unwrap();
     let web = f.manifests.path().join("web.yaml");
     let other = f.manifests.path().join("OTHER.YAML");
     std::fs::write(
@@ -176,7 +180,7 @@ fn a_file_that_breaks_keeps_its_objects_served_until_it_is_fixed_or_deleted() {
             .replace("web.gtm", "other.gtm"),
     )
     .unwrap();
-    f.op.reload(&now()).unwrap();
+    f.op.reload(&now()).await.unwrap();
     assert_eq!(
         published(&f).domains.len(),
         2,
@@ -198,6 +202,7 @@ fn a_file_that_breaks_keeps_its_objects_served_until_it_is_fixed_or_deleted() {
         std::fs::write(&web, &broken).unwrap();
         let table =
             f.op.reload(&now())
+                .await
                 .unwrap()
                 .unwrap_or_else(|| f.op.table().to_string());
         assert!(table.contains(named), "{table}");
@@ -214,7 +219,7 @@ fn a_file_that_breaks_keeps_its_objects_served_until_it_is_fixed_or_deleted() {
     }
 
     std::fs::remove_file(&web).unwrap();
-    let table = f.op.reload(&now()).unwrap().unwrap();
+    let table = f.op.reload(&now()).await.unwrap().unwrap();
     assert!(!table.contains("problem:"), "{table}");
     assert_eq!(
         published(&f).domains.len(),
@@ -223,13 +228,13 @@ fn a_file_that_breaks_keeps_its_objects_served_until_it_is_fixed_or_deleted() {
     );
 }
 
-#[test]
-fn deleting_every_manifest_is_held_until_confirmed() {
+#[tokio::test]
+async fn deleting_every_manifest_is_held_until_confirmed() {
     let mut f = fixture();
-    f.op.reload(&now()).unwrap();
+    f.op.reload(&now()).await.unwrap();
     let before = published(&f);
     std::fs::remove_file(f.manifests.path().join("web.yaml")).unwrap();
-    let table = f.op.reload(&now()).unwrap().unwrap();
+    let table = f.op.reload(&now()).await.unwrap().unwrap();
     assert!(
         table.contains("problem: publishing held: the change drops 1 of 1 published access domains (default/web)"),
         "{table}"
@@ -238,7 +243,7 @@ fn deleting_every_manifest_is_held_until_confirmed() {
 
     // A restart on the emptied directory holds too: the published config is what serves.
     let mut again = LocalOperator::new(f.op.opts.clone()).unwrap();
-    let table = again.reload(&now()).unwrap().unwrap();
+    let table = again.reload(&now()).await.unwrap().unwrap();
     assert!(table.contains("publishing held"), "{table}");
     assert_eq!(published(&f), before);
 
@@ -252,7 +257,51 @@ fn deleting_every_manifest_is_held_until_confirmed() {
         format!("{token}\n"),
     )
     .unwrap();
-    let table = again.reload(&now()).unwrap().unwrap();
+    let table = again.reload(&now()).await.unwrap().unwrap();
     assert!(!table.contains("publishing held"), "{table}");
     assert!(published(&f).domains.is_empty(), "confirmed: published");
+}
+
+#[tokio::test]
+async fn while_a_drop_is_held_the_health_of_the_held_config_stays_published() {
+    let mut f = fixture();
+    std::fs::write(
+        f.manifests.path().join("web.yaml"),
+        format!(
+            "apiVersion: gtm.kubegtm.io/v1alpha1
+kind: HealthCheckTemplate
+metadata: {{name: tcp}}
+spec: {{protocol: TCP}}
+---
+{}---
+{DOMAIN}",
+            POOL.replace(
+                "  type: IPv4\n",
+                "  type: IPv4\n  healthChecks: [{template: tcp, port: 80}]\n"
+            )
+        ),
+    )
+    .unwrap();
+    f.op.reload(&now()).await.unwrap();
+    let task = "default/tcp@192.0.2.1#80".to_string();
+    let down = BTreeMap::from([(
+        task.clone(),
+        TaskHealth::new(gtm_crds::pool::HealthState::Down, None),
+    )]);
+    f.op.health_changed(&down, &now()).await.unwrap();
+    let health = || {
+        HealthSnapshot::from_json(&std::fs::read(f.output.path().join("health.json")).unwrap())
+            .unwrap()
+    };
+    let before = health();
+    assert_eq!(before.tasks[&task], gtm_crds::pool::HealthState::Down);
+
+    // Every manifest deleted: held. The prober then drops the task, but the held config still
+    // answers with the address; its verdict stays published, or the DNS pod would take the
+    // task as Unknown (healthy).
+    std::fs::remove_file(f.manifests.path().join("web.yaml")).unwrap();
+    let table = f.op.reload(&now()).await.unwrap().unwrap();
+    assert!(table.contains("publishing held"), "{table}");
+    f.op.health_changed(&BTreeMap::new(), &now()).await.unwrap();
+    assert_eq!(health(), before);
 }

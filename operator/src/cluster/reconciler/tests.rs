@@ -11,6 +11,7 @@ use kube::runtime::events::Reporter;
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
+use gtm_crds::config::GtmConfig;
 use gtm_crds::pool::HealthState;
 
 use super::*;
@@ -1038,7 +1039,7 @@ async fn while_a_drop_is_held_the_health_of_the_held_config_stays_published() {
     let (_, seen) = pass_with_health(&mut r, &mut server, &inv, &down, &[], 8).await;
     apply_statuses(&mut inv, &seen);
     let cms = configmaps_after(&[], &seen);
-    let published = r.payloads.last_health().unwrap().clone();
+    let published = r.publisher.last_health().unwrap().clone();
     assert_eq!(published.tasks[&task], HealthState::Down);
     assert_eq!(published.active.domains["default/web"], "default/standby");
 
@@ -1056,7 +1057,7 @@ async fn while_a_drop_is_held_the_health_of_the_held_config_stays_published() {
     .await;
     assert_eq!((report.payloads, report.events), (vec![], 1));
     hold_event_note(&seen[0], "Warning", "PublishHeld");
-    assert_eq!(r.payloads.last_health(), Some(&published));
+    assert_eq!(r.publisher.last_health(), Some(&published));
 }
 
 #[tokio::test(start_paused = true)]
