@@ -227,6 +227,8 @@ impl fmt::Display for Payload {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -325,31 +327,25 @@ mod tests {
     fn a_configmap_missing_any_piece_is_no_part() {
         let part = &split("{}", MAX_PART_BYTES)[0];
         let whole = part_configmap(Payload::Config, part);
-        let mut unlabelled = whole.clone();
-        unlabelled.metadata.labels = None;
-        let mut unknown_payload = whole.clone();
-        unknown_payload
-            .metadata
-            .labels
-            .as_mut()
-            .unwrap()
-            .insert(PAYLOAD_LABEL.into(), "other".into());
-        let mut bad_index = whole.clone();
-        bad_index
-            .metadata
-            .annotations
-            .as_mut()
-            .unwrap()
-            .insert(PART_ANNOTATION.into(), "1/1".into());
-        let mut no_digest = whole.clone();
-        no_digest
-            .metadata
-            .annotations
-            .as_mut()
-            .unwrap()
-            .remove(DIGEST_ANNOTATION);
-        let mut wrong_key = whole.clone();
-        wrong_key.data = Some([(HEALTH_KEY.to_string(), "{}".to_string())].into());
+        let edited = |edit: &dyn Fn(&mut ConfigMap)| {
+            let mut cm = whole.clone();
+            edit(&mut cm);
+            cm
+        };
+        let set = |map: &mut Option<BTreeMap<String, String>>, key: &str, value: &str| {
+            map.get_or_insert_default().insert(key.into(), value.into());
+        };
+        let unlabelled = edited(&|cm| cm.metadata.labels = None);
+        let unknown_payload = edited(&|cm| set(&mut cm.metadata.labels, PAYLOAD_LABEL, "other"));
+        let bad_index = edited(&|cm| set(&mut cm.metadata.annotations, PART_ANNOTATION, "1/1"));
+        let no_digest = edited(&|cm| {
+            cm.metadata.annotations = None;
+            set(&mut cm.metadata.annotations, PART_ANNOTATION, "0/1");
+        });
+        let wrong_key = edited(&|cm| {
+            cm.data = None;
+            set(&mut cm.data, HEALTH_KEY, "{}");
+        });
         for cm in [unlabelled, unknown_payload] {
             assert_eq!(payload_of(&cm), None);
             assert_eq!(part_of(&cm), None);
