@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
+use gtm_crds::RecordType as DomainType;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::ProtoError;
@@ -36,6 +37,7 @@ use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use crate::engine::Rcode;
 use crate::geoip::GeoIp;
 use crate::metrics::DomainCounters;
+use crate::record_type::of_qtype;
 use crate::rrl::{Rrl, Tick, Verdict};
 use crate::sources::Client;
 use crate::state::{Shared, Snapshot};
@@ -451,10 +453,10 @@ fn encode_addresses(
     let question = &packet[12..query.question_end];
     let mut size = 12 + question.len();
     for record in &answer.records {
-        size += match record.data {
-            RData::A(_) => 16,
-            RData::AAAA(_) => 28,
-            _ => return false,
+        size += match fixed_address(record) {
+            Some(IpAddr::V4(_)) => 16,
+            Some(IpAddr::V6(_)) => 28,
+            None => return false,
         };
     }
     if size > usize::from(PLAIN_UDP_MAX) {
@@ -467,19 +469,34 @@ fn encode_addresses(
     out.extend_from_slice(question);
     for record in &answer.records {
         debug_assert!(LowerName::new(&record.name) == LowerName::new(&query.name));
-        let (rtype, data): (u16, &[u8]) = match &record.data {
-            RData::A(a) => (1, &a.0.octets()[..]),
-            RData::AAAA(a) => (28, &a.0.octets()[..]),
-            _ => unreachable!("checked above"),
+        let data: &[u8] = match fixed_address(record) {
+            Some(IpAddr::V4(a)) => &a.octets(),
+            Some(IpAddr::V6(a)) => &a.octets(),
+            None => unreachable!("checked above"),
         };
         out.extend_from_slice(&POINTER_TO_QUESTION.to_be_bytes());
-        out.extend_from_slice(&rtype.to_be_bytes());
+        out.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
         out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
         out.extend_from_slice(&record.ttl.to_be_bytes());
         out.extend_from_slice(&(data.len() as u16).to_be_bytes());
         out.extend_from_slice(data);
     }
     true
+}
+
+/// The address an answer record carries when the fast path writes it itself, by the
+/// access-domain record type it answers: addresses (A, AAAA) are written as they are; a CNAME
+/// (a compressible name) is left to the full path. Exhaustive over the contract's record
+/// types: a new one fails to compile here until the fast path decides how it is written.
+fn fixed_address(record: &Record) -> Option<IpAddr> {
+    match of_qtype(record.record_type())? {
+        DomainType::A | DomainType::AAAA => match &record.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        },
+        DomainType::CNAME => None,
+    }
 }
 
 /// A negative answer (NXDOMAIN or NODATA), written directly: the question as received and the

@@ -17,6 +17,7 @@ pub mod geoip;
 pub mod handler;
 pub mod http;
 pub mod metrics;
+mod record_type;
 pub mod rrl;
 pub mod server;
 pub mod sources;

@@ -21,8 +21,11 @@ use prometheus_client::registry::{Registry, Unit};
 
 use gtm_crds::parts::Payload;
 
-/// Query types counted by name; everything else is `other`.
-const QTYPES: [&str; 7] = ["A", "AAAA", "CNAME", "SOA", "NS", "ANY", "other"];
+use crate::record_type::{ByType, of_qtype, qtype};
+
+/// Query types counted by name besides the access-domain record types (which
+/// [`DomainCounters`] counts by [`ByType`]); everything else is `other`.
+const OTHER_QTYPES: [RecordType; 3] = [RecordType::SOA, RecordType::NS, RecordType::ANY];
 /// Response codes counted by name; everything else is `other`.
 const RCODES: [&str; 7] = [
     "NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "NOTIMP", "other",
@@ -33,18 +36,6 @@ const LATENCY_BOUNDS: [f64; 12] = [
 ];
 /// Domain label of queries for names that are not access domains.
 pub const OTHER_DOMAIN: &str = "-";
-
-fn qtype_index(t: RecordType) -> usize {
-    match t {
-        RecordType::A => 0,
-        RecordType::AAAA => 1,
-        RecordType::CNAME => 2,
-        RecordType::SOA => 3,
-        RecordType::NS => 4,
-        RecordType::ANY => 5,
-        _ => 6,
-    }
-}
 
 fn rcode_index(r: ResponseCode) -> usize {
     match r {
@@ -58,14 +49,40 @@ fn rcode_index(r: ResponseCode) -> usize {
     }
 }
 
+/// Query counts of one query type, by response code.
+type RcodeCounts = [AtomicU64; RCODES.len()];
+
 /// Query counts of one domain label, by query type and response code.
 #[derive(Debug, Default)]
-pub struct DomainCounters([[AtomicU64; RCODES.len()]; QTYPES.len()]);
+pub struct DomainCounters {
+    /// Queries of the access-domain record types.
+    record_types: ByType<RcodeCounts>,
+    /// Queries of [`OTHER_QTYPES`], then of any other type.
+    other_qtypes: [RcodeCounts; OTHER_QTYPES.len() + 1],
+}
 
 impl DomainCounters {
     /// Counts one query.
     pub fn count(&self, qtype: RecordType, rcode: ResponseCode) {
-        self.0[qtype_index(qtype)][rcode_index(rcode)].fetch_add(1, Ordering::Relaxed);
+        let counts = match of_qtype(qtype) {
+            Some(t) => self.record_types.get(t),
+            None => {
+                let i = OTHER_QTYPES.iter().position(|q| *q == qtype);
+                &self.other_qtypes[i.unwrap_or(OTHER_QTYPES.len())]
+            }
+        };
+        counts[rcode_index(rcode)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts with their `qtype` label, in exposition order: A, AAAA, CNAME, SOA, NS, ANY,
+    /// other.
+    fn by_qtype(&self) -> impl Iterator<Item = (&'static str, &RcodeCounts)> {
+        let record_types = self
+            .record_types
+            .iter()
+            .map(|(t, counts)| (<&str>::from(qtype(t)), counts));
+        let labels = OTHER_QTYPES.map(<&str>::from).into_iter().chain(["other"]);
+        record_types.chain(labels.zip(&self.other_qtypes))
     }
 }
 
@@ -146,13 +163,13 @@ impl Collector for QueryMetrics {
                 .map(|(n, c)| (n.as_str(), c.as_ref()))
                 .chain([(OTHER_DOMAIN, self.other.as_ref())]);
             for (domain, counters) in all {
-                for (qi, qtype) in QTYPES.iter().enumerate() {
-                    for (ri, rcode) in RCODES.iter().enumerate() {
-                        let v = counters.0[qi][ri].load(Ordering::Relaxed);
+                for (qtype, counts) in counters.by_qtype() {
+                    for (count, rcode) in counts.iter().zip(RCODES) {
+                        let v = count.load(Ordering::Relaxed);
                         if v == 0 {
                             continue;
                         }
-                        let labels = [("qtype", *qtype), ("rcode", *rcode), ("domain", domain)];
+                        let labels = [("qtype", qtype), ("rcode", rcode), ("domain", domain)];
                         ConstCounter::new(v).encode(queries.encode_family(&labels)?)?;
                     }
                 }
@@ -412,5 +429,40 @@ mod tests {
                 format!(r#"gtm_dnspod_queries_total{{qtype="A",rcode="NOERROR",domain="{d}"}} 1"#);
             assert!(text.contains(&line), "missing {line} in\n{text}");
         }
+    }
+
+    #[test]
+    fn every_counted_query_type_has_its_own_series_in_a_fixed_order() {
+        let m = Metrics::new();
+        let counted = [
+            RecordType::A,
+            RecordType::AAAA,
+            RecordType::CNAME,
+            RecordType::SOA,
+            RecordType::NS,
+            RecordType::ANY,
+            RecordType::TXT,
+            RecordType::MX,
+        ];
+        for (n, qtype) in counted.into_iter().enumerate() {
+            for _ in 0..=n {
+                m.queries.other().count(qtype, ResponseCode::NoError);
+            }
+        }
+        let text = m.encode();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("gtm_dnspod_queries_total{"))
+            .collect();
+        let expected: Vec<String> = ["A", "AAAA", "CNAME", "SOA", "NS", "ANY"]
+            .iter()
+            .enumerate()
+            .map(|(n, q)| (*q, n + 1))
+            .chain([("other", 7 + 8)])
+            .map(|(q, v)| {
+                format!(r#"gtm_dnspod_queries_total{{qtype="{q}",rcode="NOERROR",domain="-"}} {v}"#)
+            })
+            .collect();
+        assert_eq!(series, expected);
     }
 }

@@ -19,7 +19,6 @@ use super::level::{Level, MemberSpec};
 use super::{Compiled, DomainChoice, DomainPlan, MemberPlan, NameEntry, PoolPlan};
 use crate::sources::BadCidr;
 use crate::zone::{Zone, ZoneError, ZoneSettings, absolute_name, zone_names};
-use gtm_crds::domain::RecordType as DomainType;
 
 /// Why a config could not be compiled. The last good config keeps serving.
 #[derive(Debug, thiserror::Error)]
@@ -130,12 +129,7 @@ impl Compiled {
             });
 
             let entry = names.entry(LowerName::new(&owner)).or_default();
-            let slot = match d.record_type {
-                DomainType::A => &mut entry.a,
-                DomainType::AAAA => &mut entry.aaaa,
-                DomainType::CNAME => &mut entry.cname,
-            };
-            *slot = Some(di);
+            *entry.domains.get_mut(d.record_type) = Some(di);
             add_empty_non_terminals(&mut names, &d.name, &zone_list);
         }
         for (name, entry) in &mut names {
@@ -188,7 +182,10 @@ fn compile_pool(
         .copied()
         .min_by_key(|&i| (pool.addresses[i].order, i));
     let plan = PoolPlan {
-        alias: pool.pool_type == PoolType::Domain,
+        alias: match pool.pool_type {
+            PoolType::IPv4 | PoolType::IPv6 => false,
+            PoolType::Domain => true,
+        },
         level,
         fail_open,
         eligible,

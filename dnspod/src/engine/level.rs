@@ -106,10 +106,13 @@ impl Level {
                 sum
             })
             .collect();
-        let sources = if policy == LbPolicy::SourceNearest {
-            SourceTable::new(candidates.iter().map(|&m| (m, members[m].sources)))?
-        } else {
-            SourceTable::default()
+        let sources = match policy {
+            LbPolicy::SourceNearest => {
+                SourceTable::new(candidates.iter().map(|&m| (m, members[m].sources)))?
+            }
+            LbPolicy::RoundRobin | LbPolicy::Sequential | LbPolicy::Weighted => {
+                SourceTable::default()
+            }
         };
         Ok(Self {
             policy,

@@ -26,6 +26,7 @@ mod level;
 #[cfg(test)]
 mod tests;
 
+use gtm_crds::RecordType as DomainType;
 use hickory_server::proto::rr::{LowerName, RData, Record, RecordType};
 use rand::Rng;
 use rustc_hash::FxHashMap;
@@ -34,6 +35,7 @@ use smallvec::SmallVec;
 pub use compile::CompileError;
 use level::Level;
 
+use crate::record_type::{ByType, of_qtype};
 use crate::sources::Client;
 use crate::zone::Zone;
 
@@ -54,16 +56,30 @@ pub struct Compiled {
 /// name with none is the apex or an empty non-terminal.
 #[derive(Debug, Default)]
 struct NameEntry {
-    a: Option<usize>,
-    aaaa: Option<usize>,
-    cname: Option<usize>,
+    domains: ByType<Option<usize>>,
     /// The served zone the name lies in (index into `zones`), found once at compile time.
     zone: Option<usize>,
 }
 
 impl NameEntry {
+    /// The first access domain at the name, in the order A, AAAA, CNAME.
     fn any_domain(&self) -> Option<usize> {
-        self.a.or(self.aaaa).or(self.cname)
+        self.domains.iter().find_map(|(_, d)| *d)
+    }
+
+    /// The access domain of type `t`.
+    fn domain(&self, t: DomainType) -> Option<usize> {
+        *self.domains.get(t)
+    }
+}
+
+/// Whether an access domain of type `t` answers addresses: a CNAME access domain at the same
+/// name stands in when there is none of that type, and a CNAME query gets its answer when
+/// that answer is a CNAME (a Domain pool).
+fn answers_addresses(t: DomainType) -> bool {
+    match t {
+        DomainType::A | DomainType::AAAA => true,
+        DomainType::CNAME => false,
     }
 }
 
@@ -229,14 +245,6 @@ impl Compiled {
                 answer.records.extend(&zone.ns);
                 None
             }
-            RecordType::A => entry.a.or(entry.cname),
-            RecordType::AAAA => entry.aaaa.or(entry.cname),
-            RecordType::CNAME => {
-                if entry.cname.is_none() {
-                    self.alias_of_address_domain(entry, client, rng, &mut answer);
-                }
-                entry.cname
-            }
             RecordType::ANY => {
                 let d = entry.any_domain();
                 if d.is_none() && apex {
@@ -244,7 +252,19 @@ impl Compiled {
                 }
                 d
             }
-            _ => entry.cname,
+            _ => {
+                let cname = entry.domain(DomainType::CNAME);
+                match of_qtype(qtype) {
+                    Some(t @ (DomainType::A | DomainType::AAAA)) => entry.domain(t).or(cname),
+                    Some(DomainType::CNAME) => {
+                        if cname.is_none() {
+                            self.alias_of_address_domain(entry, client, rng, &mut answer);
+                        }
+                        cname
+                    }
+                    None => cname,
+                }
+            }
         };
         if let Some(d) = domain {
             answer.ecs_scope =
@@ -262,7 +282,12 @@ impl Compiled {
         rng: &mut impl Rng,
         answer: &mut Answer<'c>,
     ) {
-        for d in [entry.a, entry.aaaa].into_iter().flatten() {
+        let address_domains = entry
+            .domains
+            .iter()
+            .filter(|(t, _)| answers_addresses(*t))
+            .filter_map(|(_, d)| *d);
+        for d in address_domains {
             let mut records = SmallVec::new();
             let scope = self.answer_domain(&self.domains[d], client, rng, &mut records);
             if records
