@@ -73,10 +73,7 @@ pub fn active_selections<'a>(
     previous: &ActiveSelections,
 ) -> ActiveSelections {
     let mut active = ActiveSelections::default();
-    for pool in pools
-        .into_iter()
-        .filter(|p| p.policy == LbPolicy::Sequential)
-    {
+    for pool in pools.into_iter().filter(|p| has_active_member(p.policy)) {
         let view = &views[&pool.id];
         let members = pool
             .addresses
@@ -91,7 +88,7 @@ pub fn active_selections<'a>(
     for domain in config
         .domains
         .iter()
-        .filter(|d| d.policy == LbPolicy::Sequential)
+        .filter(|d| has_active_member(d.policy))
     {
         let members = domain.pools.iter().map(|m| {
             let ok = views.get(&m.pool).is_some_and(|v| v.available);
@@ -103,6 +100,15 @@ pub fn active_selections<'a>(
         }
     }
     active
+}
+
+/// Whether a level with `policy` answers one chosen member, its active one, which the operator
+/// decides and publishes so that every DNS pod answers the same.
+pub(crate) fn has_active_member(policy: LbPolicy) -> bool {
+    match policy {
+        LbPolicy::Sequential => true,
+        LbPolicy::RoundRobin | LbPolicy::Weighted | LbPolicy::SourceNearest => false,
+    }
 }
 
 /// The pools a domain answers from now (ids), whether it is failing open, and whether it is
@@ -136,30 +142,34 @@ pub fn domain_view(
     let id = |i: usize| domain.pools[i].pool.clone();
     match pool_choice(&members, domain.when_all_unavailable) {
         PoolChoice::Available(idx) => {
-            let answering = if domain.policy == LbPolicy::Sequential {
-                let first = idx
-                    .iter()
-                    .copied()
+            let primary = || {
+                (0..members.len())
                     .min_by_key(|&i| (members[i].order, i))
-                    .map(id);
-                active
-                    .domains
-                    .get(&domain.id)
-                    .filter(|a| idx.iter().any(|&i| domain.pools[i].pool == **a))
-                    .cloned()
-                    .or(first)
-                    .into_iter()
-                    .collect()
-            } else {
-                idx.iter().copied().map(id).collect::<Vec<_>>()
+                    .map(id)
             };
-            let failed_over = if domain.policy == LbPolicy::Sequential {
-                let primary = (0..members.len())
-                    .min_by_key(|&i| (members[i].order, i))
-                    .map(id);
-                answering.first() != primary.as_ref()
-            } else {
-                idx.len() < members.len()
+            // Exhaustive: a new policy does not compile until it says what it answers.
+            let (answering, failed_over) = match domain.policy {
+                LbPolicy::Sequential => {
+                    let first = idx
+                        .iter()
+                        .copied()
+                        .min_by_key(|&i| (members[i].order, i))
+                        .map(id);
+                    let answering: Vec<String> = active
+                        .domains
+                        .get(&domain.id)
+                        .filter(|a| idx.iter().any(|&i| domain.pools[i].pool == **a))
+                        .cloned()
+                        .or(first)
+                        .into_iter()
+                        .collect();
+                    let failed_over = answering.first() != primary().as_ref();
+                    (answering, failed_over)
+                }
+                LbPolicy::RoundRobin | LbPolicy::Weighted | LbPolicy::SourceNearest => (
+                    idx.iter().copied().map(id).collect(),
+                    idx.len() < members.len(),
+                ),
             };
             DomainView {
                 answering,

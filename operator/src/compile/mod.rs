@@ -401,7 +401,7 @@ fn compile_domain(
         });
     }
     let has_domain_pool = types.contains(&PoolType::Domain);
-    if spec.policy == LbPolicy::RoundRobin
+    if answers_every_pool_at_once(spec.policy)
         && has_domain_pool
         && types.iter().any(|t| *t != PoolType::Domain)
     {
@@ -480,6 +480,16 @@ fn claim(
     }
     existing.push((domain.record_type, key.clone()));
     Ok(())
+}
+
+/// Whether a domain with `policy` answers every available pool in one answer (so its pools
+/// must be of one kind: IP records and a CNAME cannot form one answer).
+fn answers_every_pool_at_once(policy: LbPolicy) -> bool {
+    // Exhaustive: a new policy does not compile until it says how it answers.
+    match policy {
+        LbPolicy::RoundRobin => true,
+        LbPolicy::Sequential | LbPolicy::Weighted | LbPolicy::SourceNearest => false,
+    }
 }
 
 #[cfg(test)]
