@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! config_source (directory | ConfigMaps) --payload bytes--> state::Loader
-//!     validate + engine::Compiled::build (off the query path) --ArcSwap--> handler
+//!     validate + engine::Compiled::build (reload thread, off the runtime) --ArcSwap--> handler
 //! handler (hickory RequestHandler, UDP + TCP): query -> engine::Compiled::answer -> response
 //! http: /metrics, /healthz, /readyz
 //! ```

@@ -1,8 +1,9 @@
 //! The served state: the compiled snapshot the handler reads, and the [`Loader`] that turns
 //! payloads from a config source into new snapshots.
 //!
-//! Every payload is parsed, validated and compiled here, on the config source's task, then
-//! swapped in with one atomic store; queries in flight keep the snapshot they loaded. A
+//! Every payload is parsed, validated and compiled here, on the reload thread ([`Reloader`]:
+//! never on the async runtime), then swapped in with one atomic store; queries in flight keep
+//! the snapshot they loaded. A
 //! refused payload (malformed, inconsistent, unknown major version, not compilable) is logged
 //! and counted, and the last good snapshot keeps serving. A health snapshot that arrives
 //! before any config is kept until a config arrives.
@@ -17,6 +18,9 @@ use sha2::{Digest as _, Sha256};
 use crate::engine::Compiled;
 use crate::metrics::{DomainCounters, Metrics};
 use crate::zone::ZoneSettings;
+
+mod reload;
+pub use reload::Reloader;
 
 /// A compiled config with the query counters of its access domains.
 #[derive(Debug)]
@@ -79,6 +83,9 @@ pub struct Loader {
     /// neither recompiles nor logs again.
     last_config: Option<Digest>,
     last_health: Option<Digest>,
+    /// Told at every compile whether an async runtime is current on the compiling thread.
+    #[cfg(test)]
+    runtime_probe: Option<std::sync::mpsc::Sender<bool>>,
 }
 
 impl Loader {
@@ -91,6 +98,8 @@ impl Loader {
             health: None,
             last_config: None,
             last_health: None,
+            #[cfg(test)]
+            runtime_probe: None,
         }
     }
 
@@ -114,17 +123,6 @@ impl Loader {
                 Err(error)
             }
         }
-    }
-
-    /// Counts a payload the source could not even assemble (e.g. missing ConfigMap parts) as
-    /// refused.
-    pub fn refuse(&self, payload: Payload) {
-        self.shared.metrics.reload_failed(payload);
-    }
-
-    /// Counts a payload the source failed to read (it retries).
-    pub fn read_failed(&self, payload: Payload) {
-        self.shared.metrics.payload_read_failed(payload);
     }
 
     fn accept(&mut self, payload: Payload, bytes: &[u8]) -> Result<(), LoadError> {
@@ -156,6 +154,10 @@ impl Loader {
         config: &GtmConfig,
         health: &HealthSnapshot,
     ) -> Result<(), LoadError> {
+        #[cfg(test)]
+        if let Some(probe) = &self.runtime_probe {
+            let _ = probe.send(tokio::runtime::Handle::try_current().is_ok());
+        }
         let compiled = Compiled::build(config, health, &self.settings)?;
         let counters = self.shared.metrics.queries.domains(compiled.domain_names());
         self.shared
@@ -242,5 +244,31 @@ mod tests {
         let mut loader = Loader::new(shared, ZoneSettings::default());
         assert!(loader.offer(Payload::Config, &config_json(1)).unwrap());
         assert!(!loader.offer(Payload::Config, &config_json(1)).unwrap());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn payloads_are_compiled_off_the_async_runtime() {
+        let (probe, compiled_on_runtime) = std::sync::mpsc::channel();
+        let mut loader = Loader::new(Shared::new(), ZoneSettings::default());
+        loader.runtime_probe = Some(probe);
+        // Offered straight from a task, the compile would run on the runtime's thread.
+        assert!(loader.offer(Payload::Config, &config_json(1)).unwrap());
+        assert_eq!(compiled_on_runtime.try_recv(), Ok(true));
+
+        let reloader = Reloader::start(loader);
+        assert!(
+            reloader
+                .offer(Payload::Config, config_json(2))
+                .await
+                .unwrap()
+        );
+        assert_eq!(compiled_on_runtime.try_recv(), Ok(false));
+        assert!(
+            reloader
+                .offer(Payload::Health, b"[]".to_vec())
+                .await
+                .is_err(),
+            "verdicts come back"
+        );
     }
 }

@@ -25,7 +25,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::payload_file::{DEFAULT_MAX_PAYLOAD_BYTES, ReadError, read_payload};
-use crate::state::Loader;
+use crate::state::{Loader, Reloader};
 
 /// First wait before a failed read is retried; it doubles up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -72,10 +72,11 @@ impl Default for FollowOptions {
 }
 
 /// Loads the payloads in `dir` now, after every change, every [`FollowOptions::rescan`] and
-/// whenever `reload` is notified (SIGHUP), until `shutdown`.
+/// whenever `reload` is notified (SIGHUP), until `shutdown`; `loader` runs on its own thread
+/// ([`Reloader`]).
 pub async fn follow(
     dir: PathBuf,
-    mut loader: Loader,
+    loader: Loader,
     options: FollowOptions,
     reload: Arc<Notify>,
     shutdown: CancellationToken,
@@ -108,7 +109,8 @@ pub async fn follow(
     tracing::info!(dir = %dir.display(), "following payload files");
 
     let mut reader = Reader::new(dir.clone(), options.max_payload_bytes);
-    let mut retry = reader.load_all(&mut loader).await;
+    let loader = Reloader::start(loader);
+    let mut retry = reader.load_all(&loader).await;
     let mut rescan = tokio::time::interval_at(Instant::now() + options.rescan, options.rescan);
     rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -130,7 +132,7 @@ pub async fn follow(
                 tracing::warn!(path = %watch.path.display(), %error, "cannot watch; the rescan still follows it");
             }
         }
-        retry = reader.load_all(&mut loader).await;
+        retry = reader.load_all(&loader).await;
     }
     Ok(())
 }
@@ -226,7 +228,7 @@ impl Reader {
     /// have produced it yet). Health first: at start-up the loader keeps it until the config
     /// comes, and compiles once instead of twice (at 100 000 addresses, two compiled snapshots
     /// at once would double the peak memory). Returns when to retry a read that failed.
-    async fn load_all(&mut self, loader: &mut Loader) -> Option<Instant> {
+    async fn load_all(&mut self, loader: &Reloader) -> Option<Instant> {
         let mut failed = false;
         for payload in [Payload::Health, Payload::Config] {
             let path = self.dir.join(payload.key());
@@ -240,7 +242,7 @@ impl Reader {
                     self.refused.remove(payload.key());
                     if let Some(bytes) = bytes {
                         // A refusal is logged and counted by the loader.
-                        let _ = loader.offer(payload, &bytes);
+                        let _ = loader.offer(payload, bytes).await;
                     }
                 }
                 Err(error) if error.is_transient() => {

@@ -16,7 +16,7 @@ use kube::runtime::watcher::{self, Event, watcher};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::state::Loader;
+use crate::state::{Loader, Reloader};
 
 mod freshness;
 pub use freshness::monitor;
@@ -112,12 +112,12 @@ impl ConfigMapSet {
 }
 
 /// Watches the payload ConfigMaps of `instance` in `api`'s namespace and offers every whole
-/// new payload to `loader`, until `shutdown`. Watch errors are logged and retried with
+/// new payload to `loader` (which runs on its own thread, [`Reloader`]), until `shutdown`. Watch errors are logged and retried with
 /// backoff. When `reload` is notified (SIGHUP) the watch starts over with a fresh list.
 pub async fn follow(
     api: Api<ConfigMap>,
     instance: &str,
-    mut loader: Loader,
+    loader: Loader,
     reload: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
@@ -129,6 +129,7 @@ pub async fn follow(
     };
     let mut events = start();
     let mut set = ConfigMapSet::default();
+    let loader = Reloader::start(loader);
     loop {
         let event = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -151,7 +152,7 @@ pub async fn follow(
                         None => {}
                         Some(Ok(text)) => {
                             // A refusal is logged and counted by the loader.
-                            let _ = loader.offer(payload, text.as_bytes());
+                            let _ = loader.offer(payload, text.into_bytes()).await;
                         }
                         Some(Err(error)) => {
                             tracing::warn!(%payload, %error, "payload parts not usable; the last good payload keeps serving");
