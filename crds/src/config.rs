@@ -105,15 +105,6 @@ pub fn object_id(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
 
-/// Identity of one health-check task: the template (by object id) probed against a target on
-/// a port. Operator and DNS pods both derive it with this function.
-pub fn task_id(template_id: &str, target: &str, port: Option<u16>) -> String {
-    match port {
-        Some(p) => format!("{template_id}@{target}#{p}"),
-        None => format!("{template_id}@{target}"),
-    }
-}
-
 /// Canonical form of a DNS name in payloads: lower case, no trailing dot.
 pub fn canonical_name(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
@@ -228,7 +219,7 @@ pub struct AddressConfig {
     pub sources: RequestSources,
     /// Judgement over the tasks.
     pub health_judgement: HealthJudgement,
-    /// Ids of the address's health-check tasks (see [`task_id`]).
+    /// Ids of the address's health-check tasks (see [`crate::task_id::TaskId`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<String>,
 }

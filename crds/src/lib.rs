@@ -9,6 +9,8 @@
 //!
 //! Nothing here does Kubernetes or network I/O.
 
+#![warn(unreachable_pub, missing_docs)]
+
 pub mod availability;
 pub mod common;
 pub mod config;
@@ -16,6 +18,7 @@ pub mod domain;
 pub mod manifest;
 pub mod parts;
 pub mod pool;
+pub mod task_id;
 pub mod template;
 pub mod watch;
 

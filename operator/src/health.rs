@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use gtm_crds::AddressPool;
-use gtm_crds::config::{ActiveSelections, HealthSnapshot, SCHEMA_VERSION, object_id, task_id};
+use gtm_crds::config::{ActiveSelections, HealthSnapshot, SCHEMA_VERSION};
 use gtm_crds::pool::HealthState;
+use gtm_crds::task_id::TaskId;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
@@ -44,11 +45,8 @@ pub fn restored_from_status<'a>(
         let namespace = pool.namespace().unwrap_or_default();
         for address in pool.status.iter().flat_map(|s| &s.addresses) {
             for task in &address.tasks {
-                let id = task_id(
-                    &object_id(&namespace, &task.template),
-                    &address.value,
-                    task.port,
-                );
+                let id =
+                    TaskId::new(&namespace, &task.template, &address.value, task.port).to_string();
                 out.insert(
                     id,
                     (

@@ -8,6 +8,7 @@ use gtm_crds::config::PoolConfig;
 use gtm_crds::domain::GtmAccessDomainStatus;
 use gtm_crds::manifest::Kind;
 use gtm_crds::pool::{AddressStatus, HealthState, TaskStatus};
+use gtm_crds::task_id::TaskId;
 use gtm_crds::template::HealthCheckTemplateStatus;
 use gtm_crds::{AddressPool, AddressPoolStatus, GtmAccessDomain, HealthCheckTemplate};
 use gtm_prober::ProbeError;
@@ -182,7 +183,10 @@ pub fn pool_status(
 
 /// A task's status entry; the template and port are read back from the task id.
 fn task_status(id: &str, health: Option<&TaskHealth>) -> TaskStatus {
-    let (template, port) = split_task_id(id);
+    // Ids are built by compile; anything else is shown whole.
+    let (template, port) = id
+        .parse::<TaskId>()
+        .map_or_else(|_| (id.to_string(), None), |t| (t.template, t.port));
     let Some(h) = health else {
         return TaskStatus {
             template,
@@ -244,17 +248,6 @@ fn checks_runnable(config: &PoolConfig, tasks: &BTreeMap<String, TaskHealth>) ->
                 .join("; "),
         ),
     }
-}
-
-/// Template name and port of a task id `namespace/template@target#port`.
-fn split_task_id(id: &str) -> (String, Option<u16>) {
-    let (template_id, rest) = id.split_once('@').unwrap_or((id, ""));
-    let template = template_id
-        .split_once('/')
-        .map_or(template_id, |(_, name)| name)
-        .to_string();
-    let port = rest.rsplit_once('#').and_then(|(_, p)| p.parse().ok());
-    (template, port)
 }
 
 /// Status of a domain.
@@ -415,18 +408,6 @@ mod tests {
     use gtm_crds::HealthJudgement;
     use gtm_crds::config::AddressConfig;
     use gtm_crds::pool::{AddressMode, PoolType};
-
-    #[test]
-    fn task_ids_split_back_into_template_and_port() {
-        assert_eq!(
-            split_task_id("prod/http@127.0.0.1#8080"),
-            ("http".to_string(), Some(8080))
-        );
-        assert_eq!(
-            split_task_id("prod/icmp@a.example.com"),
-            ("icmp".to_string(), None)
-        );
-    }
 
     #[test]
     fn checks_that_cannot_run_say_so_until_they_run_again() {

@@ -15,8 +15,8 @@
 //! Embedding it:
 //!
 //! ```no_run
-//! use gtm_crds::config::task_id;
 //! use gtm_crds::pool::HealthState;
+//! use gtm_crds::task_id::TaskId;
 //! use gtm_crds::template::HealthCheckTemplateSpec;
 //! use gtm_prober::{ProbeTask, Prober, ProberConfig};
 //!
@@ -25,7 +25,8 @@
 //! // On every config change: the whole desired set; unchanged tasks keep running.
 //! let task = ProbeTask::new(spec, "192.0.2.10", Some(443))
 //!     .restored(HealthState::Up, None); // the state recorded in AddressPool.status
-//! prober.update([(task_id("default/web-https", "192.0.2.10", Some(443)), task)]);
+//! let id = TaskId::new("default", "web-https", "192.0.2.10", Some(443));
+//! prober.update([(id.to_string(), task)]);
 //!
 //! let mut batch = Vec::new();
 //! while reports.recv_many(&mut batch, 1024).await > 0 {

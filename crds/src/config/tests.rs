@@ -1,5 +1,6 @@
 use super::*;
 use crate::domain::Fallback;
+use crate::task_id::TaskId;
 
 pub(crate) fn sample() -> GtmConfig {
     GtmConfig {
@@ -41,7 +42,7 @@ pub(crate) fn sample() -> GtmConfig {
                 order: 1,
                 sources: RequestSources::default(),
                 health_judgement: HealthJudgement::AnyOk,
-                tasks: vec![task_id("prod/http", "192.0.2.10", Some(80))],
+                tasks: vec![TaskId::new("prod", "http", "192.0.2.10", Some(80)).to_string()],
             }],
         }],
     }

@@ -11,10 +11,11 @@ use std::net::IpAddr;
 
 use gtm_crds::config::{
     AddressConfig, DomainConfig, GtmConfig, PoolConfig, PoolMember, SCHEMA_VERSION,
-    address_fits_pool_type, canonical_name, in_zone, record_type_accepts, task_id,
+    address_fits_pool_type, canonical_name, in_zone, record_type_accepts,
 };
 use gtm_crds::manifest::Kind;
 use gtm_crds::pool::PoolType;
+use gtm_crds::task_id::TaskId;
 use gtm_crds::template::{HealthCheckTemplateSpec, Protocol};
 use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate, LbPolicy, RecordType};
 use kube::ResourceExt;
@@ -27,7 +28,7 @@ use crate::inventory::{Inventory, ObjectKey, age_order};
 /// One health-check task for the prober: a template probed against an address on a port.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompiledTask {
-    /// The task id shared with the DNS pods ([`task_id`]).
+    /// The task id shared with the DNS pods ([`TaskId`] as text).
     pub id: String,
     /// The template.
     pub template: ObjectKey,
@@ -249,7 +250,8 @@ fn compile_pool(
                 },
             };
             let template_key = ObjectKey::of(Kind::HealthCheckTemplate, *template);
-            let id = task_id(&template_key.id(), &value, port);
+            let id =
+                TaskId::new(&template_key.namespace, &template_key.name, &value, port).to_string();
             ids.push(id.clone());
             tasks.push(CompiledTask {
                 id,

@@ -45,8 +45,8 @@ impl Default for ProberConfig {
     }
 }
 
-/// One health-check task: probe `target` on `port` as `spec` says. Its id is
-/// `gtm_crds::config::task_id(template_id, target, port)`.
+/// One health-check task: probe `target` on `port` as `spec` says. Its id is a
+/// [`gtm_crds::task_id::TaskId`] as text.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeTask {
     /// The template's spec.
