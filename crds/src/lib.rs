@@ -13,6 +13,7 @@
 
 pub mod availability;
 pub mod common;
+pub mod condition;
 pub mod config;
 pub mod domain;
 pub mod manifest;

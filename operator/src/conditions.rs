@@ -3,19 +3,9 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-/// Condition type: the object passed validation and its references resolve.
-pub const ACCEPTED: &str = "Accepted";
-/// Condition type: the object is in the published config.
-pub const READY: &str = "Ready";
-/// Condition type (pools): the pool meets its health judgement.
-pub const AVAILABLE: &str = "Available";
-/// Condition type (pools): some enabled addresses are unavailable.
-pub const DEGRADED: &str = "Degraded";
-/// Condition type (pools): every health check of the pool can run (ICMP sockets, valid
-/// checks).
-pub const CHECKS_RUNNABLE: &str = "HealthChecksRunnable";
-/// Condition type (domains): the domain answers from other pools than its first choice.
-pub const FAILED_OVER: &str = "FailedOver";
+pub use gtm_crds::condition::{
+    ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, ConditionStatus, DEGRADED, FAILED_OVER, READY,
+};
 
 /// Most bytes of any message the operator writes for people: condition messages, status
 /// fields such as a probe's last error, event notes, status table lines. Kubernetes allows
@@ -68,8 +58,9 @@ impl Cond {
     }
 }
 
-fn status_str(status: bool) -> &'static str {
-    if status { "True" } else { "False" }
+/// Whether an API condition holds (its status is `True`).
+pub fn holds(condition: &Condition) -> bool {
+    ConditionStatus::parse(&condition.status) == ConditionStatus::True
 }
 
 /// Turns computed conditions into API conditions, keeping each previous `lastTransitionTime`
@@ -83,7 +74,7 @@ pub fn settle(
     computed
         .into_iter()
         .map(|c| {
-            let status = status_str(c.status);
+            let status = ConditionStatus::from(c.status).as_str();
             let last_transition_time = previous
                 .iter()
                 .find(|p| p.type_ == c.type_ && p.status == status)

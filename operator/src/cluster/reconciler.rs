@@ -22,7 +22,7 @@ use super::FIELD_MANAGER;
 use super::configmaps::PayloadConfigMaps;
 use super::sink::{ConfigMapSink, count};
 use crate::compile::{Compilation, compile};
-use crate::conditions::{capped, flips};
+use crate::conditions::{capped, flips, holds};
 use crate::drop_guard::{CONFIRM_ANNOTATION, DropGuardSettings, Hold, Release};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::health::TaskHealth;
@@ -367,10 +367,7 @@ impl Reconciler {
             .unwrap_or_default();
         let mut events = Vec::new();
         for c in flips(previous, desired.conditions()) {
-            if c.type_ == crate::conditions::FAILED_OVER
-                && c.status == "True"
-                && !previous.is_empty()
-            {
+            if c.type_ == crate::conditions::FAILED_OVER && holds(&c) && !previous.is_empty() {
                 self.metrics
                     .failovers
                     .get_or_create(&DomainLabel { domain: key.id() })
@@ -379,7 +376,7 @@ impl Reconciler {
             events.extend(event_for(
                 kind,
                 &c.type_,
-                c.status == "True",
+                holds(&c),
                 &c.reason,
                 &c.message,
                 previous.is_empty(),

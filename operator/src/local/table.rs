@@ -9,7 +9,7 @@ use gtm_crds::pool::HealthState;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::compile::Rejection;
-use crate::conditions::capped;
+use crate::conditions::{ACCEPTED, AVAILABLE, ConditionStatus, FAILED_OVER, READY, capped, holds};
 use crate::inventory::ObjectKey;
 use crate::status::ObjectStatus;
 
@@ -56,18 +56,21 @@ pub fn render(
             let _ = writeln!(
                 out,
                 "{kind:<20} {name:<32} {:<9} {:<6} {}: {}",
-                "False", "False", r.reason, r.message
+                ConditionStatus::False.as_str(),
+                ConditionStatus::False.as_str(),
+                r.reason,
+                r.message
             );
             continue;
         };
         let conds = status.conditions();
         let flag = |t: &str| cond(conds, t).map_or("-", |c| c.status.as_str());
-        let accepted = cond(conds, "Accepted");
-        let ready = cond(conds, "Ready");
+        let accepted = cond(conds, ACCEPTED);
+        let ready = cond(conds, READY);
         let detail = match (accepted, status) {
-            (Some(a), _) if a.status != "True" => format!("{}: {}", a.reason, a.message),
+            (Some(a), _) if !holds(a) => format!("{}: {}", a.reason, a.message),
             (_, ObjectStatus::Domain(d)) => {
-                let fo = cond(conds, "FailedOver");
+                let fo = cond(conds, FAILED_OVER);
                 format!(
                     "answering from {}{}",
                     if d.active_pools.is_empty() {
@@ -75,7 +78,7 @@ pub fn render(
                     } else {
                         d.active_pools.join(", ")
                     },
-                    fo.filter(|c| c.status == "True")
+                    fo.filter(|c| holds(c))
                         .map(|c| format!(" (failed over: {})", c.reason))
                         .unwrap_or_default()
                 )
@@ -84,8 +87,8 @@ pub fn render(
                 "{}/{} available{}",
                 p.available_addresses.unwrap_or(0),
                 p.total_addresses.unwrap_or(0),
-                cond(conds, "Available")
-                    .filter(|c| c.status != "True")
+                cond(conds, AVAILABLE)
+                    .filter(|c| !holds(c))
                     .map(|c| format!(", pool unavailable ({})", c.reason))
                     .unwrap_or_default()
             ),
@@ -94,7 +97,7 @@ pub fn render(
             }
         };
         let detail = match ready {
-            Some(r) if r.status != "True" && accepted.is_some_and(|a| a.status == "True") => {
+            Some(r) if !holds(r) && accepted.is_some_and(|a| holds(a)) => {
                 format!("{detail}; not ready: {}", r.message)
             }
             _ => detail,
@@ -102,8 +105,8 @@ pub fn render(
         let _ = writeln!(
             out,
             "{kind:<20} {name:<32} {:<9} {:<6} {detail}",
-            flag("Accepted"),
-            flag("Ready")
+            flag(ACCEPTED),
+            flag(READY)
         );
         if let (Kind::AddressPool, ObjectStatus::Pool(p)) = (key.kind, status) {
             for a in &p.addresses {
