@@ -1,4 +1,4 @@
-//! The availability rules of design.md, in one place so that the operator (status, events,
+//! The availability rules, in one place so that the operator (status, events,
 //! active selections) and the DNS pods (answers) compute the same thing.
 //!
 //! | level   | available when |

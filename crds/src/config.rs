@@ -398,7 +398,7 @@ impl GtmConfig {
     }
 }
 
-/// Which pool types may serve which record type (design.md): A takes IPv4 or Domain pools,
+/// Which pool types may serve which record type: A takes IPv4 or Domain pools,
 /// AAAA takes IPv6 or Domain pools, CNAME takes Domain pools only.
 pub fn record_type_accepts(record: RecordType, pool: PoolType) -> bool {
     matches!(

@@ -1,5 +1,5 @@
 //! The hickory [`RequestHandler`]: decodes what the engine needs from a request, asks the
-//! engine, and encodes the answer with the DNS behaviour of design.md (AA, negative answers
+//! engine, and encodes the answer as an authoritative-only server does (AA, negative answers
 //! with the SOA, REFUSED outside the zones, EDNS and ECS, FORMERR, NOTIMP, SERVFAIL before the
 //! first config). Zone transfers are refused and meta query types answered NOTIMP or FORMERR
 //! (RFC 6895); the ECS option is checked strictly ([`crate::ecs`]).

@@ -105,19 +105,35 @@ impl Loader {
 
     /// Offers a payload. Returns whether it was new and accepted; an unchanged payload is
     /// `Ok(false)`. A refused payload is logged and counted before the error is returned.
+    ///
+    /// Each offer runs in a `payload_reload` span with fields `payload`, `bytes`, `generation`
+    /// (of the payload, once parsed) and `result` (`unchanged`, `accepted` or `refused`).
     pub fn offer(&mut self, payload: Payload, bytes: &[u8]) -> Result<bool, LoadError> {
+        let span = tracing::info_span!(
+            "payload_reload",
+            %payload,
+            bytes = bytes.len(),
+            generation = tracing::field::Empty,
+            result = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         let last = match payload {
             Payload::Config => &mut self.last_config,
             Payload::Health => &mut self.last_health,
         };
         let digest = Sha256::digest(bytes);
         if last.as_ref() == Some(&digest) {
+            span.record("result", "unchanged");
             return Ok(false);
         }
         *last = Some(digest);
         match self.accept(payload, bytes) {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                span.record("result", "accepted");
+                Ok(true)
+            }
             Err(error) => {
+                span.record("result", "refused");
                 tracing::warn!(%payload, %error, "payload refused; the last good one keeps serving");
                 self.shared.metrics.reload_failed(payload);
                 Err(error)
@@ -129,12 +145,14 @@ impl Loader {
         match payload {
             Payload::Config => {
                 let config = GtmConfig::from_json(bytes)?;
+                tracing::Span::current().record("generation", config.generation);
                 let health = self.health.clone().unwrap_or_else(HealthSnapshot::empty);
                 self.install(payload, &config, &health)?;
                 self.config = Some(config);
             }
             Payload::Health => {
                 let health = HealthSnapshot::from_json(bytes)?;
+                tracing::Span::current().record("generation", health.generation);
                 match self.config.clone() {
                     Some(config) => self.install(payload, &config, &health)?,
                     None => tracing::info!(
@@ -270,5 +288,52 @@ mod tests {
                 .is_err(),
             "verdicts come back"
         );
+    }
+
+    /// Collects what a `fmt` subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_offer_is_a_reload_span_with_its_payload_size_generation_and_result() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_ansi(false)
+            .finish();
+        let config = config_json(7);
+        tracing::subscriber::with_default(subscriber, || {
+            let mut loader = Loader::new(Shared::new(), ZoneSettings::default());
+            loader.offer(Payload::Config, &config).unwrap();
+            loader.offer(Payload::Config, &config).unwrap();
+            loader.offer(Payload::Health, b"[]").unwrap_err();
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let closed: Vec<&str> = text.lines().filter(|l| l.contains("close")).collect();
+        let bytes = config.len();
+        let expected = [
+            format!(
+                "payload_reload{{payload=config bytes={bytes} generation=7 result=\"accepted\"}}"
+            ),
+            format!("payload_reload{{payload=config bytes={bytes} result=\"unchanged\"}}"),
+            "payload_reload{payload=health bytes=2 result=\"refused\"}".to_string(),
+        ];
+        assert_eq!(closed.len(), expected.len(), "{text}");
+        for (line, span) in closed.iter().zip(&expected) {
+            assert!(line.contains(span.as_str()), "{span} not in {line}");
+        }
     }
 }

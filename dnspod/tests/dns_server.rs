@@ -1,4 +1,6 @@
-//! The DNS behaviour of design.md over real sockets on 127.0.0.1, UDP and TCP.
+//! The DNS behaviour (authoritative answers, NXDOMAIN vs NODATA with the SOA, REFUSED outside
+//! the served zones, EDNS, truncation and TCP fallback, case-insensitive names, minimal ANY)
+//! over real sockets on 127.0.0.1, UDP and TCP.
 
 mod support;
 

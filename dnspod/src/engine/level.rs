@@ -73,7 +73,7 @@ impl<'l> Selection<'l> {
     }
 
     /// The picked member indices, in answer order.
-    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         let (head, tail) = self.list.split_at(self.start);
         tail.iter().chain(head).copied()
     }
@@ -82,7 +82,7 @@ impl<'l> Selection<'l> {
 impl Level {
     /// Compiles a level. `candidates` are the members that may answer (indices into
     /// `members`); `active` is the member the operator published as current for `Sequential`.
-    pub fn new(
+    pub(crate) fn new(
         policy: LbPolicy,
         mode: SequentialMode,
         members: &[MemberSpec<'_>],
@@ -125,12 +125,16 @@ impl Level {
     }
 
     /// Whether no member may answer.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.candidates.is_empty()
     }
 
     /// Picks the members for one query, and the ECS scope prefix the pick depended on.
-    pub fn select(&self, client: Option<&Client<'_>>, rng: &mut impl Rng) -> (Selection<'_>, u8) {
+    pub(crate) fn select(
+        &self,
+        client: Option<&Client<'_>>,
+        rng: &mut impl Rng,
+    ) -> (Selection<'_>, u8) {
         let n = self.candidates.len();
         if n == 0 {
             return (Selection::borrowed(&[], 0), 0);

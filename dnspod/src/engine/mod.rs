@@ -5,8 +5,10 @@
 //! one query from it without locks, I/O or more allocation than the answer list itself
 //! (`SourceNearest` and GeoIP lookups allocate a little more).
 //!
-//! Resolution has two levels (design.md): the domain's policy picks pools, each picked pool's
-//! policy picks addresses. Decisions taken here beyond design.md:
+//! Resolution has two levels: the domain's policy picks pools, each picked pool's policy picks
+//! addresses (`RoundRobin`: all available members, rotated per query; `Sequential`: one;
+//! `Weighted`: one drawn by weight; `SourceNearest`: those matching the client). Availability
+//! and fail-open are the contract's rules ([`gtm_crds::availability`]). Decisions taken here:
 //!
 //! - A Domain pool answers exactly one CNAME. When a level-1 pick holds several pools and the
 //!   first is a Domain pool, only its CNAME is answered; Domain pools after an IP pool are

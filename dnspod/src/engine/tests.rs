@@ -1,4 +1,6 @@
-//! One test per rule of design.md's resolution semantics, on the pure engine.
+//! One test per rule of the resolution semantics (see [`super`]: two levels, the four
+//! policies, availability and fail-open, and the DNS answers: NXDOMAIN vs NODATA, REFUSED outside
+//! the zones, CNAME and ANY), on the pure engine.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -16,6 +18,7 @@ use crate::sources::Client;
 use crate::zone::ZoneSettings;
 
 #[path = "../../tests/support/fixtures.rs"]
+#[allow(unreachable_pub)] // Shared with the integration tests, which need its items `pub`.
 mod fixtures;
 use fixtures::*;
 

@@ -15,10 +15,10 @@ use crate::state::Shared;
 
 /// How often the source is probed (a one-item list of the payload ConfigMaps), so that an
 /// outage is seen even while the watch is idle, and a recovery even when nothing changed.
-pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How long one probe may take before it counts as failed.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Probes the API server every [`PROBE_INTERVAL`] with a one-item list of the payload
 /// ConfigMaps (`selector`), which the DNS pods' role allows, and reports every change of
@@ -55,7 +55,7 @@ pub async fn monitor(
 
 /// A change of freshness worth a log line and a metric update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
+pub(crate) enum Transition {
     /// The API server stopped answering: the last config keeps serving.
     BecameStale,
     /// It answers again; `stale_for` is how long it did not.
@@ -67,13 +67,13 @@ pub enum Transition {
 
 /// The source's freshness: fresh until a contact fails, stale until one succeeds.
 #[derive(Debug, Default)]
-pub struct Freshness {
+pub(crate) struct Freshness {
     stale_since: Option<Instant>,
 }
 
 impl Freshness {
     /// Records one contact with the API server (a watch event or a probe) at `now`.
-    pub fn observe(&mut self, ok: bool, now: Instant) -> Option<Transition> {
+    pub(crate) fn observe(&mut self, ok: bool, now: Instant) -> Option<Transition> {
         match (ok, self.stale_since) {
             (false, None) => {
                 self.stale_since = Some(now);
@@ -90,7 +90,7 @@ impl Freshness {
     }
 
     /// Whether the last contact failed.
-    pub fn is_stale(&self) -> bool {
+    pub(crate) fn is_stale(&self) -> bool {
         self.stale_since.is_some()
     }
 }
