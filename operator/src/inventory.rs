@@ -9,7 +9,9 @@ use gtm_crds::manifest::Kind;
 use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate};
 use kube::ResourceExt;
 
-/// Identity of one object: kind, namespace and name.
+/// Identity of one object: kind, namespace and name. The one spelling of an object's identity in
+/// the operator: maps are keyed by it, and its payload form `namespace/name` is built by
+/// [`ObjectKey::id`] and read back by [`ObjectKey::from_id`] only.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey {
     /// Its kind.
@@ -21,18 +23,36 @@ pub struct ObjectKey {
 }
 
 impl ObjectKey {
-    /// The key of a kube-gtm object.
-    pub fn of<K: ResourceExt>(kind: Kind, obj: &K) -> Self {
+    /// The key of `kind` `namespace/name`.
+    pub fn new(kind: Kind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             kind,
-            namespace: obj.namespace().unwrap_or_default(),
-            name: obj.name_any(),
+            namespace: namespace.into(),
+            name: name.into(),
         }
+    }
+
+    /// The key of a kube-gtm object.
+    pub fn of<K: ResourceExt>(kind: Kind, obj: &K) -> Self {
+        Self::new(kind, obj.namespace().unwrap_or_default(), obj.name_any())
+    }
+
+    /// The key of the `kind` object `name` in this object's namespace: what a reference by
+    /// name (a domain's pool, a pool's template) points at.
+    pub fn sibling(&self, kind: Kind, name: impl Into<String>) -> Self {
+        Self::new(kind, self.namespace.clone(), name)
     }
 
     /// `namespace/name`, the id used in payloads.
     pub fn id(&self) -> String {
         gtm_crds::config::object_id(&self.namespace, &self.name)
+    }
+
+    /// The key of the `kind` object with the payload id `namespace/name`; `None` when the id
+    /// has no `/`.
+    pub fn from_id(kind: Kind, id: &str) -> Option<Self> {
+        let (namespace, name) = id.split_once('/')?;
+        Some(Self::new(kind, namespace, name))
     }
 }
 
@@ -134,5 +154,17 @@ mod tests {
         let base = inv(pool(1, false)).spec_versions();
         assert_eq!(inv(pool(1, true)).spec_versions(), base);
         assert_ne!(inv(pool(2, false)).spec_versions(), base);
+    }
+
+    #[test]
+    fn a_key_round_trips_through_its_payload_id() {
+        let key = ObjectKey::new(Kind::AddressPool, "ns", "p");
+        assert_eq!(key.id(), "ns/p");
+        assert_eq!(ObjectKey::from_id(Kind::AddressPool, &key.id()), Some(key));
+        assert_eq!(ObjectKey::from_id(Kind::AddressPool, "no-slash"), None);
+        assert_eq!(
+            ObjectKey::new(Kind::GtmAccessDomain, "ns", "d").sibling(Kind::AddressPool, "p"),
+            ObjectKey::new(Kind::AddressPool, "ns", "p")
+        );
     }
 }

@@ -156,11 +156,7 @@ fn key_of(doc: &Value) -> Option<ObjectKey> {
     }
     let name = doc.pointer("/metadata/name").and_then(Value::as_str)?;
     let namespace = doc.pointer("/metadata/namespace").and_then(Value::as_str)?;
-    Some(ObjectKey {
-        kind,
-        namespace: namespace.into(),
-        name: name.into(),
-    })
+    Some(ObjectKey::new(kind, namespace, name))
 }
 
 fn add(inventory: &mut Inventory, kind: Kind, object: Value) -> Result<(), serde_json::Error> {

@@ -270,9 +270,7 @@ pub fn domain_status(
             .answering
             .iter()
             .map(|id| {
-                id.split_once('/')
-                    .map_or(id.as_str(), |(_, n)| n)
-                    .to_string()
+                ObjectKey::from_id(Kind::AddressPool, id).map_or_else(|| id.clone(), |k| k.name)
             })
             .collect();
         conds.push(if v.all_unavailable {

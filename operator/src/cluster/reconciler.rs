@@ -367,7 +367,7 @@ impl Reconciler {
             .unwrap_or_default();
         let mut events = Vec::new();
         for c in flips(previous, desired.conditions()) {
-            if c.type_ == crate::conditions::FAILED_OVER && holds(&c) && !previous.is_empty() {
+            if c.type_ == crate::conditions::FAILED_OVER && holds(c) && !previous.is_empty() {
                 self.metrics
                     .failovers
                     .get_or_create(&DomainLabel { domain: key.id() })
@@ -376,7 +376,7 @@ impl Reconciler {
             events.extend(event_for(
                 kind,
                 &c.type_,
-                holds(&c),
+                holds(c),
                 &c.reason,
                 &c.message,
                 previous.is_empty(),

@@ -18,7 +18,6 @@ use gtm_crds::pool::PoolType;
 use gtm_crds::task_id::TaskId;
 use gtm_crds::template::{HealthCheckTemplateSpec, Protocol};
 use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate, LbPolicy, RecordType};
-use kube::ResourceExt;
 
 pub use verdict::{Publication, RejectReason, Rejection, Verdict};
 
@@ -71,23 +70,23 @@ pub fn compile_with_refused(
     let zones: Vec<String> = zones.iter().map(|z| canonical_name(z)).collect();
     let mut verdicts = BTreeMap::new();
 
-    let templates: HashMap<(String, String), &HealthCheckTemplate> = inventory
+    let templates: HashMap<ObjectKey, &HealthCheckTemplate> = inventory
         .templates
         .iter()
         .map(|t| {
             (
-                (t.namespace().unwrap_or_default(), t.name_any()),
+                ObjectKey::of(Kind::HealthCheckTemplate, t.as_ref()),
                 t.as_ref(),
             )
         })
         .collect();
 
-    let mut pools: HashMap<(String, String), (PoolConfig, Vec<CompiledTask>)> = HashMap::new();
+    let mut pools: HashMap<ObjectKey, (PoolConfig, Vec<CompiledTask>)> = HashMap::new();
     for pool in &inventory.pools {
         let key = ObjectKey::of(Kind::AddressPool, pool.as_ref());
         match compile_pool(pool, &key, &templates) {
             Ok(compiled) => {
-                pools.insert((key.namespace.clone(), key.name.clone()), compiled);
+                pools.insert(key.clone(), compiled);
                 verdicts.insert(key, Verdict::accepted(Publication::Unreferenced));
             }
             Err(r) => {
@@ -134,12 +133,7 @@ pub fn compile_with_refused(
     let mut published_pools = Vec::new();
     let mut accepted_pools = BTreeMap::new();
     let mut tasks = BTreeMap::new();
-    for ((namespace, name), (config, pool_tasks)) in pools {
-        let key = ObjectKey {
-            kind: Kind::AddressPool,
-            namespace,
-            name,
-        };
+    for (key, (config, pool_tasks)) in pools {
         if config.enabled {
             tasks.extend(pool_tasks.into_iter().map(|t| (t.id.clone(), t)));
         }
@@ -186,7 +180,7 @@ pub fn compile_with_refused(
 fn compile_pool(
     pool: &AddressPool,
     key: &ObjectKey,
-    templates: &HashMap<(String, String), &HealthCheckTemplate>,
+    templates: &HashMap<ObjectKey, &HealthCheckTemplate>,
 ) -> Result<(PoolConfig, Vec<CompiledTask>), Rejection> {
     let spec = &pool.spec;
     let mut tasks = Vec::new();
@@ -223,8 +217,8 @@ fn compile_pool(
             .unwrap_or(&spec.health_checks);
         let mut ids = Vec::with_capacity(checks.len());
         for check in checks {
-            let tkey = (key.namespace.clone(), check.template.clone());
-            let Some(template) = templates.get(&tkey) else {
+            let template_key = key.sibling(Kind::HealthCheckTemplate, check.template.as_str());
+            let Some(template) = templates.get(&template_key) else {
                 return Err(Rejection::new(
                     RejectReason::TemplateNotFound,
                     format!(
@@ -249,7 +243,6 @@ fn compile_pool(
                     }
                 },
             };
-            let template_key = ObjectKey::of(Kind::HealthCheckTemplate, *template);
             let id =
                 TaskId::new(&template_key.namespace, &template_key.name, &value, port).to_string();
             ids.push(id.clone());
@@ -321,7 +314,7 @@ fn compile_domain(
     domain: &GtmAccessDomain,
     key: &ObjectKey,
     zones: &[String],
-    pools: &HashMap<(String, String), (PoolConfig, Vec<CompiledTask>)>,
+    pools: &HashMap<ObjectKey, (PoolConfig, Vec<CompiledTask>)>,
     verdicts: &BTreeMap<ObjectKey, Verdict>,
     refused: &BTreeMap<ObjectKey, Rejection>,
 ) -> Result<DomainConfig, Rejection> {
@@ -348,13 +341,8 @@ fn compile_domain(
     let mut members = Vec::with_capacity(spec.pools.len());
     let mut types = Vec::with_capacity(spec.pools.len());
     for r in &spec.pools {
-        let pool_key = ObjectKey {
-            kind: Kind::AddressPool,
-            namespace: key.namespace.clone(),
-            name: r.name.clone(),
-        };
-        let Some((pool, _)) = pools.get(&(pool_key.namespace.clone(), pool_key.name.clone()))
-        else {
+        let pool_key = key.sibling(Kind::AddressPool, r.name.as_str());
+        let Some((pool, _)) = pools.get(&pool_key) else {
             let pool_rejection = verdicts
                 .get(&pool_key)
                 .and_then(|v| v.accepted.as_ref().err())

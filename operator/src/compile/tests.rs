@@ -58,11 +58,7 @@ fn compile_with(extra: &str) -> Compilation {
 }
 
 fn key(kind: Kind, name: &str) -> ObjectKey {
-    ObjectKey {
-        kind,
-        namespace: "default".into(),
-        name: name.into(),
-    }
+    ObjectKey::new(kind, "default", name)
 }
 
 fn verdict(c: &Compilation, kind: Kind, name: &str) -> Verdict {
@@ -357,11 +353,7 @@ fn references_do_not_cross_namespaces() {
     );
     let loaded = loaded(&text);
     let c = compile(&loaded.inventory, &["gtm.example.com".to_string()]);
-    let k = ObjectKey {
-        kind: Kind::GtmAccessDomain,
-        namespace: "other".into(),
-        name: "d".into(),
-    };
+    let k = ObjectKey::new(Kind::GtmAccessDomain, "other", "d");
     assert_eq!(
         c.verdicts[&k].accepted.as_ref().unwrap_err().reason,
         RejectReason::PoolNotFound

@@ -49,7 +49,7 @@ pub fn render(
         .collect();
     rows.sort_by_key(|(k, _, _)| (k.kind, k.namespace.as_str(), k.name.as_str()));
     for (key, status, invalid) in rows {
-        let name = format!("{}/{}", key.namespace, key.name);
+        let name = key.id();
         let kind = key.kind.as_str();
         let Some(status) = status else {
             let r = invalid.expect("a row has a status or a rejection");
@@ -97,7 +97,7 @@ pub fn render(
             }
         };
         let detail = match ready {
-            Some(r) if !holds(r) && accepted.is_some_and(|a| holds(a)) => {
+            Some(r) if !holds(r) && accepted.is_some_and(holds) => {
                 format!("{detail}; not ready: {}", r.message)
             }
             _ => detail,
