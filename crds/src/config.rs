@@ -401,12 +401,12 @@ impl GtmConfig {
 /// Which pool types may serve which record type: A takes IPv4 or Domain pools,
 /// AAAA takes IPv6 or Domain pools, CNAME takes Domain pools only.
 pub fn record_type_accepts(record: RecordType, pool: PoolType) -> bool {
-    matches!(
-        (record, pool),
-        (RecordType::A, PoolType::IPv4 | PoolType::Domain)
-            | (RecordType::AAAA, PoolType::IPv6 | PoolType::Domain)
-            | (RecordType::CNAME, PoolType::Domain)
-    )
+    let ip = match record {
+        RecordType::A => PoolType::IPv4,
+        RecordType::AAAA => PoolType::IPv6,
+        RecordType::CNAME => return pool == PoolType::Domain,
+    };
+    pool == ip || pool == PoolType::Domain
 }
 
 /// Whether an address value has the form its pool type requires.
