@@ -9,11 +9,14 @@ Splits the render into objects and:
   skipped (Prometheus Operator CRDs), after checking those structurally here;
 - checks the CRDs against charts/kube-gtm/files/crds.yaml (drift), the env vars against the
   flags documented in docs/configuration.md (the contract with the binaries), the hardening,
-  probes, Service, RBAC verbs, PDB, spread, ServiceMonitor and PrometheusRule.
+  probes, Service, RBAC verbs, PDB, spread, ServiceMonitor and PrometheusRule, and the Grafana
+  dashboard ConfigMap (its label, its JSON, a query in every panel; e2e/src/dashboard.rs checks
+  the metric names against the binaries).
 Ends with the line "N passed, N failed" and exits 1 on any failure.
 """
 
 import copy
+import json
 import re
 import sys
 from pathlib import Path
@@ -343,6 +346,61 @@ def check_prometheus_operator(docs, profile):
                   set(r) <= {"alert", "expr", "for", "labels", "annotations"})
 
 
+GRAFANA_DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+
+
+def dashboard_panels(panels):
+    """Every panel of a dashboard, those nested in rows included, rows left out."""
+    for p in panels:
+        if p.get("type") == "row":
+            yield from dashboard_panels(p.get("panels", []))
+        else:
+            yield p
+
+
+def check_grafana_dashboard(docs, profile):
+    boards = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-grafana-dashboard")]
+    if profile != "all-features":
+        check(f"{profile}: no Grafana dashboard unless enabled", not boards)
+        return
+    check(f"{profile}: one Grafana dashboard ConfigMap", len(boards) == 1)
+    if not boards:
+        return
+    meta = boards[0]["metadata"]
+    check(f"{profile}: dashboard ConfigMap carries the sidecar label from values",
+          meta.get("labels", {}).get("grafana_dashboard") == "kube-gtm", str(meta.get("labels")))
+    check(f"{profile}: dashboard ConfigMap annotations from values",
+          meta.get("annotations", {}).get("grafana_folder") == "GTM", str(meta.get("annotations")))
+    data = boards[0].get("data", {})
+    check(f"{profile}: dashboard ConfigMap holds one .json file", list(data) == ["kube-gtm.json"], str(list(data)))
+    try:
+        board = json.loads(data.get("kube-gtm.json", ""))
+    except json.JSONDecodeError as e:
+        check(f"{profile}: dashboard JSON parses", False, str(e))
+        return
+    check(f"{profile}: dashboard JSON parses", True)
+    check(f"{profile}: dashboard equals files/grafana-dashboard.json",
+          board == json.loads((CHART / "files" / "grafana-dashboard.json").read_text()))
+    check(f"{profile}: dashboard has a fixed uid and a title", board.get("uid") == "kube-gtm" and board.get("title"))
+    variables = {v.get("name"): v for v in board.get("templating", {}).get("list", [])}
+    ds = variables.get("datasource", {})
+    check(f"{profile}: dashboard has a Prometheus `datasource` variable",
+          ds.get("type") == "datasource" and ds.get("query") == "prometheus")
+    panels = list(dashboard_panels(board.get("panels", [])))
+    check(f"{profile}: dashboard has panels", len(panels) > 10, str(len(panels)))
+    no_query = [p.get("title") for p in panels
+                if not [t for t in p.get("targets", []) if t.get("expr", "").strip()]]
+    check(f"{profile}: every dashboard panel has at least one PromQL target", not no_query, str(no_query))
+    fixed_source = [p.get("title") for p in panels
+                    if p.get("datasource") != GRAFANA_DATASOURCE
+                    or any(t.get("datasource") != GRAFANA_DATASOURCE for t in p.get("targets", []))]
+    check(f"{profile}: every panel and target queries the `datasource` variable", not fixed_source, str(fixed_source))
+    ids = [p.get("id") for p in board.get("panels", []) if p.get("type") == "row"] + [p.get("id") for p in panels]
+    check(f"{profile}: dashboard panel ids are unique", len(ids) == len(set(ids)), str(ids))
+    off_grid = [p.get("title") for p in panels if p["gridPos"]["x"] + p["gridPos"]["w"] > 24]
+    check(f"{profile}: dashboard panels fit the 24-column grid", not off_grid, str(off_grid))
+
+
 def main():
     profile, rendered = sys.argv[1], sys.argv[2]
     docs = load(rendered)
@@ -362,6 +420,7 @@ def main():
     check_services(docs, profile)
     check_rbac(docs, profile)
     check_prometheus_operator(docs, profile)
+    check_grafana_dashboard(docs, profile)
     print(f"chart-checks ({profile} values):")
     print(f"chart-checks: {results['passed']} passed, {results['failed']} failed")
     return 1 if results["failed"] else 0

@@ -7,7 +7,7 @@
 # 3. helm template with each of those, every object passing `kubernetes-validate --strict` for the
 #    Kubernetes version the code targets (k8s-openapi feature v1_33), Prometheus Operator objects
 #    checked structurally instead, plus scripts/chart_checks.py (CRD drift, the env vars against
-#    docs/configuration.md, hardening, RBAC verbs, Services, alerts);
+#    docs/configuration.md, hardening, RBAC verbs, Services, alerts, the Grafana dashboard);
 # 4. invalid values fail at template time with the expected message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +64,16 @@ for entry in "${profiles[@]}"; do
   fi
 done
 
+echo "== Grafana dashboard in Grafana's namespace"
+if helm template kube-gtm "$chart" --namespace kube-gtm --set metrics.grafanaDashboard.enabled=true \
+    --set metrics.grafanaDashboard.namespace=monitoring --set metrics.grafanaDashboard.labelValue=1 \
+    --show-only templates/grafana-dashboard.yaml >"$work/dashboard.yaml" \
+  && grep -qx '  namespace: monitoring' "$work/dashboard.yaml" && grep -qx '    grafana_dashboard: "1"' "$work/dashboard.yaml"; then
+  pass "metrics.grafanaDashboard.namespace and a numeric labelValue (--set ...=1) render"
+else
+  cat "$work/dashboard.yaml"; fail "metrics.grafanaDashboard.namespace and a numeric labelValue render"
+fi
+
 echo "== invalid values fail at template time"
 # expect_failure MESSAGE HELM-ARGS...: helm template must fail and print MESSAGE.
 expect_failure() {
@@ -89,6 +99,8 @@ expect_failure "at '/dns/udpMaxPayload': maximum" --set dns.udpMaxPayload=65535
 expect_failure "at '/dns/rateLimit/ipv4PrefixLength': maximum" --set dns.rateLimit.ipv4PrefixLength=33
 expect_failure "at '/operator/watchNamespaces/0'" --set 'operator.watchNamespaces[0]=Bad_NS'
 expect_failure "at '/image/pullPolicy'" --set image.pullPolicy=Sometimes
+expect_failure "at '/metrics/grafanaDashboard/namespace'" --set metrics.grafanaDashboard.namespace=Bad_NS
+expect_failure "at '/metrics/grafanaDashboard/label'" --set 'metrics.grafanaDashboard.label=not a label'
 expect_failure "operator.replicas > 1 needs operator.leaderElection.enabled=true" --set operator.leaderElection.enabled=false
 expect_failure "dns.geoip.enabled=true needs dns.geoip.volume" --set dns.geoip.enabled=true
 expect_failure "dns.port and dns.httpPort must differ" --set dns.port=8081

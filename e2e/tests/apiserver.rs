@@ -577,6 +577,11 @@ async fn the_whole_loop_runs_with_the_charts_accounts() {
         gtm.wait_events("app-eu-west", &["AddressUp", "PoolAvailable"])
             .await?;
         gtm.wait_events("app", &["Failback"]).await?;
+        // Every metric the chart's Grafana dashboard names is exported by the two binaries.
+        e2e::dashboard::check_exported(&[
+            &gtm.operators[0].metrics().await?,
+            &gtm.dns[0].metrics().await?,
+        ])?;
         gtm.check_running()
     }
     .await;
