@@ -25,6 +25,7 @@ test: test-tools lint
 	$(MAKE) check-crds
 	$(MAKE) chart-test
 	./scripts/apiserver-suite.sh
+	FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) ./scripts/fuzz.sh
 	./scripts/e2e.sh --check-only
 
 test-tools:
@@ -54,6 +55,14 @@ chart-test:
 ## test-apiserver: the real-API-server suite alone (etcd + kube-apiserver as local processes; part of test)
 test-apiserver:
 	./scripts/apiserver-suite.sh
+
+## fuzz: every cargo-fuzz target (DNS packets over UDP and TCP, payloads, ConfigMap parts,
+## manifests) for FUZZ_SECONDS each; `make test` runs them for FUZZ_TEST_SECONDS each
+FUZZ_SECONDS ?= 600
+FUZZ_TEST_SECONDS ?= 30
+.PHONY: fuzz
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz.sh
 
 ## images: build the container image (needs docker; otherwise prints why and exits 0)
 images:

@@ -271,7 +271,7 @@ fn serve_udp(
 /// A query (UDP, or one TCP message) through hickory's decoder and the handler's full path: no
 /// response to fewer than 12 bytes or to a response, FORMERR (counted) when a query does not
 /// decode. Returns the encoded response, within the UDP limits or 65 535 bytes over TCP.
-pub(crate) async fn full_path(
+pub async fn full_path(
     handler: &GtmHandler,
     packet: &[u8],
     src: SocketAddr,

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_server::net::xfer::Protocol;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -301,7 +301,10 @@ async fn serve_connection(
 
 /// Reads one length-prefixed message into `message`; false when the client closed the
 /// connection between messages. An empty message is an error.
-async fn read_message(stream: &mut TcpStream, message: &mut Vec<u8>) -> io::Result<bool> {
+pub async fn read_message(
+    stream: &mut (impl AsyncRead + Unpin),
+    message: &mut Vec<u8>,
+) -> io::Result<bool> {
     let mut length = [0u8; 2];
     match stream.read(&mut length[..1]).await? {
         0 => return Ok(false),

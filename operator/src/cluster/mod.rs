@@ -4,6 +4,7 @@
 mod configmaps;
 pub mod reconciler;
 mod sink;
+mod status_change;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use std::collections::BTreeMap;
 
 use crate::compile::Compilation;
-use crate::health::restored_from_status;
+use crate::health::{Restored, restored_from_status};
 use crate::http::{HttpState, serve};
 use crate::inventory::{Inventory, SpecVersion};
 use crate::local::now;
@@ -163,13 +164,36 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
     ));
 
     wait_for_crds(&client).await?;
+    let reconciler = new_reconciler(&client, &opts, metrics.clone());
     let changed = Arc::new(Notify::new());
-    let ns = &opts.watch_namespaces;
-    let cfg = watcher::Config::default();
-    let domains = Stores::<GtmAccessDomain>::watch(&client, ns, cfg.clone(), &changed);
-    let pools = Stores::<AddressPool>::watch(&client, ns, cfg.clone(), &changed);
-    let templates = Stores::<HealthCheckTemplate>::watch(&client, ns, cfg, &changed);
+    let watches = Watches::start(&client, &opts, &reconciler.selector(), &changed);
+    watches.wait_until_ready().await?;
+    ready.store(true, Ordering::Release);
+    tracing::info!("watches synced");
 
+    let (leader, leadership) = leadership(&client, &opts).await?;
+    let mut operator = Operator {
+        reconciler,
+        watches,
+        changed,
+        metrics,
+        probe_concurrency: opts.probe_concurrency,
+        monitor: None,
+        restored: BTreeMap::new(),
+        compiled: CompileCache::default(),
+        backoff: Backoff::default(),
+    };
+    let result = operator.run_until_shutdown(leader).await;
+    tracing::info!("shutting down");
+    drop(operator);
+    leadership.release().await;
+    shutdown.cancel();
+    http.await??;
+    result
+}
+
+/// The reconciler for `opts`, writing as this replica.
+fn new_reconciler(client: &Client, opts: &ClusterOptions, metrics: Arc<Metrics>) -> Reconciler {
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: Some(opts.identity.clone()),
@@ -184,132 +208,263 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
             concurrency: opts.concurrency,
         },
         reporter,
-        metrics.clone(),
+        metrics,
     );
     reconciler.set_drop_guard(opts.drop_guard);
-    let configmaps = Stores::<ConfigMap>::watch(
-        &client,
-        std::slice::from_ref(&opts.namespace),
-        watcher::Config::default().labels(&reconciler.selector()),
-        &changed,
-    );
-    domains.wait_until_ready().await?;
-    pools.wait_until_ready().await?;
-    templates.wait_until_ready().await?;
-    configmaps.wait_until_ready().await?;
-    ready.store(true, Ordering::Release);
-    tracing::info!("watches synced");
+    reconciler
+}
 
-    let (mut leader, leadership) = leadership(&client, &opts).await?;
-    // Only the leader probes; a new leader starts every task from the state in status.
-    let mut monitor: Option<Monitor> = None;
-    let mut restored = BTreeMap::new();
-    let mut compiled: Option<(Vec<SpecVersion>, Compilation)> = None;
-    let mut backoff = Duration::from_millis(100);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    loop {
-        let leading = *leader.borrow();
-        metrics.leader.set(i64::from(leading));
-        match (leading, monitor.is_some()) {
-            (true, false) => {
-                tracing::info!("leading: resuming from the published payloads and statuses");
-                if let Err(e) = reconciler.resume().await {
-                    tracing::warn!(
-                        "reading the published payloads failed, retrying in {backoff:?}: {e}"
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                    continue;
-                }
-                restored = restored_from_status(pools.state().iter().map(|p| p.as_ref()));
-                monitor = Some(Monitor::new(opts.probe_concurrency, metrics.clone()));
-                compiled = None;
-            }
-            (false, true) => {
-                tracing::info!("no longer leading: probing stops");
-                monitor = None;
-            }
-            _ => {}
-        }
-        if let Some(m) = monitor.as_mut() {
-            // Coalesce bursts of watch events into one pass.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let inventory = Inventory {
-                domains: domains.state(),
-                pools: pools.state(),
-                templates: templates.state(),
-            };
-            // Specs change only with a generation; status writes (ours included) and health
-            // transitions reuse the last compilation.
-            let specs = inventory.spec_versions();
-            if compiled
-                .as_ref()
-                .is_none_or(|(versions, _)| *versions != specs)
-            {
-                let compilation = reconciler.compile(&inventory);
-                m.update(&compilation.tasks, &restored);
-                compiled = Some((specs, compilation));
-            }
-            let (_, compilation) = compiled.as_ref().expect("compiled above");
-            match reconciler
-                .reconcile(
-                    &inventory,
-                    compilation,
-                    &m.tasks(),
-                    &configmaps.state(),
-                    &now(),
-                )
-                .await
-            {
-                Ok(report) => {
-                    backoff = Duration::from_millis(100);
-                    if report != Default::default() {
-                        tracing::info!(?report, "reconciled");
-                    }
-                }
-                Err(e) => {
-                    // After an API outage the watches relist as soon as the API server is back:
-                    // that change retries at once instead of at the end of a long backoff.
-                    tracing::warn!(
-                        "reconcile failed, retrying in {backoff:?} or at the next change: {e}"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = changed.notified() => {}
-                        _ = term.recv() => break,
-                        _ = tokio::signal::ctrl_c() => break,
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                    continue;
-                }
-            }
-        }
-        let transitions = async {
-            match monitor.as_ref() {
-                Some(m) => m.next_transitions().await,
-                None => std::future::pending().await,
-            }
-        };
-        // Only the leader runs passes, so only it waits for a hold to end.
-        let hold_until = monitor.as_ref().and(reconciler.hold_until());
-        tokio::select! {
-            _ = changed.notified() => {}
-            _ = transitions => {}
-            r = leader.changed() => r.context("leader election stopped")?,
-            // Refreshes last probe times and latencies in status now and then, and publishes a
-            // held drop when its hold ends.
-            _ = tokio::time::sleep_until(idle_until(tokio::time::Instant::now(), hold_until)) => {}
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+/// The watches a pass reads: the three kinds in the watched namespaces and the payload
+/// ConfigMaps (by `selector`) in the operator's namespace.
+struct Watches {
+    domains: Stores<GtmAccessDomain>,
+    pools: Stores<AddressPool>,
+    templates: Stores<HealthCheckTemplate>,
+    configmaps: Stores<ConfigMap>,
+}
+
+impl Watches {
+    /// Starts every watch; each event wakes `changed`.
+    fn start(
+        client: &Client,
+        opts: &ClusterOptions,
+        selector: &str,
+        changed: &Arc<Notify>,
+    ) -> Self {
+        let ns = &opts.watch_namespaces;
+        let cfg = watcher::Config::default();
+        Self {
+            domains: Stores::watch(client, ns, cfg.clone(), changed),
+            pools: Stores::watch(client, ns, cfg.clone(), changed),
+            templates: Stores::watch(client, ns, cfg, changed),
+            configmaps: Stores::watch(
+                client,
+                std::slice::from_ref(&opts.namespace),
+                watcher::Config::default().labels(selector),
+                changed,
+            ),
         }
     }
-    tracing::info!("shutting down");
-    drop(monitor);
-    drop(leader);
-    leadership.release().await;
-    shutdown.cancel();
-    http.await??;
-    Ok(())
+
+    async fn wait_until_ready(&self) -> anyhow::Result<()> {
+        self.domains.wait_until_ready().await?;
+        self.pools.wait_until_ready().await?;
+        self.templates.wait_until_ready().await?;
+        self.configmaps.wait_until_ready().await
+    }
+
+    fn inventory(&self) -> Inventory {
+        Inventory {
+            domains: self.domains.state(),
+            pools: self.pools.state(),
+            templates: self.templates.state(),
+        }
+    }
+}
+
+/// What the loop does about leadership before a pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LeaderStep {
+    /// Just became the leader: resume from what is published and start probing.
+    Start,
+    /// No longer the leader: stop probing.
+    Stop,
+    /// Nothing changed.
+    Stay,
+}
+
+/// The step for a replica that leads (or not) and probes (or not): only the leader probes.
+fn leader_step(leading: bool, probing: bool) -> LeaderStep {
+    match (leading, probing) {
+        (true, false) => LeaderStep::Start,
+        (false, true) => LeaderStep::Stop,
+        (true, true) | (false, false) => LeaderStep::Stay,
+    }
+}
+
+/// The last compilation and the spec versions it was made from. Specs change only with a
+/// generation: status writes (ours included) and health transitions reuse it.
+#[derive(Default)]
+struct CompileCache(Option<(Vec<SpecVersion>, Compilation)>);
+
+impl CompileCache {
+    /// The compilation of an inventory whose objects are at `specs`: the cached one when the
+    /// specs are the same, else `compile()`'s, which `fresh` is told about first.
+    fn get(
+        &mut self,
+        specs: Vec<SpecVersion>,
+        compile: impl FnOnce() -> Compilation,
+        fresh: impl FnOnce(&Compilation),
+    ) -> &Compilation {
+        if self
+            .0
+            .as_ref()
+            .is_none_or(|(versions, _)| *versions != specs)
+        {
+            let compilation = compile();
+            fresh(&compilation);
+            self.0 = Some((specs, compilation));
+        }
+        &self.0.as_ref().expect("compiled above").1
+    }
+
+    /// Forgets the compilation: the next `get` compiles.
+    fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// The wait before retrying a failed step: 100 ms, doubling up to 30 s, back to 100 ms after a
+/// success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(30);
+
+    /// The wait now; the next one is twice as long.
+    fn next(&mut self) -> Duration {
+        let now = self.0;
+        self.0 = (now * 2).min(Self::MAX);
+        now
+    }
+
+    /// After a success.
+    fn reset(&mut self) {
+        self.0 = Self::FIRST;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self(Self::FIRST)
+    }
+}
+
+/// The state of the main loop.
+struct Operator {
+    reconciler: Reconciler,
+    watches: Watches,
+    changed: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    probe_concurrency: usize,
+    /// Probing, while leading; a new leader starts every task from the state in status.
+    monitor: Option<Monitor>,
+    /// The task states read from the statuses when leadership began.
+    restored: BTreeMap<String, Restored>,
+    compiled: CompileCache,
+    backoff: Backoff,
+}
+
+impl Operator {
+    /// Follows leadership and runs a pass after every change until SIGTERM or Ctrl-C.
+    async fn run_until_shutdown(
+        &mut self,
+        mut leader: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            let leading = *leader.borrow();
+            self.metrics.leader.set(i64::from(leading));
+            match leader_step(leading, self.monitor.is_some()) {
+                LeaderStep::Start => {
+                    if let Err(e) = self.start_leading().await {
+                        let wait = self.backoff.next();
+                        tracing::warn!(
+                            "reading the published payloads failed, retrying in {wait:?}: {e}"
+                        );
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                }
+                LeaderStep::Stop => {
+                    tracing::info!("no longer leading: probing stops");
+                    self.monitor = None;
+                }
+                LeaderStep::Stay => {}
+            }
+            if let Err(e) = self.pass().await {
+                // After an API outage the watches relist as soon as the API server is back:
+                // that change retries at once instead of at the end of a long backoff.
+                let wait = self.backoff.next();
+                tracing::warn!("reconcile failed, retrying in {wait:?} or at the next change: {e}");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.changed.notified() => {}
+                    _ = shutdown_signal(&mut term) => return Ok(()),
+                }
+                continue;
+            }
+            let transitions = async {
+                match self.monitor.as_ref() {
+                    Some(m) => m.next_transitions().await,
+                    None => std::future::pending().await,
+                }
+            };
+            // Only the leader runs passes, so only it waits for a hold to end.
+            let hold_until = self.monitor.as_ref().and(self.reconciler.hold_until());
+            tokio::select! {
+                _ = self.changed.notified() => {}
+                _ = transitions => {}
+                r = leader.changed() => r.context("leader election stopped")?,
+                // Refreshes last probe times and latencies in status now and then, and
+                // publishes a held drop when its hold ends.
+                _ = tokio::time::sleep_until(idle_until(tokio::time::Instant::now(), hold_until)) => {}
+                _ = shutdown_signal(&mut term) => return Ok(()),
+            }
+        }
+    }
+
+    /// Becomes the leader: resumes from the published payloads and starts probing from the
+    /// task states in status.
+    async fn start_leading(&mut self) -> kube::Result<()> {
+        tracing::info!("leading: resuming from the published payloads and statuses");
+        self.reconciler.resume().await?;
+        self.restored = restored_from_status(self.watches.pools.state().iter().map(|p| p.as_ref()));
+        self.monitor = Some(Monitor::new(self.probe_concurrency, self.metrics.clone()));
+        self.compiled.clear();
+        Ok(())
+    }
+
+    /// One reconcile pass, when leading.
+    async fn pass(&mut self) -> kube::Result<()> {
+        let Some(monitor) = self.monitor.as_mut() else {
+            return Ok(());
+        };
+        // Coalesce bursts of watch events into one pass.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let inventory = self.watches.inventory();
+        let (reconciler, restored) = (&self.reconciler, &self.restored);
+        let compilation = self.compiled.get(
+            inventory.spec_versions(),
+            || reconciler.compile(&inventory),
+            |compilation| monitor.update(&compilation.tasks, restored),
+        );
+        let report = self
+            .reconciler
+            .reconcile(
+                &inventory,
+                compilation,
+                &monitor.tasks(),
+                &self.watches.configmaps.state(),
+                &now(),
+            )
+            .await?;
+        self.backoff.reset();
+        if report != Default::default() {
+            tracing::info!(?report, "reconciled");
+        }
+        Ok(())
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal(term: &mut tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }
 
 /// Until when the loop waits when nothing happens: the next status refresh, or the end of a
@@ -384,5 +539,61 @@ mod tests {
         assert_eq!(idle_until(now, None), now + STATUS_REFRESH);
         let late = now + Duration::from_secs(300);
         assert_eq!(idle_until(now, Some(late)), now + STATUS_REFRESH);
+    }
+
+    #[test]
+    fn only_the_leader_probes() {
+        assert_eq!(leader_step(true, false), LeaderStep::Start);
+        assert_eq!(leader_step(false, true), LeaderStep::Stop);
+        assert_eq!(leader_step(true, true), LeaderStep::Stay);
+        assert_eq!(leader_step(false, false), LeaderStep::Stay);
+    }
+
+    #[test]
+    fn a_compilation_is_reused_until_a_spec_changes_or_it_is_cleared() {
+        let specs = |generation: i64| {
+            vec![SpecVersion {
+                key: crate::inventory::ObjectKey::new(
+                    gtm_crds::manifest::Kind::AddressPool,
+                    "ns",
+                    "p",
+                ),
+                uid: Some("u".into()),
+                generation: Some(generation),
+            }]
+        };
+        let mut cache = CompileCache::default();
+        let (mut compiles, mut told) = (0, 0);
+        let mut get = |cache: &mut CompileCache, generation| {
+            cache.get(
+                specs(generation),
+                || {
+                    compiles += 1;
+                    crate::compile::compile(&Inventory::default(), &[])
+                },
+                |_| told += 1,
+            );
+        };
+        get(&mut cache, 1);
+        get(&mut cache, 1);
+        get(&mut cache, 2);
+        cache.clear();
+        get(&mut cache, 2);
+        assert_eq!(compiles, 3);
+        assert_eq!(told, 3, "every fresh compilation is handed to the prober");
+    }
+
+    #[test]
+    fn retries_back_off_from_100_ms_to_30_s_and_start_over_after_a_success() {
+        let mut backoff = Backoff::default();
+        let waits: Vec<u64> = (0..11).map(|_| backoff.next().as_millis() as u64).collect();
+        assert_eq!(
+            waits,
+            [
+                100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000
+            ]
+        );
+        backoff.reset();
+        assert_eq!(backoff.next(), Duration::from_millis(100));
     }
 }

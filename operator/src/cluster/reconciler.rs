@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures::{FutureExt, StreamExt};
 use gtm_crds::manifest::Kind;
 use gtm_crds::parts::Payload;
-use gtm_crds::{AddressPool, AddressPoolStatus, GtmAccessDomain, HealthCheckTemplate};
+use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -21,8 +21,8 @@ use serde_json::json;
 use super::FIELD_MANAGER;
 use super::configmaps::PayloadConfigMaps;
 use super::sink::{ConfigMapSink, count};
+use super::status_change::status_change;
 use crate::compile::{Compilation, compile};
-use crate::conditions::{capped, flips, holds};
 use crate::drop_guard::{CONFIRM_ANNOTATION, DropGuardSettings, Hold, Release};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::health::TaskHealth;
@@ -309,8 +309,8 @@ impl Reconciler {
         }
     }
 
-    /// Patches an object's status when it differs from the computed one, and records events
-    /// for the conditions that flipped.
+    /// Patches an object's status when [`status_change`] says so, and records the events it
+    /// gives.
     async fn write_status<K>(
         &self,
         obj: &K,
@@ -334,16 +334,10 @@ impl Reconciler {
         let current = last
             .map(|w| w.status.clone())
             .or_else(|| obj.object_status());
-        if current.as_ref() == Some(desired) {
+        let written_ago = last.map(|w| w.at.elapsed());
+        let Some(change) = status_change(kind, desired, current.as_ref(), written_ago) else {
             return Ok(None);
-        }
-        // Probe times and latencies alone are refreshed now and then, not on every probe.
-        if let (Some(w), Some(cur)) = (last, &current)
-            && w.at.elapsed() < STATUS_REFRESH
-            && cur.without_probe_times() == desired.without_probe_times()
-        {
-            return Ok(None);
-        }
+        };
         let body = json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
@@ -361,32 +355,14 @@ impl Reconciler {
         count(&self.metrics, kind.as_str(), result.is_ok());
         result?;
 
-        let previous = current
-            .as_ref()
-            .map(ObjectStatus::conditions)
-            .unwrap_or_default();
-        let mut events = Vec::new();
-        for c in flips(previous, desired.conditions()) {
-            if c.type_ == crate::conditions::FAILED_OVER && holds(c) && !previous.is_empty() {
-                self.metrics
-                    .failovers
-                    .get_or_create(&DomainLabel { domain: key.id() })
-                    .inc();
-            }
-            events.extend(event_for(
-                kind,
-                &c.type_,
-                holds(c),
-                &c.reason,
-                &c.message,
-                previous.is_empty(),
-            ));
-        }
-        if let (Some(ObjectStatus::Pool(old)), ObjectStatus::Pool(new)) = (&current, desired) {
-            events.extend(address_events(old, new));
+        if change.failed_over {
+            self.metrics
+                .failovers
+                .get_or_create(&DomainLabel { domain: key.id() })
+                .inc();
         }
         let mut recorded = 0;
-        for event in events {
+        for event in change.events {
             // An event that cannot be recorded must not stop the reconcile.
             match self.recorder.publish(&event, &obj.object_ref(&())).await {
                 Ok(()) => recorded += 1,
@@ -466,56 +442,6 @@ impl HasObjectStatus for HealthCheckTemplate {
     }
 }
 
-/// `AddressDown` and `AddressUp` events for the addresses whose availability flipped.
-fn address_events(old: &AddressPoolStatus, new: &AddressPoolStatus) -> Vec<Event> {
-    new.addresses
-        .iter()
-        .filter_map(|a| {
-            let before = old.addresses.iter().find(|o| o.value == a.value)?;
-            if before.available == a.available {
-                return None;
-            }
-            let errors: Vec<String> = a
-                .tasks
-                .iter()
-                .filter_map(|t| {
-                    t.last_error
-                        .as_ref()
-                        .map(|e| format!("{}: {e}", t.template))
-                })
-                .collect();
-            Some(Event {
-                type_: if a.available {
-                    EventType::Normal
-                } else {
-                    EventType::Warning
-                },
-                reason: if a.available {
-                    "AddressUp"
-                } else {
-                    "AddressDown"
-                }
-                .into(),
-                note: Some(capped(if a.available || errors.is_empty() {
-                    format!(
-                        "address {} is {}",
-                        a.value,
-                        if a.available {
-                            "available"
-                        } else {
-                            "unavailable"
-                        }
-                    )
-                } else {
-                    format!("address {} is unavailable ({})", a.value, errors.join("; "))
-                })),
-                action: "HealthCheck".into(),
-                secondary: None,
-            })
-        })
-        .collect()
-}
-
 /// The token given to confirm a held drop: the annotation [`CONFIRM_ANNOTATION`] on a payload
 /// ConfigMap.
 fn confirmation(configmaps: &[Arc<ConfigMap>]) -> Option<String> {
@@ -537,44 +463,6 @@ fn hold_event(type_: EventType, reason: &str, note: String) -> Event {
         action: "Publish".into(),
         secondary: None,
     }
-}
-
-/// The event for a condition that flipped, mirroring GTM's alert types: warnings when an object
-/// is refused, a pool becomes unavailable or a domain fails over; normal events when they
-/// recover. A new object gets an event only when something is wrong.
-fn event_for(
-    kind: Kind,
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: &str,
-    new_object: bool,
-) -> Option<Event> {
-    use crate::conditions::{ACCEPTED, AVAILABLE, FAILED_OVER};
-    let (warning, event_reason, action) = match (type_, status) {
-        (ACCEPTED, false) => (true, reason.to_string(), "Validate"),
-        (ACCEPTED, true) if !new_object => (false, "Accepted".to_string(), "Validate"),
-        (AVAILABLE, false) if kind == Kind::AddressPool => {
-            (true, "PoolUnavailable".into(), "HealthCheck")
-        }
-        (AVAILABLE, true) if !new_object && kind == Kind::AddressPool => {
-            (false, "PoolAvailable".into(), "HealthCheck")
-        }
-        (FAILED_OVER, true) => (true, "Failover".into(), "Failover"),
-        (FAILED_OVER, false) if !new_object => (false, "Failback".into(), "Failover"),
-        _ => return None,
-    };
-    Some(Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: event_reason,
-        note: Some(capped(message)),
-        action: action.into(),
-        secondary: None,
-    })
 }
 
 #[cfg(test)]
