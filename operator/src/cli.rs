@@ -70,6 +70,10 @@ pub struct RunArgs {
     /// Health probes in flight at most.
     #[arg(long, env = "GTM_PROBE_CONCURRENCY", default_value_t = 256)]
     pub probe_concurrency: usize,
+    /// Whether `gtm_operator_address_up` has a series per address (100 000 addresses make
+    /// 100 000 series); the pool-level metrics stay either way.
+    #[arg(long, env = "GTM_ADDRESS_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub address_metrics: bool,
     /// The drop guard.
     #[command(flatten)]
     pub drop_guard: DropGuardArgs,
@@ -90,6 +94,7 @@ impl From<RunArgs> for ClusterOptions {
             leader_election: a.leader_election,
             concurrency: a.concurrency,
             probe_concurrency: a.probe_concurrency,
+            address_metrics: a.address_metrics,
             drop_guard: a.drop_guard.into(),
         }
     }

@@ -62,6 +62,8 @@ pub struct ClusterOptions {
     pub concurrency: usize,
     /// Health probes in flight at most.
     pub probe_concurrency: usize,
+    /// Whether `gtm_operator_address_up` has a series per address.
+    pub address_metrics: bool,
     /// When a change that drops most access domains is held.
     pub drop_guard: crate::drop_guard::DropGuardSettings,
 }
@@ -206,6 +208,7 @@ fn new_reconciler(client: &Client, opts: &ClusterOptions, metrics: Arc<Metrics>)
             zones: opts.zones.clone(),
             part_bytes: gtm_crds::parts::MAX_PART_BYTES,
             concurrency: opts.concurrency,
+            address_metrics: opts.address_metrics,
         },
         reporter,
         metrics,

@@ -64,6 +64,7 @@ pub struct Reconciler {
     recorder: Recorder,
     metrics: Arc<Metrics>,
     concurrency: usize,
+    address_metrics: bool,
     written: HashMap<ObjectKey, Written>,
     holds: HoldReports,
 }
@@ -124,6 +125,8 @@ pub struct Settings {
     pub part_bytes: usize,
     /// Status writes in flight at most.
     pub concurrency: usize,
+    /// Whether `gtm_operator_address_up` has a series per address.
+    pub address_metrics: bool,
 }
 
 impl Reconciler {
@@ -153,6 +156,7 @@ impl Reconciler {
             reporter,
             metrics,
             concurrency: settings.concurrency.max(1),
+            address_metrics: settings.address_metrics,
             written: HashMap::new(),
             holds: HoldReports::default(),
         }
@@ -386,7 +390,7 @@ impl Reconciler {
                 .pool_available
                 .get_or_create(&PoolLabel { pool: id.clone() })
                 .set(i64::from(view.available));
-            let Some(pool) = compilation.pools.get(id) else {
+            let Some(pool) = compilation.pools.get(id).filter(|_| self.address_metrics) else {
                 continue;
             };
             for (address, up) in pool.addresses.iter().zip(&view.addresses) {

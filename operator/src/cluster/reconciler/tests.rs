@@ -86,6 +86,11 @@ fn reply(send: Reply, status: u16, body: &Value) {
 }
 
 fn setup(part_bytes: usize) -> (Reconciler, ApiServer, Arc<Metrics>) {
+    setup_with(part_bytes, true)
+}
+
+/// [`setup`] with or without per-address metrics.
+fn setup_with(part_bytes: usize, address_metrics: bool) -> (Reconciler, ApiServer, Arc<Metrics>) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let metrics = Arc::new(Metrics::new());
@@ -97,6 +102,7 @@ fn setup(part_bytes: usize) -> (Reconciler, ApiServer, Arc<Metrics>) {
             zones: vec!["gtm.example.com".into()],
             part_bytes,
             concurrency: 1,
+            address_metrics,
         },
         Reporter {
             controller: FIELD_MANAGER.into(),
@@ -686,6 +692,23 @@ async fn a_failing_address_writes_health_status_and_alert_events() {
         .map(|s| s.body["reason"].as_str().unwrap())
         .collect();
     assert_eq!(reasons, ["PoolAvailable", "AddressUp", "Failback"]);
+}
+
+#[tokio::test]
+async fn without_address_metrics_only_the_pool_series_are_exported() {
+    let (mut r, mut server, metrics) = setup_with(64 * 1024, false);
+    let inv = inventory(FAILOVER);
+    let health = BTreeMap::from([(
+        "default/tcp@192.0.2.1#80".to_string(),
+        TaskHealth::new(HealthState::Up, None),
+    )]);
+    pass_with_health(&mut r, &mut server, &inv, &health, &[], 6).await;
+    let text = metrics.encode();
+    assert!(!text.contains("gtm_operator_address_up{"), "{text}");
+    assert!(
+        text.contains(r#"gtm_operator_pool_available{pool="default/primary"} 1"#),
+        "{text}"
+    );
 }
 
 /// 20 000 addresses (80 pools of 250, one domain each), built as typed objects.
