@@ -9,6 +9,8 @@
 //! probes, NetworkPolicy, scheduling.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -384,11 +386,24 @@ async fn the_chart_installs_upgrades_and_uninstalls() {
     delete_crds(&cp).await.unwrap();
 }
 
+/// The namespaced kinds a release may install (or the operator may write).
+const NAMESPACED_KINDS: &str = "deployments,services,serviceaccounts,roles,rolebindings,\
+                                poddisruptionbudgets,configmaps,networkpolicies";
+
 /// `kind/name` of every object labelled with Helm release `release` (namespaced ones in `ns`).
 async fn release_objects(cp: &ControlPlane, ns: &str, release: &str) -> Result<Vec<String>> {
     let selector = format!("app.kubernetes.io/instance={release}");
     let namespaced = cp
-        .kubectl(&["get", "deployments,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets,configmaps,networkpolicies", "-n", ns, "-l", &selector, "-o", "name"])
+        .kubectl(&[
+            "get",
+            NAMESPACED_KINDS,
+            "-n",
+            ns,
+            "-l",
+            &selector,
+            "-o",
+            "name",
+        ])
         .await?;
     let cluster = cp
         .kubectl(&[
@@ -506,87 +521,85 @@ async fn the_chart_grants_exactly_what_each_component_uses() {
 
 #[tokio::test]
 async fn the_whole_loop_runs_with_the_charts_accounts() {
-    let Some(cp) =
-        ControlPlane::get_or_skip("the_whole_loop_runs_with_the_charts_accounts", "main").await
-    else {
-        return;
-    };
-    let release = Release::install(&cp, "loop", &[]).await.unwrap();
-    let mut gtm = release.start(110, 1).await.unwrap();
-    let result = async {
-        gtm.settle().await?;
-        // The payload ConfigMaps are written by server-side apply with our field manager.
-        for cm in release.payload_configmaps().await? {
-            let managers: Vec<_> = cm
-                .metadata
-                .managed_fields
-                .unwrap_or_default()
-                .into_iter()
-                .map(|m| {
-                    (
-                        m.manager.unwrap_or_default(),
-                        m.operation.unwrap_or_default(),
-                    )
-                })
-                .collect();
-            ensure!(
-                managers.contains(&("gtm-operator".into(), "Apply".into())),
-                "ConfigMap {:?} managed by {managers:?}",
-                cm.metadata.name
-            );
-        }
-        // Fail both eu-west backends: answers, pool status, events and metrics follow.
-        gtm.backends[0].fail();
-        gtm.backends[1].fail();
-        gtm.wait_answer(&[&gtm.backends[2].ip]).await?;
-        let pool = gtm
-            .wait_pool_condition("app-eu-west", "Available", "False")
-            .await?;
-        let tasks = pool.pointer("/status/addresses/0/tasks/0/state").cloned();
-        ensure!(
-            tasks == Some(json!("Down")),
-            "task state in status: {tasks:?}"
-        );
-        gtm.wait_events("app-eu-west", &["AddressDown", "PoolUnavailable"])
-            .await?;
-        gtm.wait_events("app", &["Failover"]).await?;
-        let metrics = gtm.operators[0].metrics().await?;
-        let failovers = samples(&metrics, "gtm_operator_failovers_total", &[]);
-        ensure!(
-            failovers.iter().sum::<f64>() >= 1.0,
-            "failovers_total {failovers:?}"
-        );
-        let up = samples(
-            &metrics,
-            "gtm_operator_address_up",
-            &[("address", &gtm.backends[0].ip)],
-        );
-        ensure!(up == [0.0], "address_up of the failed backend: {up:?}");
-        let dns_metrics = gtm.dns[0].metrics().await?;
-        ensure!(
-            !samples(&dns_metrics, "gtm_dnspod_queries_total", &[]).is_empty(),
-            "the DNS process counts queries"
-        );
-        // Recover: back to eu-west (Preemptive).
-        gtm.backends[0].recover();
-        gtm.backends[1].recover();
-        gtm.wait_answer(&[&gtm.backends[0].ip, &gtm.backends[1].ip])
-            .await?;
-        gtm.wait_pool_condition("app-eu-west", "Available", "True")
-            .await?;
-        gtm.wait_events("app-eu-west", &["AddressUp", "PoolAvailable"])
-            .await?;
-        gtm.wait_events("app", &["Failback"]).await?;
-        // Every metric the chart's Grafana dashboard names is exported by the two binaries.
-        e2e::dashboard::check_exported(&[
-            &gtm.operators[0].metrics().await?,
-            &gtm.dns[0].metrics().await?,
-        ])?;
-        gtm.check_running()
-    }
+    with_gtm(
+        "the_whole_loop_runs_with_the_charts_accounts",
+        "loop",
+        110,
+        1,
+        |_cp, release, gtm| {
+            Box::pin(async move {
+                // The payload ConfigMaps are written by server-side apply with our field manager.
+                for cm in release.payload_configmaps().await? {
+                    let managers: Vec<_> = cm
+                        .metadata
+                        .managed_fields
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|m| {
+                            (
+                                m.manager.unwrap_or_default(),
+                                m.operation.unwrap_or_default(),
+                            )
+                        })
+                        .collect();
+                    ensure!(
+                        managers.contains(&("gtm-operator".into(), "Apply".into())),
+                        "ConfigMap {:?} managed by {managers:?}",
+                        cm.metadata.name
+                    );
+                }
+                // Fail both eu-west backends: answers, pool status, events and metrics follow.
+                gtm.backends[0].fail();
+                gtm.backends[1].fail();
+                gtm.wait_answer(&[&gtm.backends[2].ip]).await?;
+                let pool = gtm
+                    .wait_pool_condition("app-eu-west", "Available", "False")
+                    .await?;
+                let tasks = pool.pointer("/status/addresses/0/tasks/0/state").cloned();
+                ensure!(
+                    tasks == Some(json!("Down")),
+                    "task state in status: {tasks:?}"
+                );
+                gtm.wait_events("app-eu-west", &["AddressDown", "PoolUnavailable"])
+                    .await?;
+                gtm.wait_events("app", &["Failover"]).await?;
+                let metrics = gtm.operators[0].metrics().await?;
+                let failovers = samples(&metrics, "gtm_operator_failovers_total", &[]);
+                ensure!(
+                    failovers.iter().sum::<f64>() >= 1.0,
+                    "failovers_total {failovers:?}"
+                );
+                let up = samples(
+                    &metrics,
+                    "gtm_operator_address_up",
+                    &[("address", &gtm.backends[0].ip)],
+                );
+                ensure!(up == [0.0], "address_up of the failed backend: {up:?}");
+                let dns_metrics = gtm.dns[0].metrics().await?;
+                ensure!(
+                    !samples(&dns_metrics, "gtm_dnspod_queries_total", &[]).is_empty(),
+                    "the DNS process counts queries"
+                );
+                // Recover: back to eu-west (Preemptive).
+                gtm.backends[0].recover();
+                gtm.backends[1].recover();
+                gtm.wait_answer(&[&gtm.backends[0].ip, &gtm.backends[1].ip])
+                    .await?;
+                gtm.wait_pool_condition("app-eu-west", "Available", "True")
+                    .await?;
+                gtm.wait_events("app-eu-west", &["AddressUp", "PoolAvailable"])
+                    .await?;
+                gtm.wait_events("app", &["Failback"]).await?;
+                // Every metric the chart's Grafana dashboard names is exported by the two binaries.
+                e2e::dashboard::check_exported(&[
+                    &gtm.operators[0].metrics().await?,
+                    &gtm.dns[0].metrics().await?,
+                ])?;
+                gtm.check_running()
+            })
+        },
+    )
     .await;
-    gtm.finish(result).await;
-    release.uninstall().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -595,47 +608,54 @@ async fn the_whole_loop_runs_with_the_charts_accounts() {
 
 #[tokio::test]
 async fn a_standby_operator_takes_over_from_a_killed_leader() {
-    let Some(cp) =
-        ControlPlane::get_or_skip("a_standby_operator_takes_over_from_a_killed_leader", "main")
-            .await
-    else {
-        return;
-    };
-    let release = Release::install(&cp, "leader", &[]).await.unwrap();
-    let mut gtm = release.start(111, 2).await.unwrap();
-    let result = async {
-        gtm.settle().await?;
-        let leader = gtm.wait_single_leader().await?;
-        let standby = 1 - leader;
-        // Only the leader writes: the standby has made no status or payload writes.
-        let standby_metrics = gtm.operators[standby].metrics().await?;
-        let writes: f64 = samples(&standby_metrics, "gtm_operator_reconciles_total", &[]).iter().sum();
-        ensure!(writes == 0.0, "the standby reconciled {writes} times");
-        let lease_before = release.lease_holder().await?;
-        ensure!(lease_before.as_deref() == Some(&*format!("op-{leader}")), "Lease held by {lease_before:?}");
+    with_gtm(
+        "a_standby_operator_takes_over_from_a_killed_leader",
+        "leader",
+        111,
+        2,
+        |_cp, release, gtm| {
+            Box::pin(async move {
+                let leader = gtm.wait_single_leader().await?;
+                let standby = 1 - leader;
+                // Only the leader writes: the standby has made no status or payload writes.
+                let standby_metrics = gtm.operators[standby].metrics().await?;
+                let writes: f64 = samples(&standby_metrics, "gtm_operator_reconciles_total", &[])
+                    .iter()
+                    .sum();
+                ensure!(writes == 0.0, "the standby reconciled {writes} times");
+                let lease_before = release.lease_holder().await?;
+                ensure!(
+                    lease_before.as_deref() == Some(&*format!("op-{leader}")),
+                    "Lease held by {lease_before:?}"
+                );
 
-        let killed = Instant::now();
-        gtm.operators[leader].kill9().await?;
-        let holder = wait_for("the standby to take the Lease", DEADLINE, || async {
-            Ok::<_, anyhow::Error>(match release.lease_holder().await? {
-                Some(h) if h == format!("op-{standby}") => Check::Ready(h),
-                other => Check::Pending(format!("holder {other:?}")),
+                let killed = Instant::now();
+                gtm.operators[leader].kill9().await?;
+                let holder = wait_for("the standby to take the Lease", DEADLINE, || async {
+                    Ok::<_, anyhow::Error>(match release.lease_holder().await? {
+                        Some(h) if h == format!("op-{standby}") => Check::Ready(h),
+                        other => Check::Pending(format!("holder {other:?}")),
+                    })
+                })
+                .await?;
+                let took_lease = killed.elapsed();
+                // Status and answers keep moving under the new leader.
+                gtm.backends[0].fail();
+                gtm.backends[1].fail();
+                gtm.wait_answer(&[&gtm.backends[2].ip]).await?;
+                gtm.wait_pool_condition("app-eu-west", "Available", "False")
+                    .await?;
+                let answered = killed.elapsed();
+                println!(
+                    "leader takeover: {holder} took the Lease {took_lease:.1?} after kill -9; \
+                     failover answered {answered:.1?} after the kill"
+                );
+                gtm.operators[standby].check_running()?;
+                gtm.dns[0].check_running()
             })
-        })
-        .await?;
-        let took_lease = killed.elapsed();
-        // Status and answers keep moving under the new leader.
-        gtm.backends[0].fail();
-        gtm.backends[1].fail();
-        gtm.wait_answer(&[&gtm.backends[2].ip]).await?;
-        gtm.wait_pool_condition("app-eu-west", "Available", "False").await?;
-        println!("leader takeover: {holder} took the Lease {took_lease:.1?} after kill -9; failover answered {:.1?} after the kill", killed.elapsed());
-        gtm.operators[standby].check_running()?;
-        gtm.dns[0].check_running()
-    }
+        },
+    )
     .await;
-    gtm.finish(result).await;
-    release.uninstall().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -644,56 +664,51 @@ async fn a_standby_operator_takes_over_from_a_killed_leader() {
 
 #[tokio::test]
 async fn a_restarted_operator_neither_flaps_nor_changes_answers() {
-    let Some(cp) = ControlPlane::get_or_skip(
+    with_gtm(
         "a_restarted_operator_neither_flaps_nor_changes_answers",
-        "main",
-    )
-    .await
-    else {
-        return;
-    };
-    let release = Release::install(&cp, "restart", &[]).await.unwrap();
-    let mut gtm = release.start(112, 1).await.unwrap();
-    let result = async {
-        gtm.settle().await?;
-        // One address down before the restart: it must stay down, the others up.
-        gtm.backends[0].fail();
-        gtm.wait_answer(&[&gtm.backends[1].ip]).await?;
-        gtm.wait_events("app-eu-west", &["AddressDown"]).await?;
-        let before = gtm.event_reasons("app-eu-west").await?;
-        let probes_before = gtm.probes_total(0).await?;
+        "restart",
+        112,
+        1,
+        |_cp, _release, gtm| {
+            Box::pin(async move {
+                // One address down before the restart: it must stay down, the others up.
+                gtm.backends[0].fail();
+                gtm.wait_answer(&[&gtm.backends[1].ip]).await?;
+                gtm.wait_events("app-eu-west", &["AddressDown"]).await?;
+                let before = gtm.event_reasons("app-eu-west").await?;
+                let probes_before = gtm.probes_total(0).await?;
 
-        gtm.operators[0].restart().await?;
-        let restarted = Instant::now();
-        // Until the restarted operator has probed every task twice (beyond both thresholds),
-        // every answer stays what it was.
-        loop {
-            let answer = gtm.query().await?;
-            ensure!(
-                answer.sorted() == [gtm.backends[1].ip.clone()],
-                "answer changed after the restart: {answer}"
-            );
-            let probes = gtm.probes_total(0).await.unwrap_or(0.0);
-            if probes >= 3.0 * 2.0 + 1.0 && gtm.is_leader(0).await.unwrap_or(false) {
-                break;
-            }
-            ensure!(
-                restarted.elapsed() < Duration::from_secs(60),
-                "restarted operator did not probe: {probes} probes (before: {probes_before})\n{}",
-                gtm.operators[0].log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let after = gtm.event_reasons("app-eu-west").await?;
-        ensure!(
-            before == after,
-            "events after the restart: {before:?} -> {after:?}"
-        );
-        gtm.check_running()
-    }
+                gtm.operators[0].restart().await?;
+                let restarted = Instant::now();
+                // Until the restarted operator has probed every task twice (beyond both thresholds),
+                // every answer stays what it was.
+                loop {
+                    let answer = gtm.query().await?;
+                    ensure!(
+                        answer.sorted() == [gtm.backends[1].ip.clone()],
+                        "answer changed after the restart: {answer}"
+                    );
+                    let probes = gtm.probes_total(0).await.unwrap_or(0.0);
+                    if probes >= 3.0 * 2.0 + 1.0 && gtm.is_leader(0).await.unwrap_or(false) {
+                        break;
+                    }
+                    ensure!(
+                        restarted.elapsed() < Duration::from_secs(60),
+                        "restarted operator did not probe: {probes} probes (before: {probes_before})\n{}",
+                        gtm.operators[0].log_tail()
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let after = gtm.event_reasons("app-eu-west").await?;
+                ensure!(
+                    before == after,
+                    "events after the restart: {before:?} -> {after:?}"
+                );
+                gtm.check_running()
+            })
+        },
+    )
     .await;
-    gtm.finish(result).await;
-    release.uninstall().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -702,132 +717,128 @@ async fn a_restarted_operator_neither_flaps_nor_changes_answers() {
 
 #[tokio::test]
 async fn twenty_thousand_addresses_are_split_served_and_defended() {
-    let Some(cp) = ControlPlane::get_or_skip(
+    with_gtm(
         "twenty_thousand_addresses_are_split_served_and_defended",
-        "main",
-    )
-    .await
-    else {
-        return;
-    };
-    let release = Release::install(&cp, "big", &[]).await.unwrap();
-    let mut gtm = release.start(113, 1).await.unwrap();
-    let result = async {
-        gtm.settle().await?;
-        let apps = gtm.apps.clone();
-        let objects = big_config(79, 254);
-        let count: usize = objects
-            .iter()
-            .filter_map(|o| o.pointer("/spec/addresses").and_then(Value::as_array))
-            .map(Vec::len)
-            .sum();
-        ensure!(count >= 20_000, "{count} addresses");
-        let started = Instant::now();
-        use futures::StreamExt;
-        let results: Vec<Result<()>> = futures::stream::iter(objects.chunks(1).map(|chunk| {
-            let client = cp.client.clone();
-            let apps = apps.clone();
-            let chunk = chunk.to_vec();
-            async move { apply(&client, &apps, &chunk).await }
-        }))
-        .buffer_unordered(8)
-        .collect()
-        .await;
-        results.into_iter().collect::<Result<Vec<()>>>()?;
-        let last = "big-78.gtm.example.com";
-        let answer = wait_for(&format!("{last} answered"), DEADLINE, || async {
-            let a = query(
-                gtm.dns[0].dns.unwrap(),
-                last,
-                RecordType::A,
-                Transport::Tcp,
-                Duration::from_secs(2),
-            )
-            .await?;
-            Ok::<_, anyhow::Error>(
-                if a.rcode == ResponseCode::NoError && !a.records.is_empty() {
-                    Check::Ready(a)
-                } else {
-                    Check::Pending(a.to_string())
-                },
-            )
-        })
-        .await?;
-        ensure!(
-            answer.records.iter().all(|r| r.starts_with("10.78.")),
-            "{answer}"
-        );
-        println!(
-            "{count} addresses as CRs: applied and answered in {:.1?}",
-            started.elapsed()
-        );
-        let parts = release.payload_configmaps().await?;
-        let config_parts: Vec<_> = parts
-            .iter()
-            .filter(|c| {
-                c.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("gtm.kubegtm.io/payload"))
-                    .is_some_and(|p| p == "config")
-            })
-            .collect();
-        ensure!(
-            config_parts.len() > 1,
-            "{} config ConfigMaps: the payload was not split",
-            config_parts.len()
-        );
-
-        // Another field manager's edit of a config ConfigMap is undone.
-        let victim = config_parts[0].metadata.name.clone().unwrap();
-        let (key, original) = config_parts[0]
-            .data
-            .clone()
-            .unwrap()
-            .into_iter()
-            .next()
-            .unwrap();
-        let api: Api<ConfigMap> = Api::namespaced(cp.client.clone(), &release.namespace);
-        api.patch(
-            &victim,
-            &PatchParams {
-                field_manager: Some("intruder".into()),
-                ..Default::default()
-            },
-            &Patch::Merge(json!({"data": {&key: "tampered"}})),
-        )
-        .await?;
-        wait_for(
-            &format!("ConfigMap {victim} restored"),
-            DEADLINE,
-            || async {
-                let cm = api.get(&victim).await?;
-                let now = cm
-                    .data
-                    .unwrap_or_default()
-                    .get(&key)
-                    .cloned()
-                    .unwrap_or_default();
-                Ok::<_, kube::Error>(if now == original {
-                    Check::Ready(())
-                } else {
-                    Check::Pending(format!("{} bytes", now.len()))
+        "big",
+        113,
+        1,
+        |cp, release, gtm| {
+            Box::pin(async move {
+                let apps = gtm.apps.clone();
+                let objects = big_config(79, 254);
+                let count: usize = objects
+                    .iter()
+                    .filter_map(|o| o.pointer("/spec/addresses").and_then(Value::as_array))
+                    .map(Vec::len)
+                    .sum();
+                ensure!(count >= 20_000, "{count} addresses");
+                let started = Instant::now();
+                use futures::StreamExt;
+                let results: Vec<Result<()>> =
+                    futures::stream::iter(objects.chunks(1).map(|chunk| {
+                        let client = cp.client.clone();
+                        let apps = apps.clone();
+                        let chunk = chunk.to_vec();
+                        async move { apply(&client, &apps, &chunk).await }
+                    }))
+                    .buffer_unordered(8)
+                    .collect()
+                    .await;
+                results.into_iter().collect::<Result<Vec<()>>>()?;
+                let last = "big-78.gtm.example.com";
+                let answer = wait_for(&format!("{last} answered"), DEADLINE, || async {
+                    let a = query(
+                        gtm.dns[0].dns.unwrap(),
+                        last,
+                        RecordType::A,
+                        Transport::Tcp,
+                        Duration::from_secs(2),
+                    )
+                    .await?;
+                    Ok::<_, anyhow::Error>(
+                        if a.rcode == ResponseCode::NoError && !a.records.is_empty() {
+                            Check::Ready(a)
+                        } else {
+                            Check::Pending(a.to_string())
+                        },
+                    )
                 })
-            },
-        )
-        .await?;
-        // Served all along.
-        let again = gtm.query_name(last).await?;
-        ensure!(
-            again.rcode == ResponseCode::NoError && !again.records.is_empty(),
-            "{again}"
-        );
-        cp.delete_all_gtm_objects().await?;
-        gtm.check_running()
-    }
+                .await?;
+                ensure!(
+                    answer.records.iter().all(|r| r.starts_with("10.78.")),
+                    "{answer}"
+                );
+                println!(
+                    "{count} addresses as CRs: applied and answered in {:.1?}",
+                    started.elapsed()
+                );
+                let parts = release.payload_configmaps().await?;
+                let config_parts: Vec<_> = parts
+                    .iter()
+                    .filter(|c| {
+                        c.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get("gtm.kubegtm.io/payload"))
+                            .is_some_and(|p| p == "config")
+                    })
+                    .collect();
+                ensure!(
+                    config_parts.len() > 1,
+                    "{} config ConfigMaps: the payload was not split",
+                    config_parts.len()
+                );
+
+                // Another field manager's edit of a config ConfigMap is undone.
+                let victim = config_parts[0].metadata.name.clone().unwrap();
+                let (key, original) = config_parts[0]
+                    .data
+                    .clone()
+                    .unwrap()
+                    .into_iter()
+                    .next()
+                    .unwrap();
+                let api: Api<ConfigMap> = Api::namespaced(cp.client.clone(), &release.namespace);
+                api.patch(
+                    &victim,
+                    &PatchParams {
+                        field_manager: Some("intruder".into()),
+                        ..Default::default()
+                    },
+                    &Patch::Merge(json!({"data": {&key: "tampered"}})),
+                )
+                .await?;
+                wait_for(
+                    &format!("ConfigMap {victim} restored"),
+                    DEADLINE,
+                    || async {
+                        let cm = api.get(&victim).await?;
+                        let now = cm
+                            .data
+                            .unwrap_or_default()
+                            .get(&key)
+                            .cloned()
+                            .unwrap_or_default();
+                        Ok::<_, kube::Error>(if now == original {
+                            Check::Ready(())
+                        } else {
+                            Check::Pending(format!("{} bytes", now.len()))
+                        })
+                    },
+                )
+                .await?;
+                // Served all along.
+                let again = gtm.query_name(last).await?;
+                ensure!(
+                    again.rcode == ResponseCode::NoError && !again.records.is_empty(),
+                    "{again}"
+                );
+                cp.delete_all_gtm_objects().await?;
+                gtm.check_running()
+            })
+        },
+    )
     .await;
-    gtm.finish(result).await;
-    release.uninstall().await.unwrap();
 }
 
 /// `pools` IPv4 pools of `per_pool` addresses (10.<pool>.x.y, no health checks) and one access
@@ -846,7 +857,12 @@ fn big_config(pools: usize, per_pool: usize) -> Vec<Value> {
         objects.push(json!({
             "apiVersion": "gtm.kubegtm.io/v1alpha1", "kind": "GtmAccessDomain",
             "metadata": {"name": format!("big-{p}")},
-            "spec": {"domain": format!("big-{p}.{ZONE}"), "recordType": "A", "policy": "RoundRobin", "pools": [{"name": format!("big-{p}")}]}
+            "spec": {
+                "domain": format!("big-{p}.{ZONE}"),
+                "recordType": "A",
+                "policy": "RoundRobin",
+                "pools": [{"name": format!("big-{p}")}]
+            }
         }));
     }
     objects
@@ -858,80 +874,101 @@ fn big_config(pools: usize, per_pool: usize) -> Vec<Value> {
 
 #[tokio::test]
 async fn dns_keeps_answering_through_an_api_outage_and_resumes() {
-    let Some(cp) = ControlPlane::get_or_skip(
+    with_gtm(
         "dns_keeps_answering_through_an_api_outage_and_resumes",
-        "main",
-    )
-    .await
-    else {
-        return;
-    };
-    let release = Release::install(&cp, "outage", &[]).await.unwrap();
-    let mut gtm = release.start(114, 1).await.unwrap();
-    let result = async {
-        gtm.settle().await?;
-        let pids = (gtm.operators[0].pid(), gtm.dns[0].pid());
-        let expected = gtm.query().await?.sorted();
-        cp.script("stop-apiserver").await?;
-        let stopped = Instant::now();
-        let mut stale_seen = false;
-        while stopped.elapsed() < Duration::from_secs(30) {
-            let answer = gtm.query().await?;
-            ensure!(
-                answer.sorted() == expected,
-                "answer changed during the outage: {answer}"
-            );
-            let (ready, _) = gtm.dns[0].http_get("/readyz").await?;
-            ensure!(ready == 200, "/readyz answered {ready} during the outage");
-            let metrics = gtm.dns[0].metrics().await?;
-            stale_seen |= samples(&metrics, "gtm_dnspod_config_source_stale", &[]) == [1.0];
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        ensure!(
-            stale_seen,
-            "the DNS process never reported its source stale"
-        );
-        cp.script("start-apiserver").await?;
-        let restarted = Instant::now();
-        wait_for("the source fresh again", DEADLINE, || async {
-            let stale = samples(
-                &gtm.dns[0].metrics().await?,
-                "gtm_dnspod_config_source_stale",
-                &[],
-            );
-            Ok::<_, anyhow::Error>(if stale == [0.0] {
-                Check::Ready(())
-            } else {
-                Check::Pending(format!("{stale:?}"))
+        "outage",
+        114,
+        1,
+        |cp, _release, gtm| {
+            Box::pin(async move {
+                let pids = (gtm.operators[0].pid(), gtm.dns[0].pid());
+                let expected = gtm.query().await?.sorted();
+                cp.script("stop-apiserver").await?;
+                let stopped = Instant::now();
+                let mut stale_seen = false;
+                while stopped.elapsed() < Duration::from_secs(30) {
+                    let answer = gtm.query().await?;
+                    ensure!(
+                        answer.sorted() == expected,
+                        "answer changed during the outage: {answer}"
+                    );
+                    let (ready, _) = gtm.dns[0].http_get("/readyz").await?;
+                    ensure!(ready == 200, "/readyz answered {ready} during the outage");
+                    let metrics = gtm.dns[0].metrics().await?;
+                    stale_seen |= samples(&metrics, "gtm_dnspod_config_source_stale", &[]) == [1.0];
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                ensure!(
+                    stale_seen,
+                    "the DNS process never reported its source stale"
+                );
+                cp.script("start-apiserver").await?;
+                let restarted = Instant::now();
+                wait_for("the source fresh again", DEADLINE, || async {
+                    let stale = samples(
+                        &gtm.dns[0].metrics().await?,
+                        "gtm_dnspod_config_source_stale",
+                        &[],
+                    );
+                    Ok::<_, anyhow::Error>(if stale == [0.0] {
+                        Check::Ready(())
+                    } else {
+                        Check::Pending(format!("{stale:?}"))
+                    })
+                })
+                .await?;
+                // Both resume watching without a restart: a change made now is answered.
+                let fresh = restarted.elapsed();
+                gtm.backends[0].fail();
+                gtm.backends[1].fail();
+                gtm.wait_answer(&[&gtm.backends[2].ip]).await?;
+                let answered = restarted.elapsed();
+                gtm.wait_pool_condition("app-eu-west", "Available", "False")
+                    .await?;
+                println!(
+                    "after the outage: source fresh {fresh:.1?}, failover answered {answered:.1?}, \
+                     pool status {:.1?} after kube-apiserver was back",
+                    restarted.elapsed()
+                );
+                ensure!(
+                    (gtm.operators[0].pid(), gtm.dns[0].pid()) == pids,
+                    "a process was restarted"
+                );
+                gtm.check_running()
             })
-        })
-        .await?;
-        // Both resume watching without a restart: a change made now is answered.
-        let fresh = restarted.elapsed();
-        gtm.backends[0].fail();
-        gtm.backends[1].fail();
-        gtm.wait_answer(&[&gtm.backends[2].ip]).await?;
-        let answered = restarted.elapsed();
-        gtm.wait_pool_condition("app-eu-west", "Available", "False")
-            .await?;
-        println!(
-            "after the outage: source fresh {fresh:.1?}, failover answered {answered:.1?}, pool status {:.1?} after kube-apiserver was back",
-            restarted.elapsed()
-        );
-        ensure!(
-            (gtm.operators[0].pid(), gtm.dns[0].pid()) == pids,
-            "a process was restarted"
-        );
-        gtm.check_running()
-    }
+        },
+    )
     .await;
-    gtm.finish(result).await;
-    release.uninstall().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------------
+
+/// Runs one test of the whole loop: skips without the suite's control plane; otherwise installs
+/// Helm release `name`, starts the active/standby example with `operators` operator processes
+/// and one DNS process (backends on 127.<block>.x.y), waits until it answers, runs `body`, and
+/// ends with every process's log on failure and the release uninstalled.
+async fn with_gtm<F>(test: &str, name: &str, block: u8, operators: usize, body: F)
+where
+    F: for<'a> FnOnce(
+        &'a ControlPlane,
+        &'a Release,
+        &'a mut Gtm,
+    ) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>,
+{
+    let Some(cp) = ControlPlane::get_or_skip(test, "main").await else {
+        return;
+    };
+    let release = Release::install(&cp, name, &[]).await.unwrap();
+    let mut gtm = release.start(block, operators).await.unwrap();
+    let result = match gtm.settle().await {
+        Ok(()) => body(&cp, &release, &mut gtm).await,
+        Err(e) => Err(e),
+    };
+    gtm.finish(result).await;
+    release.uninstall().await.unwrap();
+}
 
 /// A namespace `prefix-<random>` for objects of one test.
 async fn namespace(cp: &ControlPlane, prefix: &str) -> Result<String> {
