@@ -11,8 +11,8 @@ fuzz_target!(|stream: &[u8]| {
         let mut stream = stream;
         let mut message = Vec::new();
         while let Ok(true) = gtm_dnspod::tcp::read_message(&mut stream, &mut message).await {
-            let _ = gtm_dnspod::server::full_path(handler(), &message, client(), Protocol::Tcp)
-                .await;
+            let _ =
+                gtm_dnspod::server::full_path(handler(), &message, client(), Protocol::Tcp).await;
         }
     });
 });

@@ -20,6 +20,10 @@ fuzz_target!(|packet: &[u8]| {
         Protocol::Udp,
     )) {
         let cap = usize::from(handler.udp_limits().max_payload);
-        assert!(response.len() <= cap, "a UDP response of {} bytes", response.len());
+        assert!(
+            response.len() <= cap,
+            "a UDP response of {} bytes",
+            response.len()
+        );
     }
 });
