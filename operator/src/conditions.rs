@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-pub use gtm_crds::condition::{
+pub(crate) use gtm_crds::condition::{
     ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, ConditionStatus, DEGRADED, FAILED_OVER, READY,
 };
 
@@ -11,10 +11,10 @@ pub use gtm_crds::condition::{
 /// fields such as a probe's last error, event notes, status table lines. Kubernetes allows
 /// 32 KiB per condition message; a line a person reads needs far less, and an object must
 /// never carry a dump of its own input.
-pub const MAX_MESSAGE_BYTES: usize = 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// A message cut to [`MAX_MESSAGE_BYTES`] on a character boundary, ending in `…` when cut.
-pub fn capped(message: impl Into<String>) -> String {
+pub(crate) fn capped(message: impl Into<String>) -> String {
     const ELLIPSIS: &str = "…";
     let mut message = message.into();
     if message.len() > MAX_MESSAGE_BYTES {
@@ -30,7 +30,7 @@ pub fn capped(message: impl Into<String>) -> String {
 
 /// A condition as computed, before times are settled.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cond {
+pub(crate) struct Cond {
     /// Condition type.
     pub type_: &'static str,
     /// True or False.
@@ -43,7 +43,7 @@ pub struct Cond {
 
 impl Cond {
     /// A condition; the message is [`capped`].
-    pub fn new(
+    pub(crate) fn new(
         type_: &'static str,
         status: bool,
         reason: impl Into<String>,
@@ -59,13 +59,13 @@ impl Cond {
 }
 
 /// Whether an API condition holds (its status is `True`).
-pub fn holds(condition: &Condition) -> bool {
+pub(crate) fn holds(condition: &Condition) -> bool {
     ConditionStatus::parse(&condition.status) == ConditionStatus::True
 }
 
 /// Turns computed conditions into API conditions, keeping each previous `lastTransitionTime`
 /// whose status did not change, and `now` for the others.
-pub fn settle(
+pub(crate) fn settle(
     previous: &[Condition],
     computed: Vec<Cond>,
     generation: Option<i64>,
@@ -92,7 +92,7 @@ pub fn settle(
 }
 
 /// The conditions that changed status between two lists (type and new status), for events.
-pub fn flips<'a>(previous: &[Condition], current: &'a [Condition]) -> Vec<&'a Condition> {
+pub(crate) fn flips<'a>(previous: &[Condition], current: &'a [Condition]) -> Vec<&'a Condition> {
     current
         .iter()
         .filter(|c| {

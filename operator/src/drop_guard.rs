@@ -14,10 +14,10 @@ use gtm_crds::config::{GtmConfig, HealthSnapshot};
 
 /// Where a confirmation is given in cluster mode: this annotation on the config ConfigMap, with
 /// the hold's token as value.
-pub const CONFIRM_ANNOTATION: &str = "gtm.kubegtm.io/confirm-drop";
+pub(crate) const CONFIRM_ANNOTATION: &str = "gtm.kubegtm.io/confirm-drop";
 /// Where a confirmation is given in local mode: this file in the manifest directory, holding
 /// the hold's token.
-pub const CONFIRM_FILE: &str = ".gtm-confirm-drop";
+pub(crate) const CONFIRM_FILE: &str = ".gtm-confirm-drop";
 
 /// How the guard decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl Default for DropGuardSettings {
 
 /// A change being held.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hold {
+pub(crate) struct Hold {
     /// Access domains the change would drop.
     pub dropped: usize,
     /// Access domains published now.
@@ -56,7 +56,7 @@ pub struct Hold {
 impl Hold {
     /// The report line: what is held, until when, and how to confirm (`confirm_how` says where
     /// the token goes).
-    pub fn message(&self, confirm_how: &str) -> String {
+    pub(crate) fn message(&self, confirm_how: &str) -> String {
         crate::conditions::capped(format!(
             "publishing held: the change drops {} of {} published access domains ({}{}); the last published config keeps serving for {}s more unless confirmed with token {} ({confirm_how})",
             self.dropped,
@@ -75,7 +75,7 @@ impl Hold {
 
 impl Release {
     /// The report line for the end of `hold`.
-    pub fn message(self, hold: &Hold) -> String {
+    pub(crate) fn message(self, hold: &Hold) -> String {
         let change = format!(
             "the held change that drops {} of {} published access domains",
             hold.dropped, hold.published
@@ -94,14 +94,14 @@ impl Release {
 
 /// The guard's memory: the change held and since when.
 #[derive(Debug)]
-pub struct DropGuard {
+pub(crate) struct DropGuard {
     settings: DropGuardSettings,
     held: Option<(String, Instant)>,
 }
 
 /// What to publish.
 #[derive(Debug)]
-pub struct Admitted {
+pub(crate) struct Admitted {
     /// The config to publish: the new one, or the last published one while held.
     pub config: GtmConfig,
     /// The hold, when the change is held.
@@ -112,7 +112,7 @@ pub struct Admitted {
 
 /// Why a held change stopped being held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Release {
+pub(crate) enum Release {
     /// Confirmed with its token: it is published.
     Confirmed,
     /// It persisted for the hold time: it is published.
@@ -124,7 +124,7 @@ pub enum Release {
 
 impl DropGuard {
     /// A guard deciding as `settings` say.
-    pub fn new(settings: DropGuardSettings) -> Self {
+    pub(crate) fn new(settings: DropGuardSettings) -> Self {
         Self {
             settings,
             held: None,
@@ -133,7 +133,7 @@ impl DropGuard {
 
     /// Decides whether `next` may replace `last` (the published config) at `now`;
     /// `confirmation` is the token a user gave, if any.
-    pub fn admit(
+    pub(crate) fn admit(
         &mut self,
         last: Option<&GtmConfig>,
         next: GtmConfig,
@@ -201,12 +201,12 @@ impl DropGuard {
     }
 
     /// Forgets the change held (a new leader starts its hold anew).
-    pub fn forget(&mut self) {
+    pub(crate) fn forget(&mut self) {
         self.held = None;
     }
 
     /// When the change held now is published unless something else happens first.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.held
             .as_ref()
             .map(|(_, since)| *since + self.settings.hold_for)
@@ -221,7 +221,7 @@ impl DropGuard {
 /// published verdicts, and those levels their last published members, until the hold ends.
 /// `probed` says whether a task is in the health view (its verdict there stands, `Unknown`
 /// included).
-pub fn held_health(
+pub(crate) fn held_health(
     mut health: HealthSnapshot,
     held: &GtmConfig,
     probed: impl Fn(&str) -> bool,

@@ -12,7 +12,7 @@ use crate::selection::{DomainView, PoolView, active_selections, domain_view, poo
 
 /// A compilation under a health view.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Evaluation {
+pub(crate) struct Evaluation {
     /// Availability of every accepted pool, by id.
     pub pools: BTreeMap<String, PoolView>,
     /// The active member of every `Sequential` level.
@@ -23,7 +23,7 @@ pub struct Evaluation {
 
 /// Evaluates a compilation; `previous` holds the last active selections, which
 /// non-preemptive levels keep while their member stays available.
-pub fn evaluate(
+pub(crate) fn evaluate(
     compilation: &Compilation,
     tasks: &BTreeMap<String, TaskHealth>,
     previous: &ActiveSelections,

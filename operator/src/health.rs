@@ -12,11 +12,11 @@ use gtm_crds::task_id::TaskId;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-pub use gtm_prober::TaskHealth;
+pub(crate) use gtm_prober::TaskHealth;
 
 /// The health payload for the DNS pods: verdicts of the tasks that have one (a missing task
 /// reads as `Unknown`) and the active selections.
-pub fn snapshot(
+pub(crate) fn snapshot(
     tasks: &BTreeMap<String, TaskHealth>,
     active: &ActiveSelections,
     generation: u64,
@@ -34,10 +34,10 @@ pub fn snapshot(
 }
 
 /// A task state to start from: the verdict and since when it holds.
-pub type Restored = (HealthState, Option<SystemTime>);
+pub(crate) type Restored = (HealthState, Option<SystemTime>);
 
 /// The task states recorded in the pools' statuses, by task id.
-pub fn restored_from_status<'a>(
+pub(crate) fn restored_from_status<'a>(
     pools: impl IntoIterator<Item = &'a AddressPool>,
 ) -> BTreeMap<String, Restored> {
     let mut out = BTreeMap::new();
@@ -61,7 +61,7 @@ pub fn restored_from_status<'a>(
 }
 
 /// The task states of a published health payload (local mode restarts from it).
-pub fn restored_from_snapshot(snapshot: &HealthSnapshot) -> BTreeMap<String, Restored> {
+pub(crate) fn restored_from_snapshot(snapshot: &HealthSnapshot) -> BTreeMap<String, Restored> {
     snapshot
         .tasks
         .iter()
@@ -70,7 +70,7 @@ pub fn restored_from_snapshot(snapshot: &HealthSnapshot) -> BTreeMap<String, Res
 }
 
 /// An API time from a system time.
-pub fn api_time(t: SystemTime) -> Option<Time> {
+pub(crate) fn api_time(t: SystemTime) -> Option<Time> {
     k8s_openapi::jiff::Timestamp::try_from(t).ok().map(Time)
 }
 

@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 
 /// What the endpoints read.
 #[derive(Clone)]
-pub struct HttpState {
+pub(crate) struct HttpState {
     /// The metrics.
     pub metrics: Arc<Metrics>,
     /// Set once the operator is ready.
@@ -24,7 +24,7 @@ pub struct HttpState {
 }
 
 /// The routes.
-pub fn router(state: HttpState) -> Router {
+pub(crate) fn router(state: HttpState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
@@ -51,7 +51,7 @@ async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
 }
 
 /// Serves the endpoints until `shutdown` is cancelled.
-pub async fn serve(
+pub(crate) async fn serve(
     addr: SocketAddr,
     state: HttpState,
     shutdown: CancellationToken,

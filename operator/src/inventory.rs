@@ -119,7 +119,7 @@ impl Inventory {
 
 /// Which of two objects claiming the same thing is older, and so wins: earlier creation time,
 /// then namespace and name (so the outcome never depends on watch order).
-pub fn age_order<K: ResourceExt>(a: &K, b: &K) -> Ordering {
+pub(crate) fn age_order<K: ResourceExt>(a: &K, b: &K) -> Ordering {
     let created = |k: &K| k.meta().creation_timestamp.as_ref().map(|t| t.0);
     match (created(a), created(b)) {
         (Some(x), Some(y)) if x != y => x.cmp(&y),

@@ -5,20 +5,22 @@
 //! around them is thin: [`cluster`] talks to the Kubernetes API, [`local`] reads manifest files
 //! and writes payload files.
 
+#![warn(unreachable_pub, missing_docs)]
+
 pub mod cli;
 pub mod cluster;
 pub mod compile;
-pub mod conditions;
-pub mod drop_guard;
-pub mod evaluate;
-pub mod health;
-pub mod http;
-pub mod inventory;
+mod conditions;
+mod drop_guard;
+mod evaluate;
+mod health;
+mod http;
+mod inventory;
 pub mod local;
 pub mod manifests;
-pub mod metrics;
-pub mod monitor;
-pub mod payloads;
-pub mod publish;
-pub mod selection;
-pub mod status;
+mod metrics;
+mod monitor;
+mod payloads;
+mod publish;
+mod selection;
+mod status;

@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 
 /// Labels of reconcile counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindResult {
+pub(crate) struct KindResult {
     /// Object kind, or `config` / `health` for the payloads.
     pub kind: String,
     /// `ok` or `error`.
@@ -21,7 +21,7 @@ pub struct KindResult {
 
 /// Labels of the objects-by-condition gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindCondition {
+pub(crate) struct KindCondition {
     /// Object kind.
     pub kind: String,
     /// Condition type.
@@ -32,14 +32,14 @@ pub struct KindCondition {
 
 /// Labels of per-payload gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PayloadLabel {
+pub(crate) struct PayloadLabel {
     /// `config` or `health`.
     pub payload: String,
 }
 
 /// Labels of per-address gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AddressLabels {
+pub(crate) struct AddressLabels {
     /// Pool id `namespace/name`.
     pub pool: String,
     /// Address value.
@@ -48,21 +48,21 @@ pub struct AddressLabels {
 
 /// Labels of per-pool gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PoolLabel {
+pub(crate) struct PoolLabel {
     /// Pool id `namespace/name`.
     pub pool: String,
 }
 
 /// Labels of per-domain counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DomainLabel {
+pub(crate) struct DomainLabel {
     /// Domain id `namespace/name`.
     pub domain: String,
 }
 
 /// Labels of probe metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProbeLabels {
+pub(crate) struct ProbeLabels {
     /// `ICMP`, `TCP`, `HTTP` or `HTTPS`.
     pub protocol: String,
     /// `success` or `failure`.
@@ -70,7 +70,7 @@ pub struct ProbeLabels {
 }
 
 /// Every operator metric.
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Reconcile passes and payload writes by kind and result.
     pub reconciles: Family<KindResult, Counter>,
     /// Duration of a reconcile pass.
@@ -106,7 +106,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Creates and registers every metric.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("gtm_operator");
         let reconciles = Family::<KindResult, Counter>::default();
         registry.register(
@@ -196,7 +196,7 @@ impl Metrics {
     }
 
     /// The metrics in the OpenMetrics text format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

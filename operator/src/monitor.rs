@@ -17,7 +17,7 @@ use crate::metrics::{Metrics, ProbeLabels};
 
 /// How long the monitor keeps collecting after a first state change before it reports a
 /// batch: short against the failover budget, long enough to merge a burst.
-pub const BATCH_WINDOW: Duration = Duration::from_millis(25);
+pub(crate) const BATCH_WINDOW: Duration = Duration::from_millis(25);
 
 /// The health view the drain task keeps current.
 #[derive(Default)]
@@ -27,7 +27,7 @@ struct View {
 }
 
 /// The prober and the health view it feeds.
-pub struct Monitor {
+pub(crate) struct Monitor {
     prober: Prober,
     view: Arc<Mutex<View>>,
     changed: Arc<Notify>,
@@ -48,7 +48,7 @@ fn lock(view: &Mutex<View>) -> std::sync::MutexGuard<'_, View> {
 impl Monitor {
     /// A monitor with at most `concurrency` probes in flight; must be created inside a tokio
     /// runtime.
-    pub fn new(concurrency: usize, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(concurrency: usize, metrics: Arc<Metrics>) -> Self {
         let (prober, reports) = Prober::new(ProberConfig {
             max_concurrent_probes: concurrency,
             ..ProberConfig::default()
@@ -65,14 +65,14 @@ impl Monitor {
     }
 
     /// The health of every task the monitor runs, as of now.
-    pub fn tasks(&self) -> BTreeMap<String, TaskHealth> {
+    pub(crate) fn tasks(&self) -> BTreeMap<String, TaskHealth> {
         lock(&self.view).tasks.clone()
     }
 
     /// Makes the running tasks those of a compile. Unchanged tasks keep running and keep
     /// their state; new tasks start from `restored` where it has them (after a restart),
     /// else `Unknown`.
-    pub fn update(
+    pub(crate) fn update(
         &mut self,
         tasks: &BTreeMap<String, CompiledTask>,
         restored: &BTreeMap<String, Restored>,
@@ -97,7 +97,7 @@ impl Monitor {
 
     /// Waits for the next state change, lets the batch window pass, and returns how many
     /// transitions the batch holds.
-    pub async fn next_transitions(&self) -> usize {
+    pub(crate) async fn next_transitions(&self) -> usize {
         loop {
             self.changed.notified().await;
             tokio::time::sleep(BATCH_WINDOW).await;

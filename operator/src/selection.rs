@@ -15,7 +15,7 @@ use gtm_crds::{LbPolicy, SequentialMode};
 
 /// Availability of one pool's addresses and of the pool.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PoolView {
+pub(crate) struct PoolView {
     /// Per address, in address order.
     pub addresses: Vec<bool>,
     /// Whether the pool meets its judgement.
@@ -23,7 +23,7 @@ pub struct PoolView {
 }
 
 /// Availability of every pool.
-pub fn pool_views<'a>(
+pub(crate) fn pool_views<'a>(
     pools: impl IntoIterator<Item = &'a PoolConfig>,
     task: &impl Fn(&str) -> HealthState,
 ) -> BTreeMap<String, PoolView> {
@@ -34,7 +34,7 @@ pub fn pool_views<'a>(
 }
 
 /// Availability of one pool.
-pub fn pool_view(pool: &PoolConfig, task: &impl Fn(&str) -> HealthState) -> PoolView {
+pub(crate) fn pool_view(pool: &PoolConfig, task: &impl Fn(&str) -> HealthState) -> PoolView {
     let addresses: Vec<bool> = pool
         .addresses
         .iter()
@@ -66,7 +66,7 @@ fn sequential_pick_or_keep<'a>(
 
 /// The active member of every `Sequential` domain of a config and of every `Sequential` pool
 /// in `views` (given as `pools`).
-pub fn active_selections<'a>(
+pub(crate) fn active_selections<'a>(
     config: &GtmConfig,
     pools: impl IntoIterator<Item = &'a PoolConfig>,
     views: &BTreeMap<String, PoolView>,
@@ -114,7 +114,7 @@ pub(crate) fn has_active_member(policy: LbPolicy) -> bool {
 /// The pools a domain answers from now (ids), whether it is failing open, and whether it is
 /// failed over: answering from something other than its first choice.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DomainView {
+pub(crate) struct DomainView {
     /// Pool ids answering (for `SourceNearest`, the pools some client may get).
     pub answering: Vec<String>,
     /// True when no pool is available and the domain fails open (or answers nothing).
@@ -124,7 +124,7 @@ pub struct DomainView {
 }
 
 /// What a domain answers now.
-pub fn domain_view(
+pub(crate) fn domain_view(
     domain: &DomainConfig,
     pools: &BTreeMap<&str, &PoolConfig>,
     views: &BTreeMap<String, PoolView>,

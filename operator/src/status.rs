@@ -52,7 +52,7 @@ fn verdict_conditions(verdict: &Verdict, kind_noun: &str) -> Vec<Cond> {
 }
 
 /// Status of a template.
-pub fn template_status(
+pub(crate) fn template_status(
     obj: &HealthCheckTemplate,
     verdict: &Verdict,
     now: &Time,
@@ -76,7 +76,7 @@ pub fn template_status(
 }
 
 /// The health facts a pool status shows.
-pub struct PoolHealth<'a> {
+pub(crate) struct PoolHealth<'a> {
     /// The compiled pool (accepted pools only).
     pub config: &'a PoolConfig,
     /// Availability of its addresses and of the pool.
@@ -88,7 +88,7 @@ pub struct PoolHealth<'a> {
 }
 
 /// Status of a pool.
-pub fn pool_status(
+pub(crate) fn pool_status(
     obj: &AddressPool,
     verdict: &Verdict,
     health: Option<PoolHealth<'_>>,
@@ -251,7 +251,7 @@ fn checks_runnable(config: &PoolConfig, tasks: &BTreeMap<String, TaskHealth>) ->
 }
 
 /// Status of a domain.
-pub fn domain_status(
+pub(crate) fn domain_status(
     obj: &GtmAccessDomain,
     verdict: &Verdict,
     view: Option<&DomainView>,
@@ -314,7 +314,7 @@ pub fn domain_status(
 
 /// The status of any of the three kinds.
 #[derive(Clone, Debug, PartialEq)]
-pub enum ObjectStatus {
+pub(crate) enum ObjectStatus {
     /// Of a `GtmAccessDomain`.
     Domain(GtmAccessDomainStatus),
     /// Of an `AddressPool`.
@@ -325,7 +325,7 @@ pub enum ObjectStatus {
 
 impl ObjectStatus {
     /// The status as JSON, for a status patch.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             Self::Domain(s) => serde_json::to_value(s),
             Self::Pool(s) => serde_json::to_value(s),
@@ -336,7 +336,7 @@ impl ObjectStatus {
 
     /// The same status without last probe times and latencies, which change with every
     /// probe.
-    pub fn without_probe_times(&self) -> Self {
+    pub(crate) fn without_probe_times(&self) -> Self {
         let mut s = self.clone();
         if let Self::Pool(p) = &mut s {
             for task in p.addresses.iter_mut().flat_map(|a| a.tasks.iter_mut()) {
@@ -348,7 +348,7 @@ impl ObjectStatus {
     }
 
     /// The conditions.
-    pub fn conditions(&self) -> &[Condition] {
+    pub(crate) fn conditions(&self) -> &[Condition] {
         match self {
             Self::Domain(s) => &s.conditions,
             Self::Pool(s) => &s.conditions,
@@ -359,7 +359,7 @@ impl ObjectStatus {
 
 /// The status every object of an inventory should have. Each object's current status (as read
 /// from the API, or kept in memory in local mode) is the previous one.
-pub fn compute_all(
+pub(crate) fn compute_all(
     inventory: &Inventory,
     compilation: &Compilation,
     evaluation: &Evaluation,

@@ -39,6 +39,8 @@
 //! # }
 //! ```
 
+#![warn(unreachable_pub, missing_docs)]
+
 pub mod outcome;
 pub mod probe;
 pub mod scheduler;

@@ -17,7 +17,7 @@ use serde_json::json;
 use super::FIELD_MANAGER;
 
 /// Reads and writes the payload ConfigMaps of one instance in one namespace.
-pub struct PayloadConfigMaps {
+pub(super) struct PayloadConfigMaps {
     api: Api<ConfigMap>,
     namespace: String,
     instance: String,
@@ -49,7 +49,12 @@ fn fingerprint(data: &str) -> u64 {
 impl PayloadConfigMaps {
     /// ConfigMaps `<instance>-<payload>-<i>` in `namespace`, at most `part_bytes` of payload
     /// each.
-    pub fn new(api: Api<ConfigMap>, namespace: &str, instance: &str, part_bytes: usize) -> Self {
+    pub(super) fn new(
+        api: Api<ConfigMap>,
+        namespace: &str,
+        instance: &str,
+        part_bytes: usize,
+    ) -> Self {
         Self {
             api,
             namespace: namespace.into(),
@@ -61,13 +66,13 @@ impl PayloadConfigMaps {
     }
 
     /// The label selector of this instance's payload ConfigMaps.
-    pub fn selector(&self) -> String {
+    pub(super) fn selector(&self) -> String {
         gtm_crds::parts::selector(&self.instance)
     }
 
     /// The ConfigMap holding the config's first part: where a held drop is confirmed and
     /// reported. Taken from `seen` (with its uid) when there, else named.
-    pub fn config_reference<'a>(
+    pub(super) fn config_reference<'a>(
         &self,
         seen: impl IntoIterator<Item = &'a ConfigMap>,
     ) -> ObjectReference {
@@ -86,7 +91,7 @@ impl PayloadConfigMaps {
 
     /// Reads back what a previous leader published: the whole payloads (where complete) and
     /// how many parts each has, so that pruning and change detection start from the truth.
-    pub async fn read_existing(&mut self) -> kube::Result<HashMap<Payload, String>> {
+    pub(super) async fn read_existing(&mut self) -> kube::Result<HashMap<Payload, String>> {
         let list = self
             .api
             .list(&ListParams::default().labels(&self.selector()))
@@ -121,7 +126,7 @@ impl PayloadConfigMaps {
 
     /// Whether the ConfigMaps seen in the cluster still hold what was last written (someone
     /// may have edited or deleted one).
-    pub fn intact<'a>(
+    pub(super) fn intact<'a>(
         &mut self,
         payload: Payload,
         seen: impl IntoIterator<Item = &'a ConfigMap>,
@@ -159,7 +164,7 @@ impl PayloadConfigMaps {
 
     /// Writes a payload: every part by server-side apply, then deletes parts beyond the new
     /// count.
-    pub async fn write(&mut self, payload: Payload, text: &str) -> kube::Result<usize> {
+    pub(super) async fn write(&mut self, payload: Payload, text: &str) -> kube::Result<usize> {
         let parts = split(text, self.part_bytes);
         for part in &parts {
             let name = configmap_name(&self.instance, payload, part.index);

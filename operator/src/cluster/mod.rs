@@ -2,7 +2,7 @@
 //! Lease, and runs a reconcile pass ([`reconciler`]) whenever anything changed.
 
 mod configmaps;
-pub mod reconciler;
+mod reconciler;
 mod sink;
 mod status_change;
 

@@ -33,7 +33,7 @@ use crate::status::{ObjectStatus, compute_all};
 
 /// What a pass wrote.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Report {
+pub(super) struct Report {
     /// Payloads written.
     pub payloads: Vec<Payload>,
     /// Objects whose status was written.
@@ -43,7 +43,7 @@ pub struct Report {
 }
 
 /// How often statuses are refreshed when only probe times and latencies changed.
-pub const STATUS_REFRESH: Duration = Duration::from_secs(30);
+pub(super) const STATUS_REFRESH: Duration = Duration::from_secs(30);
 
 /// A status this leader wrote.
 struct Written {
@@ -55,7 +55,7 @@ struct Written {
 }
 
 /// Reconciles the whole inventory into ConfigMaps and statuses.
-pub struct Reconciler {
+pub(super) struct Reconciler {
     client: Client,
     zones: Vec<String>,
     configmaps: PayloadConfigMaps,
@@ -114,7 +114,7 @@ impl HoldReports {
 
 /// Where and how a [`Reconciler`] writes.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub(super) struct Settings {
     /// Namespace of the payload ConfigMaps.
     pub namespace: String,
     /// Instance name: ConfigMap prefix and label.
@@ -131,7 +131,7 @@ pub struct Settings {
 
 impl Reconciler {
     /// A reconciler writing as `settings` say, recording events as `reporter`.
-    pub fn new(
+    pub(super) fn new(
         client: Client,
         settings: Settings,
         reporter: Reporter,
@@ -163,19 +163,19 @@ impl Reconciler {
     }
 
     /// Sets when a change that drops most access domains is held.
-    pub fn set_drop_guard(&mut self, settings: DropGuardSettings) {
+    pub(super) fn set_drop_guard(&mut self, settings: DropGuardSettings) {
         self.publisher.set_drop_guard(settings);
     }
 
     /// When the drop held now is due to be published: a pass from then on publishes it.
-    pub fn hold_until(&self) -> Option<tokio::time::Instant> {
+    pub(super) fn hold_until(&self) -> Option<tokio::time::Instant> {
         self.publisher
             .hold_deadline()
             .map(tokio::time::Instant::from_std)
     }
 
     /// The label selector of the payload ConfigMaps.
-    pub fn selector(&self) -> String {
+    pub(super) fn selector(&self) -> String {
         self.configmaps.selector()
     }
 
@@ -183,7 +183,7 @@ impl Reconciler {
     /// are not rewritten, generations continue, non-preemptive choices are kept. A drop held
     /// before (when this replica led earlier) is held anew, for the whole hold time, and
     /// reported again: another leader may have published in between.
-    pub async fn resume(&mut self) -> kube::Result<()> {
+    pub(super) async fn resume(&mut self) -> kube::Result<()> {
         let existing = self.configmaps.read_existing().await?;
         self.publisher.resume(existing);
         self.written.clear();
@@ -193,13 +193,13 @@ impl Reconciler {
 
     /// Compiles an inventory for the served zones (the caller points the prober at the
     /// result's tasks before reconciling it).
-    pub fn compile(&self, inventory: &Inventory) -> Compilation {
+    pub(super) fn compile(&self, inventory: &Inventory) -> Compilation {
         compile(inventory, &self.zones)
     }
 
     /// One pass over a compilation of `inventory`. `configmaps` are the payload ConfigMaps the
     /// watch sees, to notice edits and deletions by others.
-    pub async fn reconcile(
+    pub(super) async fn reconcile(
         &mut self,
         inventory: &Inventory,
         compilation: &Compilation,
@@ -423,7 +423,7 @@ impl Reconciler {
 }
 
 /// Reads the typed status of an object as an [`ObjectStatus`].
-pub trait HasObjectStatus {
+pub(super) trait HasObjectStatus {
     /// The current status, if any.
     fn object_status(&self) -> Option<ObjectStatus>;
 }

@@ -26,14 +26,14 @@ fn queries(record_type: RecordType) -> &'static [Query] {
 
 /// The CNAME edges of the domains accepted so far: (name, query type) to target names.
 #[derive(Debug, Default)]
-pub struct CnameGraph {
+pub(super) struct CnameGraph {
     edges: HashMap<(String, Query), Vec<String>>,
 }
 
 impl CnameGraph {
     /// The loop that answering `name` (of `record_type`) with CNAMEs to `targets` would close,
     /// as the chain of names from `name` back to itself; `None` when there is none.
-    pub fn loop_through(
+    pub(super) fn loop_through(
         &self,
         name: &str,
         record_type: RecordType,
@@ -45,7 +45,7 @@ impl CnameGraph {
     }
 
     /// Records the CNAME edges of an accepted domain.
-    pub fn add(&mut self, name: &str, record_type: RecordType, targets: &[&str]) {
+    pub(super) fn add(&mut self, name: &str, record_type: RecordType, targets: &[&str]) {
         for q in queries(record_type) {
             self.edges
                 .entry((name.to_string(), *q))

@@ -9,10 +9,10 @@ use gtm_crds::parts::Payload;
 use crate::publish::Sink;
 
 /// One manifest file as read: its name, and its bytes or why they could not be read.
-pub type ReadFile = (String, io::Result<Vec<u8>>);
+pub(crate) type ReadFile = (String, io::Result<Vec<u8>>);
 
 /// True for the file names local mode reads: `*.yaml` and `*.yml`, in any case (`A.YAML`).
-pub fn is_manifest_name(path: &Path) -> bool {
+pub(crate) fn is_manifest_name(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
@@ -21,7 +21,7 @@ pub fn is_manifest_name(path: &Path) -> bool {
 /// Reads every manifest file directly in `dir` ([`is_manifest_name`]), sorted by name. Only
 /// listing the directory can fail as a whole; a file that cannot be read is reported with its
 /// error, so one bad file never hides the others.
-pub fn read_manifests(dir: &Path) -> io::Result<Vec<ReadFile>> {
+pub(crate) fn read_manifests(dir: &Path) -> io::Result<Vec<ReadFile>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && is_manifest_name(p))
@@ -41,7 +41,7 @@ pub fn read_manifests(dir: &Path) -> io::Result<Vec<ReadFile>> {
 
 /// Writes a payload file atomically: a temporary file in the same directory, then a rename,
 /// so that a reader never sees half a payload.
-pub fn write_payload(dir: &Path, payload: Payload, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_payload(dir: &Path, payload: Payload, bytes: &[u8]) -> io::Result<()> {
     let target = dir.join(payload.key());
     let tmp = dir.join(format!(".{}.tmp", payload.key()));
     std::fs::write(&tmp, bytes)?;
@@ -50,7 +50,7 @@ pub fn write_payload(dir: &Path, payload: Payload, bytes: &[u8]) -> io::Result<(
 
 /// The payload texts a previous run left in `dir`, where readable, so that a restart neither
 /// rewrites what is unchanged nor numbers backwards.
-pub fn previous_payloads(dir: &Path) -> HashMap<Payload, String> {
+pub(crate) fn previous_payloads(dir: &Path) -> HashMap<Payload, String> {
     [Payload::Config, Payload::Health]
         .into_iter()
         .filter_map(|payload| {

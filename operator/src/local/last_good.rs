@@ -10,13 +10,13 @@ use crate::manifests::readable_text;
 
 /// The last good text of every manifest file seen.
 #[derive(Debug, Default)]
-pub struct LastGood {
+pub(super) struct LastGood {
     texts: BTreeMap<String, String>,
 }
 
 /// What one directory read gives to load.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Sources {
+pub(super) struct Sources {
     /// (file name, text) in name order: the current text, or the last good one.
     pub texts: Vec<(String, String)>,
     /// One line per file that could not be used as it is now.
@@ -26,7 +26,7 @@ pub struct Sources {
 impl LastGood {
     /// Takes one read of the directory: remembers the good texts, stands the last good text
     /// in for each file that failed, and forgets files that are gone.
-    pub fn update(&mut self, read: Vec<ReadFile>) -> Sources {
+    pub(super) fn update(&mut self, read: Vec<ReadFile>) -> Sources {
         let mut sources = Sources::default();
         let mut texts = BTreeMap::new();
         for (name, bytes) in read {

@@ -26,7 +26,7 @@ fn state(s: HealthState) -> &'static str {
 }
 
 /// Renders the table.
-pub fn render(
+pub(super) fn render(
     statuses: &BTreeMap<ObjectKey, ObjectStatus>,
     invalid: &BTreeMap<ObjectKey, Rejection>,
     problems: &[String],

@@ -39,7 +39,7 @@ fn concerns(dir: &Path, event: &notify::Event) -> bool {
 }
 
 /// Watches a manifest directory by path and rescans it periodically.
-pub struct ManifestWatch {
+pub(super) struct ManifestWatch {
     dir: PathBuf,
     watcher: RecommendedWatcher,
     events: mpsc::UnboundedReceiver<()>,
@@ -52,7 +52,7 @@ pub struct ManifestWatch {
 impl ManifestWatch {
     /// Starts watching `dir` (which must exist) and its parent; `rescan` is the safety-net
     /// period.
-    pub fn new(dir: &Path, rescan: Duration) -> anyhow::Result<Self> {
+    pub(super) fn new(dir: &Path, rescan: Duration) -> anyhow::Result<Self> {
         let dir =
             std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?;
         let (tx, events) = mpsc::unbounded_channel();
@@ -89,7 +89,7 @@ impl ManifestWatch {
     /// Waits until the directory may have changed (an event, then quiet; or a rescan tick),
     /// and watches the directory the path names now.
     /// Cancel-safe: an event received by a dropped call is answered by the next one.
-    pub async fn changed(&mut self) {
+    pub(super) async fn changed(&mut self) {
         if !self.pending {
             tokio::select! {
                 Some(()) = self.events.recv() => self.pending = true,

@@ -6,7 +6,7 @@ use crate::outcome::ProbeError;
 
 /// What a task probes, as an address or a host name (Domain pools).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
+pub(super) enum Target {
     /// An IPv4 or IPv6 address.
     Ip(IpAddr),
     /// A DNS host name, resolved before each probe.
@@ -15,7 +15,7 @@ pub enum Target {
 
 impl Target {
     /// Reads an address (IPv6 with or without brackets) or else takes the text as a host name.
-    pub fn parse(text: &str) -> Self {
+    pub(super) fn parse(text: &str) -> Self {
         let unbracketed = text
             .strip_prefix('[')
             .and_then(|t| t.strip_suffix(']'))
@@ -27,7 +27,7 @@ impl Target {
     }
 
     /// The host name, when the target is one.
-    pub fn host_name(&self) -> Option<&str> {
+    pub(super) fn host_name(&self) -> Option<&str> {
         match self {
             Self::Ip(_) => None,
             Self::Host(name) => Some(name),
@@ -35,7 +35,7 @@ impl Target {
     }
 
     /// The address to probe: the IP itself, or the first address the system resolver gives.
-    pub async fn resolve(&self) -> Result<IpAddr, ProbeError> {
+    pub(super) async fn resolve(&self) -> Result<IpAddr, ProbeError> {
         let name = match self {
             Self::Ip(ip) => return Ok(*ip),
             Self::Host(name) => name,
