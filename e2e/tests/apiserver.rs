@@ -8,7 +8,6 @@
 //! What only the kind suite (`make e2e`) proves: pods, images, Services and node ports, kubelet
 //! probes, NetworkPolicy, scheduling.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -970,6 +969,17 @@ where
     release.uninstall().await.unwrap();
 }
 
+/// The state of every task of every address in a pool's status.
+fn task_states(pool: &Value) -> Vec<String> {
+    pool.pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["tasks"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["state"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 /// A namespace `prefix-<random>` for objects of one test.
 async fn namespace(cp: &ControlPlane, prefix: &str) -> Result<String> {
     let name = e2e::cluster::unique_name(prefix);
@@ -1200,6 +1210,19 @@ impl Gtm {
         .await?;
         self.wait_answer(&[&self.backends[0].ip, &self.backends[1].ip])
             .await?;
+        // Every task Up in status: the answer alone could be a fail-open one.
+        for pool in ["app-eu-west", "app-us-east"] {
+            wait_for(&format!("every task of {pool} Up"), DEADLINE, || async {
+                let object = get(&self.client, &self.apps, "AddressPool", pool).await?;
+                let states = task_states(&object);
+                Ok::<_, anyhow::Error>(if !states.is_empty() && states.iter().all(|s| s == "Up") {
+                    Check::Ready(())
+                } else {
+                    Check::Pending(format!("{states:?}"))
+                })
+            })
+            .await?;
+        }
         Ok(())
     }
 
@@ -1250,12 +1273,21 @@ impl Gtm {
         )
     }
 
-    async fn event_reasons(&self, object: &str) -> Result<BTreeSet<(String, i32)>> {
-        Ok(events_for(&self.client, &self.apps, object)
+    /// (reason, message, count) of every event about `object`, sorted.
+    async fn event_reasons(&self, object: &str) -> Result<Vec<(String, String, i32)>> {
+        let mut events: Vec<_> = events_for(&self.client, &self.apps, object)
             .await?
             .into_iter()
-            .map(|e| (e.reason.unwrap_or_default(), e.count.unwrap_or(1)))
-            .collect())
+            .map(|e| {
+                (
+                    e.reason.unwrap_or_default(),
+                    e.message.unwrap_or_default(),
+                    e.count.unwrap_or(1),
+                )
+            })
+            .collect();
+        events.sort();
+        Ok(events)
     }
 
     async fn wait_events(&self, object: &str, reasons: &[&str]) -> Result<()> {
@@ -1266,7 +1298,7 @@ impl Gtm {
                 let seen = self.event_reasons(object).await?;
                 let missing: Vec<_> = reasons
                     .iter()
-                    .filter(|r| !seen.iter().any(|(s, _)| s == *r))
+                    .filter(|r| !seen.iter().any(|(s, _, _)| s == *r))
                     .collect();
                 Ok::<_, anyhow::Error>(if missing.is_empty() {
                     Check::Ready(())
