@@ -199,6 +199,11 @@ impl Reconciler {
 
     /// One pass over a compilation of `inventory`. `configmaps` are the payload ConfigMaps the
     /// watch sees, to notice edits and deletions by others.
+    #[tracing::instrument(
+        name = "reconcile",
+        skip_all,
+        fields(objects = inventory.len(), tasks = tasks.len(), domains = compilation.config.domains.len())
+    )]
     pub(super) async fn reconcile(
         &mut self,
         inventory: &Inventory,
@@ -315,6 +320,11 @@ impl Reconciler {
 
     /// Patches an object's status when [`status_change`] says so, and records the events it
     /// gives.
+    #[tracing::instrument(
+        name = "status_write",
+        skip_all,
+        fields(kind = kind.as_str(), name = %obj.meta().name.as_deref().unwrap_or_default(), generation = obj.meta().generation)
+    )]
     async fn write_status<K>(
         &self,
         obj: &K,
