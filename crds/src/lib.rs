@@ -9,8 +9,6 @@
 //!
 //! Nothing here does Kubernetes or network I/O.
 
-#![warn(unreachable_pub, missing_docs)]
-
 pub mod availability;
 // kube-derive 5's `KubeSchema` emits a `pub` copy of every struct it derives inside that
 // struct's `JsonSchema::json_schema` body, where `unreachable_pub` flags it; the modules below

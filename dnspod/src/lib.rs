@@ -8,8 +8,6 @@
 //! http: /metrics, /healthz, /readyz
 //! ```
 
-#![warn(unreachable_pub, missing_docs)]
-
 pub mod app;
 pub mod cli;
 pub mod config_source;

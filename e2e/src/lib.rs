@@ -14,8 +14,6 @@
 //! tests only. Run outside `make e2e` (no `GTM_E2E=1`), an ignored test prints why it skips and
 //! passes.
 
-#![warn(unreachable_pub, missing_docs)]
-
 pub mod apiserver;
 pub mod backend;
 pub mod cluster;

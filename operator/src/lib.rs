@@ -5,8 +5,6 @@
 //! around them is thin: [`cluster`] talks to the Kubernetes API, [`local`] reads manifest files
 //! and writes payload files.
 
-#![warn(unreachable_pub, missing_docs)]
-
 pub mod cli;
 pub mod cluster;
 pub mod compile;

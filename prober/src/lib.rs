@@ -39,8 +39,6 @@
 //! # }
 //! ```
 
-#![warn(unreachable_pub, missing_docs)]
-
 pub mod outcome;
 pub mod probe;
 pub mod scheduler;

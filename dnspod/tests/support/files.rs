@@ -8,7 +8,7 @@ use std::time::Duration;
 use gtm_dnspod::state::Shared;
 
 /// A fresh directory under the system's temporary directory, removed on drop.
-pub fn tempdir() -> TempDir {
+pub(crate) fn tempdir() -> TempDir {
     let path = std::env::temp_dir().join(format!(
         "gtm-dnspod-test-{}-{}",
         std::process::id(),
@@ -19,11 +19,11 @@ pub fn tempdir() -> TempDir {
 }
 
 /// A directory removed with everything in it on drop.
-pub struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
     /// Its path.
-    pub fn as_path(&self) -> &Path {
+    pub(crate) fn as_path(&self) -> &Path {
         &self.0
     }
 }
@@ -35,14 +35,14 @@ impl Drop for TempDir {
 }
 
 /// Writes a file the way the operator does: a temporary file, then a rename.
-pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) {
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) {
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, dir.join(name)).unwrap();
 }
 
 /// The value of a counter line of the exposition (`name{labels}`), 0 when absent.
-pub fn counter(shared: &Shared, series: &str) -> u64 {
+pub(crate) fn counter(shared: &Shared, series: &str) -> u64 {
     let prefix = format!("{series} ");
     shared
         .metrics
@@ -53,7 +53,7 @@ pub fn counter(shared: &Shared, series: &str) -> u64 {
 }
 
 /// The value of `gtm_dnspod_reloads_total` for a payload and result.
-pub fn reloads(shared: &Shared, payload: &str, result: &str) -> u64 {
+pub(crate) fn reloads(shared: &Shared, payload: &str, result: &str) -> u64 {
     counter(
         shared,
         &format!("gtm_dnspod_reloads_total{{payload=\"{payload}\",result=\"{result}\"}}"),
@@ -61,12 +61,12 @@ pub fn reloads(shared: &Shared, payload: &str, result: &str) -> u64 {
 }
 
 /// The generation of the config being served, if any.
-pub fn served_generation(shared: &Shared) -> Option<u64> {
+pub(crate) fn served_generation(shared: &Shared) -> Option<u64> {
     shared.snapshot().map(|s| s.compiled.generation())
 }
 
 /// Waits (bounded, 5 s) until `cond` holds.
-pub async fn wait_for(cond: impl Fn() -> bool) {
+pub(crate) async fn wait_for(cond: impl Fn() -> bool) {
     for _ in 0..500 {
         if cond() {
             return;

@@ -10,15 +10,15 @@ use gtm_crds::domain::{Fallback, RecordType};
 use gtm_crds::pool::{AddressMode, HealthState, PoolType};
 
 /// The zone every fixture config serves.
-pub const ZONE: &str = "gtm.example.com";
+pub(crate) const ZONE: &str = "gtm.example.com";
 
 /// The id of the one health-check task of an address built by [`addr`].
-pub fn task(value: &str) -> String {
+pub(crate) fn task(value: &str) -> String {
     format!("ns/http@{value}#80")
 }
 
 /// An enabled `Auto` address with weight 1, order 1 and one task.
-pub fn addr(value: &str) -> AddressConfig {
+pub(crate) fn addr(value: &str) -> AddressConfig {
     AddressConfig {
         value: value.into(),
         enabled: true,
@@ -32,7 +32,7 @@ pub fn addr(value: &str) -> AddressConfig {
 }
 
 /// An address with a weight.
-pub fn weighted(value: &str, weight: u8) -> AddressConfig {
+pub(crate) fn weighted(value: &str, weight: u8) -> AddressConfig {
     AddressConfig {
         weight,
         ..addr(value)
@@ -40,7 +40,7 @@ pub fn weighted(value: &str, weight: u8) -> AddressConfig {
 }
 
 /// An address with an order.
-pub fn ordered(value: &str, order: u16) -> AddressConfig {
+pub(crate) fn ordered(value: &str, order: u16) -> AddressConfig {
     AddressConfig {
         order,
         ..addr(value)
@@ -48,7 +48,7 @@ pub fn ordered(value: &str, order: u16) -> AddressConfig {
 }
 
 /// An enabled pool judged `AnyOk`; its type follows its first address.
-pub fn pool(id: &str, policy: LbPolicy, addresses: Vec<AddressConfig>) -> PoolConfig {
+pub(crate) fn pool(id: &str, policy: LbPolicy, addresses: Vec<AddressConfig>) -> PoolConfig {
     let first = addresses.first().map(|a| a.value.as_str()).unwrap_or("");
     let pool_type = if first.parse::<std::net::Ipv4Addr>().is_ok() {
         PoolType::IPv4
@@ -70,7 +70,7 @@ pub fn pool(id: &str, policy: LbPolicy, addresses: Vec<AddressConfig>) -> PoolCo
 }
 
 /// A pool member with order 1 and weight 1.
-pub fn member(pool: &str) -> PoolMember {
+pub(crate) fn member(pool: &str) -> PoolMember {
     PoolMember {
         pool: pool.into(),
         order: 1,
@@ -80,7 +80,7 @@ pub fn member(pool: &str) -> PoolMember {
 }
 
 /// A domain `<label>.gtm.example.com` with TTL 30, failing open.
-pub fn domain(
+pub(crate) fn domain(
     label: &str,
     record_type: RecordType,
     policy: LbPolicy,
@@ -100,7 +100,11 @@ pub fn domain(
 }
 
 /// A consistent config of generation `generation` serving [`ZONE`].
-pub fn config(generation: u64, domains: Vec<DomainConfig>, pools: Vec<PoolConfig>) -> GtmConfig {
+pub(crate) fn config(
+    generation: u64,
+    domains: Vec<DomainConfig>,
+    pools: Vec<PoolConfig>,
+) -> GtmConfig {
     let c = GtmConfig {
         schema_version: SCHEMA_VERSION,
         generation,
@@ -113,7 +117,7 @@ pub fn config(generation: u64, domains: Vec<DomainConfig>, pools: Vec<PoolConfig
 }
 
 /// A snapshot in which the tasks of these address values are `Down` (all others `Up`).
-pub fn health_down(generation: u64, down: &[&str]) -> HealthSnapshot {
+pub(crate) fn health_down(generation: u64, down: &[&str]) -> HealthSnapshot {
     HealthSnapshot {
         generation,
         tasks: down.iter().map(|v| (task(v), HealthState::Down)).collect(),
@@ -122,7 +126,11 @@ pub fn health_down(generation: u64, down: &[&str]) -> HealthSnapshot {
 }
 
 /// [`health_down`] with active selections.
-pub fn health_active(generation: u64, down: &[&str], active: ActiveSelections) -> HealthSnapshot {
+pub(crate) fn health_active(
+    generation: u64,
+    down: &[&str],
+    active: ActiveSelections,
+) -> HealthSnapshot {
     HealthSnapshot {
         active,
         ..health_down(generation, down)
@@ -130,7 +138,7 @@ pub fn health_active(generation: u64, down: &[&str], active: ActiveSelections) -
 }
 
 /// Generation `generation` answering `www.gtm.example.com` A with the one address `ip`.
-pub fn www_only(generation: u64, ip: &str) -> GtmConfig {
+pub(crate) fn www_only(generation: u64, ip: &str) -> GtmConfig {
     config(
         generation,
         vec![domain(

@@ -2,9 +2,9 @@
 //! hickory-proto messages over tokio sockets.
 #![allow(dead_code)]
 
-pub mod files;
-pub mod fixtures;
-pub mod process;
+pub(crate) mod files;
+pub(crate) mod fixtures;
+pub(crate) mod process;
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -27,23 +27,23 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 /// How long a test waits for one response before failing.
-pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A DNS pod serving on an ephemeral port of 127.0.0.1.
-pub struct TestPod {
+pub(crate) struct TestPod {
     /// UDP and TCP address.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// The served state.
-    pub shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     /// The loader feeding `shared`.
-    pub loader: Loader,
+    pub(crate) loader: Loader,
     shutdown: CancellationToken,
 }
 
 impl TestPod {
     /// A pod with nothing loaded yet, its UDP responses capped as by default but not rate
     /// limited (every test client is 127.0.0.1).
-    pub async fn empty(geoip: Option<GeoIp>) -> Self {
+    pub(crate) async fn empty(geoip: Option<GeoIp>) -> Self {
         let limits = UdpLimits {
             rrl: None,
             ..UdpLimits::default()
@@ -52,7 +52,7 @@ impl TestPod {
     }
 
     /// A pod with nothing loaded yet and these UDP limits.
-    pub async fn limited(geoip: Option<GeoIp>, limits: UdpLimits) -> Self {
+    pub(crate) async fn limited(geoip: Option<GeoIp>, limits: UdpLimits) -> Self {
         let shared = Shared::new();
         let handler = GtmHandler::new(shared.clone(), geoip.map(Arc::new)).with_udp_limits(limits);
         let mut dns = DnsServer::bind(&["127.0.0.1:0".parse().unwrap()], handler)
@@ -70,12 +70,12 @@ impl TestPod {
     }
 
     /// A pod serving `config` with `health`.
-    pub async fn serving(config: &GtmConfig, health: &HealthSnapshot) -> Self {
+    pub(crate) async fn serving(config: &GtmConfig, health: &HealthSnapshot) -> Self {
         Self::serving_with(config, health, None).await
     }
 
     /// A pod serving `config` with `health`, locating clients with `geoip`.
-    pub async fn serving_with(
+    pub(crate) async fn serving_with(
         config: &GtmConfig,
         health: &HealthSnapshot,
         geoip: Option<GeoIp>,
@@ -86,7 +86,7 @@ impl TestPod {
     }
 
     /// Offers a config and a health snapshot.
-    pub fn load(&mut self, config: &GtmConfig, health: &HealthSnapshot) {
+    pub(crate) fn load(&mut self, config: &GtmConfig, health: &HealthSnapshot) {
         self.loader
             .offer(Payload::Health, &serde_json::to_vec(health).unwrap())
             .expect("health accepted");
@@ -103,14 +103,14 @@ impl Drop for TestPod {
 }
 
 /// A query for `name`/`qtype`, without EDNS.
-pub fn query(name: &str, qtype: RecordType) -> Message {
+pub(crate) fn query(name: &str, qtype: RecordType) -> Message {
     let mut m = Message::query();
     m.add_query(Query::query(Name::from_str(name).unwrap(), qtype));
     m
 }
 
 /// A query with EDNS advertising `payload` bytes.
-pub fn query_edns(name: &str, qtype: RecordType, payload: u16) -> Message {
+pub(crate) fn query_edns(name: &str, qtype: RecordType, payload: u16) -> Message {
     let mut m = query(name, qtype);
     let mut edns = Edns::new();
     edns.set_max_payload(payload);
@@ -119,7 +119,7 @@ pub fn query_edns(name: &str, qtype: RecordType, payload: u16) -> Message {
 }
 
 /// A query with EDNS and a Client Subnet option.
-pub fn query_ecs(name: &str, qtype: RecordType, addr: &str, source_prefix: u8) -> Message {
+pub(crate) fn query_ecs(name: &str, qtype: RecordType, addr: &str, source_prefix: u8) -> Message {
     let mut m = query_edns(name, qtype, 1232);
     let ecs = ClientSubnet::new(IpAddr::from_str(addr).unwrap(), source_prefix, 0);
     m.edns
@@ -131,7 +131,7 @@ pub fn query_ecs(name: &str, qtype: RecordType, addr: &str, source_prefix: u8) -
 }
 
 /// The ECS option of a response.
-pub fn response_ecs(m: &Message) -> Option<ClientSubnet> {
+pub(crate) fn response_ecs(m: &Message) -> Option<ClientSubnet> {
     match m.edns.as_ref()?.option(EdnsCode::Subnet)? {
         EdnsOption::Subnet(s) => Some(*s),
         _ => None,
@@ -139,7 +139,7 @@ pub fn response_ecs(m: &Message) -> Option<ClientSubnet> {
 }
 
 /// Sends raw bytes over UDP and returns the raw reply, if one comes within `wait`.
-pub async fn udp_raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+pub(crate) async fn udp_raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.send_to(bytes, addr).await.unwrap();
     let mut buf = vec![0u8; 65535];
@@ -152,7 +152,7 @@ pub async fn udp_raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<V
 }
 
 /// Exchanges a message over UDP.
-pub async fn udp(addr: SocketAddr, m: &Message) -> Message {
+pub(crate) async fn udp(addr: SocketAddr, m: &Message) -> Message {
     let reply = udp_raw(addr, &m.to_vec().unwrap(), REPLY_TIMEOUT)
         .await
         .expect("a UDP reply");
@@ -162,7 +162,7 @@ pub async fn udp(addr: SocketAddr, m: &Message) -> Message {
 }
 
 /// Sends raw bytes as one length-prefixed TCP message and returns the raw reply.
-pub async fn tcp_raw(addr: SocketAddr, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+pub(crate) async fn tcp_raw(addr: SocketAddr, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut stream = TcpStream::connect(addr).await?;
     let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(bytes);
@@ -179,7 +179,7 @@ pub async fn tcp_raw(addr: SocketAddr, bytes: &[u8]) -> std::io::Result<Vec<u8>>
 }
 
 /// Exchanges a message over TCP.
-pub async fn tcp(addr: SocketAddr, m: &Message) -> Message {
+pub(crate) async fn tcp(addr: SocketAddr, m: &Message) -> Message {
     let reply = tcp_raw(addr, &m.to_vec().unwrap())
         .await
         .expect("a TCP reply");
@@ -190,7 +190,7 @@ pub async fn tcp(addr: SocketAddr, m: &Message) -> Message {
 
 /// Both transports, for tests that must hold over each.
 #[derive(Clone, Copy, Debug)]
-pub enum Transport {
+pub(crate) enum Transport {
     /// UDP.
     Udp,
     /// TCP.
@@ -199,10 +199,10 @@ pub enum Transport {
 
 impl Transport {
     /// Both.
-    pub const BOTH: [Transport; 2] = [Transport::Udp, Transport::Tcp];
+    pub(crate) const BOTH: [Transport; 2] = [Transport::Udp, Transport::Tcp];
 
     /// Exchanges a message.
-    pub async fn exchange(self, addr: SocketAddr, m: &Message) -> Message {
+    pub(crate) async fn exchange(self, addr: SocketAddr, m: &Message) -> Message {
         match self {
             Self::Udp => udp(addr, m).await,
             Self::Tcp => tcp(addr, m).await,
@@ -211,6 +211,6 @@ impl Transport {
 }
 
 /// The data of a section's records, rendered.
-pub fn data(records: &[hickory_server::proto::rr::Record]) -> Vec<String> {
+pub(crate) fn data(records: &[hickory_server::proto::rr::Record]) -> Vec<String> {
     records.iter().map(|r| r.data.to_string()).collect()
 }

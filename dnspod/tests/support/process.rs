@@ -12,19 +12,19 @@ use std::time::Duration;
 const LOG_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running `gtm-dnspod`, killed on drop.
-pub struct DnsPodProcess {
+pub(crate) struct DnsPodProcess {
     child: Child,
     lines: mpsc::Receiver<String>,
     /// Where it answers DNS (UDP and TCP).
-    pub dns: SocketAddr,
+    pub(crate) dns: SocketAddr,
     /// Its `/metrics`, `/healthz`, `/readyz`.
-    pub http: SocketAddr,
+    pub(crate) http: SocketAddr,
 }
 
 impl DnsPodProcess {
     /// Starts `gtm-dnspod` with ephemeral ports and `args`, through `sh -c` with `shell_prefix`
     /// before the command (for example `ulimit -n 64;`), and waits until it listens.
-    pub fn start(shell_prefix: &str, args: &[&str]) -> Self {
+    pub(crate) fn start(shell_prefix: &str, args: &[&str]) -> Self {
         let mut command = format!(
             "{shell_prefix} exec '{}' --dns-listen 127.0.0.1:0 --http-listen 127.0.0.1:0",
             env!("CARGO_BIN_EXE_gtm-dnspod")
@@ -70,7 +70,7 @@ impl DnsPodProcess {
     }
 
     /// Waits (bounded) for a log line containing `text` and returns it.
-    pub fn wait_for_log(&mut self, text: &str) -> String {
+    pub(crate) fn wait_for_log(&mut self, text: &str) -> String {
         loop {
             match self.lines.recv_timeout(LOG_TIMEOUT) {
                 Ok(line) if line.contains(text) => return line,
@@ -81,17 +81,17 @@ impl DnsPodProcess {
     }
 
     /// The process id.
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 
     /// Whether the process still runs.
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
 
     /// The status code of `GET path` on the HTTP endpoint, if it answers within 5 s.
-    pub fn http_status(&self, path: &str) -> Option<u16> {
+    pub(crate) fn http_status(&self, path: &str) -> Option<u16> {
         let mut stream = TcpStream::connect_timeout(&self.http, Duration::from_secs(5)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         write!(

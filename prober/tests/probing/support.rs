@@ -16,19 +16,19 @@ use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A template spec from its JSON form, defaults filled in as the API server would.
-pub fn spec(json: serde_json::Value) -> HealthCheckTemplateSpec {
+pub(crate) fn spec(json: serde_json::Value) -> HealthCheckTemplateSpec {
     serde_json::from_value(json).expect("a valid template spec")
 }
 
 /// Probes `addr` once.
-pub async fn probe_addr(spec: &HealthCheckTemplateSpec, addr: SocketAddr) -> ProbeOutcome {
+pub(crate) async fn probe_addr(spec: &HealthCheckTemplateSpec, addr: SocketAddr) -> ProbeOutcome {
     ProbeContext::new()
         .probe(spec, &addr.ip().to_string(), Some(addr.port()))
         .await
 }
 
 /// The failure message of an outcome, or a panic when it passed.
-pub fn failure(outcome: &ProbeOutcome) -> String {
+pub(crate) fn failure(outcome: &ProbeOutcome) -> String {
     match &outcome.result {
         Ok(()) => panic!("the probe passed: {outcome:?}"),
         Err(err) => err.to_string(),
@@ -36,20 +36,20 @@ pub fn failure(outcome: &ProbeOutcome) -> String {
 }
 
 /// An address on 127.0.0.1 where nothing listens.
-pub async fn closed_port() -> SocketAddr {
+pub(crate) async fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     listener.local_addr().unwrap()
 }
 
 /// A response of the test server.
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    pub fn new(status: u16, body: impl Into<String>) -> Self {
+    pub(crate) fn new(status: u16, body: impl Into<String>) -> Self {
         Self {
             status,
             headers: Vec::new(),
@@ -60,14 +60,14 @@ impl Reply {
 
 /// A request the test server received: its head, and the TLS server name it was sent to.
 #[derive(Clone, Debug)]
-pub struct Received {
+pub(crate) struct Received {
     /// Request line and headers, lower-cased.
-    pub head: String,
-    pub sni: Option<String>,
+    pub(crate) head: String,
+    pub(crate) sni: Option<String>,
 }
 
 impl Received {
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         self.head.split(' ').nth(1).unwrap_or_default()
     }
 }
@@ -76,24 +76,24 @@ type Handler = dyn Fn(&str) -> Reply + Send + Sync;
 
 /// A minimal HTTP/1.1 server (one request per connection), plain or over TLS, listening on
 /// the loopback address `localhost` resolves to first (as the prober resolves it).
-pub struct TestServer {
-    pub addr: SocketAddr,
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl TestServer {
     /// Answers each request with `handler(path)`.
-    pub async fn http(handler: impl Fn(&str) -> Reply + Send + Sync + 'static) -> Self {
+    pub(crate) async fn http(handler: impl Fn(&str) -> Reply + Send + Sync + 'static) -> Self {
         Self::start(None, Arc::new(handler)).await
     }
 
     /// The same over TLS with a self-signed certificate for `probe.test`.
-    pub async fn https(handler: impl Fn(&str) -> Reply + Send + Sync + 'static) -> Self {
+    pub(crate) async fn https(handler: impl Fn(&str) -> Reply + Send + Sync + 'static) -> Self {
         Self::start(Some(self_signed_acceptor()), Arc::new(handler)).await
     }
 
     /// The requests received so far.
-    pub fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 
@@ -169,13 +169,13 @@ fn self_signed_acceptor() -> TlsAcceptor {
 }
 
 /// A listener that accepts connections and never says a word.
-pub struct SilentServer {
-    pub addr: SocketAddr,
+pub(crate) struct SilentServer {
+    pub(crate) addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
 }
 
 impl SilentServer {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -191,16 +191,16 @@ impl SilentServer {
     }
 
     /// Connections accepted so far.
-    pub fn accepted(&self) -> usize {
+    pub(crate) fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
 }
 
 /// Long enough for any probe a test waits for, even on a loaded machine.
-pub const PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Receives reports until one matches `wanted`, returning all received (the match last).
-pub async fn reports_until(
+pub(crate) async fn reports_until(
     reports: &mut mpsc::Receiver<ProbeReport>,
     mut wanted: impl FnMut(&ProbeReport) -> bool,
 ) -> Vec<ProbeReport> {
