@@ -118,36 +118,119 @@ async fn drain(
 ) {
     let mut batch = Vec::with_capacity(256);
     while reports.recv_many(&mut batch, 1024).await > 0 {
-        let mut transitions = 0;
-        for report in &batch {
-            let labels = ProbeLabels {
-                protocol: format!("{:?}", report.protocol),
-                result: if report.outcome.is_success() {
-                    "success"
-                } else {
-                    "failure"
-                }
-                .into(),
-            };
-            metrics.probes.get_or_create(&labels).inc();
-            metrics
-                .probe_duration
-                .get_or_create(&labels)
-                .observe(report.outcome.latency.as_secs_f64());
-        }
-        {
-            let mut view = lock(&view);
-            for report in batch.drain(..) {
-                // Reports of a task removed by the last update may still be queued: skip them.
-                if let Some(health) = view.tasks.get_mut(report.task_id.as_ref()) {
-                    *health = report.health;
-                    transitions += usize::from(report.transition.is_some());
-                }
-            }
-            view.transitions += transitions;
-        }
-        if transitions > 0 {
+        if apply_batch(&mut batch, &view, &metrics) > 0 {
             changed.notify_one();
         }
+    }
+}
+
+/// Counts a batch of probe reports in the metrics and applies them to the view, in a
+/// `probe_batch` span (fields `reports`, `transitions`); returns the state transitions it saw.
+#[tracing::instrument(name = "probe_batch", skip_all, fields(reports = batch.len(), transitions))]
+fn apply_batch(batch: &mut Vec<ProbeReport>, view: &Mutex<View>, metrics: &Metrics) -> usize {
+    for report in batch.iter() {
+        let labels = ProbeLabels {
+            protocol: format!("{:?}", report.protocol),
+            result: if report.outcome.is_success() {
+                "success"
+            } else {
+                "failure"
+            }
+            .into(),
+        };
+        metrics.probes.get_or_create(&labels).inc();
+        metrics
+            .probe_duration
+            .get_or_create(&labels)
+            .observe(report.outcome.latency.as_secs_f64());
+    }
+    let mut transitions = 0;
+    let mut view = lock(view);
+    for report in batch.drain(..) {
+        // Reports of a task removed by the last update may still be queued: skip them.
+        if let Some(health) = view.tasks.get_mut(report.task_id.as_ref()) {
+            *health = report.health;
+            transitions += usize::from(report.transition.is_some());
+        }
+    }
+    view.transitions += transitions;
+    tracing::Span::current().record("transitions", transitions);
+    transitions
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use gtm_crds::pool::HealthState;
+    use gtm_crds::template::Protocol;
+    use gtm_prober::{ProbeOutcome, Transition};
+
+    use super::*;
+
+    /// Collects what a `fmt` subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            lock_bytes(&self.0).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lock_bytes(bytes: &Mutex<Vec<u8>>) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        bytes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn report(task: &str, transition: bool) -> ProbeReport {
+        ProbeReport {
+            task_id: task.into(),
+            protocol: Protocol::TCP,
+            outcome: ProbeOutcome {
+                latency: Duration::from_millis(3),
+                result: Ok(()),
+            },
+            health: TaskHealth::new(HealthState::Up, None),
+            transition: transition.then(|| Transition {
+                from: HealthState::Unknown,
+                to: HealthState::Up,
+                at: SystemTime::now(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_batch_of_reports_is_applied_in_a_probe_batch_span() {
+        let view = Mutex::new(View {
+            tasks: BTreeMap::from([("a".to_string(), TaskHealth::new(HealthState::Unknown, None))]),
+            transitions: 0,
+        });
+        let metrics = Metrics::new();
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_ansi(false)
+            .finish();
+        // A report of a task that is gone counts in the metrics but not in the view.
+        let mut batch = vec![report("a", true), report("gone", true)];
+        let transitions = tracing::subscriber::with_default(subscriber, || {
+            apply_batch(&mut batch, &view, &metrics)
+        });
+        assert_eq!(transitions, 1);
+        assert!(batch.is_empty());
+        assert_eq!(lock(&view).tasks["a"].state, HealthState::Up);
+        assert_eq!(lock(&view).transitions, 1);
+        let text = String::from_utf8(lock_bytes(&captured.0).clone()).unwrap();
+        assert!(
+            text.contains("probe_batch{reports=2 transitions=1}"),
+            "{text}"
+        );
     }
 }
