@@ -21,4 +21,6 @@ mod monitor;
 mod payloads;
 mod publish;
 mod selection;
+#[cfg(test)]
+mod spans;
 mod status;

@@ -168,25 +168,6 @@ mod tests {
 
     use super::*;
 
-    /// Collects what a `fmt` subscriber writes.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            lock_bytes(&self.0).extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn lock_bytes(bytes: &Mutex<Vec<u8>>) -> std::sync::MutexGuard<'_, Vec<u8>> {
-        bytes.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn report(task: &str, transition: bool) -> ProbeReport {
         ProbeReport {
             task_id: task.into(),
@@ -211,26 +192,20 @@ mod tests {
             transitions: 0,
         });
         let metrics = Metrics::new();
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-            .with_ansi(false)
-            .finish();
+        let (captured, _capture) = crate::spans::capture();
         // A report of a task that is gone counts in the metrics but not in the view.
         let mut batch = vec![report("a", true), report("gone", true)];
-        let transitions = tracing::subscriber::with_default(subscriber, || {
-            apply_batch(&mut batch, &view, &metrics)
-        });
+        let transitions = apply_batch(&mut batch, &view, &metrics);
         assert_eq!(transitions, 1);
         assert!(batch.is_empty());
         assert_eq!(lock(&view).tasks["a"].state, HealthState::Up);
         assert_eq!(lock(&view).transitions, 1);
-        let text = String::from_utf8(lock_bytes(&captured.0).clone()).unwrap();
+        let closed = captured.closed_spans();
         assert!(
-            text.contains("probe_batch{reports=2 transitions=1}"),
-            "{text}"
+            closed
+                .iter()
+                .any(|l| l.contains("probe_batch{reports=2 transitions=1}")),
+            "{closed:?}"
         );
     }
 }

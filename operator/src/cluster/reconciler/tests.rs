@@ -1120,36 +1120,14 @@ async fn a_leader_that_resumes_holds_a_drop_anew() {
     );
 }
 
-/// Collects what a `fmt` subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_pass_is_a_reconcile_span_and_each_status_write_a_status_write_span() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_ansi(false)
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (captured, _capture) = crate::spans::capture();
     let (mut r, mut server, _) = setup(64 * 1024);
     let inv = inventory(&format!("{POOL}---\n{}", domain("web", "web")));
     pass(&mut r, &mut server, &inv, &[], 4).await;
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let closed: Vec<&str> = text.lines().filter(|l| l.contains("close")).collect();
+    let closed = captured.closed_spans();
+    let text = closed.join("\n");
     assert!(
         closed
             .iter()
