@@ -168,6 +168,8 @@ fn is_exhaustion(error: &io::Error) -> bool {
 pub struct TcpServer {
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
+    /// One gate for every listener: the caps are the process's, whatever it listens on.
+    gate: Option<Arc<ConnectionGate>>,
 }
 
 impl TcpServer {
@@ -176,19 +178,20 @@ impl TcpServer {
         Self::default()
     }
 
-    /// Serves DNS on `listener` with `handler` within `limits` until shutdown.
+    /// Serves DNS on `listener` with `handler` until shutdown. Every listener shares the caps of
+    /// the first one's `limits`: they count the process's connections, not one address's.
     pub fn register_listener(
         &mut self,
         listener: TcpListener,
         handler: GtmHandler,
         limits: TcpLimits,
     ) {
-        self.tasks.spawn(serve(
-            listener,
-            handler,
-            ConnectionGate::new(limits),
-            self.shutdown.clone(),
-        ));
+        let gate = self
+            .gate
+            .get_or_insert_with(|| ConnectionGate::new(limits))
+            .clone();
+        self.tasks
+            .spawn(serve(listener, handler, gate, self.shutdown.clone()));
     }
 
     /// The token that stops every listener.

@@ -113,6 +113,38 @@ async fn connections_over_the_caps_are_closed_while_open_ones_are_served() {
     dns.server.shutdown_gracefully().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caps_count_connections_on_every_listen_address_together() {
+    let shared = Shared::new();
+    let mut loader = Loader::new(shared.clone(), ZoneSettings::default());
+    loader
+        .offer(Payload::Config, &www_only(1, "192.0.2.1").to_json())
+        .unwrap();
+    let limits = TcpLimits {
+        max_connections: 1,
+        ..TcpLimits::default()
+    };
+    let mut dns = DnsServer::bind_limited(
+        &[
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.2:0".parse().unwrap(),
+        ],
+        GtmHandler::new(shared, None),
+        limits,
+    )
+    .await
+    .unwrap();
+    let mut first = connect_from("127.0.0.3", dns.addrs[0]).await;
+    assert!(served(&mut first).await);
+    let mut second = connect_from("127.0.0.4", dns.addrs[1]).await;
+    assert!(
+        !served(&mut second).await,
+        "the total cap is the process's, not one address's"
+    );
+    assert!(served(&mut first).await);
+    dns.server.shutdown_gracefully().await.unwrap();
+}
+
 /// CPU time (user + system) of a process, in clock ticks.
 #[cfg(target_os = "linux")]
 fn cpu_ticks(pid: i32) -> u64 {
