@@ -81,8 +81,10 @@ pub struct Args {
     #[arg(long, env = "GTM_UDP_MAX_PAYLOAD", default_value_t = udp_limits::DEFAULT_MAX_PAYLOAD,
         value_parser = clap::value_parser!(u16).range(i64::from(udp_limits::PLAIN_UDP_MAX)..=i64::from(udp_limits::MAX_PAYLOAD_CEILING)))]
     pub udp_max_payload: u16,
-    /// Response rate limiting: UDP responses per second per source prefix; 0 turns it off.
-    #[arg(long, env = "GTM_RRL_RATE", default_value_t = rrl::DEFAULT_RATE)]
+    /// Response rate limiting: UDP responses per second per source prefix (at most 1 000 000);
+    /// 0 turns it off.
+    #[arg(long, env = "GTM_RRL_RATE", default_value_t = rrl::DEFAULT_RATE,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(rrl::MAX_RATE)))]
     pub rrl_rate: u32,
     /// Response rate limiting: responses a source prefix may get back to back above the rate.
     #[arg(long, env = "GTM_RRL_BURST", default_value_t = rrl::DEFAULT_BURST,
@@ -228,6 +230,7 @@ mod tests {
             ["--udp-max-payload", "511"],
             ["--udp-max-payload", "65508"],
             ["--rrl-burst", "0"],
+            ["--rrl-rate", "1000001"],
             ["--rrl-ipv4-prefix", "33"],
         ] {
             let args = ["gtm-dnspod", "--config-dir", "/tmp/x", bad[0], bad[1]];

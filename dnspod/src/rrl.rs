@@ -25,6 +25,8 @@ const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 
 /// Default responses per second per source prefix.
 pub const DEFAULT_RATE: u32 = 200;
+/// The highest rate: one response per microsecond, the bucket's time unit.
+pub const MAX_RATE: u32 = 1_000_000;
 /// Default responses a prefix may send at once above its rate.
 pub const DEFAULT_BURST: u32 = 200;
 /// Default slip: every second limited response is a truncated answer.
