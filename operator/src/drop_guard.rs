@@ -150,11 +150,13 @@ impl DropGuard {
         let Some(last) = last else {
             return publish(next, withdrawn);
         };
+        let kept: std::collections::HashSet<&str> =
+            next.domains.iter().map(|n| n.id.as_str()).collect();
         let mut dropped: Vec<&str> = last
             .domains
             .iter()
-            .filter(|d| !next.domains.iter().any(|n| n.id == d.id))
             .map(|d| d.id.as_str())
+            .filter(|id| !kept.contains(id))
             .collect();
         let published = last.domains.len();
         let share_ok =
