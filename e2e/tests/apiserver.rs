@@ -638,6 +638,12 @@ async fn a_standby_operator_takes_over_from_a_killed_leader() {
                 })
                 .await?;
                 let took_lease = killed.elapsed();
+                // The Lease lasts 15 s after its last renewal, and a standby tries again every
+                // 5 s (the operator's grace): 25 s leaves room for a loaded machine.
+                ensure!(
+                    took_lease <= Duration::from_secs(25),
+                    "the standby took the Lease only {took_lease:.1?} after the kill"
+                );
                 // Status and answers keep moving under the new leader.
                 gtm.backends[0].fail();
                 gtm.backends[1].fail();
