@@ -60,25 +60,27 @@ async fn served(stream: &mut TcpStream) -> bool {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_over_the_caps_are_closed_while_open_ones_are_served() {
+/// A DNS server on `addrs` within `limits`, answering `www` with 192.0.2.1.
+async fn serve_www(addrs: &[&str], limits: TcpLimits) -> DnsServer {
     let shared = Shared::new();
     let mut loader = Loader::new(shared.clone(), ZoneSettings::default());
     loader
         .offer(Payload::Config, &www_only(1, "192.0.2.1").to_json())
         .unwrap();
+    let addrs: Vec<SocketAddr> = addrs.iter().map(|a| a.parse().unwrap()).collect();
+    DnsServer::bind_limited(&addrs, GtmHandler::new(shared, None), limits)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_caps_are_closed_while_open_ones_are_served() {
     let limits = TcpLimits {
         max_connections: 3,
         max_connections_per_source: 2,
         ..TcpLimits::default()
     };
-    let mut dns = DnsServer::bind_limited(
-        &["127.0.0.1:0".parse().unwrap()],
-        GtmHandler::new(shared, None),
-        limits,
-    )
-    .await
-    .unwrap();
+    let mut dns = serve_www(&["127.0.0.1:0"], limits).await;
     let addr = dns.addrs[0];
 
     // Two from one source: served; a third from it: closed.
@@ -115,25 +117,11 @@ async fn connections_over_the_caps_are_closed_while_open_ones_are_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_caps_count_connections_on_every_listen_address_together() {
-    let shared = Shared::new();
-    let mut loader = Loader::new(shared.clone(), ZoneSettings::default());
-    loader
-        .offer(Payload::Config, &www_only(1, "192.0.2.1").to_json())
-        .unwrap();
     let limits = TcpLimits {
         max_connections: 1,
         ..TcpLimits::default()
     };
-    let mut dns = DnsServer::bind_limited(
-        &[
-            "127.0.0.1:0".parse().unwrap(),
-            "127.0.0.2:0".parse().unwrap(),
-        ],
-        GtmHandler::new(shared, None),
-        limits,
-    )
-    .await
-    .unwrap();
+    let mut dns = serve_www(&["127.0.0.1:0", "127.0.0.2:0"], limits).await;
     let mut first = connect_from("127.0.0.3", dns.addrs[0]).await;
     assert!(served(&mut first).await);
     let mut second = connect_from("127.0.0.4", dns.addrs[1]).await;
