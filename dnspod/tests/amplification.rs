@@ -22,9 +22,7 @@ const WWW: &str = "www.gtm.example.com.";
 
 /// `big` answers 64 AAAA records (1 829 bytes), `www` one A record.
 fn big_config() -> GtmConfig {
-    let v6 = (1..=64)
-        .map(|i| addr(&format!("2001:db8::{i:x}")))
-        .collect();
+    let v6 = v6_addresses(64);
     config(
         1,
         vec![

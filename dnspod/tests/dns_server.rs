@@ -4,8 +4,8 @@
 
 mod support;
 
-use gtm_crds::common::{Cidr, LbPolicy, RequestSources};
-use gtm_crds::config::{AddressConfig, DomainConfig, GtmConfig};
+use gtm_crds::common::LbPolicy;
+use gtm_crds::config::{DomainConfig, GtmConfig};
 use gtm_crds::domain::RecordType as Rt;
 use hickory_server::proto::op::{OpCode, ResponseCode};
 use hickory_server::proto::rr::{DNSClass, RData, RecordType};
@@ -17,14 +17,6 @@ const WWW: &str = "www.gtm.example.com.";
 /// www (A, two addresses), v6 (AAAA), alias (A answered by a Domain pool), cn (CNAME),
 /// big (A, 60 addresses, all answered), near (SourceNearest by CIDR with a default).
 fn sample() -> GtmConfig {
-    let sourced = |value: &str, cidrs: &[&str], default: bool| AddressConfig {
-        sources: RequestSources {
-            cidrs: cidrs.iter().map(|c| Cidr((*c).into())).collect(),
-            default,
-            ..RequestSources::default()
-        },
-        ..addr(value)
-    };
     config(
         3,
         vec![
@@ -69,9 +61,9 @@ fn sample() -> GtmConfig {
                 "ns/near",
                 LbPolicy::SourceNearest,
                 vec![
-                    sourced("203.0.113.1", &["10.1.0.0/16"], false),
-                    sourced("203.0.113.2", &["127.0.0.0/8"], false),
-                    sourced("203.0.113.3", &[], true),
+                    cidr_sourced("203.0.113.1", &["10.1.0.0/16"], false),
+                    cidr_sourced("203.0.113.2", &["127.0.0.0/8"], false),
+                    cidr_sourced("203.0.113.3", &[], true),
                 ],
             ),
         ],

@@ -7,8 +7,8 @@ mod support;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use gtm_crds::common::{Cidr, LbPolicy, RequestSources};
-use gtm_crds::config::{AddressConfig, DomainConfig, GtmConfig};
+use gtm_crds::common::LbPolicy;
+use gtm_crds::config::{DomainConfig, GtmConfig};
 use gtm_crds::domain::RecordType as Rt;
 use hickory_server::proto::op::{Message, ResponseCode};
 use hickory_server::proto::rr::RecordType;
@@ -22,17 +22,7 @@ const WWW: &str = "www.gtm.example.com.";
 
 /// `big`: 64 AAAA records; `near`: SourceNearest, 10.0.0.0/8 or the default; `www`: one A.
 fn sample() -> GtmConfig {
-    let sourced = |value: &str, cidrs: &[&str], default: bool| AddressConfig {
-        sources: RequestSources {
-            cidrs: cidrs.iter().map(|c| Cidr((*c).into())).collect(),
-            default,
-            ..RequestSources::default()
-        },
-        ..addr(value)
-    };
-    let v6 = (1..=64)
-        .map(|i| addr(&format!("2001:db8::{i:x}")))
-        .collect();
+    let v6 = v6_addresses(64);
     config(
         1,
         vec![
@@ -49,8 +39,8 @@ fn sample() -> GtmConfig {
                 "ns/near",
                 LbPolicy::SourceNearest,
                 vec![
-                    sourced("203.0.113.1", &["10.0.0.0/8"], false),
-                    sourced("203.0.113.3", &[], true),
+                    cidr_sourced("203.0.113.1", &["10.0.0.0/8"], false),
+                    cidr_sourced("203.0.113.3", &[], true),
                 ],
             ),
             pool("ns/v4", LbPolicy::RoundRobin, vec![addr("192.0.2.1")]),

@@ -1,7 +1,7 @@
 //! Config and health builders shared by the engine unit tests and the integration tests.
 #![allow(dead_code)]
 
-use gtm_crds::common::{HealthJudgement, LbPolicy, RequestSources, SequentialMode};
+use gtm_crds::common::{Cidr, HealthJudgement, LbPolicy, RequestSources, SequentialMode};
 use gtm_crds::config::{
     ActiveSelections, AddressConfig, DomainConfig, GtmConfig, HealthSnapshot, PoolConfig,
     PoolMember, SCHEMA_VERSION,
@@ -15,6 +15,24 @@ pub(crate) const ZONE: &str = "gtm.example.com";
 /// The id of the one health-check task of an address built by [`addr`].
 pub(crate) fn task(value: &str) -> String {
     format!("ns/http@{value}#80")
+}
+
+/// [`addr`] matched for clients in `cidrs`, or for everyone not matched elsewhere when
+/// `default` (SourceNearest).
+pub(crate) fn cidr_sourced(value: &str, cidrs: &[&str], default: bool) -> AddressConfig {
+    AddressConfig {
+        sources: RequestSources {
+            cidrs: cidrs.iter().map(|c| Cidr((*c).into())).collect(),
+            default,
+            ..RequestSources::default()
+        },
+        ..addr(value)
+    }
+}
+
+/// `n` IPv6 addresses `2001:db8::1` on, built by [`addr`].
+pub(crate) fn v6_addresses(n: u16) -> Vec<AddressConfig> {
+    (1..=n).map(|i| addr(&format!("2001:db8::{i:x}"))).collect()
 }
 
 /// An enabled `Auto` address with weight 1, order 1 and one task.
