@@ -17,7 +17,8 @@ fi
 PATH="$HOME/.local/bin:$PATH" command -v helm >/dev/null || ./scripts/install-test-tools.sh
 
 "$cp" build
-names=(main)
+# main is the control cluster; edge stands for a second cluster (edge DNS pods, probers, agents).
+names=(main edge)
 cleanup() {
   local rc=$?
   if ((rc != 0)); then

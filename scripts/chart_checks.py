@@ -2,7 +2,7 @@
 """Assertions on a rendered kube-gtm chart (called by scripts/test-chart.sh).
 
 usage: chart_checks.py PROFILE RENDERED.yaml
-  PROFILE: default | all-features | kind (which values produced the render)
+  PROFILE: default | all-features | kind | edge (which values produced the render)
 
 Splits the render into objects and:
 - writes the objects kubernetes-validate knows to RENDERED.k8s.yaml and prints the kinds it
@@ -11,7 +11,8 @@ Splits the render into objects and:
   flags documented in docs/configuration.md (the contract with the binaries), the hardening,
   probes, Service, RBAC verbs, PDB, spread, ServiceMonitor and PrometheusRule, and the Grafana
   dashboard ConfigMap (its label, its JSON, a query in every panel; e2e/src/dashboard.rs checks
-  the metric names against the binaries).
+  the metric names against the binaries); the edge profile: DNS pods only, reading the control
+  cluster through the mounted kubeconfig, no CRDs, no operator, no RBAC.
 Ends with the line "N passed, N failed" and exits 1 on any failure.
 """
 
@@ -287,6 +288,25 @@ def check_rbac(docs, profile):
     check(f"{profile}: DNS pods only read ConfigMaps",
           dns_role is not None
           and rules_set(dns_role["rules"]) == expand("", ["configmaps"], ["get", "list", "watch"]))
+    edge_objects = [d for d in docs
+                    if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "edge-access"]
+    if profile == "all-features":
+        accounts = sorted(d["metadata"]["name"] for d in by_kind(edge_objects, "ServiceAccount"))
+        check(f"{profile}: edgeAccess: one ServiceAccount per edge", accounts == [
+            "kube-gtm-edge-eu", "kube-gtm-edge-us"], str(accounts))
+        tokens = by_kind(edge_objects, "Secret")
+        check(f"{profile}: edgeAccess: a token Secret per edge account",
+              sorted((t["type"], t["metadata"]["annotations"]["kubernetes.io/service-account.name"]) for t in tokens)
+              == [("kubernetes.io/service-account-token", a) for a in accounts])
+        reader = one(edge_objects, "Role", "-edge-reader")
+        check(f"{profile}: edgeAccess: the edges only read ConfigMaps",
+              reader is not None and rules_set(reader["rules"]) == expand("", ["configmaps"], ["get", "list", "watch"]))
+        binding = one(edge_objects, "RoleBinding", "-edge-reader")
+        check(f"{profile}: edgeAccess: the Role is bound to exactly the edge accounts",
+              binding is not None and sorted(s["name"] for s in binding["subjects"]) == accounts
+              and binding["roleRef"]["name"] == reader["metadata"]["name"])
+    else:
+        check(f"{profile}: no edge access unless edgeAccess.edges", not edge_objects)
     cluster_op = one(docs, "ClusterRole", "-operator")
     scoped = [d for d in by_kind(docs, "Role") if d["metadata"]["name"].endswith("-operator")]
     if profile == "all-features":
@@ -300,14 +320,18 @@ def check_rbac(docs, profile):
               cluster_op is not None and rules_set(cluster_op["rules"]) == RECONCILE_RULES and not scoped)
 
 
-ALERTS = {
+OPERATOR_ALERTS = {
     "KubeGtmAddressDown": "gtm_operator_address_up",
     "KubeGtmPoolUnavailable": "gtm_operator_pool_available",
     "KubeGtmFailover": "gtm_operator_failovers_total",
+}
+DNS_ALERTS = {
     "KubeGtmConfigReloadFailures": "gtm_dnspod_reloads_total{result=\"failure\"",
+    "KubeGtmDnsConfigSourceStale": "gtm_dnspod_config_source_stale",
     "KubeGtmDnsPodsNotReady": "kube_deployment_status_replicas_available",
     "KubeGtmDnsPodDown": "up{",
 }
+ALERTS = OPERATOR_ALERTS | DNS_ALERTS
 
 
 def check_prometheus_operator(docs, profile):
@@ -344,6 +368,43 @@ def check_prometheus_operator(docs, profile):
         for r in group["rules"]:
             check(f"{profile}: rule {r.get('alert')} has alert and expr keys only where expected",
                   set(r) <= {"alert", "expr", "for", "labels", "annotations"})
+
+
+def check_edge(docs):
+    """An edge release: DNS pods reading the control cluster through the mounted kubeconfig."""
+    profile = "edge"
+    kinds = sorted({d["kind"] for d in docs})
+    for absent in ("CustomResourceDefinition", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "Secret"):
+        check(f"{profile}: no {absent}", absent not in kinds, str(kinds))
+    check(f"{profile}: no operator Deployment", one(docs, "Deployment", "-operator") is None)
+    dns = one(docs, "Deployment", "-dns")
+    check(f"{profile}: DNS Deployment rendered", dns is not None)
+    if not dns:
+        return
+    pod = dns["spec"]["template"]["spec"]
+    c = container(dns)
+    check_env_contract(c, f"{profile}: DNS pod", documented_env("## gtm-dnspod"), {"RUST_LOG"})
+    check_hardening(dns, f"{profile}: DNS pod", expect_net_raw=False)
+    check(f"{profile}: no token of the edge cluster mounted", pod.get("automountServiceAccountToken") is False)
+    check(f"{profile}: --namespace is the control release's namespace", env_value(c, "POD_NAMESPACE") == "kube-gtm")
+    check(f"{profile}: --instance is the control release's", env_value(c, "GTM_INSTANCE") == "kube-gtm")
+    kubeconfig = env_value(c, "GTM_KUBECONFIG")
+    mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    mount = mounts.get("control-kubeconfig", {})
+    check(f"{profile}: the kubeconfig Secret is mounted read-only where GTM_KUBECONFIG points",
+          mount.get("readOnly") is True and kubeconfig == mount.get("mountPath", "?") + "/kubeconfig"
+          and volumes.get("control-kubeconfig", {}).get("secret", {}).get("secretName") == "kube-gtm-control",
+          f"{kubeconfig} {mount} {volumes}")
+    check(f"{profile}: unready after 600 s stale", env_value(c, "GTM_UNREADY_AFTER_STALE_SECONDS") == "600")
+    check(f"{profile}: DNS Service rendered", one(docs, "Service", "-dns") is not None)
+    metrics = [d["metadata"]["name"] for d in by_kind(docs, "Service") if d["metadata"]["name"].endswith("-metrics")]
+    check(f"{profile}: a metrics Service for the DNS pods only", metrics == ["kube-gtm-dns-metrics"], str(metrics))
+    policies = [d["metadata"]["name"] for d in by_kind(docs, "NetworkPolicy")]
+    check(f"{profile}: a NetworkPolicy for the DNS pods only", policies == ["kube-gtm-dns"], str(policies))
+    rules = by_kind(docs, "PrometheusRule")
+    alerts = {r.get("alert") for r in rules[0]["spec"]["groups"][0]["rules"]} if rules else set()
+    check(f"{profile}: DNS alerts only", alerts == set(DNS_ALERTS), str(alerts))
 
 
 GRAFANA_DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -415,12 +476,15 @@ def main():
     check(f"{profile}: every object is namespaced to the release or cluster-scoped",
           all(d["metadata"].get("namespace") or d["kind"] in
               ("CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding") for d in docs))
-    check_crds(docs, profile)
-    check_workloads(docs, profile)
-    check_services(docs, profile)
-    check_rbac(docs, profile)
-    check_prometheus_operator(docs, profile)
-    check_grafana_dashboard(docs, profile)
+    if profile == "edge":
+        check_edge(docs)
+    else:
+        check_crds(docs, profile)
+        check_workloads(docs, profile)
+        check_services(docs, profile)
+        check_rbac(docs, profile)
+        check_prometheus_operator(docs, profile)
+        check_grafana_dashboard(docs, profile)
     print(f"chart-checks ({profile} values):")
     print(f"chart-checks: {results['passed']} passed, {results['failed']} failed")
     return 1 if results["failed"] else 0

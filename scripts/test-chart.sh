@@ -106,6 +106,13 @@ expect_failure "dns.geoip.enabled=true needs dns.geoip.volume" --set dns.geoip.e
 expect_failure "dns.port and dns.httpPort must differ" --set dns.port=8081
 expect_failure "dns.service.nodePorts are set but dns.service.type is ClusterIP" --set dns.service.type=ClusterIP --set dns.service.nodePorts.udp=30053
 expect_failure "metrics.serviceMonitor.enabled=true needs metrics.service=true" --set metrics.serviceMonitor.enabled=true --set metrics.service=false
+expect_failure "mode=edge needs edge.controlPlane.kubeconfigSecret" --set mode=edge --set instance=kube-gtm --set edge.controlPlane.namespace=kube-gtm
+expect_failure "mode=edge needs edge.controlPlane.namespace" --set mode=edge --set instance=kube-gtm --set edge.controlPlane.kubeconfigSecret=k
+expect_failure "mode=edge needs instance" --set mode=edge --set edge.controlPlane.namespace=kube-gtm --set edge.controlPlane.kubeconfigSecret=k
+expect_failure "edgeAccess.edges is for the control release" -f "$chart/ci/edge-values.yaml" --set 'edgeAccess.edges[0]=a'
+expect_failure "at '/mode': value must be one of" --set mode=both
+expect_failure "at '/edgeAccess/edges/0'" --set 'edgeAccess.edges[0]=Bad_Edge'
+expect_failure "at '/dns/unreadyAfterStaleSeconds': minimum" --set dns.unreadyAfterStaleSeconds=-1
 # A single replica without leader election is valid.
 if helm template kube-gtm "$chart" --set operator.replicas=1 --set operator.leaderElection.enabled=false >/dev/null; then
   pass "one operator replica without leader election renders"

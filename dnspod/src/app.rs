@@ -1,6 +1,7 @@
 //! Wiring: config source, DNS listeners and HTTP endpoint, with one shutdown signal fanned out
 //! to all of them.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -59,14 +60,19 @@ pub async fn run(
             })
         }
         (None, Some(namespace)) => {
-            let client = kube::Client::try_default()
-                .await
-                .context("connecting to the Kubernetes API")?;
+            let client = kube_client(args.kubeconfig.as_deref()).await?;
+            tracing::info!(
+                kubeconfig = ?args.kubeconfig,
+                %namespace,
+                instance = %args.instance,
+                "reading the payload ConfigMaps through the API"
+            );
             let api = kube::Api::<ConfigMap>::namespaced(client, namespace);
             tokio::spawn(config_source::kube::monitor(
                 api.clone(),
                 gtm_crds::parts::selector(&args.instance),
                 shared.clone(),
+                args.stale_policy(),
                 shutdown.clone(),
             ));
             let instance = args.instance.clone();
@@ -80,7 +86,12 @@ pub async fn run(
     };
 
     let dns_token = dns.server.shutdown_token().clone();
-    let http_task = tokio::spawn(crate::http::serve(http, shared, shutdown.clone()));
+    let http_task = tokio::spawn(crate::http::serve(
+        http,
+        shared,
+        args.stale_policy(),
+        shutdown.clone(),
+    ));
     tokio::select! {
         _ = shutdown.cancelled() => {}
         result = source => {
@@ -98,4 +109,23 @@ pub async fn run(
         .context("HTTP server")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A client for the cluster holding the ConfigMaps: through `kubeconfig` when given (an edge
+/// pod reading the control cluster, with the account that kubeconfig names), else this pod's
+/// own cluster (in-cluster account, or `KUBECONFIG`).
+async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
+    let Some(path) = kubeconfig else {
+        return kube::Client::try_default()
+            .await
+            .context("connecting to the Kubernetes API");
+    };
+    let file = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading --kubeconfig {}", path.display()))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+            .await
+            .with_context(|| format!("loading --kubeconfig {}", path.display()))?;
+    kube::Client::try_from(config)
+        .with_context(|| format!("a client from --kubeconfig {}", path.display()))
 }

@@ -8,6 +8,7 @@ use clap::Parser;
 use clap::builder::TypedValueParser as _;
 
 use crate::config_source::dir::FollowOptions;
+use crate::readiness::StalePolicy;
 use crate::rrl::{self, RrlConfig};
 use crate::tcp::{self, TcpLimits};
 use crate::udp_limits::{self, UdpLimits};
@@ -24,6 +25,16 @@ pub struct Args {
     /// Namespace of the ConfigMaps (required in a cluster).
     #[arg(long, env = "POD_NAMESPACE", required_unless_present = "config_dir")]
     pub namespace: Option<String>,
+    /// Read the ConfigMaps of another cluster through this kubeconfig (an edge DNS pod reading
+    /// the control cluster); unset means this pod's own cluster (its in-cluster account, or
+    /// `KUBECONFIG`).
+    #[arg(long, env = "GTM_KUBECONFIG", value_hint = clap::ValueHint::FilePath, conflicts_with = "config_dir")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Readiness while the API server holding the ConfigMaps is unreachable: 0 stays ready
+    /// (answers go on from the last config and health); N makes `/readyz` fail once the source
+    /// has been stale for N seconds (answers still go on, for whoever still asks).
+    #[arg(long, env = "GTM_UNREADY_AFTER_STALE_SECONDS", default_value_t = 0)]
+    pub unready_after_stale_seconds: u64,
     /// Selects ConfigMaps labelled `gtm.kubegtm.io/instance=<instance>`.
     #[arg(long, env = "GTM_INSTANCE", default_value = "kube-gtm")]
     pub instance: String,
@@ -136,6 +147,14 @@ impl Args {
         }
     }
 
+    /// The readiness policy while the config source is stale.
+    pub fn stale_policy(&self) -> StalePolicy {
+        StalePolicy {
+            unready_after: (self.unready_after_stale_seconds > 0)
+                .then(|| Duration::from_secs(self.unready_after_stale_seconds)),
+        }
+    }
+
     /// The SOA and NS settings.
     pub fn zone_settings(&self) -> ZoneSettings {
         ZoneSettings {
@@ -196,6 +215,38 @@ mod tests {
                 TcpLimits::default().max_connections_per_source
             ),
             (512, 32)
+        );
+    }
+
+    #[test]
+    fn an_edge_pod_reads_through_a_kubeconfig_and_may_go_unready_when_stale() {
+        let a = Args::try_parse_from(["gtm-dnspod", "--namespace", "gtm"]).unwrap();
+        assert_eq!(
+            (a.kubeconfig.as_deref(), a.stale_policy()),
+            (None, StalePolicy::default())
+        );
+        let edge = Args::try_parse_from([
+            "gtm-dnspod",
+            "--namespace",
+            "gtm",
+            "--kubeconfig",
+            "/var/run/kube-gtm/control/kubeconfig",
+            "--unready-after-stale-seconds",
+            "300",
+        ])
+        .unwrap();
+        assert_eq!(
+            edge.kubeconfig.as_deref(),
+            Some(std::path::Path::new("/var/run/kube-gtm/control/kubeconfig"))
+        );
+        assert_eq!(
+            edge.stale_policy().unready_after,
+            Some(Duration::from_secs(300))
+        );
+        // A kubeconfig is for the API source; local mode reads files.
+        assert!(
+            Args::try_parse_from(["gtm-dnspod", "--config-dir", "/x", "--kubeconfig", "/k"])
+                .is_err()
         );
     }
 

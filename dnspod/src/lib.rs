@@ -5,7 +5,7 @@
 //! config_source (directory | ConfigMaps) --payload bytes--> state::Loader
 //!     validate + engine::Compiled::build (reload thread, off the runtime) --ArcSwap--> handler
 //! handler (hickory RequestHandler, UDP + TCP): query -> engine::Compiled::answer -> response
-//! http: /metrics, /healthz, /readyz
+//! http: /metrics, /healthz, /readyz (readiness: a config served, and the stale policy)
 //! ```
 
 pub mod app;
@@ -17,6 +17,7 @@ pub mod geoip;
 pub mod handler;
 pub mod http;
 pub mod metrics;
+pub mod readiness;
 mod record_type;
 pub mod rrl;
 pub mod server;

@@ -9,6 +9,7 @@
 //! before any config is kept until a config arrives.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use gtm_crds::config::{GtmConfig, HealthSnapshot};
@@ -17,6 +18,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::engine::Compiled;
 use crate::metrics::{DomainCounters, Metrics};
+use crate::readiness::{Readiness, StalePolicy};
 use crate::zone::ZoneSettings;
 
 mod reload;
@@ -37,6 +39,8 @@ pub struct Shared {
     current: ArcSwapOption<Snapshot>,
     /// Process metrics.
     pub metrics: Metrics,
+    /// Since when the config source has been unreachable (`None`: fresh); read by `/readyz`.
+    source_stale_since: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Shared {
@@ -50,9 +54,33 @@ impl Shared {
         self.current.load_full()
     }
 
-    /// Whether a config is being served (readiness).
+    /// Whether a config is being served.
     pub fn is_ready(&self) -> bool {
         self.current.load().is_some()
+    }
+
+    /// Records since when the config source has been unreachable (`None`: it is fresh), and
+    /// sets `gtm_dnspod_config_source_stale`.
+    pub fn set_source_stale_since(&self, since: Option<Instant>) {
+        *self
+            .source_stale_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = since;
+        self.metrics.set_config_source_stale(since.is_some());
+    }
+
+    /// Readiness at `now` under `policy`: a config served, and the source not stale for longer
+    /// than the policy allows.
+    pub fn readiness(&self, policy: StalePolicy, now: Instant) -> Readiness {
+        let since = *self
+            .source_stale_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Readiness::of(
+            self.is_ready(),
+            since.map(|s| now.saturating_duration_since(s)),
+            policy,
+        )
     }
 }
 

@@ -1,6 +1,9 @@
-//! The real-API-server suite's view of its control plane: etcd and kube-apiserver started as local
-//! processes by `scripts/controlplane.sh` (run by `scripts/apiserver-suite.sh`), with RBAC
-//! enforced. The suite installs the chart into it with helm and runs `gtm-operator run` and
+//! The real-API-server suite's view of its control planes: etcd and kube-apiserver started as
+//! local processes by `scripts/controlplane.sh` (run by `scripts/apiserver-suite.sh`), with RBAC
+//! enforced. Two of them stand for two clusters: `main` (the control cluster: CRDs, operator) and
+//! `edge` (a cluster running edge components that reach `main` with their own ServiceAccount
+//! credentials, from a kubeconfig in a Secret: [`ControlPlane::create_kubeconfig_secret`],
+//! [`PodSpec::with_mounted_secrets`]). The suite installs the chart into it with helm and runs `gtm-operator run` and
 //! `gtm-dnspod` as processes, each authenticated as the chart's own ServiceAccount with a token
 //! from the TokenRequest API and configured from the environment of the chart's Deployment, so
 //! that the authorizer checks exactly the chart's roles and the chart's settings reach the
@@ -14,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::EnvVar;
+use k8s_openapi::api::core::v1::{EnvVar, Secret};
 use kube::api::{DeleteParams, DynamicObject, ListParams};
 use kube::{Api, Client};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -159,6 +162,8 @@ impl ControlPlane {
 
     /// A kubeconfig that authenticates as ServiceAccount `namespace/account` with a fresh token
     /// from the TokenRequest API (`kubectl create token`), written under the work directory.
+    /// It is self-contained (the CA embedded), so that it also works from a Secret in another
+    /// cluster.
     pub async fn service_account_kubeconfig(
         &self,
         namespace: &str,
@@ -171,19 +176,44 @@ impl ControlPlane {
         let server = yaml_field(&admin, "server:").context("server in the admin kubeconfig")?;
         let ca =
             yaml_field(&admin, "certificate-authority:").context("CA in the admin kubeconfig")?;
+        let ca_data = base64(&std::fs::read(&ca).with_context(|| format!("reading {ca}"))?)?;
         let path = self
             .work_dir
             .join(format!("{}-{namespace}-{account}.kubeconfig", self.name));
         std::fs::write(
             &path,
             format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n  - name: c\n    cluster: {{server: {server}, certificate-authority: {ca}}}\n\
+                "apiVersion: v1\nkind: Config\nclusters:\n  - name: c\n    cluster: {{server: {server}, certificate-authority-data: {ca_data}}}\n\
                  users:\n  - name: {account}\n    user: {{token: {}}}\n\
                  contexts:\n  - name: c\n    context: {{cluster: c, user: {account}, namespace: {namespace}}}\ncurrent-context: c\n",
                 token.trim()
             ),
         )?;
         Ok(path)
+    }
+
+    /// Stores the file `kubeconfig` as key `kubeconfig` of Secret `namespace/name` (replacing
+    /// one of that name), as README tells users to hand an edge cluster its credentials for
+    /// the control cluster.
+    pub async fn create_kubeconfig_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        kubeconfig: &Path,
+    ) -> Result<()> {
+        self.kubectl(&[
+            "delete",
+            "secret",
+            name,
+            "-n",
+            namespace,
+            "--ignore-not-found",
+        ])
+        .await?;
+        let file = format!("--from-file=kubeconfig={}", kubeconfig.display());
+        self.kubectl(&["create", "secret", "generic", name, "-n", namespace, &file])
+            .await?;
+        Ok(())
     }
 
     /// Whether ServiceAccount `namespace/account` may do `verb` on `resource` in `in_namespace`
@@ -250,6 +280,14 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `bytes` in base64, as Kubernetes writes `data` (by way of the API types' own encoding).
+fn base64(bytes: &[u8]) -> Result<String> {
+    match serde_json::to_value(k8s_openapi::ByteString(bytes.to_vec()))? {
+        serde_json::Value::String(text) => Ok(text),
+        other => bail!("ByteString encoded as {other}"),
+    }
+}
+
 /// The value after `key` on the first line that has it (the admin kubeconfig is ours).
 fn yaml_field(text: &str, key: &str) -> Option<String> {
     text.lines()
@@ -292,6 +330,21 @@ pub struct PodSpec {
     pub env: BTreeMap<String, String>,
     /// `spec.serviceAccountName`.
     pub service_account: String,
+    /// The container's mounts of Secret volumes.
+    pub secret_mounts: Vec<SecretMount>,
+}
+
+/// A Secret volume mounted into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMount {
+    /// The volume's name.
+    pub volume: String,
+    /// Where it is mounted in the container.
+    pub mount_path: String,
+    /// The Secret.
+    pub secret: String,
+    /// (key, path) of each projected item; empty projects every key under its own name.
+    pub items: Vec<(String, String)>,
 }
 
 impl PodSpec {
@@ -344,6 +397,30 @@ impl PodSpec {
             };
             env.insert(name, value);
         }
+        let mut secret_mounts = Vec::new();
+        for mount in container.volume_mounts.clone().unwrap_or_default() {
+            let secret = pod
+                .volumes
+                .iter()
+                .flatten()
+                .find(|v| v.name == mount.name)
+                .and_then(|v| v.secret.clone());
+            if let Some(secret) = secret {
+                secret_mounts.push(SecretMount {
+                    volume: mount.name,
+                    mount_path: mount.mount_path,
+                    secret: secret
+                        .secret_name
+                        .context("a Secret volume without a name")?,
+                    items: secret
+                        .items
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|i| (i.key, i.path))
+                        .collect(),
+                });
+            }
+        }
         Ok(Self {
             args: container.args.clone().unwrap_or_default(),
             env,
@@ -351,7 +428,47 @@ impl PodSpec {
                 .service_account_name
                 .clone()
                 .context("no serviceAccountName")?,
+            secret_mounts,
         })
+    }
+
+    /// The same spec with its Secret volumes "mounted" as kubelet would: each Secret of
+    /// `namespace` read through `client` and its items written under `dir/<volume>`, and every
+    /// environment value under a mount path pointed there instead.
+    pub async fn with_mounted_secrets(
+        &self,
+        client: &Client,
+        namespace: &str,
+        dir: &Path,
+    ) -> Result<Self> {
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        let mut spec = self.clone();
+        for mount in &self.secret_mounts {
+            let secret = secrets
+                .get(&mount.secret)
+                .await
+                .with_context(|| format!("Secret {namespace}/{}", mount.secret))?;
+            let data = secret.data.unwrap_or_default();
+            let items = if mount.items.is_empty() {
+                data.keys().map(|k| (k.clone(), k.clone())).collect()
+            } else {
+                mount.items.clone()
+            };
+            let local = dir.join(&mount.volume);
+            std::fs::create_dir_all(&local)?;
+            for (key, path) in items {
+                let value = data
+                    .get(&key)
+                    .with_context(|| format!("key {key} of Secret {}", mount.secret))?;
+                std::fs::write(local.join(&path), &value.0)?;
+            }
+            for value in spec.env.values_mut() {
+                if let Some(rest) = value.strip_prefix(&mount.mount_path) {
+                    *value = format!("{}{rest}", local.display());
+                }
+            }
+        }
+        Ok(spec)
     }
 
     /// The same spec for another replica (its `POD_NAME`).
@@ -590,6 +707,47 @@ mod tests {
         )
         .unwrap();
         assert!(PodSpec::from_deployment(&d, "p").is_err());
+    }
+
+    #[test]
+    fn secret_volumes_of_the_container_are_found() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "e-dns", "namespace": "gtm"},
+            "spec": {
+                "selector": {},
+                "template": {"spec": {
+                    "serviceAccountName": "e-dns",
+                    "containers": [{
+                        "name": "dns",
+                        "env": [{"name": "GTM_KUBECONFIG", "value": "/var/run/control/kubeconfig"}],
+                        "volumeMounts": [
+                            {"name": "control", "mountPath": "/var/run/control", "readOnly": true},
+                            {"name": "geoip", "mountPath": "/var/lib/geoip"}
+                        ]
+                    }],
+                    "volumes": [
+                        {"name": "geoip", "configMap": {"name": "geo"}},
+                        {"name": "control", "secret": {"secretName": "ctl", "items": [{"key": "kubeconfig", "path": "kubeconfig"}]}}
+                    ]
+                }}
+            }
+        }))
+        .unwrap();
+        let spec = PodSpec::from_deployment(&d, "p").unwrap();
+        assert_eq!(
+            spec.secret_mounts,
+            [SecretMount {
+                volume: "control".into(),
+                mount_path: "/var/run/control".into(),
+                secret: "ctl".into(),
+                items: vec![("kubeconfig".into(), "kubeconfig".into())],
+            }]
+        );
+    }
+
+    #[test]
+    fn base64_is_the_api_encoding() {
+        assert_eq!(base64(b"kube-gtm").unwrap(), "a3ViZS1ndG0=");
     }
 
     #[test]

@@ -461,28 +461,9 @@ async fn the_chart_grants_exactly_what_each_component_uses() {
         .unwrap()
         .service_account;
     // The DNS pods read their ConfigMaps and nothing else.
-    for verb in ["get", "list", "watch"] {
-        assert!(
-            cp.can_i(ns, &dns, verb, "configmaps", ns).await.unwrap(),
-            "dns may {verb} configmaps"
-        );
-    }
-    for (verb, resource, in_ns) in [
-        ("create", "configmaps", ns),
-        ("patch", "configmaps", ns),
-        ("delete", "configmaps", ns),
-        ("get", "configmaps", "default"),
-        ("get", "secrets", ns),
-        ("list", "addresspools.gtm.kubegtm.io", ns),
-        ("get", "leases.coordination.k8s.io", ns),
-        ("create", "events", ns),
-        ("list", "pods", ns),
-    ] {
-        assert!(
-            !cp.can_i(ns, &dns, verb, resource, in_ns).await.unwrap(),
-            "dns must not {verb} {resource} in {in_ns}"
-        );
-    }
+    reads_only_configmaps(&cp, ns, &dns, "default")
+        .await
+        .unwrap();
     // The operator: what it uses, where it uses it.
     for (verb, resource, in_ns) in [
         ("patch", "configmaps", ns),
@@ -899,8 +880,7 @@ async fn dns_keeps_answering_through_an_api_outage_and_resumes() {
                     );
                     let (ready, _) = gtm.dns[0].http_get("/readyz").await?;
                     ensure!(ready == 200, "/readyz answered {ready} during the outage");
-                    let metrics = gtm.dns[0].metrics().await?;
-                    stale_seen |= samples(&metrics, "gtm_dnspod_config_source_stale", &[]) == [1.0];
+                    stale_seen |= gtm.is_stale(0).await?;
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 ensure!(
@@ -909,19 +889,7 @@ async fn dns_keeps_answering_through_an_api_outage_and_resumes() {
                 );
                 cp.script("start-apiserver").await?;
                 let restarted = Instant::now();
-                wait_for("the source fresh again", DEADLINE, || async {
-                    let stale = samples(
-                        &gtm.dns[0].metrics().await?,
-                        "gtm_dnspod_config_source_stale",
-                        &[],
-                    );
-                    Ok::<_, anyhow::Error>(if stale == [0.0] {
-                        Check::Ready(())
-                    } else {
-                        Check::Pending(format!("{stale:?}"))
-                    })
-                })
-                .await?;
+                gtm.wait_fresh(0).await?;
                 // Both resume watching without a restart: a change made now is answered.
                 let fresh = restarted.elapsed();
                 gtm.backends[0].fail();
@@ -947,6 +915,151 @@ async fn dns_keeps_answering_through_an_api_outage_and_resumes() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 10. Two clusters: edge DNS pods reading the control cluster
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_edge_cluster_answers_from_the_control_cluster_with_its_own_account() {
+    with_edge(
+        "an_edge_cluster_answers_from_the_control_cluster_with_its_own_account",
+        "ctl",
+        "west",
+        115,
+        |cp, edge_cp, release, gtm| {
+            Box::pin(async move {
+                let ns = release.namespace.as_str();
+                let account = release.edge_account("west");
+                // In the control cluster the edge's account reads ConfigMaps there, nothing else.
+                reads_only_configmaps(cp, ns, &account, &gtm.apps).await?;
+                let edge = EdgeRelease::install(edge_cp, release, "west", "west", &[]).await?;
+                // The edge release installs DNS pods only: no CRDs, no operator, no RBAC.
+                let crds = edge_cp.kubectl(&["get", "crd", "-o", "name"]).await?;
+                ensure!(
+                    !crds.contains("gtm.kubegtm.io"),
+                    "CRDs in the edge cluster: {crds}"
+                );
+                let objects = edge_cp
+                    .kubectl(&[
+                        "get",
+                        "deployments,roles,rolebindings,clusterroles,clusterrolebindings",
+                        "-A",
+                        "-l",
+                        "app.kubernetes.io/instance=west",
+                        "-o",
+                        "name",
+                    ])
+                    .await?;
+                ensure!(
+                    objects.trim() == "deployment.apps/west-kube-gtm-dns",
+                    "edge release objects: {objects}"
+                );
+                let i = edge.start_dns(gtm).await?;
+                let both = [gtm.backends[0].ip.as_str(), gtm.backends[1].ip.as_str()];
+                gtm.wait_answer_at(i, &both).await?;
+                // A failover decided in the control cluster reaches the edge's answers.
+                gtm.backends[0].fail();
+                gtm.backends[1].fail();
+                gtm.wait_answer_at(i, &[&gtm.backends[2].ip]).await?;
+                gtm.backends[0].recover();
+                gtm.backends[1].recover();
+                gtm.wait_answer_at(i, &both).await?;
+                ensure!(!gtm.is_stale(i).await?, "the edge reports its source stale");
+                gtm.check_running()?;
+                edge.uninstall().await
+            })
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_edge_keeps_answering_while_the_control_cluster_is_down() {
+    with_edge(
+        "an_edge_keeps_answering_while_the_control_cluster_is_down",
+        "ctlout",
+        "east",
+        116,
+        |cp, edge_cp, release, gtm| {
+            Box::pin(async move {
+                // Two edge releases with the same access: one stays ready (the default), one
+                // goes unready after 3 s stale.
+                let stays = EdgeRelease::install(edge_cp, release, "east", "east", &[]).await?;
+                let strict = EdgeRelease::install(
+                    edge_cp,
+                    release,
+                    "east",
+                    "east-strict",
+                    &["--set", "dns.unreadyAfterStaleSeconds=3"],
+                )
+                .await?;
+                let edges = [stays.start_dns(gtm).await?, strict.start_dns(gtm).await?];
+                let both = [gtm.backends[0].ip.as_str(), gtm.backends[1].ip.as_str()];
+                for i in edges {
+                    gtm.wait_answer_at(i, &both).await?;
+                    let (ready, body) = gtm.dns[i].http_get("/readyz").await?;
+                    ensure!(ready == 200, "edge {i} not ready before the outage: {body}");
+                }
+                let pids: Vec<_> = edges.iter().map(|&i| gtm.dns[i].pid()).collect();
+                cp.script("stop-apiserver").await?;
+                let stopped = Instant::now();
+                let (mut stale_seen, mut strict_unready) = ([false; 2], None);
+                while stopped.elapsed() < Duration::from_secs(20) {
+                    for (k, &i) in edges.iter().enumerate() {
+                        let answer = gtm.query_name_at(i, &gtm.domain).await?;
+                        ensure!(
+                            answer.sorted() == both,
+                            "edge {i} answer changed during the outage: {answer}"
+                        );
+                        stale_seen[k] |= gtm.is_stale(i).await?;
+                    }
+                    let (ready, _) = gtm.dns[edges[0]].http_get("/readyz").await?;
+                    ensure!(ready == 200, "the default edge went unready: {ready}");
+                    let (ready, body) = gtm.dns[edges[1]].http_get("/readyz").await?;
+                    if ready == 503 && strict_unready.is_none() {
+                        ensure!(body.contains("config source unreachable"), "{body}");
+                        strict_unready = Some(stopped.elapsed());
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                ensure!(stale_seen == [true; 2], "stale reported: {stale_seen:?}");
+                let unready_after = strict_unready.context("the strict edge never went unready")?;
+                for &i in &edges {
+                    let log = std::fs::read_to_string(&gtm.dns[i].log)?;
+                    ensure!(
+                        log.contains("the Kubernetes API is unreachable"),
+                        "edge {i} logged no outage"
+                    );
+                }
+                cp.script("start-apiserver").await?;
+                let restarted = Instant::now();
+                for &i in &edges {
+                    gtm.wait_fresh(i).await?;
+                }
+                let fresh = restarted.elapsed();
+                // The edges resume watching: a failover decided now reaches them.
+                gtm.backends[0].fail();
+                gtm.backends[1].fail();
+                for &i in &edges {
+                    gtm.wait_answer_at(i, &[&gtm.backends[2].ip]).await?;
+                }
+                println!(
+                    "edge outage: strict edge unready {unready_after:.1?} after the control \
+                     API server stopped; edges fresh {fresh:.1?} and failover answered \
+                     {:.1?} after it was back",
+                    restarted.elapsed()
+                );
+                let now: Vec<_> = edges.iter().map(|&i| gtm.dns[i].pid()).collect();
+                ensure!(now == pids, "an edge process was restarted");
+                gtm.check_running()?;
+                stays.uninstall().await?;
+                strict.uninstall().await
+            })
+        },
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------------
 
@@ -962,10 +1075,28 @@ where
         &'a mut Gtm,
     ) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>,
 {
+    with_gtm_values(test, name, &[], block, operators, body).await;
+}
+
+/// [`with_gtm`] with extra `helm install` arguments for the release.
+async fn with_gtm_values<F>(
+    test: &str,
+    name: &str,
+    values: &[&str],
+    block: u8,
+    operators: usize,
+    body: F,
+) where
+    F: for<'a> FnOnce(
+        &'a ControlPlane,
+        &'a Release,
+        &'a mut Gtm,
+    ) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>,
+{
     let Some(cp) = ControlPlane::get_or_skip(test, "main").await else {
         return;
     };
-    let release = Release::install(&cp, name, &[]).await.unwrap();
+    let release = Release::install(&cp, name, values).await.unwrap();
     let mut gtm = release.start(block, operators).await.unwrap();
     let result = match gtm.settle().await {
         Ok(()) => body(&cp, &release, &mut gtm).await,
@@ -973,6 +1104,70 @@ where
     };
     gtm.finish(result).await;
     release.uninstall().await.unwrap();
+}
+
+/// A whole-loop test with a second cluster: skips without the suite's `edge` control plane;
+/// otherwise [`with_gtm_values`] with `edgeAccess.edges={edge}` and one operator, `body`
+/// getting the edge control plane after the main one.
+async fn with_edge<F>(test: &str, name: &str, edge: &str, block: u8, body: F)
+where
+    F: for<'a> FnOnce(
+            &'a ControlPlane,
+            &'a ControlPlane,
+            &'a Release,
+            &'a mut Gtm,
+        ) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>
+        + 'static,
+{
+    let Some(edge_cp) = ControlPlane::get_or_skip(test, "edge").await else {
+        return;
+    };
+    let access = format!("edgeAccess.edges={{{edge}}}");
+    with_gtm_values(
+        test,
+        name,
+        &["--set", &access],
+        block,
+        1,
+        move |cp, release, gtm| Box::pin(async move { body(cp, &edge_cp, release, gtm).await }),
+    )
+    .await;
+}
+
+/// Fails unless ServiceAccount `namespace/account` may read ConfigMaps in `namespace` and do
+/// nothing else: no writes, no Secrets, no other kinds, nothing in `other` (another namespace).
+async fn reads_only_configmaps(
+    cp: &ControlPlane,
+    namespace: &str,
+    account: &str,
+    other: &str,
+) -> Result<()> {
+    for verb in ["get", "list", "watch"] {
+        ensure!(
+            cp.can_i(namespace, account, verb, "configmaps", namespace)
+                .await?,
+            "{account} may {verb} configmaps"
+        );
+    }
+    for (verb, resource, in_ns) in [
+        ("create", "configmaps", namespace),
+        ("patch", "configmaps", namespace),
+        ("delete", "configmaps", namespace),
+        ("get", "configmaps", other),
+        ("list", "configmaps", other),
+        ("get", "secrets", namespace),
+        ("list", "addresspools.gtm.kubegtm.io", other),
+        ("list", "addresspools.gtm.kubegtm.io", namespace),
+        ("get", "leases.coordination.k8s.io", namespace),
+        ("create", "events", namespace),
+        ("list", "pods", namespace),
+    ] {
+        ensure!(
+            !cp.can_i(namespace, account, verb, resource, in_ns).await?,
+            "{account} must not {verb} {resource} in {in_ns}"
+        );
+    }
+    Ok(())
 }
 
 /// The state of every task of every address in a pool's status.
@@ -1058,6 +1253,16 @@ impl Release {
         PodSpec::of_release(&self.cp.client, &self.namespace, &self.name, component).await
     }
 
+    /// The chart's instance (`instance` unset: the full name).
+    fn instance(&self) -> String {
+        format!("{}-kube-gtm", self.name)
+    }
+
+    /// The ServiceAccount `edgeAccess.edges={edge}` creates.
+    fn edge_account(&self, edge: &str) -> String {
+        format!("{}-edge-{edge}", self.instance())
+    }
+
     /// Backends on 127.<block>.x.y, the active/standby example applied in an apps namespace,
     /// `operators` operator processes and one DNS process, each with its chart account.
     async fn start(&self, block: u8, operators: usize) -> Result<Gtm> {
@@ -1138,6 +1343,90 @@ impl Release {
             .helm(&["uninstall", &self.name, "-n", &self.namespace])
             .await?;
         delete_payload_configmaps(&self.cp, &self.namespace).await
+    }
+}
+
+/// An edge release (`mode=edge`) of the chart in the `edge` control plane, reading release
+/// `control` of the main one with the account `control`'s `edgeAccess.edges` made for it: a
+/// token from the TokenRequest API in a self-contained kubeconfig, stored in a Secret of the
+/// edge cluster, as README tells users to.
+struct EdgeRelease {
+    cp: ControlPlane,
+    name: String,
+    namespace: String,
+}
+
+impl EdgeRelease {
+    /// Installs edge release `name` with the access of `edge`.
+    async fn install(
+        cp: &ControlPlane,
+        control: &Release,
+        edge: &str,
+        name: &str,
+        values: &[&str],
+    ) -> Result<Self> {
+        let namespace = format!("gtm-edge-{name}");
+        namespace_named(cp, &namespace).await?;
+        cp.helm(&["uninstall", name, "-n", &namespace, "--ignore-not-found"])
+            .await?;
+        let kubeconfig = control
+            .cp
+            .service_account_kubeconfig(&control.namespace, &control.edge_account(edge))
+            .await?;
+        cp.create_kubeconfig_secret(&namespace, "kube-gtm-control", &kubeconfig)
+            .await?;
+        let chart = repo_root().join("charts/kube-gtm");
+        let sets = [
+            "mode=edge".to_owned(),
+            format!("instance={}", control.instance()),
+            "edge.controlPlane.kubeconfigSecret=kube-gtm-control".to_owned(),
+            format!("edge.controlPlane.namespace={}", control.namespace),
+            format!("zones={{{ZONE}}}"),
+        ];
+        let mut args = vec!["install", name, chart.to_str().unwrap(), "-n", &namespace];
+        for set in &sets {
+            args.extend(["--set", set]);
+        }
+        args.extend_from_slice(values);
+        cp.helm(&args).await?;
+        Ok(Self {
+            cp: cp.clone(),
+            name: name.to_owned(),
+            namespace,
+        })
+    }
+
+    /// Starts its DNS process as the edge Deployment's pod would run: its environment, the
+    /// kubeconfig Secret mounted, and for its own cluster the chart's DNS account (which has no
+    /// rights there); adds it to `gtm` and returns its index in `gtm.dns`.
+    async fn start_dns(&self, gtm: &mut Gtm) -> Result<usize> {
+        let spec =
+            PodSpec::of_release(&self.cp.client, &self.namespace, &self.name, Component::Dns)
+                .await?;
+        let dir = self.cp.work_dir.join(format!("edge-{}", self.name));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let spec = spec
+            .with_mounted_secrets(&self.cp.client, &self.namespace, &dir)
+            .await?;
+        let own = self
+            .cp
+            .service_account_kubeconfig(&self.namespace, &spec.service_account)
+            .await?;
+        gtm.dns.push(GtmProcess::start(
+            Component::Dns,
+            &spec,
+            &own,
+            &dir.join("dns.log"),
+        )?);
+        Ok(gtm.dns.len() - 1)
+    }
+
+    async fn uninstall(self) -> Result<()> {
+        self.cp
+            .helm(&["uninstall", &self.name, "-n", &self.namespace])
+            .await?;
+        Ok(())
     }
 }
 
@@ -1233,8 +1522,13 @@ impl Gtm {
     }
 
     async fn query_name(&self, name: &str) -> Result<Answer> {
+        self.query_name_at(0, name).await
+    }
+
+    /// Queries DNS process `i` (0 is the control cluster's; edge processes follow).
+    async fn query_name_at(&self, i: usize, name: &str) -> Result<Answer> {
         query(
-            self.dns[0].dns.context("a DNS process")?,
+            self.dns[i].dns.context("a DNS process")?,
             name,
             RecordType::A,
             Transport::Udp,
@@ -1248,13 +1542,21 @@ impl Gtm {
     }
 
     async fn wait_answer(&self, expected: &[&str]) -> Result<()> {
+        self.wait_answer_at(0, expected).await
+    }
+
+    /// Waits until DNS process `i` answers the domain with exactly `expected`.
+    async fn wait_answer_at(&self, i: usize, expected: &[&str]) -> Result<()> {
         let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
         expected.sort();
         wait_for(
-            &format!("{} to answer {expected:?}", self.domain),
+            &format!(
+                "{} to answer {expected:?} from DNS process {i}",
+                self.domain
+            ),
             DEADLINE,
             || async {
-                let answer = self.query().await?;
+                let answer = self.query_name_at(i, &self.domain).await?;
                 Ok::<_, anyhow::Error>(if answer.sorted() == expected {
                     Check::Ready(())
                 } else {
@@ -1310,6 +1612,39 @@ impl Gtm {
                     Check::Ready(())
                 } else {
                     Check::Pending(format!("missing {missing:?}, seen {seen:?}"))
+                })
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Whether DNS process `i` reports its config source stale.
+    async fn is_stale(&self, i: usize) -> Result<bool> {
+        let stale = samples(
+            &self.dns[i].metrics().await?,
+            "gtm_dnspod_config_source_stale",
+            &[],
+        );
+        ensure!(
+            stale.len() == 1,
+            "gtm_dnspod_config_source_stale: {stale:?}"
+        );
+        Ok(stale == [1.0])
+    }
+
+    /// Waits until DNS process `i` reports its source fresh and `/readyz` succeeds.
+    async fn wait_fresh(&self, i: usize) -> Result<()> {
+        wait_for(
+            &format!("DNS process {i} fresh and ready"),
+            DEADLINE,
+            || async {
+                let stale = self.is_stale(i).await?;
+                let (ready, _) = self.dns[i].http_get("/readyz").await?;
+                Ok::<_, anyhow::Error>(if !stale && ready == 200 {
+                    Check::Ready(())
+                } else {
+                    Check::Pending(format!("stale {stale}, /readyz {ready}"))
                 })
             },
         )

@@ -18,6 +18,16 @@
 {{- end }}
 {{- end }}
 
+{{/* The workloads this release runs: both in control mode, the DNS pods alone in edge mode. */}}
+{{- define "kube-gtm.components" -}}
+{{- if eq .Values.mode "edge" }}dns{{ else }}operator dns{{ end }}
+{{- end }}
+
+{{/* "true" in control mode (CRDs, operator, RBAC in this cluster), "" in edge mode. */}}
+{{- define "kube-gtm.control" -}}
+{{- if ne .Values.mode "edge" }}true{{ end }}
+{{- end }}
+
 {{/* The instance name shared by both binaries (--instance). */}}
 {{- define "kube-gtm.instance" -}}
 {{- default (include "kube-gtm.fullname" .) .Values.instance }}

@@ -18,6 +18,20 @@ with a message that names the values to change.
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service) }}
 {{- fail "metrics.serviceMonitor.enabled=true needs metrics.service=true: the ServiceMonitor selects the metrics Services" }}
 {{- end }}
+{{- if eq .Values.mode "edge" }}
+{{- if not .Values.edge.controlPlane.kubeconfigSecret }}
+{{- fail "mode=edge needs edge.controlPlane.kubeconfigSecret: the Secret holding the control cluster's kubeconfig (README, \"Several clusters\")" }}
+{{- end }}
+{{- if not .Values.edge.controlPlane.namespace }}
+{{- fail "mode=edge needs edge.controlPlane.namespace: the namespace of the control release, where its ConfigMaps are" }}
+{{- end }}
+{{- if not .Values.instance }}
+{{- fail "mode=edge needs instance: the control release's instance (its NOTES print it), which names the ConfigMaps to read" }}
+{{- end }}
+{{- if .Values.edgeAccess.edges }}
+{{- fail "edgeAccess.edges is for the control release: an edge release reads the control cluster, it grants nothing" }}
+{{- end }}
+{{- end }}
 {{- range .Values.zones }}
 {{- if not (regexMatch "^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.?$" .) }}
 {{- fail (printf "zones: %q is not a DNS name" .) }}

@@ -1,6 +1,7 @@
 //! Whether the API server behind the ConfigMap source is reachable: the DNS pod keeps answering
-//! its last config and health while it is not (and stays ready), and says so with a log line
-//! and `gtm_dnspod_config_source_stale`, so that a stale pod is visible. [`monitor`] probes the
+//! its last config and health while it is not (readiness per [`StalePolicy`]: ready by
+//! default), and says so with a log line and `gtm_dnspod_config_source_stale`, so that a stale
+//! pod is visible. [`monitor`] probes the
 //! API on its own schedule, apart from the watch (which resumes by itself): an idle watch shows
 //! neither an outage nor a recovery. [`Freshness`] is the pure bookkeeping.
 
@@ -11,6 +12,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use tokio_util::sync::CancellationToken;
 
+use crate::readiness::StalePolicy;
 use crate::state::Shared;
 
 /// How often the source is probed (a one-item list of the payload ConfigMaps), so that an
@@ -22,15 +24,17 @@ pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Probes the API server every [`PROBE_INTERVAL`] with a one-item list of the payload
 /// ConfigMaps (`selector`), which the DNS pods' role allows, and reports every change of
-/// freshness, until `shutdown`.
+/// freshness, and the moment `policy` makes the pod unready, until `shutdown`.
 pub async fn monitor(
     api: Api<ConfigMap>,
     selector: String,
     shared: Arc<Shared>,
+    policy: StalePolicy,
     shutdown: CancellationToken,
 ) {
     let params = ListParams::default().labels(&selector).limit(1);
     let mut freshness = Freshness::default();
+    let mut unready_logged = false;
     loop {
         let ok = matches!(
             tokio::time::timeout(PROBE_TIMEOUT, api.list_metadata(&params)).await,
@@ -45,7 +49,15 @@ pub async fn monitor(
             }
             None => {}
         }
-        shared.metrics.set_config_source_stale(freshness.is_stale());
+        shared.set_source_stale_since(freshness.stale_since);
+        let unready = !shared.readiness(policy, Instant::now()).is_ready() && freshness.is_stale();
+        if unready && !unready_logged {
+            tracing::warn!(
+                unready_after = ?policy.unready_after,
+                "stale beyond --unready-after-stale-seconds: /readyz fails until the Kubernetes API returns; answers go on"
+            );
+        }
+        unready_logged = unready;
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(PROBE_INTERVAL) => {}
