@@ -9,6 +9,7 @@ use crate::common::{
     HOSTNAME_PATTERN, LbPolicy, RequestSources, SEQUENTIAL_MODE_MESSAGE, SEQUENTIAL_MODE_RULE,
     SequentialMode, default_order, default_true, default_weight,
 };
+use crate::history::HistoryEntry;
 
 /// Most pools one access domain may reference (GTM 3.0 allows 50).
 pub const MAX_POOLS_PER_DOMAIN: usize = 64;
@@ -159,6 +160,11 @@ pub struct GtmAccessDomainStatus {
     /// When the domain last failed over or back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failover_time: Option<Time>,
+    /// The last transitions of what the domain answers, newest first (at most 20):
+    /// failovers, failbacks, failing open. Kept after the Events expire.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::history::MAX_HISTORY))]
+    pub history: Vec<HistoryEntry>,
 }
 
 /// CEL: the name holds no `*`.

@@ -19,6 +19,7 @@ pub mod condition;
 pub mod config;
 #[allow(unreachable_pub)]
 pub mod domain;
+pub mod history;
 pub mod manifest;
 pub mod parts;
 #[allow(unreachable_pub)]

@@ -9,6 +9,7 @@ use crate::common::{
     CheckTask, HealthJudgement, LbPolicy, RequestSources, SEQUENTIAL_MODE_MESSAGE,
     SEQUENTIAL_MODE_RULE, SequentialMode, default_order, default_true, default_weight,
 };
+use crate::history::HistoryEntry;
 
 /// Most addresses one pool may hold (GTM 3.0 allows 50).
 pub const MAX_ADDRESSES_PER_POOL: usize = 256;
@@ -187,6 +188,12 @@ pub struct AddressPoolStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["value".into()]))]
     pub addresses: Vec<AddressStatus>,
+    /// The last transitions of the pool and its addresses, newest first (at most 20): the
+    /// pool becoming unavailable or available again, addresses going down or up, the
+    /// `Sequential` policy's active address changing. Kept after the Events expire.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::history::MAX_HISTORY))]
+    pub history: Vec<HistoryEntry>,
 }
 
 /// Observed health of one address.

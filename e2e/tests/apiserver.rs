@@ -543,6 +543,24 @@ async fn the_whole_loop_runs_with_the_charts_accounts() {
                 gtm.wait_events("app-eu-west", &["AddressDown", "PoolUnavailable"])
                     .await?;
                 gtm.wait_events("app", &["Failover"]).await?;
+                // The transitions stay in status, for after the events expire.
+                let history = gtm.history("GtmAccessDomain", "app").await?;
+                ensure!(
+                    history.first()
+                        == Some(&(
+                            "Failover".into(),
+                            "app-eu-west".into(),
+                            "app-us-east".into()
+                        )),
+                    "the domain's history: {history:?}"
+                );
+                let history = gtm.history("AddressPool", "app-eu-west").await?;
+                ensure!(
+                    ["PoolUnavailable", "AddressDown"]
+                        .iter()
+                        .all(|r| history.iter().any(|(reason, _, _)| reason == r)),
+                    "the pool's history: {history:?}"
+                );
                 let metrics = gtm.operators[0].metrics().await?;
                 let failovers = samples(&metrics, "gtm_operator_failovers_total", &[]);
                 ensure!(
@@ -570,6 +588,12 @@ async fn the_whole_loop_runs_with_the_charts_accounts() {
                 gtm.wait_events("app-eu-west", &["AddressUp", "PoolAvailable"])
                     .await?;
                 gtm.wait_events("app", &["Failback"]).await?;
+                let history = gtm.history("GtmAccessDomain", "app").await?;
+                let reasons: Vec<&str> = history.iter().map(|(r, _, _)| r.as_str()).collect();
+                ensure!(
+                    reasons.starts_with(&["Failback", "Failover"]),
+                    "the domain's history: {history:?}"
+                );
                 // Every metric the chart's Grafana dashboard names is exported by the two binaries.
                 e2e::dashboard::check_exported(&[
                     &gtm.operators[0].metrics().await?,
@@ -1579,6 +1603,18 @@ impl Gtm {
             })
             .await?,
         )
+    }
+
+    /// (reason, from, to) of each entry of an object's status history, newest first.
+    async fn history(&self, kind: &str, name: &str) -> Result<Vec<(String, String, String)>> {
+        let object = get(&self.client, &self.apps, kind, name).await?;
+        let text = |e: &Value, field: &str| e[field].as_str().unwrap_or_default().to_string();
+        Ok(object["status"]["history"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| (text(e, "reason"), text(e, "from"), text(e, "to")))
+            .collect())
     }
 
     /// (reason, message, count) of every event about `object`, sorted.

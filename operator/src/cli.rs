@@ -144,7 +144,8 @@ pub struct LocalArgs {
     /// its path and rescanned every 3 s.
     #[arg(long, env = "GTM_MANIFESTS", default_value = "examples")]
     pub manifests: PathBuf,
-    /// Directory the payload files `config.json` and `health.json` are written to.
+    /// Directory the payload files `config.json` and `health.json` are written to, with
+    /// `status.json`, every object's status (read back at start).
     #[arg(long, env = "GTM_OUTPUT")]
     pub output: PathBuf,
     /// Zones the DNS pods serve (repeatable, or comma-separated).

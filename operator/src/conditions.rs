@@ -7,6 +7,18 @@ pub(crate) use gtm_crds::condition::{
     ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, ConditionStatus, DEGRADED, FAILED_OVER, READY,
 };
 
+/// Reasons of the `FailedOver` condition of a domain: what it answers from.
+pub(crate) mod failed_over {
+    /// Answering from its first choice.
+    pub(crate) const PRIMARY: &str = "Primary";
+    /// Answering from other pools than its first choice.
+    pub(crate) const POOL_UNAVAILABLE: &str = "PoolUnavailable";
+    /// No pool is available: answering the lowest-order non-empty pool, all its addresses.
+    pub(crate) const FAIL_OPEN: &str = "FailOpen";
+    /// No pool is available and `whenAllUnavailable` is `NoAnswer`: answering nothing.
+    pub(crate) const NO_POOL_AVAILABLE: &str = "NoPoolAvailable";
+}
+
 /// Most bytes of any message the operator writes for people: condition messages, status
 /// fields such as a probe's last error, event notes, status table lines. Kubernetes allows
 /// 32 KiB per condition message; a line a person reads needs far less, and an object must

@@ -12,6 +12,7 @@ mod conditions;
 mod drop_guard;
 mod evaluate;
 mod health;
+mod history;
 mod http;
 mod inventory;
 pub mod local;

@@ -16,10 +16,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::compile::{Compilation, Publication, Verdict};
 use crate::conditions::{
-    ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, Cond, DEGRADED, FAILED_OVER, READY, capped, settle,
+    ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, Cond, DEGRADED, FAILED_OVER, READY, capped, failed_over,
+    settle,
 };
 use crate::evaluate::Evaluation;
 use crate::health::{TaskHealth, api_time};
+use crate::history;
 use crate::inventory::{Inventory, ObjectKey};
 use crate::selection::{DomainView, PoolView};
 
@@ -51,15 +53,14 @@ fn verdict_conditions(verdict: &Verdict, kind_noun: &str) -> Vec<Cond> {
     vec![accepted, ready]
 }
 
-/// Status of a template.
+/// Status of a template whose status was `previous`.
 pub(crate) fn template_status(
     obj: &HealthCheckTemplate,
+    previous: Option<&HealthCheckTemplateStatus>,
     verdict: &Verdict,
     now: &Time,
 ) -> HealthCheckTemplateStatus {
-    let previous = obj
-        .status
-        .as_ref()
+    let previous = previous
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     let generation = obj.metadata.generation;
@@ -87,14 +88,17 @@ pub(crate) struct PoolHealth<'a> {
     pub active: Option<&'a str>,
 }
 
-/// Status of a pool.
+/// Status of a pool whose status was `previous`; its history records the transitions between
+/// the two.
 pub(crate) fn pool_status(
     obj: &AddressPool,
+    previous: Option<&AddressPoolStatus>,
     verdict: &Verdict,
     health: Option<PoolHealth<'_>>,
     now: &Time,
 ) -> AddressPoolStatus {
-    let old = obj.status.clone().unwrap_or_default();
+    let empty = AddressPoolStatus::default();
+    let old = previous.unwrap_or(&empty);
     let generation = obj.metadata.generation;
     let mut conds = verdict_conditions(verdict, "pool");
     let mut status = AddressPoolStatus {
@@ -178,6 +182,7 @@ pub(crate) fn pool_status(
             .collect();
     }
     status.conditions = settle(&old.conditions, conds, generation, now);
+    status.history = history::record(&old.history, history::pool_transitions(old, &status, now));
     status
 }
 
@@ -250,14 +255,17 @@ fn checks_runnable(config: &PoolConfig, tasks: &BTreeMap<String, TaskHealth>) ->
     }
 }
 
-/// Status of a domain.
+/// Status of a domain whose status was `previous`; its history records the transition between
+/// the two.
 pub(crate) fn domain_status(
     obj: &GtmAccessDomain,
+    previous: Option<&GtmAccessDomainStatus>,
     verdict: &Verdict,
     view: Option<&DomainView>,
     now: &Time,
 ) -> GtmAccessDomainStatus {
-    let old = obj.status.clone().unwrap_or_default();
+    let empty = GtmAccessDomainStatus::default();
+    let old = previous.unwrap_or(&empty);
     let generation = obj.metadata.generation;
     let mut conds = verdict_conditions(verdict, "access domain");
     let mut status = GtmAccessDomainStatus {
@@ -278,9 +286,9 @@ pub(crate) fn domain_status(
                 FAILED_OVER,
                 true,
                 if names.is_empty() {
-                    "NoPoolAvailable"
+                    failed_over::NO_POOL_AVAILABLE
                 } else {
-                    "FailOpen"
+                    failed_over::FAIL_OPEN
                 },
                 if names.is_empty() {
                     "no pool is available and whenAllUnavailable is NoAnswer".to_string()
@@ -292,14 +300,14 @@ pub(crate) fn domain_status(
             Cond::new(
                 FAILED_OVER,
                 true,
-                "PoolUnavailable",
+                failed_over::POOL_UNAVAILABLE,
                 format!("answering from {}", names.join(", ")),
             )
         } else {
             Cond::new(
                 FAILED_OVER,
                 false,
-                "Primary",
+                failed_over::PRIMARY,
                 format!("answering from {}", names.join(", ")),
             )
         });
@@ -309,6 +317,7 @@ pub(crate) fn domain_status(
         status.active_pools = names;
     }
     status.conditions = settle(&old.conditions, conds, generation, now);
+    status.history = history::record(&old.history, history::domain_transitions(old, &status, now));
     status
 }
 
@@ -357,10 +366,13 @@ impl ObjectStatus {
     }
 }
 
-/// The status every object of an inventory should have. Each object's current status (as read
-/// from the API, or kept in memory in local mode) is the previous one.
-pub(crate) fn compute_all(
+/// The status every object of an inventory should have, each computed from its previous one:
+/// `newer`'s for the object (by key and uid) where it has one, else the object's own. `newer`
+/// holds what this process wrote or computed last, which the objects may not show yet (a
+/// leader's watch cache lags its writes; local mode reads objects without status from files).
+pub(crate) fn compute_all<'a>(
     inventory: &Inventory,
+    newer: impl Fn(&ObjectKey, Option<&str>) -> Option<&'a ObjectStatus>,
     compilation: &Compilation,
     evaluation: &Evaluation,
     tasks: &BTreeMap<String, TaskHealth>,
@@ -376,7 +388,11 @@ pub(crate) fn compute_all(
     };
     for t in &inventory.templates {
         let key = ObjectKey::of(Kind::HealthCheckTemplate, t.as_ref());
-        let s = template_status(t, &verdict(&key), now);
+        let previous = match newer(&key, t.metadata.uid.as_deref()) {
+            Some(ObjectStatus::Template(s)) => Some(s),
+            _ => t.status.as_ref(),
+        };
+        let s = template_status(t, previous, &verdict(&key), now);
         out.insert(key, ObjectStatus::Template(s));
     }
     for p in &inventory.pools {
@@ -388,13 +404,21 @@ pub(crate) fn compute_all(
             tasks,
             active: evaluation.active.pools.get(&id).map(String::as_str),
         });
-        let s = pool_status(p, &verdict(&key), health, now);
+        let previous = match newer(&key, p.metadata.uid.as_deref()) {
+            Some(ObjectStatus::Pool(s)) => Some(s),
+            _ => p.status.as_ref(),
+        };
+        let s = pool_status(p, previous, &verdict(&key), health, now);
         out.insert(key, ObjectStatus::Pool(s));
     }
     for d in &inventory.domains {
         let key = ObjectKey::of(Kind::GtmAccessDomain, d.as_ref());
         let view = evaluation.domains.get(&key.id());
-        let s = domain_status(d, &verdict(&key), view, now);
+        let previous = match newer(&key, d.metadata.uid.as_deref()) {
+            Some(ObjectStatus::Domain(s)) => Some(s),
+            _ => d.status.as_ref(),
+        };
+        let s = domain_status(d, previous, &verdict(&key), view, now);
         out.insert(key, ObjectStatus::Domain(s));
     }
     out

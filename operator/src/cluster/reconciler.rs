@@ -263,7 +263,15 @@ impl Reconciler {
         report.payloads = self.publisher.write(plan.writes, &mut sink).await?;
         report.events += self.record_hold_event(configmaps).await;
 
-        let statuses = compute_all(inventory, compilation, &evaluation, tasks, now);
+        // What this leader wrote last is newer than the watch cache may be.
+        let written = &self.written;
+        let newer = |key: &ObjectKey, uid: Option<&str>| {
+            written
+                .get(key)
+                .filter(|w| w.uid.as_deref() == uid)
+                .map(|w| &w.status)
+        };
+        let statuses = compute_all(inventory, newer, compilation, &evaluation, tasks, now);
         self.record_health_metrics(compilation, &evaluation);
         self.record_object_metrics(&statuses);
         // Status writes are independent: run up to `concurrency` at once, results in order.

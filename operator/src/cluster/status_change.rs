@@ -11,6 +11,7 @@ use kube::runtime::events::{Event, EventType};
 
 use super::reconciler::STATUS_REFRESH;
 use crate::conditions::{FAILED_OVER, capped, flips, holds};
+use crate::history::reason;
 use crate::status::ObjectStatus;
 
 /// A status to write and what follows from writing it.
@@ -90,9 +91,9 @@ fn address_events(old: &AddressPoolStatus, new: &AddressPoolStatus) -> Vec<Event
                     EventType::Warning
                 },
                 reason: if a.available {
-                    "AddressUp"
+                    reason::ADDRESS_UP
                 } else {
-                    "AddressDown"
+                    reason::ADDRESS_DOWN
                 }
                 .into(),
                 note: Some(capped(if a.available || errors.is_empty() {
@@ -131,13 +132,13 @@ fn event_for(
         (ACCEPTED, false) => (true, reason.to_string(), "Validate"),
         (ACCEPTED, true) if !new_object => (false, "Accepted".to_string(), "Validate"),
         (AVAILABLE, false) if kind == Kind::AddressPool => {
-            (true, "PoolUnavailable".into(), "HealthCheck")
+            (true, reason::POOL_UNAVAILABLE.into(), "HealthCheck")
         }
         (AVAILABLE, true) if !new_object && kind == Kind::AddressPool => {
-            (false, "PoolAvailable".into(), "HealthCheck")
+            (false, reason::POOL_AVAILABLE.into(), "HealthCheck")
         }
-        (FAILED_OVER, true) => (true, "Failover".into(), "Failover"),
-        (FAILED_OVER, false) if !new_object => (false, "Failback".into(), "Failover"),
+        (FAILED_OVER, true) => (true, reason::FAILOVER.into(), "Failover"),
+        (FAILED_OVER, false) if !new_object => (false, reason::FAILBACK.into(), "Failover"),
         _ => return None,
     };
     Some(Event {

@@ -1,10 +1,12 @@
 //! Local mode: the operator without a cluster. It reads CR manifests from a directory, runs the
 //! same validation, compile and evaluation as in a cluster, writes the same payloads as files
-//! for the DNS pod (`gtm-dnspod --config-dir`), and prints each object's status as a table on
-//! every change (and on SIGUSR1); SIGHUP reads the manifests again.
+//! for the DNS pod (`gtm-dnspod --config-dir`), prints each object's status as a table on
+//! every change (and on SIGUSR1) and keeps the statuses in `status.json` next to the payloads;
+//! SIGHUP reads the manifests again.
 
 pub(crate) mod files;
 mod last_good;
+mod status_file;
 mod table;
 mod watch;
 
@@ -14,9 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use gtm_crds::manifest::{Kind, ManifestValidator};
+use gtm_crds::manifest::ManifestValidator;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
 
 use self::last_good::LastGood;
 use self::watch::ManifestWatch;
@@ -77,13 +78,24 @@ impl LocalOperator {
             .with_context(|| format!("creating {}", opts.output.display()))?;
         let mut publisher = Publisher::new(opts.drop_guard);
         publisher.resume(files::previous_payloads(&opts.output));
+        // Transition times and histories carry over from the last run, and so do the task
+        // verdicts it published: the first pass, before the prober has a view, republishes
+        // them instead of an empty health view (every address Unknown, so answered).
+        let statuses = status_file::read(&opts.output);
+        let tasks = publisher
+            .last_health()
+            .map(restored_from_snapshot)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, (state, since))| (id, TaskHealth::new(state, since)))
+            .collect();
         Ok(Self {
             opts,
             validator: ManifestValidator::new(),
             created: HashMap::new(),
             publisher,
-            statuses: BTreeMap::new(),
-            tasks: BTreeMap::new(),
+            statuses,
+            tasks,
             last_good: LastGood::default(),
             hold: None,
             refused: None,
@@ -149,8 +161,7 @@ impl LocalOperator {
         let Some(compilation) = self.compilation.take() else {
             return Ok(None);
         };
-        let mut inventory = self.loaded.inventory.clone();
-        self.restore_statuses(&mut inventory);
+        let inventory = self.loaded.inventory.clone();
         let published = self.publish(&inventory, &compilation, now).await;
         self.compilation = Some(compilation);
         let statuses = published?;
@@ -167,54 +178,14 @@ impl LocalOperator {
             &problems,
             self.publisher.config_generation(),
         );
+        // The file is for people and the next run; the payloads are out already.
+        if statuses != self.statuses
+            && let Err(e) = status_file::write(&self.opts.output, &statuses)
+        {
+            tracing::warn!("writing {}: {e:#}", status_file::STATUS_FILE);
+        }
         self.statuses = statuses;
         Ok(self.replace_table(table))
-    }
-
-    /// Gives each freshly read object the status it had, so transition times carry over.
-    fn restore_statuses(&self, inventory: &mut Inventory) {
-        fn restore<K: ResourceExt + Clone>(
-            objs: &mut [Arc<K>],
-            kind: Kind,
-            statuses: &BTreeMap<ObjectKey, ObjectStatus>,
-            set: impl Fn(&mut K, &ObjectStatus),
-        ) {
-            for obj in objs {
-                if let Some(s) = statuses.get(&ObjectKey::of(kind, obj.as_ref())) {
-                    set(Arc::make_mut(obj), s);
-                }
-            }
-        }
-        restore(
-            &mut inventory.domains,
-            Kind::GtmAccessDomain,
-            &self.statuses,
-            |o, s| {
-                if let ObjectStatus::Domain(s) = s {
-                    o.status = Some(s.clone());
-                }
-            },
-        );
-        restore(
-            &mut inventory.pools,
-            Kind::AddressPool,
-            &self.statuses,
-            |o, s| {
-                if let ObjectStatus::Pool(s) = s {
-                    o.status = Some(s.clone());
-                }
-            },
-        );
-        restore(
-            &mut inventory.templates,
-            Kind::HealthCheckTemplate,
-            &self.statuses,
-            |o, s| {
-                if let ObjectStatus::Template(s) = s {
-                    o.status = Some(s.clone());
-                }
-            },
-        );
     }
 
     /// Evaluates, writes the payloads that changed, and computes the statuses.
@@ -253,8 +224,10 @@ impl LocalOperator {
         }
         self.refused = refused;
         self.publisher.write(plan.writes, &mut sink).await?;
+        // Objects read from files have no status: each starts from the one it had.
         Ok(compute_all(
             inventory,
+            |key, _| self.statuses.get(key),
             compilation,
             &evaluation,
             &self.tasks,

@@ -1,5 +1,5 @@
-//! The status table local mode prints: one line per object with its conditions, one line per
-//! address with its health, and the problems that belong to no object.
+//! The status table local mode prints: one line per object with its conditions and its last
+//! transition, one line per address with its health, and the problems that belong to no object.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -108,6 +108,26 @@ pub(super) fn render(
             flag(ACCEPTED),
             flag(READY)
         );
+        let history = match status {
+            ObjectStatus::Domain(d) => d.history.as_slice(),
+            ObjectStatus::Pool(p) => p.history.as_slice(),
+            ObjectStatus::Template(_) => &[],
+        };
+        if let Some(last) = history.first() {
+            let _ = writeln!(
+                out,
+                "    last transition {}: {} {} -> {}{}",
+                last.time.0,
+                last.reason,
+                last.from,
+                last.to,
+                if last.message.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", last.message)
+                }
+            );
+        }
         if let (Kind::AddressPool, ObjectStatus::Pool(p)) = (key.kind, status) {
             for a in &p.addresses {
                 let tasks: Vec<String> = a

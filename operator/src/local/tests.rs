@@ -1,4 +1,6 @@
 use gtm_crds::config::{GtmConfig, HealthSnapshot};
+use gtm_crds::manifest::Kind;
+use gtm_crds::pool::HealthState;
 
 use super::*;
 
@@ -50,6 +52,30 @@ fn fixture() -> Fixture {
 
 fn published(f: &Fixture) -> GtmConfig {
     GtmConfig::from_json(&std::fs::read(f.output.path().join("config.json")).unwrap()).unwrap()
+}
+
+/// Rewrites the fixture's pool with a TCP check on its address, loads it, and returns the
+/// check's task id.
+async fn checked_web(f: &mut Fixture) -> String {
+    std::fs::write(
+        f.manifests.path().join("web.yaml"),
+        format!(
+            "apiVersion: gtm.kubegtm.io/v1alpha1
+kind: HealthCheckTemplate
+metadata: {{name: tcp}}
+spec: {{protocol: TCP}}
+---
+{}---
+{DOMAIN}",
+            POOL.replace(
+                "  type: IPv4\n",
+                "  type: IPv4\n  healthChecks: [{template: tcp, port: 80}]\n"
+            )
+        ),
+    )
+    .unwrap();
+    f.op.reload(&now()).await.unwrap();
+    "default/tcp@192.0.2.1#80".to_string()
 }
 
 #[tokio::test]
@@ -265,25 +291,7 @@ async fn deleting_every_manifest_is_held_until_confirmed() {
 #[tokio::test]
 async fn while_a_drop_is_held_the_health_of_the_held_config_stays_published() {
     let mut f = fixture();
-    std::fs::write(
-        f.manifests.path().join("web.yaml"),
-        format!(
-            "apiVersion: gtm.kubegtm.io/v1alpha1
-kind: HealthCheckTemplate
-metadata: {{name: tcp}}
-spec: {{protocol: TCP}}
----
-{}---
-{DOMAIN}",
-            POOL.replace(
-                "  type: IPv4\n",
-                "  type: IPv4\n  healthChecks: [{template: tcp, port: 80}]\n"
-            )
-        ),
-    )
-    .unwrap();
-    f.op.reload(&now()).await.unwrap();
-    let task = "default/tcp@192.0.2.1#80".to_string();
+    let task = checked_web(&mut f).await;
     let down = BTreeMap::from([(
         task.clone(),
         TaskHealth::new(gtm_crds::pool::HealthState::Down, None),
@@ -304,4 +312,63 @@ spec: {{protocol: TCP}}
     assert!(table.contains("publishing held"), "{table}");
     f.op.health_changed(&BTreeMap::new(), &now()).await.unwrap();
     assert_eq!(health(), before);
+}
+
+#[tokio::test]
+async fn transitions_are_kept_in_status_json_and_survive_a_restart() {
+    let mut f = fixture();
+    let task = checked_web(&mut f).await;
+    let health = |state| BTreeMap::from([(task.clone(), TaskHealth::new(state, None))]);
+    f.op.health_changed(&health(HealthState::Up), &now())
+        .await
+        .unwrap();
+    let table =
+        f.op.health_changed(&health(HealthState::Down), &now())
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(
+        table.contains("last transition ")
+            && table.contains(": PoolUnavailable Available -> Unavailable"),
+        "{table}"
+    );
+    let pool_history = |statuses: &BTreeMap<ObjectKey, ObjectStatus>| -> Vec<String> {
+        match &statuses[&ObjectKey::new(Kind::AddressPool, "default", "web")] {
+            ObjectStatus::Pool(p) => p.history.iter().map(|e| e.reason.clone()).collect(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let written = status_file::read(f.output.path());
+    assert_eq!(pool_history(&written), ["PoolUnavailable", "AddressDown"]);
+
+    // A restart reads them back: the next transition goes on top, nothing is lost or repeated.
+    // Its first pass, before the prober's first view, publishes the verdicts the last run
+    // published, not an empty view (which would answer the dead address).
+    let mut again = LocalOperator::new(f.op.opts.clone()).unwrap();
+    again.reload(&now()).await.unwrap();
+    let published_health =
+        HealthSnapshot::from_json(&std::fs::read(f.output.path().join("health.json")).unwrap())
+            .unwrap();
+    assert_eq!(published_health.tasks.get(&task), Some(&HealthState::Down));
+    again
+        .health_changed(&health(HealthState::Down), &now())
+        .await
+        .unwrap();
+    assert_eq!(
+        pool_history(&status_file::read(f.output.path())),
+        ["PoolUnavailable", "AddressDown"]
+    );
+    again
+        .health_changed(&health(HealthState::Up), &now())
+        .await
+        .unwrap();
+    assert_eq!(
+        pool_history(&status_file::read(f.output.path())),
+        [
+            "PoolAvailable",
+            "AddressUp",
+            "PoolUnavailable",
+            "AddressDown"
+        ]
+    );
 }

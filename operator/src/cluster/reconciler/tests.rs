@@ -671,6 +671,40 @@ async fn a_failing_address_writes_health_status_and_alert_events() {
         domain.body["status"]["lastFailoverTime"],
         json!("2026-01-01T00:01:40Z")
     );
+    // Both statuses record the transitions in their history, for after the events expire.
+    assert_eq!(
+        seen[1].body["status"]["history"],
+        json!([
+            {"time": "2026-01-01T00:01:40Z", "reason": "PoolUnavailable", "from": "Available",
+             "to": "Unavailable", "message": "0 of 1 enabled addresses available (judgement AnyOk)"},
+            {"time": "2026-01-01T00:01:40Z", "reason": "AddressDown", "from": "Available",
+             "to": "Unavailable", "message": "192.0.2.1"},
+        ])
+    );
+    assert_eq!(
+        domain.body["status"]["history"],
+        json!([{"time": "2026-01-01T00:01:40Z", "reason": "Failover", "from": "primary",
+                "to": "standby", "message": "answering from standby"}])
+    );
+    // The watch cache has not caught up with these writes yet: a later pass starts from what
+    // was written, so it neither rewrites the history with a new time nor writes at all.
+    let later = Time(k8s_openapi::jiff::Timestamp::from_second(1_767_225_800).unwrap());
+    let compilation = r.compile(&inv);
+    let after = configmaps_after(&cms, &seen);
+    let report = tokio::time::timeout(
+        Duration::from_secs(5),
+        r.reconcile(
+            &inv,
+            &compilation,
+            &health(HealthState::Down),
+            &after,
+            &later,
+        ),
+    )
+    .await
+    .expect("a pass that writes nothing makes no request")
+    .unwrap();
+    assert_eq!(report, Report::default());
     let text = metrics.encode();
     assert!(
         text.contains(r#"gtm_operator_failovers_total{domain="default/web"} 1"#),
@@ -692,6 +726,28 @@ async fn a_failing_address_writes_health_status_and_alert_events() {
         .map(|s| s.body["reason"].as_str().unwrap())
         .collect();
     assert_eq!(reasons, ["PoolAvailable", "AddressUp", "Failback"]);
+    let history = |name: &str| -> Vec<String> {
+        let status = seen
+            .iter()
+            .find(|s| s.uri.contains(&format!("/{name}/status")))
+            .unwrap();
+        status.body["status"]["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        history("addresspools/primary"),
+        [
+            "PoolAvailable",
+            "AddressUp",
+            "PoolUnavailable",
+            "AddressDown"
+        ]
+    );
+    assert_eq!(history("gtmaccessdomains/web"), ["Failback", "Failover"]);
 }
 
 #[tokio::test]
