@@ -7,6 +7,9 @@
 //! - [`HealthSnapshot`] (key [`HEALTH_KEY`]): per-task health verdicts and the active member of
 //!   every `Sequential` level. Changes when the world changes. Small.
 //!
+//! The config also carries each served zone's own data ([`ZoneConfig`], from its `GtmZone`):
+//! name servers with glue, SOA fields and static records.
+//!
 //! Both carry a `schemaVersion` `"MAJOR.MINOR"`. A reader accepts any minor version of the
 //! major it knows (minor versions only add optional fields) and refuses other majors with
 //! [`ContractError::UnsupportedVersion`], keeping its last good payload.
@@ -21,6 +24,10 @@ use crate::common::{HealthJudgement, LbPolicy, RequestSources, SequentialMode};
 use crate::domain::{Fallback, RecordType};
 use crate::pool::{AddressMode, HealthState, PoolType};
 
+mod zone_data;
+
+pub use zone_data::{NameserverConfig, RecordData, RecordSetConfig, ZoneConfig};
+
 /// ConfigMap data key holding a [`GtmConfig`] as JSON.
 pub const CONFIG_KEY: &str = "config.json";
 /// ConfigMap data key holding a [`HealthSnapshot`] as JSON.
@@ -34,7 +41,9 @@ pub const PAYLOAD_LABEL: &str = "gtm.kubegtm.io/payload";
 pub const DEFAULT_MAX_ANSWERS: u8 = 8;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion { major: 1, minor: 0 };
+///
+/// 1.1 added [`GtmConfig::zone_data`].
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion { major: 1, minor: 1 };
 
 /// A `MAJOR.MINOR` payload schema version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +141,10 @@ pub struct GtmConfig {
     pub domains: Vec<DomainConfig>,
     /// Every pool some domain references.
     pub pools: Vec<PoolConfig>,
+    /// The own data of the zones that have a `GtmZone` (name servers, SOA, static records).
+    /// Empty in payloads of schema 1.0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zone_data: Vec<ZoneConfig>,
 }
 
 /// One compiled access domain.
@@ -302,6 +315,7 @@ impl GtmConfig {
             zones,
             domains: Vec::new(),
             pools: Vec::new(),
+            zone_data: Vec::new(),
         }
     }
 
@@ -320,12 +334,32 @@ impl GtmConfig {
 
     /// The rules a reader relies on: names canonical and inside a served zone, one domain per
     /// (name, type), every referenced pool present, pool types fit the record type, weights
-    /// and TTLs in range, no duplicate addresses.
+    /// and TTLs in range, no duplicate addresses; zone data only for served zones, once each,
+    /// consistent in itself ([`ZoneConfig`]), and no static record where an access domain
+    /// answers the same type or a CNAME.
     pub fn check_consistency(&self) -> Result<(), ContractError> {
         let bad = |m: String| Err(ContractError::Inconsistent(m));
         for zone in &self.zones {
             if *zone != canonical_name(zone) || zone.is_empty() {
                 return bad(format!("zone {zone:?} is not a canonical DNS name"));
+            }
+        }
+        let mut with_data = HashSet::new();
+        let mut statics: HashMap<&str, Vec<crate::zone::ZoneRecordType>> = HashMap::new();
+        let glue: Vec<Vec<RecordSetConfig>> = self.zone_data.iter().map(ZoneConfig::glue).collect();
+        for (data, glue) in self.zone_data.iter().zip(&glue) {
+            if !self.zones.contains(&data.name) || !with_data.insert(data.name.as_str()) {
+                return bad(format!(
+                    "zone data for {:?}, which is not served or has data twice",
+                    data.name
+                ));
+            }
+            data.check_consistency()?;
+            for set in data.records.iter().chain(glue) {
+                statics
+                    .entry(set.name.as_str())
+                    .or_default()
+                    .push(set.data.record_type());
             }
         }
         let pools: HashMap<&str, &PoolConfig> =
@@ -370,6 +404,14 @@ impl GtmConfig {
             if !names.insert((d.name.as_str(), d.record_type)) {
                 return bad(format!("{} {:?} is published twice", d.name, d.record_type));
             }
+            if let Some(types) = statics.get(d.name.as_str())
+                && types.iter().any(|t| static_conflicts(d.record_type, *t))
+            {
+                return bad(format!(
+                    "{} {:?} is also a static record of its zone",
+                    d.name, d.record_type
+                ));
+            }
             if d.ttl == 0 || d.pools.is_empty() {
                 return bad(format!("domain {} has no TTL or no pools", d.id));
             }
@@ -395,6 +437,17 @@ impl GtmConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether an access domain of type `domain` and a static record set of type `record` cannot
+/// share a name: same type, or a CNAME, which owns its name alone (RFC 1034).
+pub fn static_conflicts(domain: RecordType, record: crate::zone::ZoneRecordType) -> bool {
+    use crate::zone::ZoneRecordType as Z;
+    match domain {
+        RecordType::A => record == Z::A,
+        RecordType::AAAA => record == Z::AAAA,
+        RecordType::CNAME => true,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The kube-gtm API, shared by `gtm-operator` and `gtm-dnspod`:
 //!
-//! - the three custom resources ([`GtmAccessDomain`], [`AddressPool`], [`HealthCheckTemplate`])
-//!   and their generated CRD manifests ([`crd_manifests`]);
+//! - the four custom resources ([`GtmAccessDomain`], [`AddressPool`], [`HealthCheckTemplate`],
+//!   [`GtmZone`]) and their generated CRD manifests ([`crd_manifests`]);
 //! - the versioned config contract that travels in ConfigMaps ([`config`]);
 //! - the availability rules both binaries must compute identically ([`availability`]);
 //! - client-side validation of manifests against the generated schemas ([`manifest`]);
@@ -28,28 +28,32 @@ pub mod task_id;
 #[allow(unreachable_pub)]
 pub mod template;
 pub mod watch;
+#[allow(unreachable_pub)]
+pub mod zone;
 
 pub use common::{CheckTask, HealthJudgement, LbPolicy, RequestSources, SequentialMode};
 pub use domain::{GtmAccessDomain, GtmAccessDomainSpec, GtmAccessDomainStatus, RecordType};
 pub use pool::{AddressPool, AddressPoolSpec, AddressPoolStatus, PoolType};
 pub use template::{HealthCheckTemplate, HealthCheckTemplateSpec, HealthCheckTemplateStatus};
+pub use zone::{GtmZone, GtmZoneSpec, GtmZoneStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-/// The API group of the three kinds.
+/// The API group of the kinds.
 pub const GROUP: &str = "gtm.kubegtm.io";
 /// The served and stored version.
 pub const VERSION: &str = "v1alpha1";
-/// `apiVersion` of the three kinds.
+/// `apiVersion` of the kinds.
 pub const API_VERSION: &str = "gtm.kubegtm.io/v1alpha1";
 
-/// The CRDs of the three kinds, in the order they are written out.
+/// The CRDs of the kinds, in the order they are written out.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         GtmAccessDomain::crd(),
         AddressPool::crd(),
         HealthCheckTemplate::crd(),
+        GtmZone::crd(),
     ]
 }
 

@@ -15,7 +15,7 @@ use crate::{API_VERSION, crds};
 
 mod messages;
 
-/// The three kinds of the API.
+/// The kinds of the API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     /// `GtmAccessDomain`.
@@ -24,14 +24,17 @@ pub enum Kind {
     AddressPool,
     /// `HealthCheckTemplate`.
     HealthCheckTemplate,
+    /// `GtmZone`.
+    GtmZone,
 }
 
 impl Kind {
     /// All kinds.
-    pub const ALL: [Kind; 3] = [
+    pub const ALL: [Kind; 4] = [
         Self::GtmAccessDomain,
         Self::AddressPool,
         Self::HealthCheckTemplate,
+        Self::GtmZone,
     ];
 
     /// The kind's name as in manifests.
@@ -40,6 +43,7 @@ impl Kind {
             Self::GtmAccessDomain => "GtmAccessDomain",
             Self::AddressPool => "AddressPool",
             Self::HealthCheckTemplate => "HealthCheckTemplate",
+            Self::GtmZone => "GtmZone",
         }
     }
 
@@ -96,7 +100,7 @@ struct KindSchema {
     cel: CompiledSchema,
 }
 
-/// Validates manifests of the three kinds against the schemas generated from the Rust types.
+/// Validates manifests of the kinds against the schemas generated from the Rust types.
 pub struct ManifestValidator {
     kinds: Vec<KindSchema>,
     cel: CelValidator,

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use gtm_crds::manifest::{Kind, ManifestError, ManifestValidator, parse_yaml_stream};
-use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate};
+use gtm_crds::{AddressPool, GtmAccessDomain, GtmZone, HealthCheckTemplate};
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
@@ -47,11 +47,12 @@ fn every_example_is_valid_and_parses_into_its_type() {
                 Kind::HealthCheckTemplate => {
                     serde_json::from_value::<HealthCheckTemplate>(valid.object).map(|_| ())
                 }
+                Kind::GtmZone => serde_json::from_value::<GtmZone>(valid.object).map(|_| ()),
             };
             parsed.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         }
     }
-    assert_eq!(seen.len(), 3, "the examples use all three kinds: {seen:?}");
+    assert_eq!(seen.len(), Kind::ALL.len(), "the examples use every kind: {seen:?}");
 }
 
 #[test]

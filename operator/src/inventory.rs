@@ -1,12 +1,13 @@
-//! The objects one compile sees: every `GtmAccessDomain`, `AddressPool` and `HealthCheckTemplate`
-//! the operator knows, from the API (reflector stores) or from manifest files (local mode).
+//! The objects one compile sees: every `GtmAccessDomain`, `AddressPool`, `HealthCheckTemplate`
+//! and `GtmZone` the operator knows, from the API (reflector stores) or from manifest files
+//! (local mode).
 
 use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
 use gtm_crds::manifest::Kind;
-use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate};
+use gtm_crds::{AddressPool, GtmAccessDomain, GtmZone, HealthCheckTemplate};
 use kube::ResourceExt;
 
 /// Identity of one object: kind, namespace and name. The one spelling of an object's identity in
@@ -82,12 +83,14 @@ pub struct Inventory {
     pub pools: Vec<Arc<AddressPool>>,
     /// Health-check templates.
     pub templates: Vec<Arc<HealthCheckTemplate>>,
+    /// Zones' own data.
+    pub gtm_zones: Vec<Arc<GtmZone>>,
 }
 
 impl Inventory {
     /// Number of objects of all kinds.
     pub fn len(&self) -> usize {
-        self.domains.len() + self.pools.len() + self.templates.len()
+        self.domains.len() + self.pools.len() + self.templates.len() + self.gtm_zones.len()
     }
 
     /// The identity and spec generation of every object, sorted: equal lists mean a compile
@@ -106,6 +109,7 @@ impl Inventory {
         let mut versions: Vec<SpecVersion> = of(Kind::GtmAccessDomain, &self.domains)
             .chain(of(Kind::AddressPool, &self.pools))
             .chain(of(Kind::HealthCheckTemplate, &self.templates))
+            .chain(of(Kind::GtmZone, &self.gtm_zones))
             .collect();
         versions.sort_by(|a, b| a.key.cmp(&b.key));
         versions

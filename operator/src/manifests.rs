@@ -164,6 +164,7 @@ fn add(inventory: &mut Inventory, kind: Kind, object: Value) -> Result<(), serde
         Kind::GtmAccessDomain => inventory.domains.push(Arc::new(typed(object)?)),
         Kind::AddressPool => inventory.pools.push(Arc::new(typed(object)?)),
         Kind::HealthCheckTemplate => inventory.templates.push(Arc::new(typed(object)?)),
+        Kind::GtmZone => inventory.gtm_zones.push(Arc::new(typed(object)?)),
     }
     Ok(())
 }
@@ -192,6 +193,7 @@ pub(crate) mod test_support {
             out.inventory.domains.extend(one.inventory.domains);
             out.inventory.pools.extend(one.inventory.pools);
             out.inventory.templates.extend(one.inventory.templates);
+            out.inventory.gtm_zones.extend(one.inventory.gtm_zones);
             out.invalid.extend(one.invalid);
             out.problems.extend(one.problems);
         }

@@ -10,7 +10,10 @@ use gtm_crds::manifest::Kind;
 use gtm_crds::pool::{AddressStatus, HealthState, TaskStatus};
 use gtm_crds::task_id::TaskId;
 use gtm_crds::template::HealthCheckTemplateStatus;
-use gtm_crds::{AddressPool, AddressPoolStatus, GtmAccessDomain, HealthCheckTemplate};
+use gtm_crds::config::ZoneConfig;
+use gtm_crds::{
+    AddressPool, AddressPoolStatus, GtmAccessDomain, GtmZone, GtmZoneStatus, HealthCheckTemplate,
+};
 use gtm_prober::ProbeError;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -73,6 +76,32 @@ pub(crate) fn template_status(
             now,
         ),
         used_by: Some(verdict.used_by),
+    }
+}
+
+/// Status of a zone; `published` is its data in the published config.
+pub(crate) fn zone_status(
+    obj: &GtmZone,
+    previous: Option<&GtmZoneStatus>,
+    verdict: &Verdict,
+    published: Option<&ZoneConfig>,
+    now: &Time,
+) -> GtmZoneStatus {
+    let previous = previous
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let generation = obj.metadata.generation;
+    GtmZoneStatus {
+        observed_generation: generation,
+        conditions: settle(
+            previous,
+            verdict_conditions(verdict, "zone"),
+            generation,
+            now,
+        ),
+        serial: None,
+        records: published
+            .map(|z| u32::try_from(z.records.len() + z.glue().len()).unwrap_or(u32::MAX)),
     }
 }
 
@@ -321,7 +350,7 @@ pub(crate) fn domain_status(
     status
 }
 
-/// The status of any of the three kinds.
+/// The status of any of the kinds.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum ObjectStatus {
     /// Of a `GtmAccessDomain`.
@@ -330,6 +359,8 @@ pub(crate) enum ObjectStatus {
     Pool(AddressPoolStatus),
     /// Of a `HealthCheckTemplate`.
     Template(HealthCheckTemplateStatus),
+    /// Of a `GtmZone`.
+    Zone(GtmZoneStatus),
 }
 
 impl ObjectStatus {
@@ -339,6 +370,7 @@ impl ObjectStatus {
             Self::Domain(s) => serde_json::to_value(s),
             Self::Pool(s) => serde_json::to_value(s),
             Self::Template(s) => serde_json::to_value(s),
+            Self::Zone(s) => serde_json::to_value(s),
         }
         .expect("statuses serialize")
     }
@@ -362,6 +394,7 @@ impl ObjectStatus {
             Self::Domain(s) => &s.conditions,
             Self::Pool(s) => &s.conditions,
             Self::Template(s) => &s.conditions,
+            Self::Zone(s) => &s.conditions,
         }
     }
 }
@@ -420,6 +453,17 @@ pub(crate) fn compute_all<'a>(
         };
         let s = domain_status(d, previous, &verdict(&key), view, now);
         out.insert(key, ObjectStatus::Domain(s));
+    }
+    for z in &inventory.gtm_zones {
+        let key = ObjectKey::of(Kind::GtmZone, z.as_ref());
+        let id = key.id();
+        let published = compilation.config.zone_data.iter().find(|d| d.id == id);
+        let previous = match newer(&key, z.metadata.uid.as_deref()) {
+            Some(ObjectStatus::Zone(s)) => Some(s),
+            _ => z.status.as_ref(),
+        };
+        let s = zone_status(z, previous, &verdict(&key), published, now);
+        out.insert(key, ObjectStatus::Zone(s));
     }
     out
 }

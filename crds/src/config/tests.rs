@@ -7,6 +7,7 @@ pub(crate) fn sample() -> GtmConfig {
         schema_version: SCHEMA_VERSION,
         generation: 7,
         zones: vec!["gtm.example.com".into()],
+        zone_data: Vec::new(),
         domains: vec![DomainConfig {
             id: "prod/app".into(),
             name: "app.gtm.example.com".into(),

@@ -1,4 +1,4 @@
-//! The operator in a cluster: watches the three kinds and its own ConfigMaps, takes the leader
+//! The operator in a cluster: watches the four kinds and its own ConfigMaps, takes the leader
 //! Lease, and runs a reconcile pass ([`reconciler`]) whenever anything changed.
 
 mod configmaps;
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::StreamExt;
-use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate};
+use gtm_crds::{AddressPool, GtmAccessDomain, GtmZone, HealthCheckTemplate};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::events::Reporter;
@@ -132,13 +132,14 @@ where
     }
 }
 
-/// Waits until the three CRDs are established.
+/// Waits until the CRDs are established.
 async fn wait_for_crds(client: &Client) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in [
         GtmAccessDomain::crd_name(),
         AddressPool::crd_name(),
         HealthCheckTemplate::crd_name(),
+        GtmZone::crd_name(),
     ] {
         tracing::info!(crd, "waiting for the CRD to be established");
         await_condition(api.clone(), crd, conditions::is_crd_established())
@@ -217,12 +218,13 @@ fn new_reconciler(client: &Client, opts: &ClusterOptions, metrics: Arc<Metrics>)
     reconciler
 }
 
-/// The watches a pass reads: the three kinds in the watched namespaces and the payload
+/// The watches a pass reads: the four kinds in the watched namespaces and the payload
 /// ConfigMaps (by `selector`) in the operator's namespace.
 struct Watches {
     domains: Stores<GtmAccessDomain>,
     pools: Stores<AddressPool>,
     templates: Stores<HealthCheckTemplate>,
+    gtm_zones: Stores<GtmZone>,
     configmaps: Stores<ConfigMap>,
 }
 
@@ -239,7 +241,8 @@ impl Watches {
         Self {
             domains: Stores::watch(client, ns, cfg.clone(), changed),
             pools: Stores::watch(client, ns, cfg.clone(), changed),
-            templates: Stores::watch(client, ns, cfg, changed),
+            templates: Stores::watch(client, ns, cfg.clone(), changed),
+            gtm_zones: Stores::watch(client, ns, cfg, changed),
             configmaps: Stores::watch(
                 client,
                 std::slice::from_ref(&opts.namespace),
@@ -253,6 +256,7 @@ impl Watches {
         self.domains.wait_until_ready().await?;
         self.pools.wait_until_ready().await?;
         self.templates.wait_until_ready().await?;
+        self.gtm_zones.wait_until_ready().await?;
         self.configmaps.wait_until_ready().await
     }
 
@@ -261,6 +265,7 @@ impl Watches {
             domains: self.domains.state(),
             pools: self.pools.state(),
             templates: self.templates.state(),
+            gtm_zones: self.gtm_zones.state(),
         }
     }
 }

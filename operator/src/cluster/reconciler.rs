@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures::{FutureExt, StreamExt};
 use gtm_crds::manifest::Kind;
 use gtm_crds::parts::Payload;
-use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate};
+use gtm_crds::{AddressPool, GtmAccessDomain, GtmZone, HealthCheckTemplate};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -289,6 +289,10 @@ impl Reconciler {
             .chain(inventory.domains.iter().map(|o| {
                 self.write_status(o.as_ref(), Kind::GtmAccessDomain, &statuses)
                     .boxed_local()
+            }))
+            .chain(inventory.gtm_zones.iter().map(|o| {
+                self.write_status(o.as_ref(), Kind::GtmZone, &statuses)
+                    .boxed_local()
             }));
         let results: Vec<kube::Result<Option<Written>>> = futures::stream::iter(writes)
             .buffered(self.concurrency)
@@ -461,6 +465,12 @@ impl HasObjectStatus for AddressPool {
 impl HasObjectStatus for HealthCheckTemplate {
     fn object_status(&self) -> Option<ObjectStatus> {
         self.status.clone().map(ObjectStatus::Template)
+    }
+}
+
+impl HasObjectStatus for GtmZone {
+    fn object_status(&self) -> Option<ObjectStatus> {
+        self.status.clone().map(ObjectStatus::Zone)
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod cname;
 mod verdict;
+mod zone;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
@@ -22,6 +23,7 @@ use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate, LbPolicy, Reco
 pub use verdict::{Publication, RejectReason, Rejection, Verdict};
 
 use self::cname::CnameGraph;
+use self::zone::compile_zones;
 use crate::inventory::{Inventory, ObjectKey, age_order};
 
 /// One health-check task for the prober: a template probed against an address on a port.
@@ -95,6 +97,8 @@ pub fn compile_with_refused(
         }
     }
 
+    let (zone_data, static_claims) = compile_zones(&inventory.gtm_zones, &zones, &mut verdicts);
+
     let mut domains: Vec<&GtmAccessDomain> = inventory.domains.iter().map(|d| d.as_ref()).collect();
     domains.sort_by(|a, b| age_order(*a, *b));
     let mut claims: HashMap<String, Vec<(RecordType, ObjectKey)>> = HashMap::new();
@@ -110,6 +114,7 @@ pub fn compile_with_refused(
             Ok(compiled) => {
                 let targets = cname_targets(&compiled, &pools_by_id);
                 match no_cname_loop(&cnames, &compiled, &targets)
+                    .and_then(|()| static_claims.conflict(&compiled).map_or(Ok(()), Err))
                     .and_then(|()| claim(&mut claims, &compiled, &key))
                 {
                     Err(r) => Verdict::rejected(r),
@@ -170,6 +175,7 @@ pub fn compile_with_refused(
             zones,
             domains: published_domains,
             pools: published_pools,
+            zone_data,
         },
         pools: accepted_pools,
         verdicts,

@@ -31,6 +31,9 @@ pub enum RejectReason {
     Conflict,
     /// The domain's CNAMEs (its Domain pool addresses) lead back to its own name.
     CnameLoop,
+    /// A zone's record or name server cannot be served as declared (outside the zone, in a
+    /// more specific served zone, declared twice, or repeating a name server's glue).
+    InvalidRecord,
 }
 
 impl RejectReason {
@@ -49,6 +52,7 @@ impl RejectReason {
             Self::CnameAtApex => "CnameAtApex",
             Self::Conflict => "Conflict",
             Self::CnameLoop => "CnameLoop",
+            Self::InvalidRecord => "InvalidRecord",
         }
     }
 }

@@ -93,6 +93,7 @@ fn parse(entry: &Entry) -> Option<(ObjectKey, ObjectStatus)> {
         Kind::GtmAccessDomain => ObjectStatus::Domain(serde_json::from_value(value).ok()?),
         Kind::AddressPool => ObjectStatus::Pool(serde_json::from_value(value).ok()?),
         Kind::HealthCheckTemplate => ObjectStatus::Template(serde_json::from_value(value).ok()?),
+        Kind::GtmZone => ObjectStatus::Zone(serde_json::from_value(value).ok()?),
     };
     Some((
         ObjectKey::new(kind, entry.namespace.clone(), entry.name.clone()),

@@ -95,6 +95,11 @@ pub(super) fn render(
             (_, ObjectStatus::Template(t)) => {
                 format!("used by {} addresses", t.used_by.unwrap_or(0))
             }
+            (_, ObjectStatus::Zone(z)) => format!(
+                "{} record sets{}",
+                z.records.unwrap_or(0),
+                z.serial.map(|s| format!(", serial {s}")).unwrap_or_default()
+            ),
         };
         let detail = match ready {
             Some(r) if !holds(r) && accepted.is_some_and(holds) => {
@@ -111,7 +116,7 @@ pub(super) fn render(
         let history = match status {
             ObjectStatus::Domain(d) => d.history.as_slice(),
             ObjectStatus::Pool(p) => p.history.as_slice(),
-            ObjectStatus::Template(_) => &[],
+            ObjectStatus::Template(_) | ObjectStatus::Zone(_) => &[],
         };
         if let Some(last) = history.first() {
             let _ = writeln!(

@@ -36,6 +36,7 @@ fn config(domain_policy: LbPolicy, mode: SequentialMode) -> GtmConfig {
         schema_version: SCHEMA_VERSION,
         generation: 1,
         zones: vec!["gtm.example.com".into()],
+        zone_data: Vec::new(),
         domains: vec![DomainConfig {
             id: "ns/app".into(),
             name: "app.gtm.example.com".into(),
