@@ -113,7 +113,7 @@ def expand(group, resources, verbs, names=()):
     return {(group, r, v, tuple(sorted(names))) for r in resources for v in verbs}
 
 
-CRD_KINDS = ["gtmaccessdomains", "addresspools", "healthchecktemplates"]
+CRD_KINDS = ["gtmaccessdomains", "addresspools", "healthchecktemplates", "gtmzones"]
 RECONCILE_RULES = (
     expand("gtm.kubegtm.io", CRD_KINDS, ["get", "list", "watch"])
     | expand("gtm.kubegtm.io", [k + "/status" for k in CRD_KINDS], ["patch"])
@@ -268,7 +268,7 @@ def check_rbac(docs, profile):
                 check(f"{profile}: {d['kind']} {d['metadata']['name']} grants nothing on secrets",
                       "secrets" not in r.get("resources", []))
     crds = one(docs, "ClusterRole", "-operator-crds")
-    check(f"{profile}: operator reads only its three CRDs, by name",
+    check(f"{profile}: operator reads only its CRDs, by name",
           crds is not None and rules_set(crds["rules"]) == CRD_READ_RULES)
     payload = one(docs, "Role", "-operator-payload")
     expected_payload = (expand("", ["configmaps"], ["get", "list", "watch", "create", "patch", "delete"])

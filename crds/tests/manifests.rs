@@ -52,7 +52,11 @@ fn every_example_is_valid_and_parses_into_its_type() {
             parsed.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         }
     }
-    assert_eq!(seen.len(), Kind::ALL.len(), "the examples use every kind: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        Kind::ALL.len(),
+        "the examples use every kind: {seen:?}"
+    );
 }
 
 #[test]

@@ -145,17 +145,19 @@ fn echoed_scope(subnet: &ClientSubnet, scope: u8) -> u8 {
     }
 }
 
-/// How many of `answers` fit a response of at most `limit` bytes after the question and
-/// before `soa` and the OPT record of `edns`: a response is cut between records, never inside
-/// one, and keeps its OPT record (RFC 6891 section 6.1.1). Measured by encoding as hickory
-/// does (the question as received, names compressed against it).
-fn answers_that_fit(
+/// How many of `answers`, and then of `additionals`, fit a response of at most `limit` bytes
+/// after the question, with `soa` (authority) and the OPT record of `edns` reserved: a response
+/// is cut between records, never inside one, and keeps its OPT record (RFC 6891 section
+/// 6.1.1). Additional records are only counted when every answer fits. Measured by encoding as
+/// hickory does (the question as received, names compressed against it).
+fn records_that_fit(
     queries: &Queries,
     answers: &[&Record],
+    additionals: &[Record],
     soa: Option<&Record>,
     edns: Option<&Edns>,
     limit: u16,
-) -> usize {
+) -> (usize, usize) {
     const HEADER: usize = 12;
     let encoded_len = |record: &Record| {
         let mut bytes = Vec::new();
@@ -172,17 +174,22 @@ fn answers_that_fit(
     let mut encoder = BinEncoder::new(&mut bytes);
     let question = queries.as_bytes();
     if encoder.emit_vec(&[0; HEADER]).is_err() || encoder.emit_vec(question).is_err() {
-        return 0;
+        return (0, 0);
     }
     if !queries.is_empty() {
         encoder.store_label_pointer(HEADER, HEADER + question.len());
     }
     for (i, record) in answers.iter().enumerate() {
         if record.emit(&mut encoder).is_err() || encoder.offset() > room {
-            return i;
+            return (i, 0);
         }
     }
-    answers.len()
+    for (i, record) in additionals.iter().enumerate() {
+        if record.emit(&mut encoder).is_err() || encoder.offset() > room {
+            return (answers.len(), i);
+        }
+    }
+    (answers.len(), additionals.len())
 }
 
 #[async_trait::async_trait]
@@ -227,7 +234,7 @@ impl RequestHandler for GtmHandler {
         } else {
             None
         };
-        let (records, soa, domain, scope) = match &answer {
+        let (records, additionals, soa, domain, scope) = match &answer {
             Some(a) => {
                 metadata.response_code = match a.rcode {
                     Rcode::NoError => ResponseCode::NoError,
@@ -236,11 +243,17 @@ impl RequestHandler for GtmHandler {
                 };
                 metadata.authoritative = a.zone.is_some();
                 let soa = a.zone.filter(|_| a.is_negative()).map(|z| &z.soa);
-                (a.records.as_slice(), soa, a.domain, a.ecs_scope)
+                (
+                    a.records.as_slice(),
+                    a.additionals,
+                    soa,
+                    a.domain,
+                    a.ecs_scope,
+                )
             }
             None => {
                 metadata.response_code = ResponseCode::Refused;
-                (&[][..], None, None, 0)
+                (&[][..], &[][..], None, None, 0)
             }
         };
         if let (Source::Ecs(subnet), Some(e)) = (&source, edns.as_mut()) {
@@ -256,8 +269,16 @@ impl RequestHandler for GtmHandler {
                 .response_size(request.edns.as_ref().map(Edns::max_payload)),
             _ => u16::MAX,
         };
-        let fit = answers_that_fit(&request.queries, records, soa, edns.as_ref(), limit);
-        if fit < records.len() {
+        let (fit, extra) = records_that_fit(
+            &request.queries,
+            records,
+            additionals,
+            soa,
+            edns.as_ref(),
+            limit,
+        );
+        // Glue that does not fit truncates (RFC 9471); other additional data is only dropped.
+        if fit < records.len() || (extra < additionals.len() && qtype == RecordType::NS) {
             metadata.truncation = true;
         }
         let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
@@ -265,7 +286,7 @@ impl RequestHandler for GtmHandler {
             records[..fit].iter().copied(),
             std::iter::empty::<&Record>(),
             soa,
-            std::iter::empty::<&Record>(),
+            additionals[..extra].iter(),
         );
         let info = send(&mut response_handle, response, &request.metadata).await;
         let counters = domain.map(|d| snapshot.counters[d].as_ref());
@@ -447,7 +468,7 @@ fn encode_addresses(
     flags: u16,
 ) -> bool {
     const POINTER_TO_QUESTION: u16 = 0xC000 | 12;
-    if answer.is_negative() {
+    if answer.is_negative() || !answer.additionals.is_empty() {
         return false;
     }
     let question = &packet[12..query.question_end];
@@ -548,7 +569,8 @@ fn encode_negative(
 }
 
 /// Encodes the response to a plain query as the full path would: the question echoed, the
-/// answer records, the SOA in the authority section of a negative answer, no EDNS.
+/// answer records, the SOA in the authority section of a negative answer, the additional
+/// records, no EDNS. Fails when it exceeds 512 bytes (the full path then truncates).
 fn encode_plain(
     out: &mut Vec<u8>,
     query: &PlainQuery,
@@ -556,17 +578,31 @@ fn encode_plain(
     flags: u16,
 ) -> Result<(), ProtoError> {
     let soa = answer.zone.filter(|_| answer.is_negative()).map(|z| &z.soa);
-    let answers =
-        u16::try_from(answer.records.len()).map_err(|_| ProtoError::from("too many records"))?;
+    let count = |n: usize| u16::try_from(n).map_err(|_| ProtoError::from("too many records"));
+    let answers = count(answer.records.len())?;
+    let additionals = count(answer.additionals.len())?;
     let mut encoder = BinEncoder::new(out);
     encoder.set_max_size(PLAIN_UDP_MAX);
-    for word in [query.id, flags, 1, answers, u16::from(soa.is_some()), 0] {
+    for word in [
+        query.id,
+        flags,
+        1,
+        answers,
+        u16::from(soa.is_some()),
+        additionals,
+    ] {
         encoder.emit_u16(word)?;
     }
     query.name.emit(&mut encoder)?;
     encoder.emit_u16(query.qtype.into())?;
     encoder.emit_u16(DNSClass::IN.into())?;
-    for record in answer.records.iter().copied().chain(soa) {
+    for record in answer
+        .records
+        .iter()
+        .copied()
+        .chain(soa)
+        .chain(answer.additionals)
+    {
         record.emit(&mut encoder)?;
     }
     Ok(())
@@ -624,7 +660,7 @@ mod tests {
             .collect();
         let answers: Vec<&Record> = records.iter().collect();
         let edns = Edns::new();
-        let fit = answers_that_fit(&queries, &answers, None, Some(&edns), u16::MAX);
+        let (fit, _) = records_that_fit(&queries, &answers, &[], None, Some(&edns), u16::MAX);
         let encode = |n: usize| {
             let mut bytes = Vec::new();
             let mut encoder = BinEncoder::new(&mut bytes);

@@ -23,6 +23,7 @@ pub mod rrl;
 pub mod server;
 pub mod sources;
 pub mod state;
+mod static_records;
 pub mod tcp;
 pub mod udp_limits;
 pub mod zone;

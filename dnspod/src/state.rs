@@ -233,6 +233,7 @@ mod tests {
             schema_version: SCHEMA_VERSION,
             generation,
             zones: vec!["gtm.example.com".into()],
+            zone_data: Vec::new(),
             domains: vec![],
             pools: vec![],
         }
@@ -271,7 +272,7 @@ mod tests {
         loader.offer(Payload::Config, &config_json(1)).unwrap();
         let future = String::from_utf8(config_json(9))
             .unwrap()
-            .replace("\"1.0\"", "\"2.0\"");
+            .replace(&format!("\"{SCHEMA_VERSION}\""), "\"2.0\"");
         for bad in [&b"{not json"[..], &config_json(5)[..10], future.as_bytes()] {
             assert!(loader.offer(Payload::Config, bad).is_err());
             assert_eq!(shared.snapshot().unwrap().compiled.generation(), 1);

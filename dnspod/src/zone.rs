@@ -1,16 +1,18 @@
-//! The zones this pod is authoritative for: their apex records (SOA and NS), built from the
-//! flags and the config's zone list. Pure: no I/O.
+//! The zones this pod is authoritative for: their apex records (SOA and NS) and the name
+//! servers' glue, built from the config's zone data (a `GtmZone`) where it has some, else from
+//! the flags. Every SOA field and the name servers the zone data leaves out take the flags'.
+//! Pure: no I/O.
 
 use std::str::FromStr;
 
-use gtm_crds::config::canonical_name;
+use gtm_crds::config::{ZoneConfig, canonical_name};
 use hickory_server::proto::ProtoError;
 use hickory_server::proto::rr::rdata::{NS, SOA};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-/// TTL of the NS records at a zone apex. The NS set only changes with the deployment, so it
-/// can be cached far longer than the GTM answers.
+/// TTL of the NS records at a zone apex without zone data. The NS set only changes with the
+/// deployment, so it can be cached far longer than the GTM answers.
 pub const NS_TTL: u32 = 3600;
 
 /// SOA and NS settings from the flags (see `docs/configuration.md`).
@@ -66,6 +68,9 @@ pub struct Zone {
     pub soa: Record,
     /// The NS records.
     pub ns: Vec<Record>,
+    /// The glue of the name servers inside the zone (A and AAAA records): the additional
+    /// section of NS answers.
+    pub glue: Vec<Record>,
     /// The SOA record in wire form after its owner name (type, class, TTL, length, data; names
     /// uncompressed), for the UDP fast path's negative answers.
     pub soa_wire_after_owner: Vec<u8>,
@@ -92,8 +97,14 @@ pub fn zone_names(config_zones: &[String], settings: &ZoneSettings) -> Vec<Strin
 }
 
 impl Zone {
-    /// Builds the apex records of `zone` (canonical) with SOA serial `serial`.
-    pub fn build(zone: &str, settings: &ZoneSettings, serial: u32) -> Result<Self, ZoneError> {
+    /// Builds the apex records of `zone` (canonical) with SOA serial `serial`, from its zone
+    /// data when it has some.
+    pub fn build(
+        zone: &str,
+        settings: &ZoneSettings,
+        serial: u32,
+        data: Option<&ZoneConfig>,
+    ) -> Result<Self, ZoneError> {
         let err = |reason: String| ZoneError {
             zone: zone.to_owned(),
             reason,
@@ -103,40 +114,64 @@ impl Zone {
             absolute_name(&format!("{label}.{zone}"))
                 .ok_or_else(|| err(format!("{label}.{zone} is not a DNS name")))
         };
-        let nameservers = if settings.nameservers.is_empty() {
+        let name = |n: &str| absolute_name(n).ok_or_else(|| err(format!("bad name server {n:?}")));
+        let declared: Vec<&str> = data
+            .map(|d| d.nameservers.iter().map(|n| n.name.as_str()).collect())
+            .unwrap_or_default();
+        let nameservers = if !declared.is_empty() {
+            declared
+                .into_iter()
+                .map(name)
+                .collect::<Result<Vec<_>, _>>()?
+        } else if settings.nameservers.is_empty() {
             vec![in_zone("ns1")?]
         } else {
             settings
                 .nameservers
                 .iter()
-                .map(|n| absolute_name(n).ok_or_else(|| err(format!("bad nameserver {n:?}"))))
+                .map(|n| name(n))
                 .collect::<Result<Vec<_>, _>>()?
         };
-        let rname = match &settings.soa_rname {
+        let soa_data = data.map(|d| &d.soa);
+        let mname = match soa_data.and_then(|s| s.mname.as_deref()) {
+            Some(m) => name(m)?,
+            None => nameservers[0].clone(),
+        };
+        let rname = match soa_data
+            .and_then(|s| s.rname.as_ref())
+            .or(settings.soa_rname.as_ref())
+        {
             None => in_zone("hostmaster")?,
             Some(r) => absolute_name(&r.replacen('@', ".", 1))
                 .ok_or_else(|| err(format!("bad SOA rname {r:?}")))?,
         };
+        let minimum = soa_data.and_then(|s| s.minimum).unwrap_or(settings.minimum);
         let soa = SOA::new(
-            nameservers[0].clone(),
+            mname,
             rname,
             serial,
-            settings.refresh,
-            settings.retry,
-            settings.expire,
-            settings.minimum,
+            soa_data.and_then(|s| s.refresh).unwrap_or(settings.refresh),
+            soa_data.and_then(|s| s.retry).unwrap_or(settings.retry),
+            soa_data.and_then(|s| s.expire).unwrap_or(settings.expire),
+            minimum,
         );
+        let ns_ttl = data.map_or(NS_TTL, |d| d.nameserver_ttl);
         let ns = nameservers
             .into_iter()
-            .map(|n| Record::from_rdata(origin.clone(), NS_TTL, RData::NS(NS(n))))
+            .map(|n| Record::from_rdata(origin.clone(), ns_ttl, RData::NS(NS(n))))
             .collect();
-        let soa = Record::from_rdata(origin.clone(), settings.minimum, RData::SOA(soa));
+        let mut glue = Vec::new();
+        for set in data.map(ZoneConfig::glue).unwrap_or_default() {
+            glue.extend(crate::static_records::records(&set).map_err(err)?);
+        }
+        let soa = Record::from_rdata(origin.clone(), minimum, RData::SOA(soa));
         let soa_wire_after_owner =
             wire_after_owner(&soa).map_err(|e| err(format!("SOA record does not encode: {e}")))?;
         Ok(Self {
             name: LowerName::new(&origin),
             soa,
             ns,
+            glue,
             soa_wire_after_owner,
         })
     }
@@ -164,7 +199,7 @@ mod tests {
 
     #[test]
     fn defaults_derive_ns_and_rname_from_the_zone() {
-        let z = Zone::build("gtm.example.com", &ZoneSettings::default(), 7).unwrap();
+        let z = Zone::build("gtm.example.com", &ZoneSettings::default(), 7, None).unwrap();
         let RData::SOA(soa) = &z.soa.data else {
             panic!("not a SOA")
         };
@@ -182,7 +217,7 @@ mod tests {
             soa_rname: Some("ops@example.net".into()),
             ..ZoneSettings::default()
         };
-        let z = Zone::build("gtm.example.com", &settings, 1).unwrap();
+        let z = Zone::build("gtm.example.com", &settings, 1, None).unwrap();
         let RData::SOA(soa) = &z.soa.data else {
             panic!("not a SOA")
         };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use gtm_crds::config::GtmConfig;
+use gtm_crds::config::{GtmConfig, SCHEMA_VERSION};
 use gtm_dnspod::config_source::dir;
 use gtm_dnspod::handler::GtmHandler;
 use gtm_dnspod::server::DnsServer;
@@ -102,7 +102,7 @@ async fn a_hundred_replacements_with_invalid_payloads_never_fail_a_query() {
                 let (c, _) = generation(g);
                 let text = String::from_utf8(c.to_json())
                     .unwrap()
-                    .replace("\"1.0\"", "\"9.0\"");
+                    .replace(&format!("\"{SCHEMA_VERSION}\""), "\"9.0\"");
                 write_atomically(dir, "config.json", text.as_bytes());
             }
             // Inconsistent: a domain referencing a pool that is not there.

@@ -112,3 +112,65 @@ async fn plain_udp_queries_the_fast_path_does_not_take_still_get_answers() {
     assert_eq!(plain.answers, edns.answers);
     assert!(edns.edns.is_some() && plain.edns.is_none());
 }
+
+#[tokio::test]
+async fn static_records_and_glue_match_the_full_path() {
+    let pod = TestPod::serving(&with_zone_data(1), &health_down(1, &[])).await;
+    for (name, qtype) in [
+        ("gtm.example.com.", RecordType::NS),
+        ("GTM.example.com.", RecordType::SOA),
+        ("gtm.example.com.", RecordType::TXT),
+        ("gtm.example.com.", RecordType::MX),
+        ("gtm.example.com.", RecordType::CAA),
+        ("gtm.example.com.", RecordType::ANY),
+        ("Ns1.Gtm.Example.Com.", RecordType::A),
+        ("ns1.gtm.example.com.", RecordType::AAAA),
+        ("ns1.gtm.example.com.", RecordType::MX),
+        ("_acme-challenge.gtm.example.com.", RecordType::TXT),
+        ("_sip._udp.gtm.example.com.", RecordType::SRV),
+        ("_udp.gtm.example.com.", RecordType::SRV),
+        ("nope.gtm.example.com.", RecordType::TXT),
+    ] {
+        let q = query(name, qtype);
+        let fast = udp(pod.addr, &q).await;
+        let full = tcp(pod.addr, &q).await;
+        assert_eq!(summary(&fast), summary(&full), "{name} {qtype}");
+        assert!(fast.metadata.authoritative, "{name} {qtype}");
+    }
+    let ns = udp(pod.addr, &query("gtm.example.com.", RecordType::NS)).await;
+    assert_eq!(
+        data(&ns.additionals),
+        vec!["192.0.2.53", "2001:db8::53"],
+        "glue in the additional section"
+    );
+    let mx = udp(pod.addr, &query("gtm.example.com.", RecordType::MX)).await;
+    assert_eq!(data(&mx.additionals), vec!["192.0.2.25"]);
+}
+
+#[tokio::test]
+async fn a_static_set_too_large_for_udp_is_truncated_and_whole_over_tcp() {
+    let mut config = with_zone_data(1);
+    config.zone_data[0].records[0].data = gtm_crds::config::RecordData::TXT {
+        text: (0..40)
+            .map(|i| format!("{i:02}{}", "t".repeat(98)))
+            .collect(),
+    };
+    let pod = TestPod::serving(&config, &health_down(1, &[])).await;
+    let q = query("_acme-challenge.gtm.example.com.", RecordType::TXT);
+    let cut = udp(pod.addr, &q).await;
+    assert!(cut.metadata.truncation);
+    assert!(cut.answers.len() < 40 && cut.to_vec().unwrap().len() <= 512);
+    let whole = tcp(pod.addr, &q).await;
+    assert!(!whole.metadata.truncation);
+    assert_eq!(whole.answers.len(), 40);
+    let edns = udp(
+        pod.addr,
+        &query_edns("_acme-challenge.gtm.example.com.", RecordType::TXT, 4096),
+    )
+    .await;
+    assert!(
+        edns.metadata.truncation,
+        "40 x 100 bytes exceed the 1232-byte cap"
+    );
+    assert!(edns.to_vec().unwrap().len() <= 1232);
+}

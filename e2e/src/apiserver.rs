@@ -141,6 +141,7 @@ impl ControlPlane {
             "crd/gtmaccessdomains.gtm.kubegtm.io",
             "crd/addresspools.gtm.kubegtm.io",
             "crd/healthchecktemplates.gtm.kubegtm.io",
+            "crd/gtmzones.gtm.kubegtm.io",
         ])
         .await?;
         Ok(())
@@ -245,7 +246,12 @@ impl ControlPlane {
     /// Deletes every kube-gtm object in every namespace (the suite's namespaces cannot be
     /// deleted: no controller manager runs to finalize them).
     pub async fn delete_all_gtm_objects(&self) -> Result<()> {
-        for kind in ["GtmAccessDomain", "AddressPool", "HealthCheckTemplate"] {
+        for kind in [
+            "GtmAccessDomain",
+            "AddressPool",
+            "HealthCheckTemplate",
+            "GtmZone",
+        ] {
             let all: Api<DynamicObject> = Api::all_with(self.client.clone(), &gtm_resource(kind));
             let Ok(list) = all.list(&ListParams::default()).await else {
                 continue; // CRD not installed

@@ -163,7 +163,8 @@ pub async fn backend_post(client: &Client, ns: &str, pod: &str, path: &str) -> R
         .with_context(|| format!("POST {path} to backend {ns}/{pod}"))
 }
 
-/// The API resource of a kube-gtm kind (`GtmAccessDomain`, `AddressPool`, `HealthCheckTemplate`).
+/// The API resource of a kube-gtm kind (`GtmAccessDomain`, `AddressPool`, `HealthCheckTemplate`,
+/// `GtmZone`).
 pub fn gtm_resource(kind: &str) -> ApiResource {
     let gvk = GroupVersionKind::gvk("gtm.kubegtm.io", "v1alpha1", kind);
     ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", kind.to_ascii_lowercase()))

@@ -19,6 +19,7 @@ pub mod backend;
 pub mod cluster;
 pub mod dashboard;
 pub mod diag;
+pub mod dig;
 pub mod dns;
 pub mod env;
 pub mod local;

@@ -81,6 +81,7 @@ async fn crds_are_served_explained_and_listed() {
     for kind in [
         "addresspool.spec.addresses",
         "healthchecktemplate.spec.http",
+        "gtmzone.spec.records",
     ] {
         let out = cp.kubectl(&["explain", kind]).await.unwrap();
         assert!(
@@ -89,10 +90,11 @@ async fn crds_are_served_explained_and_listed() {
         );
     }
 
-    // `kubectl get gtm` lists the three kinds with their printer columns.
+    // `kubectl get gtm` lists the kinds with their printer columns.
     let ns = namespace(&cp, "gtm-crds").await.unwrap();
     let mut objects = load_example("health-checks.yaml").unwrap();
     objects.extend(load_example("sequential-preemptive.yaml").unwrap());
+    objects.extend(load_example("zone.yaml").unwrap());
     rewrite(&mut objects, &loopback_map(101), &ns).unwrap();
     apply(&cp.client, &ns, &objects).await.unwrap();
     let listed = cp.kubectl(&["get", "gtm", "-n", &ns]).await.unwrap();
@@ -100,6 +102,7 @@ async fn crds_are_served_explained_and_listed() {
         "gtmaccessdomain.gtm.kubegtm.io/app",
         "addresspool.gtm.kubegtm.io/app-eu-west",
         "healthchecktemplate.gtm.kubegtm.io/http-healthz",
+        "gtmzone.gtm.kubegtm.io/gtm-example-com",
     ] {
         assert!(
             listed.contains(kind),
@@ -322,6 +325,7 @@ async fn the_chart_installs_upgrades_and_uninstalls() {
         [
             "customresourcedefinition/addresspools.gtm.kubegtm.io",
             "customresourcedefinition/gtmaccessdomains.gtm.kubegtm.io",
+            "customresourcedefinition/gtmzones.gtm.kubegtm.io",
             "customresourcedefinition/healthchecktemplates.gtm.kubegtm.io"
         ],
         "left after uninstall"
@@ -435,6 +439,7 @@ async fn delete_crds(cp: &ControlPlane) -> Result<()> {
         "gtmaccessdomains.gtm.kubegtm.io",
         "addresspools.gtm.kubegtm.io",
         "healthchecktemplates.gtm.kubegtm.io",
+        "gtmzones.gtm.kubegtm.io",
     ])
     .await?;
     Ok(())

@@ -133,7 +133,12 @@ async fn upgrade_and_uninstall(env: &E2eEnv, client: &Client, ns: &str) -> Resul
     )
     .await?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for name in ["gtmaccessdomains", "addresspools", "healthchecktemplates"] {
+    for name in [
+        "gtmaccessdomains",
+        "addresspools",
+        "healthchecktemplates",
+        "gtmzones",
+    ] {
         crds.get(&format!("{name}.gtm.kubegtm.io"))
             .await
             .with_context(|| format!("CRD {name} kept after uninstall"))?;

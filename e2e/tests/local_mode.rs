@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use e2e::backend::{Backend, serve};
+use e2e::dig::{Dig, dig};
 use e2e::dns::{Answer, Transport};
 use e2e::local::{LocalGtm, free_port};
 use e2e::wait::{Check, Deadline, wait_for};
@@ -334,4 +335,168 @@ async fn killing_a_backend_fails_over_and_recovery_follows_the_sequential_mode()
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     gtm.check_running().unwrap();
+}
+
+/// Waits until `dig` gets an answer for `name` `rtype` that `ready` accepts; returns it.
+async fn wait_dig(
+    gtm: &LocalGtm,
+    name: &str,
+    rtype: &str,
+    options: &[&str],
+    ready: impl Fn(&Dig) -> bool,
+) -> Dig {
+    wait_for(
+        &format!("dig {name} {rtype} {options:?}"),
+        DEADLINE,
+        || async {
+            let d = dig(gtm.dns, name, rtype, options).await?;
+            anyhow::Ok(if ready(&d) {
+                Check::Ready(d)
+            } else {
+                Check::Pending(format!("{d:?}"))
+            })
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gtm_zone_makes_the_delegation_resolve_and_serves_its_records_to_dig() {
+    let manifests = tempfile::tempdir().unwrap();
+    let output = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let zone = std::fs::read_to_string(examples.join("zone.yaml")).unwrap();
+    write(manifests.path(), "zone.yaml", &zone);
+    let gtm = LocalGtm::start(manifests.path(), output.path()).unwrap();
+
+    // The apex NS answer carries the glue, over EDNS (full path) and plain UDP (fast path).
+    for options in [&[][..], &["+noedns"][..], &["+tcp"][..]] {
+        let ns = wait_dig(&gtm, "gtm.example.com", "NS", options, |d| {
+            d.answer.len() == 2
+        })
+        .await;
+        assert!(ns.flag("aa") && !ns.flag("tc"), "{ns:?}");
+        assert_eq!(
+            ns.answer,
+            [
+                "gtm.example.com. 3600 IN NS ns1.gtm.example.com.",
+                "gtm.example.com. 3600 IN NS ns2.gtm.example.com."
+            ]
+        );
+        assert_eq!(
+            ns.additional,
+            [
+                "ns1.gtm.example.com. 3600 IN A 127.0.0.1",
+                "ns1.gtm.example.com. 3600 IN AAAA ::1",
+                "ns2.gtm.example.com. 3600 IN A 127.0.0.2"
+            ],
+            "{options:?}"
+        );
+    }
+    // The name servers resolve inside their own zone, whatever the case of the question.
+    let ns1 = dig(gtm.dns, "NS1.Gtm.Example.COM", "A", &[]).await.unwrap();
+    assert_eq!(
+        (ns1.status.as_str(), ns1.answer_data()),
+        ("NOERROR", vec!["127.0.0.1".to_string()])
+    );
+
+    let soa = dig(gtm.dns, "gtm.example.com", "SOA", &[]).await.unwrap();
+    let data = soa.answer_data();
+    let fields: Vec<&str> = data[0].split(' ').collect();
+    assert_eq!(
+        fields[..2],
+        ["ns1.gtm.example.com.", "hostmaster.example.com."]
+    );
+    assert_eq!(fields[6], "60", "SOA minimum from the GtmZone");
+
+    let acme = dig(gtm.dns, "_acme-challenge.gtm.example.com", "TXT", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        acme.answer,
+        ["_acme-challenge.gtm.example.com. 60 IN TXT \"gfj9Xq...Rg85nM\""]
+    );
+    let any = dig(gtm.dns, "_acme-challenge.gtm.example.com", "ANY", &[])
+        .await
+        .unwrap();
+    assert_eq!(any.answer, acme.answer, "ANY gets the one RRset");
+    let txt = dig(gtm.dns, "gtm.example.com", "TXT", &["+noedns"])
+        .await
+        .unwrap();
+    assert_eq!(txt.answer.len(), 2);
+    let mx = dig(gtm.dns, "gtm.example.com", "MX", &[]).await.unwrap();
+    assert_eq!(mx.answer_data(), ["10 mail.example.com."]);
+    let srv = dig(gtm.dns, "_sip._udp.gtm.example.com", "SRV", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        srv.answer_data(),
+        [
+            "10 60 5060 sip1.gtm.example.com.",
+            "10 40 5060 sip2.example.net."
+        ]
+    );
+    assert_eq!(
+        srv.additional,
+        ["sip1.gtm.example.com. 300 IN A 192.0.2.50"],
+        "the in-zone target's address"
+    );
+    let caa = dig(gtm.dns, "gtm.example.com", "CAA", &[]).await.unwrap();
+    assert_eq!(
+        caa.answer_data(),
+        [
+            "0 issue \"letsencrypt.org\"",
+            "128 iodef \"mailto:security@example.com\""
+        ]
+    );
+
+    // NODATA and NXDOMAIN carry the SOA, whose TTL is the zone's negative TTL.
+    for (name, status) in [
+        ("ns1.gtm.example.com", "NOERROR"),
+        ("_udp.gtm.example.com", "NOERROR"),
+        ("nope.gtm.example.com", "NXDOMAIN"),
+    ] {
+        for options in [&[][..], &["+noedns"][..]] {
+            let d = dig(gtm.dns, name, "TXT", options).await.unwrap();
+            assert_eq!(d.status, status, "{name} {options:?}");
+            assert!(d.answer.is_empty() && d.flag("aa"), "{d:?}");
+            assert!(
+                d.authority[0].starts_with("gtm.example.com. 60 IN SOA"),
+                "{d:?}"
+            );
+        }
+    }
+
+    // A record set too large for UDP is truncated (TC) and comes whole over TCP; an edit of
+    // the GtmZone is followed.
+    let texts: Vec<String> = (0..40)
+        .map(|i| format!("\"{i:02}{}\"", "t".repeat(98)))
+        .collect();
+    let edited = zone.replace("gfj9Xq...Rg85nM", "new-token").replace(
+        "  records:\n",
+        &format!(
+            "  records:\n    - name: big.gtm.example.com\n      type: TXT\n      text: [{}]\n",
+            texts.join(", ")
+        ),
+    );
+    write(manifests.path(), "zone.yaml", &edited);
+    wait_dig(&gtm, "_acme-challenge.gtm.example.com", "TXT", &[], |d| {
+        d.answer_data() == ["\"new-token\""]
+    })
+    .await;
+    for options in [&["+noedns", "+ignore"][..], &["+ignore"][..]] {
+        let cut = dig(gtm.dns, "big.gtm.example.com", "TXT", options)
+            .await
+            .unwrap();
+        assert!(
+            cut.flag("tc") && cut.answer.len() < 40,
+            "{options:?}: {cut:?}"
+        );
+    }
+    let whole = dig(gtm.dns, "big.gtm.example.com", "TXT", &["+tcp"])
+        .await
+        .unwrap();
+    assert!(!whole.flag("tc"));
+    assert_eq!(whole.answer.len(), 40);
 }

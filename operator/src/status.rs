@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use gtm_crds::availability::address_health;
 use gtm_crds::config::PoolConfig;
+use gtm_crds::config::ZoneConfig;
 use gtm_crds::domain::GtmAccessDomainStatus;
 use gtm_crds::manifest::Kind;
 use gtm_crds::pool::{AddressStatus, HealthState, TaskStatus};
 use gtm_crds::task_id::TaskId;
 use gtm_crds::template::HealthCheckTemplateStatus;
-use gtm_crds::config::ZoneConfig;
 use gtm_crds::{
     AddressPool, AddressPoolStatus, GtmAccessDomain, GtmZone, GtmZoneStatus, HealthCheckTemplate,
 };

@@ -126,10 +126,10 @@ prometheus.io/path: /metrics
 {{/* What the operator may do where it reconciles (rbac.yaml). */}}
 {{- define "kube-gtm.operator.reconcileRules" -}}
 - apiGroups: ["gtm.kubegtm.io"]
-  resources: ["gtmaccessdomains", "addresspools", "healthchecktemplates"]
+  resources: ["gtmaccessdomains", "addresspools", "healthchecktemplates", "gtmzones"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["gtm.kubegtm.io"]
-  resources: ["gtmaccessdomains/status", "addresspools/status", "healthchecktemplates/status"]
+  resources: ["gtmaccessdomains/status", "addresspools/status", "healthchecktemplates/status", "gtmzones/status"]
   verbs: ["patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

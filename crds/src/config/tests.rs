@@ -73,7 +73,7 @@ fn health_round_trips_through_json() {
 #[test]
 fn payload_json_uses_camel_case_and_a_version_string() {
     let v: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
-    assert_eq!(v["schemaVersion"], "1.0");
+    assert_eq!(v["schemaVersion"], "1.1");
     assert_eq!(v["domains"][0]["recordType"], "A");
     assert_eq!(v["domains"][0]["whenAllUnavailable"], "FailOpen");
     assert_eq!(
@@ -216,4 +216,95 @@ fn address_forms() {
     assert!(!address_fits_pool_type("192.0.2.1", PoolType::Domain));
     assert!(!address_fits_pool_type("-bad.example", PoolType::Domain));
     assert!(!address_fits_pool_type("a..b", PoolType::Domain));
+}
+
+fn zone_data() -> ZoneConfig {
+    ZoneConfig {
+        name: "gtm.example.com".into(),
+        id: "prod/zone".into(),
+        nameservers: vec![
+            NameserverConfig {
+                name: "ns1.gtm.example.com".into(),
+                addresses: vec![
+                    "192.0.2.53".parse().unwrap(),
+                    "2001:db8::53".parse().unwrap(),
+                ],
+            },
+            NameserverConfig {
+                name: "ns.example.net".into(),
+                addresses: vec![],
+            },
+        ],
+        nameserver_ttl: 3600,
+        soa: Default::default(),
+        records: vec![RecordSetConfig {
+            name: "_acme-challenge.gtm.example.com".into(),
+            ttl: 60,
+            data: RecordData::TXT {
+                text: vec!["token".into()],
+            },
+        }],
+    }
+}
+
+#[test]
+fn zone_data_round_trips_with_typed_record_sets() {
+    let mut c = sample();
+    c.zone_data.push(zone_data());
+    let json = c.to_json();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v["zoneData"][0]["records"][0]["type"], "TXT");
+    assert_eq!(v["zoneData"][0]["records"][0]["text"][0], "token");
+    assert_eq!(GtmConfig::from_json(&json).unwrap(), c);
+    let glue = c.zone_data[0].glue();
+    assert_eq!(
+        glue.iter()
+            .map(|s| s.data.record_type())
+            .collect::<Vec<_>>(),
+        [
+            crate::zone::ZoneRecordType::A,
+            crate::zone::ZoneRecordType::AAAA
+        ]
+    );
+}
+
+#[test]
+fn zone_data_that_readers_cannot_serve_is_inconsistent() {
+    type Edit<'a> = &'a dyn Fn(&mut GtmConfig);
+    let check = |edit: Edit<'_>| {
+        let mut c = sample();
+        c.zone_data.push(zone_data());
+        edit(&mut c);
+        c.check_consistency()
+    };
+    assert!(check(&|_| ()).is_ok());
+    let broken: [(&str, Edit<'_>); 5] = [
+        ("unserved zone", &|c| {
+            c.zone_data[0].name = "other.example".into()
+        }),
+        ("outside the zone", &|c| {
+            c.zone_data[0].records[0].name = "www.example.com".into()
+        }),
+        ("glue outside", &|c| {
+            c.zone_data[0].nameservers[1].addresses = vec!["192.0.2.1".parse().unwrap()]
+        }),
+        ("static A at an A domain", &|c| {
+            c.zone_data[0].records[0].name = "app.gtm.example.com".into();
+            c.zone_data[0].records[0].data = RecordData::A {
+                addresses: vec!["192.0.2.9".parse().unwrap()],
+            };
+        }),
+        ("glue twice", &|c| {
+            c.zone_data[0].records[0].name = "ns1.gtm.example.com".into();
+            c.zone_data[0].records[0].data = RecordData::AAAA {
+                addresses: vec!["2001:db8::9".parse().unwrap()],
+            };
+        }),
+    ];
+    for (what, edit) in broken {
+        assert!(
+            matches!(check(edit), Err(ContractError::Inconsistent(_))),
+            "{what}"
+        );
+    }
 }

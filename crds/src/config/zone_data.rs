@@ -161,27 +161,41 @@ impl ZoneConfig {
     /// The rules a reader relies on: names canonical, records inside the zone, one set per
     /// (name, type) glue included, no empty set, TTLs above 0, glue only inside the zone.
     pub(crate) fn check_consistency(&self) -> Result<(), ContractError> {
-        let bad = |m: String| Err(ContractError::Inconsistent(format!("zone {}: {m}", self.name)));
+        let bad = |m: String| {
+            Err(ContractError::Inconsistent(format!(
+                "zone {}: {m}",
+                self.name
+            )))
+        };
         if self.nameserver_ttl == 0 {
             return bad("nameserver TTL 0".into());
         }
         let mut names = HashSet::new();
         for ns in &self.nameservers {
             if ns.name != canonical_name(&ns.name) || !is_host_name(&ns.name) {
-                return bad(format!("name server {:?} is not a canonical host name", ns.name));
+                return bad(format!(
+                    "name server {:?} is not a canonical host name",
+                    ns.name
+                ));
             }
             if !names.insert(ns.name.as_str()) {
                 return bad(format!("name server {} is listed twice", ns.name));
             }
             if !ns.addresses.is_empty() && !in_zone(&ns.name, &self.name) {
-                return bad(format!("name server {} is outside the zone but has glue", ns.name));
+                return bad(format!(
+                    "name server {} is outside the zone but has glue",
+                    ns.name
+                ));
             }
         }
         let glue = self.glue();
         let mut sets = HashSet::new();
         for set in self.records.iter().chain(&glue) {
             if set.name != canonical_name(&set.name) || !in_zone(&set.name, &self.name) {
-                return bad(format!("record {:?} is not a canonical name in the zone", set.name));
+                return bad(format!(
+                    "record {:?} is not a canonical name in the zone",
+                    set.name
+                ));
             }
             if set.ttl == 0 || set.data.is_empty() {
                 return bad(format!("record set {} has no TTL or no records", set.name));

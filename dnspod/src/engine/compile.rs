@@ -9,14 +9,16 @@ use gtm_crds::availability::{
     MemberView, PoolChoice, address_available, address_choice, eligible_addresses, pool_available,
     pool_choice, pool_eligible,
 };
-use gtm_crds::config::{DEFAULT_MAX_ANSWERS, GtmConfig, HealthSnapshot, PoolConfig, in_zone};
+use gtm_crds::config::{
+    DEFAULT_MAX_ANSWERS, GtmConfig, HealthSnapshot, PoolConfig, ZoneConfig, in_zone,
+};
 use gtm_crds::pool::PoolType;
 use hickory_server::proto::rr::rdata::{A, AAAA, CNAME};
-use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
 use rustc_hash::FxHashMap;
 
 use super::level::{Level, MemberSpec};
-use super::{Compiled, DomainChoice, DomainPlan, MemberPlan, NameEntry, PoolPlan};
+use super::{Compiled, DomainChoice, DomainPlan, MemberPlan, NameEntry, PoolPlan, StaticSet};
 use crate::sources::BadCidr;
 use crate::zone::{Zone, ZoneError, ZoneSettings, absolute_name, zone_names};
 
@@ -49,9 +51,10 @@ impl Compiled {
     ) -> Result<Self, CompileError> {
         let serial = (config.generation & u64::from(u32::MAX)) as u32;
         let zone_list = zone_names(&config.zones, settings);
+        let data_of = |zone: &str| config.zone_data.iter().find(|d| d.name == zone);
         let zones = zone_list
             .iter()
-            .map(|z| Zone::build(z, settings, serial))
+            .map(|z| Zone::build(z, settings, serial, data_of(z)))
             .collect::<Result<Vec<_>, _>>()?;
 
         let pool_index: HashMap<&str, usize> = config
@@ -72,6 +75,7 @@ impl Compiled {
         for zone in &zones {
             names.entry(zone.name.clone()).or_default();
         }
+        let statics = compile_statics(&config.zone_data, &zone_list, &mut names)?;
         let mut domains = Vec::with_capacity(config.domains.len());
         for (di, d) in config.domains.iter().enumerate() {
             let owner = absolute_name(&d.name)
@@ -142,8 +146,66 @@ impl Compiled {
             names,
             domains,
             pools,
+            statics,
         })
     }
+}
+
+/// Compiles the zones' static record sets and their names' glue into `names`; returns the sets,
+/// each with the static addresses of its MX and SRV targets as its additional section.
+fn compile_statics(
+    data: &[ZoneConfig],
+    zones: &[String],
+    names: &mut FxHashMap<LowerName, NameEntry>,
+) -> Result<Vec<StaticSet>, CompileError> {
+    let mut statics = Vec::new();
+    for zone in data {
+        for set in zone.records.iter().chain(&zone.glue()) {
+            let records = crate::static_records::records(set)
+                .map_err(|e| CompileError::Name(format!("zone {}: {e}", zone.name)))?;
+            let Some(first) = records.first() else {
+                continue;
+            };
+            let entry = names.entry(LowerName::new(&first.name)).or_default();
+            entry.statics.push((first.record_type(), statics.len()));
+            add_empty_non_terminals(names, &set.name, zones);
+            statics.push(StaticSet {
+                records,
+                additionals: Vec::new(),
+            });
+        }
+    }
+    let addresses = |target: &Name| -> Vec<Record> {
+        let Some(entry) = names.get(&LowerName::new(target)) else {
+            return Vec::new();
+        };
+        [RecordType::A, RecordType::AAAA]
+            .into_iter()
+            .filter_map(|t| entry.static_set(t))
+            .flat_map(|s| statics[s].records.iter().cloned())
+            .collect()
+    };
+    let additionals: Vec<Vec<Record>> = statics
+        .iter()
+        .map(|set| {
+            let mut targets: Vec<&Name> = set
+                .records
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::MX(mx) => Some(&mx.exchange),
+                    RData::SRV(srv) => Some(&srv.target),
+                    _ => None,
+                })
+                .collect();
+            targets.sort();
+            targets.dedup();
+            targets.into_iter().flat_map(addresses).collect()
+        })
+        .collect();
+    for (set, extra) in statics.iter_mut().zip(additionals) {
+        set.additionals = extra;
+    }
+    Ok(statics)
 }
 
 /// Compiles one pool; also returns whether it is available and eligible for fail-open.

@@ -21,7 +21,13 @@
 //! - `SourceNearest` answers all matching members, in member order.
 //! - A name with a CNAME access domain answers that CNAME for every type except A/AAAA when an
 //!   access domain of that type exists at the same name. `ANY` (RFC 8482) gets one RRset: the
-//!   A, AAAA or CNAME access domain's answer, in that order, or the SOA at an apex.
+//!   A, AAAA or CNAME access domain's answer, in that order, or the SOA at an apex, or the
+//!   name's first static record set.
+//! - Static record sets (a zone's `GtmZone` records and its name servers' glue) are answered as
+//!   they are; the contract guarantees no access domain of their type (nor a CNAME one) shares
+//!   their name. NS answers carry the glue in the additional section, MX and SRV answers the
+//!   static addresses of their targets inside the served zones (RFC 1035 section 3.3.9, RFC
+//!   2782).
 
 mod compile;
 mod level;
@@ -52,18 +58,34 @@ pub struct Compiled {
     names: FxHashMap<LowerName, NameEntry>,
     domains: Vec<DomainPlan>,
     pools: Vec<PoolPlan>,
+    statics: Vec<StaticSet>,
 }
 
-/// What exists at one name: the access domains by record type (indices into `domains`). A
-/// name with none is the apex or an empty non-terminal.
+/// What exists at one name: the access domains by record type (indices into `domains`) and
+/// the static record sets (indices into `statics`). A name with neither is the apex or an
+/// empty non-terminal.
 #[derive(Debug, Default)]
 struct NameEntry {
     domains: ByType<Option<usize>>,
+    statics: Vec<(RecordType, usize)>,
     /// The served zone the name lies in (index into `zones`), found once at compile time.
     zone: Option<usize>,
 }
 
+/// One static record set, ready to answer.
+#[derive(Debug)]
+struct StaticSet {
+    records: Vec<Record>,
+    /// The additional section of its answers: the static addresses of its MX and SRV targets.
+    additionals: Vec<Record>,
+}
+
 impl NameEntry {
+    /// The static record set of type `t`.
+    fn static_set(&self, t: RecordType) -> Option<usize> {
+        self.statics.iter().find(|(s, _)| *s == t).map(|(_, i)| *i)
+    }
+
     /// The first access domain at the name, in the order A, AAAA, CNAME.
     fn any_domain(&self) -> Option<usize> {
         self.domains.iter().find_map(|(_, d)| *d)
@@ -158,6 +180,8 @@ pub struct Answer<'c> {
     pub zone: Option<&'c Zone>,
     /// The answer section (inline up to four records: no allocation per query).
     pub records: AnswerRecords<'c>,
+    /// The additional section: glue of NS answers, addresses of MX and SRV targets.
+    pub additionals: &'c [Record],
     /// An access domain at the queried name (index for [`Compiled::domain_names`]).
     pub domain: Option<usize>,
     /// ECS scope prefix length: how many leading bits of the client address the answer
@@ -217,6 +241,7 @@ impl Compiled {
                 rcode: Rcode::Refused,
                 zone: None,
                 records: SmallVec::new(),
+                additionals: &[],
                 domain: None,
                 ecs_scope: 0,
             };
@@ -226,6 +251,7 @@ impl Compiled {
                 rcode: Rcode::NxDomain,
                 zone: Some(zone),
                 records: SmallVec::new(),
+                additionals: &[],
                 domain: None,
                 ecs_scope: 0,
             };
@@ -234,6 +260,7 @@ impl Compiled {
             rcode: Rcode::NoError,
             zone: Some(zone),
             records: SmallVec::new(),
+            additionals: &[],
             domain: entry.any_domain(),
             ecs_scope: 0,
         };
@@ -245,28 +272,41 @@ impl Compiled {
             }
             RecordType::NS if apex => {
                 answer.records.extend(&zone.ns);
+                answer.additionals = &zone.glue;
                 None
             }
             RecordType::ANY => {
                 let d = entry.any_domain();
                 if d.is_none() && apex {
                     answer.records.push(&zone.soa);
+                } else if d.is_none()
+                    && let Some((_, s)) = entry.statics.first()
+                {
+                    answer.records.extend(&self.statics[*s].records);
                 }
                 d
             }
-            _ => {
-                let cname = entry.domain(DomainType::CNAME);
-                match of_qtype(qtype) {
-                    Some(t @ (DomainType::A | DomainType::AAAA)) => entry.domain(t).or(cname),
-                    Some(DomainType::CNAME) => {
-                        if cname.is_none() {
-                            self.alias_of_address_domain(entry, client, rng, &mut answer);
-                        }
-                        cname
-                    }
-                    None => cname,
+            _ => match entry.static_set(qtype) {
+                Some(s) => {
+                    let set = &self.statics[s];
+                    answer.records.extend(&set.records);
+                    answer.additionals = &set.additionals;
+                    None
                 }
-            }
+                None => {
+                    let cname = entry.domain(DomainType::CNAME);
+                    match of_qtype(qtype) {
+                        Some(t @ (DomainType::A | DomainType::AAAA)) => entry.domain(t).or(cname),
+                        Some(DomainType::CNAME) => {
+                            if cname.is_none() {
+                                self.alias_of_address_domain(entry, client, rng, &mut answer);
+                            }
+                            cname
+                        }
+                        None => cname,
+                    }
+                }
+            },
         };
         if let Some(d) = domain {
             answer.ecs_scope =

@@ -602,3 +602,89 @@ fn flag_zones_are_served_even_without_domains() {
     assert_eq!(a.rcode, Rcode::NxDomain);
     assert_eq!(h.zones().len(), 2);
 }
+
+/// Answers `name`/`qtype` and renders the additional section's data.
+fn additionals(c: &Compiled, name: &str, qtype: RecordType) -> Vec<String> {
+    let mut rng = StdRng::seed_from_u64(1);
+    let a = c.answer(&lower(name), qtype, None, &mut rng);
+    a.additionals.iter().map(|r| r.data.to_string()).collect()
+}
+
+#[test]
+fn zone_data_gives_ns_with_glue_soa_fields_and_static_records() {
+    let h = compile(&with_zone_data(1), &health_down(1, &[]));
+    let apex = "gtm.example.com.";
+    assert_eq!(
+        ask(&h, apex, RecordType::NS).1,
+        vec!["ns1.gtm.example.com.", "ns.example.net."]
+    );
+    assert_eq!(
+        additionals(&h, apex, RecordType::NS),
+        vec!["192.0.2.53", "2001:db8::53"]
+    );
+    let soa = ask(&h, apex, RecordType::SOA).1;
+    assert!(
+        soa[0].starts_with("ns1.gtm.example.com. ops.example.com. 1 3600 600 86400 60"),
+        "{soa:?}"
+    );
+    // Glue names resolve in the zone: the default ns1 is no longer NXDOMAIN.
+    assert_eq!(
+        ask(&h, "NS1.gtm.example.com.", RecordType::A),
+        (Rcode::NoError, vec!["192.0.2.53".to_string()])
+    );
+    assert_eq!(
+        ask(&h, "ns1.gtm.example.com.", RecordType::AAAA).1,
+        vec!["2001:db8::53"]
+    );
+    assert_eq!(
+        ask(&h, "ns1.gtm.example.com.", RecordType::TXT),
+        (Rcode::NoError, vec![])
+    );
+    assert_eq!(
+        ask(&h, "_acme-challenge.gtm.example.com.", RecordType::TXT).1,
+        vec!["token-1"]
+    );
+    assert_eq!(ask(&h, apex, RecordType::TXT).1.len(), 2);
+    assert_eq!(
+        ask(&h, apex, RecordType::MX).1,
+        vec!["10 mail.gtm.example.com."]
+    );
+    assert_eq!(
+        additionals(&h, apex, RecordType::MX),
+        vec!["192.0.2.25"],
+        "the MX target's static address"
+    );
+    assert_eq!(
+        ask(&h, apex, RecordType::CAA).1,
+        vec!["0 issue \"letsencrypt.org\""]
+    );
+    assert_eq!(
+        ask(&h, "_sip._udp.gtm.example.com.", RecordType::SRV).1,
+        vec!["10 5 5060 mail.gtm.example.com."]
+    );
+    // `_udp` is an empty non-terminal: NODATA, not NXDOMAIN.
+    assert_eq!(
+        ask(&h, "_udp.gtm.example.com.", RecordType::TXT),
+        (Rcode::NoError, vec![])
+    );
+    assert_eq!(
+        ask(&h, "nope.gtm.example.com.", RecordType::TXT).0,
+        Rcode::NxDomain
+    );
+    // ANY: the access domain, or the name's first static set.
+    assert_eq!(ask(&h, WWW, RecordType::ANY).1, vec!["192.0.2.1"]);
+    assert_eq!(
+        ask(&h, "_acme-challenge.gtm.example.com.", RecordType::ANY).1,
+        vec!["token-1"]
+    );
+    // Access domains answer as before, and the negative TTL is the zone's.
+    assert_eq!(ask(&h, WWW, RecordType::A).1, vec!["192.0.2.1"]);
+    let mut rng = StdRng::seed_from_u64(1);
+    let nx = h.answer(
+        &lower("nope.gtm.example.com."),
+        RecordType::A,
+        None,
+        &mut rng,
+    );
+    assert_eq!(nx.zone.unwrap().soa.ttl, 60);
+}

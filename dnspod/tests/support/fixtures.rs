@@ -3,11 +3,12 @@
 
 use gtm_crds::common::{Cidr, HealthJudgement, LbPolicy, RequestSources, SequentialMode};
 use gtm_crds::config::{
-    ActiveSelections, AddressConfig, DomainConfig, GtmConfig, HealthSnapshot, PoolConfig,
-    PoolMember, SCHEMA_VERSION,
+    ActiveSelections, AddressConfig, DomainConfig, GtmConfig, HealthSnapshot, NameserverConfig,
+    PoolConfig, PoolMember, RecordData, RecordSetConfig, SCHEMA_VERSION, ZoneConfig,
 };
 use gtm_crds::domain::{Fallback, RecordType};
 use gtm_crds::pool::{AddressMode, HealthState, PoolType};
+use gtm_crds::zone::{CaaData, MxData, Soa, SrvData};
 
 /// The zone every fixture config serves.
 pub(crate) const ZONE: &str = "gtm.example.com";
@@ -127,6 +128,7 @@ pub(crate) fn config(
         schema_version: SCHEMA_VERSION,
         generation,
         zones: vec![ZONE.into()],
+        zone_data: Vec::new(),
         domains,
         pools,
     };
@@ -167,4 +169,102 @@ pub(crate) fn www_only(generation: u64, ip: &str) -> GtmConfig {
         )],
         vec![pool("ns/p", LbPolicy::RoundRobin, vec![addr(ip)])],
     )
+}
+
+/// Zone data for [`ZONE`]: name servers `ns1` (glue 192.0.2.53 and 2001:db8::53) and
+/// `ns.example.net`, SOA minimum 60, and static records: TXT at `_acme-challenge` (60 s), TXT,
+/// MX (to `mail`, whose A is static) and CAA at the apex, SRV at `_sip._udp`, A at `mail`.
+pub(crate) fn zone_data() -> ZoneConfig {
+    let set = |label: &str, data| RecordSetConfig {
+        name: if label.is_empty() {
+            ZONE.to_string()
+        } else {
+            format!("{label}.{ZONE}")
+        },
+        ttl: 300,
+        data,
+    };
+    let mut acme = set(
+        "_acme-challenge",
+        RecordData::TXT {
+            text: vec!["token-1".into()],
+        },
+    );
+    acme.ttl = 60;
+    ZoneConfig {
+        name: ZONE.into(),
+        id: "ns/zone".into(),
+        nameservers: vec![
+            NameserverConfig {
+                name: format!("ns1.{ZONE}"),
+                addresses: vec![
+                    "192.0.2.53".parse().unwrap(),
+                    "2001:db8::53".parse().unwrap(),
+                ],
+            },
+            NameserverConfig {
+                name: "ns.example.net".into(),
+                addresses: vec![],
+            },
+        ],
+        nameserver_ttl: 3600,
+        soa: Soa {
+            rname: Some("ops@example.com".into()),
+            minimum: Some(60),
+            ..Soa::default()
+        },
+        records: vec![
+            acme,
+            set(
+                "",
+                RecordData::TXT {
+                    text: vec!["v=spf1 -all".into(), "x".repeat(300)],
+                },
+            ),
+            set(
+                "",
+                RecordData::MX {
+                    mx: vec![MxData {
+                        preference: 10,
+                        exchange: format!("mail.{ZONE}"),
+                    }],
+                },
+            ),
+            set(
+                "",
+                RecordData::CAA {
+                    caa: vec![CaaData {
+                        flags: 0,
+                        tag: "issue".into(),
+                        value: "letsencrypt.org".into(),
+                    }],
+                },
+            ),
+            set(
+                "_sip._udp",
+                RecordData::SRV {
+                    srv: vec![SrvData {
+                        priority: 10,
+                        weight: 5,
+                        port: 5060,
+                        target: format!("mail.{ZONE}"),
+                    }],
+                },
+            ),
+            set(
+                "mail",
+                RecordData::A {
+                    addresses: vec!["192.0.2.25".parse().unwrap()],
+                },
+            ),
+        ],
+    }
+}
+
+/// [`www_only`] with [`zone_data`].
+pub(crate) fn with_zone_data(generation: u64) -> GtmConfig {
+    let mut c = www_only(generation, "192.0.2.1");
+    c.zone_data.push(zone_data());
+    c.check_consistency().expect("fixture config is consistent");
+    c
 }

@@ -123,15 +123,22 @@ fn compile_zone(obj: &GtmZone, zones: &[String]) -> Result<ZoneConfig, Rejection
     let mut nameservers = Vec::with_capacity(spec.nameservers.len());
     for ns in &spec.nameservers {
         let name = canonical_name(&ns.name);
-        if nameservers.iter().any(|n: &NameserverConfig| n.name == name) {
+        if nameservers
+            .iter()
+            .any(|n: &NameserverConfig| n.name == name)
+        {
             return Err(invalid(format!("name server {name} is listed twice")));
         }
         let addresses = ns
             .addresses
             .iter()
             .map(|a| {
-                a.0.parse::<IpAddr>()
-                    .map_err(|_| invalid(format!("name server {name}: {:?} is not an IP address", a.0)))
+                a.0.parse::<IpAddr>().map_err(|_| {
+                    invalid(format!(
+                        "name server {name}: {:?} is not an IP address",
+                        a.0
+                    ))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if addresses.is_empty() == in_zone(&name, &zone) {

@@ -98,7 +98,9 @@ pub(super) fn render(
             (_, ObjectStatus::Zone(z)) => format!(
                 "{} record sets{}",
                 z.records.unwrap_or(0),
-                z.serial.map(|s| format!(", serial {s}")).unwrap_or_default()
+                z.serial
+                    .map(|s| format!(", serial {s}"))
+                    .unwrap_or_default()
             ),
         };
         let detail = match ready {

@@ -45,7 +45,9 @@ fn verdict(c: &Compilation, kind: Kind, name: &str) -> Verdict {
 }
 
 fn rejected(c: &Compilation, kind: Kind, name: &str) -> (RejectReason, String) {
-    let r = verdict(c, kind, name).accepted.expect_err("expected a rejection");
+    let r = verdict(c, kind, name)
+        .accepted
+        .expect_err("expected a rejection");
     (r.reason, r.message)
 }
 
@@ -68,7 +70,10 @@ fn a_zone_compiles_with_canonical_names_glue_and_records() {
         Verdict::accepted(Publication::Published)
     );
     let z = zone_data(&c);
-    assert_eq!((z.name.as_str(), z.id.as_str()), ("gtm.example.com", "default/z"));
+    assert_eq!(
+        (z.name.as_str(), z.id.as_str()),
+        ("gtm.example.com", "default/z")
+    );
     assert_eq!(z.nameservers[0].name, "ns1.gtm.example.com");
     assert_eq!(z.nameservers[0].addresses.len(), 2);
     assert!(z.nameservers[1].addresses.is_empty());
@@ -94,7 +99,10 @@ fn a_zone_compiles_with_canonical_names_glue_and_records() {
 #[test]
 fn a_zone_that_is_not_served_or_declared_twice_is_refused() {
     let c = compile_in(&["other.example"], ZONE);
-    assert_eq!(rejected(&c, Kind::GtmZone, "z").0, RejectReason::ZoneNotServed);
+    assert_eq!(
+        rejected(&c, Kind::GtmZone, "z").0,
+        RejectReason::ZoneNotServed
+    );
     assert!(c.config.zone_data.is_empty());
 
     let second = ZONE.replace("name: z}", "name: z2}");
@@ -119,13 +127,19 @@ fn zone_records_take_precedence_over_access_domains_of_their_type_and_cnames() {
     let c = compile_in(&["gtm.example.com"], &yaml);
     let (reason, message) = rejected(&c, Kind::GtmAccessDomain, "glue");
     assert_eq!(reason, RejectReason::Conflict);
-    assert!(message.contains("GtmZone default/z declares a A record"), "{message}");
+    assert!(
+        message.contains("GtmZone default/z declares a A record"),
+        "{message}"
+    );
     let (reason, message) = rejected(&c, Kind::GtmAccessDomain, "cname");
     assert_eq!(reason, RejectReason::Conflict);
     assert!(message.contains("owns its name alone"), "{message}");
     // Other types at the same name live side by side, even though the domains are older.
     for other in ["txt-next-to-a", "mx-name"] {
-        assert!(verdict(&c, Kind::GtmAccessDomain, other).is_accepted(), "{other}");
+        assert!(
+            verdict(&c, Kind::GtmAccessDomain, other).is_accepted(),
+            "{other}"
+        );
     }
     c.config.check_consistency().unwrap();
 }
@@ -139,13 +153,20 @@ fn records_in_a_child_zone_twice_or_over_glue_are_invalid() {
     let c = compile_in(&["gtm.example.com", "eu.gtm.example.com"], &child);
     let (reason, message) = rejected(&c, Kind::GtmZone, "z");
     assert_eq!(reason, RejectReason::InvalidRecord);
-    assert!(message.contains("served zone eu.gtm.example.com"), "{message}");
+    assert!(
+        message.contains("served zone eu.gtm.example.com"),
+        "{message}"
+    );
 
     let twice = ZONE.replace(
         "records:\n",
         "records:\n    - {name: WWW.gtm.example.com, type: TXT, text: [x]}\n",
     );
-    let (reason, message) = rejected(&compile_in(&["gtm.example.com"], &twice), Kind::GtmZone, "z");
+    let (reason, message) = rejected(
+        &compile_in(&["gtm.example.com"], &twice),
+        Kind::GtmZone,
+        "z",
+    );
     assert_eq!(reason, RejectReason::InvalidRecord);
     assert!(message.contains("declared twice"), "{message}");
 
@@ -153,8 +174,11 @@ fn records_in_a_child_zone_twice_or_over_glue_are_invalid() {
         "records:\n",
         "records:\n    - {name: ns1.gtm.example.com, type: A, addresses: [192.0.2.1]}\n",
     );
-    let (reason, message) =
-        rejected(&compile_in(&["gtm.example.com"], &over_glue), Kind::GtmZone, "z");
+    let (reason, message) = rejected(
+        &compile_in(&["gtm.example.com"], &over_glue),
+        Kind::GtmZone,
+        "z",
+    );
     assert_eq!(reason, RejectReason::InvalidRecord);
     assert!(message.contains("already give it"), "{message}");
 }
