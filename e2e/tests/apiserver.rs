@@ -61,10 +61,21 @@ async fn crds_are_served_explained_and_listed() {
         .and_then(Value::as_str)
         .unwrap()
         .to_owned();
-    let explained = cp
-        .kubectl(&["explain", "gtmaccessdomain.spec.domain"])
-        .await
-        .unwrap();
+    // The API server publishes a new CRD's OpenAPI schema, which `kubectl explain` reads, a
+    // moment after the CRD is established.
+    let explained = wait_for("kubectl explain to know the CRDs", DEADLINE, || async {
+        anyhow::Ok(
+            match cp
+                .kubectl_result(&["explain", "gtmaccessdomain.spec.domain"])
+                .await?
+            {
+                Ok(text) => Check::Ready(text),
+                Err(e) => Check::Pending(e),
+            },
+        )
+    })
+    .await
+    .unwrap();
     let first_words: String = domain_doc
         .split_whitespace()
         .take(6)
