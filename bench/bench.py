@@ -324,6 +324,9 @@ class Bench:
             output,
             "--zone",
             ZONE,
+            # Any free port: the topology page is not measured here.
+            "--http-listen",
+            "127.0.0.1:0",
         ]
         proc = start(section, pinned(self.load_core, argv), stdout=log_file, stderr=subprocess.STDOUT)
         wait_until("operator config.json", lambda: os.path.exists(os.path.join(output, "config.json")))

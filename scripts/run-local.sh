@@ -4,6 +4,7 @@
 # to $RUN_DIR; the DNS pod answers on 127.0.0.1:$DNS_PORT (UDP and TCP). With DEMO_BACKENDS=1
 # (the default) every health-checked address on 127.0.0.0/8 gets a small HTTP backend, so the
 # checks pass and you can fail one (`curl -X POST <addr>:<port>/fail`) and watch the answer move.
+# The operator serves the live topology page on 127.0.0.1:$PAGE_PORT (default 8080).
 # Ctrl-C stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ manifests=${MANIFESTS:-examples}
 run_dir=${RUN_DIR:-target/local-run}
 dns_port=${DNS_PORT:-5353}
 http_port=${HTTP_PORT:-8081}
+page_port=${PAGE_PORT:-8080}
 demo_backends=${DEMO_BACKENDS:-1}
 profile=${PROFILE:-release}
 
@@ -35,7 +37,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-"$bin/gtm-operator" local --manifests "$manifests" --output "$run_dir" &
+"$bin/gtm-operator" local --manifests "$manifests" --output "$run_dir" \
+  --http-listen "127.0.0.1:$page_port" &
 pids+=($!)
 for _ in $(seq 100); do [[ -s $run_dir/config.json ]] && break; sleep 0.1; done
 [[ -s $run_dir/config.json ]] || { echo "run: the operator wrote no config" >&2; exit 1; }
@@ -69,7 +72,11 @@ pids+=($!)
 
 cat <<TXT
 
-kube-gtm is answering on 127.0.0.1:$dns_port (UDP and TCP). Try:
+kube-gtm is answering on 127.0.0.1:$dns_port (UDP and TCP).
+
+  Topology page (live): http://127.0.0.1:$page_port/
+
+Try:
 
   dig @127.0.0.1 -p $dns_port app.gtm.example.com A +norec      # sequential: eu-west while healthy
   dig @127.0.0.1 -p $dns_port shop.gtm.example.com A +norec     # weighted 3:1

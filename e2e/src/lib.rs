@@ -16,6 +16,7 @@
 
 pub mod apiserver;
 pub mod backend;
+pub mod browser;
 pub mod cluster;
 pub mod dashboard;
 pub mod diag;

@@ -58,6 +58,8 @@ pub struct LocalGtm {
     pub dns: SocketAddr,
     /// The DNS pod's `/metrics`, `/healthz`, `/readyz`.
     pub http: SocketAddr,
+    /// The operator's `/metrics`, `/healthz`, `/readyz` and topology page.
+    pub operator_http: SocketAddr,
     operator: Child,
     dnspod: Child,
 }
@@ -67,11 +69,13 @@ impl LocalGtm {
     pub fn start(manifests: &Path, output: &Path) -> Result<Self> {
         let dns = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let operator_http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let operator = Command::new(binary("gtm-operator", "gtm-operator")?)
             .args(["local", "--manifests"])
             .arg(manifests)
             .arg("--output")
             .arg(output)
+            .args(["--http-listen", &operator_http.to_string()])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .kill_on_drop(true)
@@ -92,6 +96,7 @@ impl LocalGtm {
         Ok(Self {
             dns,
             http,
+            operator_http,
             operator,
             dnspod,
         })

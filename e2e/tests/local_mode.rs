@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use e2e::backend::{Backend, serve};
+use e2e::browser::Browser;
 use e2e::dig::{Dig, dig};
 use e2e::dns::{Answer, Transport};
 use e2e::local::{LocalGtm, free_port};
@@ -259,6 +260,46 @@ spec:
     )
 }
 
+/// Two HTTP backends on 127.0.`block`.1 and .2, the [`failover_manifests`] over them, and
+/// local mode serving those.
+struct FailoverSet {
+    primary: Listener,
+    _standby: Listener,
+    _manifests: tempfile::TempDir,
+    _output: tempfile::TempDir,
+    gtm: LocalGtm,
+    /// The primary's address.
+    p: String,
+    /// The standby's address.
+    s: String,
+}
+
+impl FailoverSet {
+    async fn start(block: u8) -> Self {
+        let primary_addr = SocketAddr::from(([127, 0, block, 1], free_port().unwrap()));
+        let standby_addr = SocketAddr::from(([127, 0, block, 2], free_port().unwrap()));
+        let primary = Listener::start(primary_addr).await;
+        let standby = Listener::start(standby_addr).await;
+        let manifests = tempfile::tempdir().unwrap();
+        let output = tempfile::tempdir().unwrap();
+        write(
+            manifests.path(),
+            "failover.yaml",
+            &failover_manifests(primary_addr, standby_addr),
+        );
+        let gtm = LocalGtm::start(manifests.path(), output.path()).unwrap();
+        Self {
+            primary,
+            _standby: standby,
+            _manifests: manifests,
+            _output: output,
+            gtm,
+            p: primary_addr.ip().to_string(),
+            s: standby_addr.ip().to_string(),
+        }
+    }
+}
+
 /// The distinct addresses `name` answers over `n` queries.
 async fn answers_over(gtm: &LocalGtm, name: &str, n: usize) -> Vec<String> {
     let mut seen = Vec::new();
@@ -275,19 +316,16 @@ async fn answers_over(gtm: &LocalGtm, name: &str, n: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_backend_fails_over_and_recovery_follows_the_sequential_mode() {
-    let primary_addr = SocketAddr::from(([127, 0, 91, 1], free_port().unwrap()));
-    let standby_addr = SocketAddr::from(([127, 0, 91, 2], free_port().unwrap()));
-    let mut primary = Listener::start(primary_addr).await;
-    let _standby = Listener::start(standby_addr).await;
-    let manifests = tempfile::tempdir().unwrap();
-    let output = tempfile::tempdir().unwrap();
-    write(
-        manifests.path(),
-        "failover.yaml",
-        &failover_manifests(primary_addr, standby_addr),
-    );
-    let mut gtm = LocalGtm::start(manifests.path(), output.path()).unwrap();
-    let (p, s) = (primary_addr.ip().to_string(), standby_addr.ip().to_string());
+    let FailoverSet {
+        mut primary,
+        mut gtm,
+        p,
+        s,
+        // Bound, so that they live to the end of the test.
+        _standby,
+        _manifests,
+        _output,
+    } = FailoverSet::start(91).await;
 
     wait_answer(&gtm, "pre.gtm.example.com", RecordType::A, &[&p]).await;
     wait_answer(&gtm, "non.gtm.example.com", RecordType::A, &[&p]).await;
@@ -499,4 +537,110 @@ async fn a_gtm_zone_makes_the_delegation_resolve_and_serves_its_records_to_dig()
         .unwrap();
     assert!(!whole.flag("tc"));
     assert_eq!(whole.answer.len(), 40);
+}
+
+/// Waits until the topology page in `browser` shows `domain` (`namespace/name`) in `state`.
+async fn wait_page_state(browser: &mut Browser, domain: &str, state: &str) -> Duration {
+    let start = Instant::now();
+    let expression =
+        format!("document.querySelector('[data-domain=\"{domain}\"]')?.dataset.state ?? null");
+    let mut seen = serde_json::Value::Null;
+    while start.elapsed() < DEADLINE.timeout {
+        seen = browser.eval(&expression).await.unwrap();
+        if seen == state {
+            return start.elapsed();
+        }
+        browser.check_running().unwrap();
+        tokio::time::sleep(DEADLINE.interval).await;
+    }
+    panic!(
+        "the page did not show {domain} {state} within {:?}: {seen}",
+        DEADLINE.timeout
+    );
+}
+
+/// The operator's topology page in headless Chromium: it shows the answer the DNS pod gives,
+/// and when a backend dies it shows the failover live, without a reload. With
+/// `GTM_PAGE_SCREENSHOT=<path>` it also saves a screenshot of the failed-over page there (the
+/// one in docs/ is made so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_topology_page_shows_a_failover_live_in_a_real_browser() {
+    let FailoverSet {
+        mut primary,
+        mut gtm,
+        p,
+        s,
+        // Bound, so that they live to the end of the test.
+        _standby,
+        _manifests,
+        _output,
+    } = FailoverSet::start(92).await;
+    wait_answer(&gtm, "pre.gtm.example.com", RecordType::A, &[&p]).await;
+
+    let url = format!("http://{}/", gtm.operator_http);
+    let mut browser = Browser::open(&url, 1280, 1000)
+        .await
+        .unwrap_or_else(|e| panic!("headless Chromium (scripts/install-test-tools.sh): {e:#}"));
+    wait_page_state(&mut browser, "default/pre", "Healthy").await;
+    // A reload would wipe this.
+    browser.eval("window.kubeGtmNoReload = 1").await.unwrap();
+
+    primary.kill().await;
+    wait_answer(&gtm, "pre.gtm.example.com", RecordType::A, &[&s]).await;
+    let shown = wait_page_state(&mut browser, "default/pre", "FailedOver").await;
+    println!("answer on standby to page showing the failover: {shown:?}");
+    let page = |selector: &str, property: &str| {
+        format!(
+            "document.querySelector('[data-domain=\"default/pre\"] {selector}')?.{property} ?? null"
+        )
+    };
+    assert_eq!(
+        browser.eval("window.kubeGtmNoReload").await.unwrap(),
+        1,
+        "the page updated without a reload"
+    );
+    for (selector, property, expected) in [
+        ("[data-pool=\"standby\"]", "dataset.answering", "true"),
+        (
+            "[data-pool=\"primary\"]",
+            "dataset.poolState",
+            "Unavailable",
+        ),
+        ("[data-pool=\"primary\"]", "dataset.answering", "false"),
+        (
+            "[data-history=\"default/pre\"] li strong",
+            "textContent",
+            "Failover",
+        ),
+    ] {
+        assert_eq!(
+            browser.eval(&page(selector, property)).await.unwrap(),
+            expected,
+            "{selector} {property}"
+        );
+    }
+    let error = browser
+        .eval(&page("[data-pool=\"primary\"] .error", "textContent"))
+        .await
+        .unwrap();
+    assert!(
+        error.as_str().is_some_and(|e| !e.is_empty()),
+        "the failed check's error is shown: {error}"
+    );
+    assert_eq!(
+        browser
+            .eval("document.getElementById('live').dataset.live")
+            .await
+            .unwrap(),
+        "live"
+    );
+    if let Ok(path) = std::env::var("GTM_PAGE_SCREENSHOT") {
+        browser
+            .eval("document.querySelectorAll('details').forEach(d => d.open = true)")
+            .await
+            .unwrap();
+        browser.screenshot(Path::new(&path)).await.unwrap();
+    }
+    gtm.check_running().unwrap();
+    browser.check_running().unwrap();
 }

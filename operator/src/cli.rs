@@ -51,9 +51,12 @@ pub struct RunArgs {
     /// Instance name: ConfigMap name prefix and `gtm.kubegtm.io/instance` label.
     #[arg(long, env = "GTM_INSTANCE", default_value = "kube-gtm")]
     pub instance: String,
-    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    /// Address of `/metrics`, `/healthz`, `/readyz` and the topology page.
     #[arg(long, env = "GTM_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
     pub http_listen: SocketAddr,
+    /// The topology page.
+    #[command(flatten)]
+    pub page: PageArgs,
     /// Take a Lease before writing, so that several replicas can run.
     #[arg(long, env = "GTM_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -96,8 +99,18 @@ impl From<RunArgs> for ClusterOptions {
             probe_concurrency: a.probe_concurrency,
             address_metrics: a.address_metrics,
             drop_guard: a.drop_guard.into(),
+            topology_page: a.page.topology_page,
         }
     }
+}
+
+/// Flags of the topology page (both modes).
+#[derive(Debug, clap::Args)]
+pub struct PageArgs {
+    /// Serve the read-only topology page at `/` of the HTTP port (`--http-listen`): access
+    /// domains, pools, addresses, checks and histories, updated live.
+    #[arg(long, env = "GTM_TOPOLOGY_PAGE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub topology_page: bool,
 }
 
 /// The host name (a pod's name in Kubernetes), else a name unique to this process start.
@@ -162,6 +175,13 @@ pub struct LocalArgs {
     /// Health probes in flight at most.
     #[arg(long, env = "GTM_PROBE_CONCURRENCY", default_value_t = 256)]
     pub probe_concurrency: usize,
+    /// Address of `/metrics`, `/healthz`, `/readyz` and the topology page (port 0 picks a
+    /// free port; the log says which).
+    #[arg(long, env = "GTM_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub http_listen: SocketAddr,
+    /// The topology page.
+    #[command(flatten)]
+    pub page: PageArgs,
     /// The drop guard.
     #[command(flatten)]
     pub drop_guard: DropGuardArgs,
@@ -176,6 +196,8 @@ impl From<LocalArgs> for LocalOptions {
             namespace: a.namespace,
             probe_concurrency: a.probe_concurrency,
             drop_guard: a.drop_guard.into(),
+            http_listen: a.http_listen,
+            topology_page: a.page.topology_page,
         }
     }
 }

@@ -1,10 +1,12 @@
 //! The operator's HTTP endpoint: `/metrics` (OpenMetrics text), `/healthz` (the process runs),
-//! `/readyz` (the watches have synced and the CRDs are established).
+//! `/readyz` (the watches have synced and the CRDs are established, or in local mode the first
+//! pass is done), and the topology page at `/` ([`crate::page`]) unless it is turned off.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -13,6 +15,8 @@ use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+use crate::page::Snapshots;
+use crate::page::routes::routes;
 
 /// What the endpoints read.
 #[derive(Clone)]
@@ -21,15 +25,22 @@ pub(crate) struct HttpState {
     pub metrics: Arc<Metrics>,
     /// Set once the operator is ready.
     pub ready: Arc<AtomicBool>,
+    /// What the topology page shows; no page when `None`.
+    pub page: Option<Snapshots>,
 }
 
 /// The routes.
 pub(crate) fn router(state: HttpState) -> Router {
-    Router::new()
+    let page = state.page.clone();
+    let router = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(state);
+    match page {
+        Some(snapshots) => router.merge(routes(snapshots)),
+        None => router,
+    }
 }
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
@@ -50,14 +61,25 @@ async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
     }
 }
 
-/// Serves the endpoints until `shutdown` is cancelled.
+/// Binds `addr` (a port of 0 picks a free one); fails at once when it cannot.
+pub(crate) async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr} (--http-listen)"))
+}
+
+/// Serves the endpoints on `listener` until `shutdown` is cancelled.
 pub(crate) async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     state: HttpState,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    let addr = listener.local_addr()?;
+    if state.page.is_some() {
+        tracing::info!(%addr, "serving /metrics, /healthz, /readyz and the topology page at http://{addr}/");
+    } else {
+        tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    }
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
@@ -73,6 +95,7 @@ mod tests {
         let state = HttpState {
             metrics: Arc::new(Metrics::new()),
             ready: Arc::new(AtomicBool::new(false)),
+            page: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -19,6 +19,7 @@ pub mod local;
 pub mod manifests;
 mod metrics;
 mod monitor;
+mod page;
 mod payloads;
 mod publish;
 mod selection;

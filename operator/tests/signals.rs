@@ -52,6 +52,7 @@ impl Operator {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gtm-operator"))
             .args(["local", "--manifests", examples, "--output"])
             .arg(&output)
+            .args(["--http-listen", "127.0.0.1:0"])
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

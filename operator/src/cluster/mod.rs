@@ -29,11 +29,12 @@ use std::collections::BTreeMap;
 
 use crate::compile::Compilation;
 use crate::health::{Restored, restored_from_status};
-use crate::http::{HttpState, serve};
+use crate::http::{HttpState, bind, serve};
 use crate::inventory::{Inventory, SpecVersion};
 use crate::local::now;
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
+use crate::page::{Feed, RemoteResults, Snapshot, Source};
 use reconciler::{Reconciler, STATUS_REFRESH};
 
 /// Field manager of every write the operator makes.
@@ -66,6 +67,8 @@ pub struct ClusterOptions {
     pub address_metrics: bool,
     /// When a change that drops most access domains is held.
     pub drop_guard: crate::drop_guard::DropGuardSettings,
+    /// Whether the HTTP port serves the topology page.
+    pub topology_page: bool,
 }
 
 /// The reflector stores of one kind, one per watched namespace (or one for all).
@@ -157,17 +160,20 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let shutdown = CancellationToken::new();
+    let page = opts.topology_page.then(Feed::new);
     let http = tokio::spawn(serve(
-        opts.http_listen,
+        bind(opts.http_listen).await?,
         HttpState {
             metrics: metrics.clone(),
             ready: ready.clone(),
+            page: page.as_ref().map(Feed::subscribe),
         },
         shutdown.clone(),
     ));
 
     wait_for_crds(&client).await?;
-    let reconciler = new_reconciler(&client, &opts, metrics.clone());
+    let mut reconciler = new_reconciler(&client, &opts, metrics.clone());
+    reconciler.set_page(page.clone());
     let changed = Arc::new(Notify::new());
     let watches = Watches::start(&client, &opts, &reconciler.selector(), &changed);
     watches.wait_until_ready().await?;
@@ -185,6 +191,7 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
         restored: BTreeMap::new(),
         compiled: CompileCache::default(),
         backoff: Backoff::default(),
+        page,
     };
     let result = operator.run_until_shutdown(leader).await;
     tracing::info!("shutting down");
@@ -363,6 +370,8 @@ struct Operator {
     restored: BTreeMap<String, Restored>,
     compiled: CompileCache,
     backoff: Backoff,
+    /// Where the topology page reads from (the reconciler publishes while leading).
+    page: Option<Feed>,
 }
 
 impl Operator {
@@ -435,9 +444,18 @@ impl Operator {
         Ok(())
     }
 
-    /// One reconcile pass, when leading.
+    /// One reconcile pass, when leading; a standby only shows the statuses the leader wrote.
     async fn pass(&mut self) -> kube::Result<()> {
         let Some(monitor) = self.monitor.as_mut() else {
+            if let Some(page) = &self.page {
+                page.publish(Snapshot {
+                    inventory: self.watches.inventory(),
+                    statuses: BTreeMap::new(),
+                    remote: RemoteResults::new(),
+                    source: Source::Standby,
+                    taken: now(),
+                });
+            }
             return Ok(());
         };
         // Coalesce bursts of watch events into one pass.

@@ -28,6 +28,7 @@ use crate::evaluate::{Evaluation, evaluate};
 use crate::health::TaskHealth;
 use crate::inventory::{Inventory, ObjectKey};
 use crate::metrics::{AddressLabels, DomainLabel, KindCondition, Metrics, PoolLabel};
+use crate::page::{Feed, RemoteResults, Snapshot, Source};
 use crate::publish::{Plan, Proposal, Publisher};
 use crate::status::{ObjectStatus, compute_all};
 
@@ -67,6 +68,7 @@ pub(super) struct Reconciler {
     address_metrics: bool,
     written: HashMap<ObjectKey, Written>,
     holds: HoldReports,
+    page: Option<Feed>,
 }
 
 /// The drop guard's holds as reported by events: each hold once, and its end once.
@@ -159,7 +161,13 @@ impl Reconciler {
             address_metrics: settings.address_metrics,
             written: HashMap::new(),
             holds: HoldReports::default(),
+            page: None,
         }
+    }
+
+    /// Publishes the statuses of every pass to the topology page.
+    pub(super) fn set_page(&mut self, page: Option<Feed>) {
+        self.page = page;
     }
 
     /// Sets when a change that drops most access domains is held.
@@ -305,6 +313,15 @@ impl Reconciler {
                 report.events += written.events;
                 self.written.insert(written.key.clone(), written);
             }
+        }
+        if let Some(page) = &self.page {
+            page.publish(Snapshot {
+                inventory: inventory.clone(),
+                statuses,
+                remote: RemoteResults::new(),
+                source: Source::Leader,
+                taken: now.clone(),
+            });
         }
         Ok(report)
     }

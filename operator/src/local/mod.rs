@@ -11,13 +11,16 @@ mod table;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use gtm_crds::manifest::ManifestValidator;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use tokio_util::sync::CancellationToken;
 
 use self::last_good::LastGood;
 use self::watch::ManifestWatch;
@@ -25,10 +28,12 @@ use crate::compile::{Compilation, compile_with_refused};
 use crate::drop_guard::{CONFIRM_FILE, DropGuardSettings};
 use crate::evaluate::evaluate;
 use crate::health::{Restored, TaskHealth, restored_from_snapshot};
+use crate::http::{HttpState, bind, serve};
 use crate::inventory::{Inventory, ObjectKey};
 use crate::manifests::{Loaded, load};
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
+use crate::page::{Feed, RemoteResults, Snapshot, Source};
 use crate::publish::{Proposal, Publisher};
 use crate::status::{ObjectStatus, compute_all};
 
@@ -51,6 +56,10 @@ pub struct LocalOptions {
     pub probe_concurrency: usize,
     /// When a change that drops most access domains is held.
     pub drop_guard: DropGuardSettings,
+    /// Address of `/metrics`, `/healthz`, `/readyz` and the topology page.
+    pub http_listen: SocketAddr,
+    /// Whether the HTTP port serves the topology page.
+    pub topology_page: bool,
 }
 
 /// The state local mode keeps between passes.
@@ -69,6 +78,7 @@ pub struct LocalOperator {
     loaded: Loaded,
     compilation: Option<Compilation>,
     table: String,
+    page: Option<Feed>,
 }
 
 impl LocalOperator {
@@ -102,7 +112,13 @@ impl LocalOperator {
             loaded: Loaded::default(),
             compilation: None,
             table: String::new(),
+            page: None,
         })
+    }
+
+    /// Publishes the statuses after every pass to the topology page.
+    pub(crate) fn set_page(&mut self, page: Option<Feed>) {
+        self.page = page;
     }
 
     /// The last compilation (its probe tasks are what the prober runs).
@@ -185,6 +201,15 @@ impl LocalOperator {
             tracing::warn!("writing {}: {e:#}", status_file::STATUS_FILE);
         }
         self.statuses = statuses;
+        if let Some(page) = &self.page {
+            page.publish(Snapshot {
+                inventory,
+                statuses: self.statuses.clone(),
+                remote: RemoteResults::new(),
+                source: Source::Local,
+                taken: now.clone(),
+            });
+        }
         Ok(self.replace_table(table))
     }
 
@@ -256,7 +281,22 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut operator = LocalOperator::new(opts.clone())?;
-    let mut monitor = Monitor::new(opts.probe_concurrency, Arc::new(Metrics::new()));
+    let metrics = Arc::new(Metrics::new());
+    let mut monitor = Monitor::new(opts.probe_concurrency, metrics.clone());
+    let page = opts.topology_page.then(Feed::new);
+    operator.set_page(page.clone());
+    let ready = Arc::new(AtomicBool::new(false));
+    let shutdown = CancellationToken::new();
+    let http = tokio::spawn(serve(
+        bind(opts.http_listen).await?,
+        HttpState {
+            metrics,
+            ready: ready.clone(),
+            page: page.as_ref().map(Feed::subscribe),
+        },
+        shutdown.clone(),
+    ));
+    drop(page);
     let mut watch = ManifestWatch::new(&opts.manifests, RESCAN)?;
     tracing::info!(
         manifests = %opts.manifests.display(),
@@ -267,6 +307,7 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     let restored = operator.restored();
     print_reload(operator.reload(&now()).await);
     follow_compilation(&mut operator, &mut monitor, &restored).await;
+    ready.store(true, Ordering::Release);
 
     loop {
         tokio::select! {
@@ -283,6 +324,10 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
         }
     }
+    // The page's event streams end with the operator's feed; then the server stops.
+    drop(operator);
+    shutdown.cancel();
+    http.await??;
     tracing::info!("local mode stopped");
     Ok(())
 }

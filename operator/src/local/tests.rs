@@ -41,6 +41,8 @@ fn fixture() -> Fixture {
         namespace: "default".into(),
         probe_concurrency: 16,
         drop_guard: DropGuardSettings::default(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        topology_page: true,
     })
     .unwrap();
     Fixture {
