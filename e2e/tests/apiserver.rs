@@ -570,6 +570,23 @@ async fn the_whole_loop_runs_with_the_charts_accounts() {
                         )),
                     "the domain's history: {history:?}"
                 );
+                // The leader's topology page shows it too.
+                let (code, body) = gtm.operators[0]
+                    .http_get(&format!("/topology.json?namespace={}", gtm.apps))
+                    .await?;
+                ensure!(code == 200, "topology.json answered {code}: {body}");
+                let topology: Value = serde_json::from_str(&body)?;
+                let app = topology["domains"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|d| d["name"] == "app");
+                ensure!(
+                    topology["source"] == "Leader"
+                        && app.is_some_and(|d| d["state"] == "FailedOver"
+                            && d["answering"] == json!(["app-us-east"])),
+                    "the topology page: {topology}"
+                );
                 let history = gtm.history("AddressPool", "app-eu-west").await?;
                 ensure!(
                     ["PoolUnavailable", "AddressDown"]

@@ -2,7 +2,8 @@
 //! same validation, compile and evaluation as in a cluster, writes the same payloads as files
 //! for the DNS pod (`gtm-dnspod --config-dir`), prints each object's status as a table on
 //! every change (and on SIGUSR1) and keeps the statuses in `status.json` next to the payloads;
-//! SIGHUP reads the manifests again.
+//! SIGHUP reads the manifests again. Its HTTP port serves `/metrics`, `/healthz`, `/readyz` and
+//! the topology page, as in a cluster.
 
 pub(crate) mod files;
 mod last_good;
