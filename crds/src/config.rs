@@ -42,7 +42,7 @@ pub const DEFAULT_MAX_ANSWERS: u8 = 8;
 
 /// The schema version this build writes.
 ///
-/// 1.1 added [`GtmConfig::zone_data`].
+/// 1.1 added [`GtmConfig::zone_data`] and [`GtmConfig::serials`].
 pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion { major: 1, minor: 1 };
 
 /// A `MAJOR.MINOR` payload schema version.
@@ -145,6 +145,11 @@ pub struct GtmConfig {
     /// Empty in payloads of schema 1.0.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zone_data: Vec<ZoneConfig>,
+    /// The SOA serial of each served zone, by zone: assigned by the operator when it publishes
+    /// (it changes only when the zone's published content does, and never goes backwards).
+    /// A zone without one (payloads of schema 1.0) answers with the generation.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub serials: BTreeMap<String, u32>,
 }
 
 /// One compiled access domain.
@@ -316,6 +321,7 @@ impl GtmConfig {
             domains: Vec::new(),
             pools: Vec::new(),
             zone_data: Vec::new(),
+            serials: BTreeMap::new(),
         }
     }
 
@@ -343,6 +349,9 @@ impl GtmConfig {
             if *zone != canonical_name(zone) || zone.is_empty() {
                 return bad(format!("zone {zone:?} is not a canonical DNS name"));
             }
+        }
+        if let Some(zone) = self.serials.keys().find(|z| !self.zones.contains(z)) {
+            return bad(format!("serial for {zone:?}, which is not served"));
         }
         let mut with_data = HashSet::new();
         let mut statics: HashMap<&str, Vec<crate::zone::ZoneRecordType>> = HashMap::new();

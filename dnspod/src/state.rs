@@ -234,6 +234,7 @@ mod tests {
             generation,
             zones: vec!["gtm.example.com".into()],
             zone_data: Vec::new(),
+            serials: Default::default(),
             domains: vec![],
             pools: vec![],
         }

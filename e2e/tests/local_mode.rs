@@ -447,6 +447,8 @@ async fn a_gtm_zone_makes_the_delegation_resolve_and_serves_its_records_to_dig()
         ["ns1.gtm.example.com.", "hostmaster.example.com."]
     );
     assert_eq!(fields[6], "60", "SOA minimum from the GtmZone");
+    let serial: u32 = fields[2].parse().unwrap();
+    assert!(serial > 1_700_000_000, "a Unix-time serial: {serial}");
 
     let acme = dig(gtm.dns, "_acme-challenge.gtm.example.com", "TXT", &[])
         .await
@@ -523,6 +525,14 @@ async fn a_gtm_zone_makes_the_delegation_resolve_and_serves_its_records_to_dig()
         d.answer_data() == ["\"new-token\""]
     })
     .await;
+    let soa = dig(gtm.dns, "gtm.example.com", "SOA", &[]).await.unwrap();
+    let edited_serial: u32 = soa.answer_data()[0]
+        .split(' ')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(edited_serial > serial, "{edited_serial} follows {serial}");
     for options in [&["+noedns", "+ignore"][..], &["+ignore"][..]] {
         let cut = dig(gtm.dns, "big.gtm.example.com", "TXT", options)
             .await

@@ -23,6 +23,7 @@ mod page;
 mod payloads;
 mod publish;
 mod selection;
+mod serials;
 #[cfg(test)]
 mod spans;
 mod status;

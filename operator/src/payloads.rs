@@ -104,13 +104,16 @@ impl PayloadState {
         }
     }
 
-    /// The config to write, numbered, as JSON, when it differs from the last one. A config
+    /// The config to write, numbered and with its zones' SOA serials ([`crate::serials`]), as
+    /// JSON, when it differs from the last one; `now` is the Unix time in seconds. A config
     /// that breaks the contract's consistency rules is refused (the DNS pods would refuse it
     /// too), so the last one keeps serving.
     pub(crate) fn next_config(
         &mut self,
-        config: GtmConfig,
+        mut config: GtmConfig,
+        now: u32,
     ) -> Result<Option<String>, ContractError> {
+        crate::serials::assign(&mut config, self.config.published.as_ref(), now);
         config.check_consistency()?;
         Ok(self.config.next(config))
     }
@@ -170,6 +173,8 @@ impl PayloadState {
 mod tests {
     use super::*;
 
+    const NOW: u32 = 1_800_000_000;
+
     fn generation_of(text: Option<String>) -> u64 {
         GtmConfig::from_json(text.unwrap().as_bytes())
             .unwrap()
@@ -180,11 +185,11 @@ mod tests {
     fn writes_only_changes_and_numbers_them() {
         let mut s = PayloadState::default();
         let mut c = GtmConfig::empty(vec!["gtm.example.com".into()]);
-        assert_eq!(generation_of(s.next_config(c.clone()).unwrap()), 1);
+        assert_eq!(generation_of(s.next_config(c.clone(), NOW).unwrap()), 1);
         s.written(Payload::Config);
-        assert!(s.next_config(c.clone()).unwrap().is_none());
+        assert!(s.next_config(c.clone(), NOW).unwrap().is_none());
         c.zones.push("other.example.com".into());
-        assert_eq!(generation_of(s.next_config(c.clone()).unwrap()), 2);
+        assert_eq!(generation_of(s.next_config(c.clone(), NOW).unwrap()), 2);
 
         let h = HealthSnapshot::empty();
         let text = s.next_health(h.clone()).unwrap();
@@ -202,11 +207,11 @@ mod tests {
     fn a_failed_write_keeps_the_published_payload_and_writes_again() {
         let mut s = PayloadState::default();
         let one = GtmConfig::empty(vec!["a.example".into()]);
-        s.next_config(one.clone()).unwrap().unwrap();
+        s.next_config(one.clone(), NOW).unwrap().unwrap();
         s.written(Payload::Config);
 
         let two = GtmConfig::empty(vec!["b.example".into()]);
-        assert_eq!(generation_of(s.next_config(two.clone()).unwrap()), 2);
+        assert_eq!(generation_of(s.next_config(two.clone(), NOW).unwrap()), 2);
         s.failed(Payload::Config);
         assert_eq!(
             s.last_config().map(|c| &c.zones),
@@ -214,11 +219,11 @@ mod tests {
             "what serves is still the one written whole"
         );
         // The same change again: written again, numbered on.
-        assert_eq!(generation_of(s.next_config(two.clone()).unwrap()), 3);
+        assert_eq!(generation_of(s.next_config(two.clone(), NOW).unwrap()), 3);
         s.failed(Payload::Config);
         // Back to the published content: written too, as the failed write may have left
         // parts of the other one behind.
-        assert_eq!(generation_of(s.next_config(one).unwrap()), 4);
+        assert_eq!(generation_of(s.next_config(one, NOW).unwrap()), 4);
         s.written(Payload::Config);
         assert_eq!(s.last_config().map(|c| c.generation), Some(4));
     }
@@ -227,12 +232,12 @@ mod tests {
     fn an_inconsistent_config_is_refused_and_the_last_one_stays() {
         let mut s = PayloadState::default();
         let good = GtmConfig::empty(vec!["gtm.example.com".into()]);
-        assert!(s.next_config(good.clone()).unwrap().is_some());
+        assert!(s.next_config(good.clone(), NOW).unwrap().is_some());
         s.written(Payload::Config);
         let bad = GtmConfig::empty(vec!["Not.Canonical".into()]);
-        assert!(s.next_config(bad).is_err());
+        assert!(s.next_config(bad, NOW).is_err());
         assert!(
-            s.next_config(good).unwrap().is_none(),
+            s.next_config(good, NOW).unwrap().is_none(),
             "the good one is still the last"
         );
     }
@@ -241,17 +246,19 @@ mod tests {
     fn resumed_state_skips_unchanged_payloads_and_numbers_on() {
         let mut old = GtmConfig::empty(vec!["a.example".into()]);
         old.generation = 41;
+        crate::serials::assign(&mut old, None, NOW - 60);
         let mut health = HealthSnapshot::empty();
         health.generation = 7;
         let mut s = PayloadState::resume(Some(old), Some(health));
         assert!(
-            s.next_config(GtmConfig::empty(vec!["a.example".into()]))
+            s.next_config(GtmConfig::empty(vec!["a.example".into()]), NOW)
                 .unwrap()
-                .is_none()
+                .is_none(),
+            "the serial found published is kept: a restart changes nothing"
         );
         assert!(s.next_health(HealthSnapshot::empty()).is_none());
         let new = GtmConfig::empty(vec!["b.example".into()]);
-        assert_eq!(generation_of(s.next_config(new).unwrap()), 42);
+        assert_eq!(generation_of(s.next_config(new, NOW).unwrap()), 42);
     }
 
     #[test]

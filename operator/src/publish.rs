@@ -53,6 +53,15 @@ pub(crate) struct Proposal<'a> {
     pub(crate) confirmation: Option<&'a str>,
     /// Now, on the clock the guard's hold time is measured with.
     pub(crate) now: Instant,
+    /// Now, in Unix seconds ([`unix_now`]): the SOA serial of a zone that changes.
+    pub(crate) unix_time: u32,
+}
+
+/// The wall clock in Unix seconds, as SOA serials count it (32 bits last until 2106).
+pub(crate) fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
 }
 
 /// What [`Publisher::plan`] decided.
@@ -127,6 +136,14 @@ impl Publisher {
         &self.active
     }
 
+    /// The SOA serial of each zone in the config last published.
+    pub(crate) fn serials(&self) -> BTreeMap<String, u32> {
+        self.payloads
+            .last_config()
+            .map(|c| c.serials.clone())
+            .unwrap_or_default()
+    }
+
     /// The health snapshot last published.
     pub(crate) fn last_health(&self) -> Option<&HealthSnapshot> {
         self.payloads.last_health()
@@ -145,7 +162,10 @@ impl Publisher {
             proposal.confirmation,
             proposal.now,
         );
-        let (config, refused) = match self.payloads.next_config(admitted.config) {
+        let (config, refused) = match self
+            .payloads
+            .next_config(admitted.config, proposal.unix_time)
+        {
             Ok(config) => (config, None),
             Err(e) => (None, Some(e)),
         };
@@ -302,6 +322,7 @@ mod tests {
                     active: &active,
                     confirmation: None,
                     now: Instant::now(),
+                    unix_time: 1_800_000_000,
                 },
                 &mut self.sink,
             );
@@ -371,6 +392,7 @@ mod tests {
             active: &active,
             confirmation: None,
             now,
+            unix_time: 1_800_000_000,
         };
         let plan = publisher.plan(&proposal(&good, &tasks), &mut sink);
         publisher.write(plan.writes, &mut sink).await.unwrap();

@@ -79,12 +79,14 @@ pub(crate) fn template_status(
     }
 }
 
-/// Status of a zone; `published` is its data in the published config.
+/// Status of a zone; `published` is its data in the compiled config, `serial` the zone's
+/// SOA serial as published.
 pub(crate) fn zone_status(
     obj: &GtmZone,
     previous: Option<&GtmZoneStatus>,
     verdict: &Verdict,
     published: Option<&ZoneConfig>,
+    serial: Option<u32>,
     now: &Time,
 ) -> GtmZoneStatus {
     let previous = previous
@@ -99,7 +101,7 @@ pub(crate) fn zone_status(
             generation,
             now,
         ),
-        serial: None,
+        serial,
         records: published
             .map(|z| u32::try_from(z.records.len() + z.glue().len()).unwrap_or(u32::MAX)),
     }
@@ -407,6 +409,7 @@ pub(crate) fn compute_all<'a>(
     inventory: &Inventory,
     newer: impl Fn(&ObjectKey, Option<&str>) -> Option<&'a ObjectStatus>,
     compilation: &Compilation,
+    serials: &BTreeMap<String, u32>,
     evaluation: &Evaluation,
     tasks: &BTreeMap<String, TaskHealth>,
     now: &Time,
@@ -462,7 +465,8 @@ pub(crate) fn compute_all<'a>(
             Some(ObjectStatus::Zone(s)) => Some(s),
             _ => z.status.as_ref(),
         };
-        let s = zone_status(z, previous, &verdict(&key), published, now);
+        let serial = published.and_then(|d| serials.get(&d.name).copied());
+        let s = zone_status(z, previous, &verdict(&key), published, serial, now);
         out.insert(key, ObjectStatus::Zone(s));
     }
     out

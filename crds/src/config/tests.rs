@@ -8,6 +8,7 @@ pub(crate) fn sample() -> GtmConfig {
         generation: 7,
         zones: vec!["gtm.example.com".into()],
         zone_data: Vec::new(),
+        serials: Default::default(),
         domains: vec![DomainConfig {
             id: "prod/app".into(),
             name: "app.gtm.example.com".into(),

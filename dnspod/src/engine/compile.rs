@@ -49,12 +49,15 @@ impl Compiled {
         health: &HealthSnapshot,
         settings: &ZoneSettings,
     ) -> Result<Self, CompileError> {
-        let serial = (config.generation & u64::from(u32::MAX)) as u32;
+        // Zones the operator gave no serial (flag zones, payloads of schema 1.0) answer with
+        // the config generation.
+        let fallback = (config.generation & u64::from(u32::MAX)) as u32;
+        let serial = |zone: &str| config.serials.get(zone).copied().unwrap_or(fallback);
         let zone_list = zone_names(&config.zones, settings);
         let data_of = |zone: &str| config.zone_data.iter().find(|d| d.name == zone);
         let zones = zone_list
             .iter()
-            .map(|z| Zone::build(z, settings, serial, data_of(z)))
+            .map(|z| Zone::build(z, settings, serial(z), data_of(z)))
             .collect::<Result<Vec<_>, _>>()?;
 
         let pool_index: HashMap<&str, usize> = config

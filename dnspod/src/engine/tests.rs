@@ -688,3 +688,15 @@ fn zone_data_gives_ns_with_glue_soa_fields_and_static_records() {
     );
     assert_eq!(nx.zone.unwrap().soa.ttl, 60);
 }
+
+#[test]
+fn the_soa_serial_is_the_operators_else_the_generation() {
+    let mut c = with_zone_data(9);
+    let serial = |h: &Compiled| {
+        let soa = ask(h, "gtm.example.com.", RecordType::SOA).1;
+        soa[0].split(' ').nth(2).unwrap().to_string()
+    };
+    assert_eq!(serial(&compile(&c, &health_down(1, &[]))), "9");
+    c.serials.insert(ZONE.into(), 1_800_000_000);
+    assert_eq!(serial(&compile(&c, &health_down(1, &[]))), "1800000000");
+}

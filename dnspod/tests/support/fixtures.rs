@@ -129,6 +129,7 @@ pub(crate) fn config(
         generation,
         zones: vec![ZONE.into()],
         zone_data: Vec::new(),
+        serials: Default::default(),
         domains,
         pools,
     };

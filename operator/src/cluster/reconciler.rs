@@ -29,7 +29,7 @@ use crate::health::TaskHealth;
 use crate::inventory::{Inventory, ObjectKey};
 use crate::metrics::{AddressLabels, DomainLabel, KindCondition, Metrics, PoolLabel};
 use crate::page::{Feed, RemoteResults, Snapshot, Source};
-use crate::publish::{Plan, Proposal, Publisher};
+use crate::publish::{Plan, Proposal, Publisher, unix_now};
 use crate::status::{ObjectStatus, compute_all};
 
 /// What a pass wrote.
@@ -255,6 +255,7 @@ impl Reconciler {
                 confirmation: confirmation.as_deref(),
                 // The runtime's clock, which the loop's timers use too.
                 now: tokio::time::Instant::now().into_std(),
+                unix_time: unix_now(),
             },
             &mut sink,
         );
@@ -279,7 +280,16 @@ impl Reconciler {
                 .filter(|w| w.uid.as_deref() == uid)
                 .map(|w| &w.status)
         };
-        let statuses = compute_all(inventory, newer, compilation, &evaluation, tasks, now);
+        let serials = self.publisher.serials();
+        let statuses = compute_all(
+            inventory,
+            newer,
+            compilation,
+            &serials,
+            &evaluation,
+            tasks,
+            now,
+        );
         self.record_health_metrics(compilation, &evaluation);
         self.record_object_metrics(&statuses);
         // Status writes are independent: run up to `concurrency` at once, results in order.

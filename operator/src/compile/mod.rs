@@ -176,6 +176,7 @@ pub fn compile_with_refused(
             domains: published_domains,
             pools: published_pools,
             zone_data,
+            serials: BTreeMap::new(),
         },
         pools: accepted_pools,
         verdicts,

@@ -35,7 +35,7 @@ use crate::manifests::{Loaded, load};
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::page::{Feed, RemoteResults, Snapshot, Source};
-use crate::publish::{Proposal, Publisher};
+use crate::publish::{Proposal, Publisher, unix_now};
 use crate::status::{ObjectStatus, compute_all};
 
 /// How often the manifest directory is read even without a change event (a safety net for
@@ -232,6 +232,7 @@ impl LocalOperator {
                 active: &evaluation.active,
                 confirmation: confirmation.as_deref(),
                 now: std::time::Instant::now(),
+                unix_time: unix_now(),
             },
             &mut sink,
         );
@@ -255,6 +256,7 @@ impl LocalOperator {
             inventory,
             |key, _| self.statuses.get(key),
             compilation,
+            &self.publisher.serials(),
             &evaluation,
             &self.tasks,
             now,

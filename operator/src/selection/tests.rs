@@ -37,6 +37,7 @@ fn config(domain_policy: LbPolicy, mode: SequentialMode) -> GtmConfig {
         generation: 1,
         zones: vec!["gtm.example.com".into()],
         zone_data: Vec::new(),
+        serials: Default::default(),
         domains: vec![DomainConfig {
             id: "ns/app".into(),
             name: "app.gtm.example.com".into(),
