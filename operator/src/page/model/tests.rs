@@ -99,6 +99,7 @@ fn pass(inventory: &Inventory, down: &[&str], previous: Option<&Snapshot>, at: i
         inventory,
         |key, _| previous.and_then(|p| p.statuses.get(key)),
         &compilation,
+        &BTreeMap::new(),
         &evaluation,
         &tasks,
         &t(at),
