@@ -7,10 +7,12 @@
 //! | address | enabled, and `AlwaysOnline`, or `Auto` with no tasks or with its tasks meeting its judgement; never `AlwaysOffline` |
 //! | pool    | enabled, and its available addresses meet its judgement over its enabled addresses and its `minAvailable` |
 //!
-//! Fail-open: when no pool of a domain is available, the lowest-order pool that has eligible
-//! addresses answers with all of them; when a chosen pool has no available address, all its
-//! eligible addresses answer. "Eligible" means what an operator has not switched off: enabled
-//! and not `AlwaysOffline` (a disabled pool is never answered).
+//! Fail-open keeps what is still known to work: when no pool of a domain is available, the
+//! lowest-order pool that still has available addresses (below its judgement or its
+//! `minAvailable`) answers them by its own policy; only when no pool has any, the lowest-order
+//! pool that has eligible addresses answers with all of them. "Eligible"
+//! means what an operator has not switched off: enabled and not `AlwaysOffline` (a disabled
+//! pool is never answered).
 //!
 //! `Sequential` levels answer with one member ([`sequential_pick`]): the operator decides it
 //! and publishes it as the level's current member, and every DNS pod applies the same rule
@@ -99,8 +101,8 @@ pub fn pool_eligible(pool: &PoolConfig) -> bool {
 pub enum PoolChoice {
     /// These members (indices into the domain's pool list) are available.
     Available(Vec<usize>),
-    /// None is available; this member answers with all its eligible addresses
-    /// ([`eligible_addresses`]).
+    /// None is available; this member answers: by its policy among its available addresses,
+    /// or with all its eligible ones when none is ([`address_choice`]).
     FailOpen(usize),
     /// Nothing to answer: no eligible pool, or the domain says `NoAnswer`.
     Nothing,
@@ -115,6 +117,9 @@ pub struct MemberView {
     pub available: bool,
     /// Whether the pool is eligible for fail-open.
     pub eligible: bool,
+    /// Whether some of the pool's addresses are available, even if the pool misses its
+    /// judgement.
+    pub healthy: bool,
 }
 
 /// Which pools of a domain may answer, before the domain's policy picks among them.
@@ -128,10 +133,11 @@ pub fn pool_choice(members: &[MemberView], fallback: Fallback) -> PoolChoice {
     if fallback == Fallback::NoAnswer {
         return PoolChoice::Nothing;
     }
-    // Lowest order first; ties go to the earlier member.
+    // A pool with available addresses first, then the lowest order; ties go to the earlier
+    // member.
     (0..members.len())
         .filter(|&i| members[i].eligible)
-        .min_by_key(|&i| (members[i].order, i))
+        .min_by_key(|&i| (!members[i].healthy, members[i].order, i))
         .map_or(PoolChoice::Nothing, PoolChoice::FailOpen)
 }
 

@@ -121,6 +121,8 @@ pub(crate) struct DomainView {
     pub all_unavailable: bool,
     /// True when the answer is not what a fully healthy setup gives.
     pub failed_over: bool,
+    /// Failing open to a pool that still has available addresses: only those answer.
+    pub keeps_health: bool,
 }
 
 /// What a domain answers now.
@@ -137,6 +139,9 @@ pub(crate) fn domain_view(
             order: m.order,
             available: views.get(&m.pool).is_some_and(|v| v.available),
             eligible: pools.get(m.pool.as_str()).is_some_and(|p| pool_eligible(p)),
+            healthy: views
+                .get(&m.pool)
+                .is_some_and(|v| v.addresses.iter().any(|a| *a)),
         })
         .collect();
     let id = |i: usize| domain.pools[i].pool.clone();
@@ -175,17 +180,20 @@ pub(crate) fn domain_view(
                 answering,
                 all_unavailable: false,
                 failed_over,
+                keeps_health: false,
             }
         }
         PoolChoice::FailOpen(i) => DomainView {
             answering: vec![id(i)],
             all_unavailable: true,
             failed_over: true,
+            keeps_health: members[i].healthy,
         },
         PoolChoice::Nothing => DomainView {
             answering: Vec::new(),
             all_unavailable: true,
             failed_over: true,
+            keeps_health: false,
         },
     }
 }

@@ -323,8 +323,16 @@ pub(crate) fn domain_status(
                 },
                 if names.is_empty() {
                     "no pool is available and whenAllUnavailable is NoAnswer".to_string()
+                } else if v.keeps_health {
+                    format!(
+                        "no pool is available; failing open to {}, which answers its available addresses (too few for its judgement) by its policy",
+                        names.join(", ")
+                    )
                 } else {
-                    format!("no pool is available; failing open to {}", names.join(", "))
+                    format!(
+                        "no pool is available; failing open to {}, all its addresses (none is available)",
+                        names.join(", ")
+                    )
                 },
             )
         } else if v.failed_over {

@@ -158,6 +158,8 @@ fn member(order: u16, available: bool, eligible: bool) -> MemberView {
         order,
         available,
         eligible,
+        // An available pool has available addresses.
+        healthy: available,
     }
 }
 
@@ -182,6 +184,27 @@ fn no_pool_available_fails_open_to_lowest_order_non_empty_pool() {
         member(2, false, true),
     ];
     assert_eq!(pool_choice(&m, Fallback::FailOpen), PoolChoice::FailOpen(2));
+}
+
+#[test]
+fn fail_open_prefers_a_pool_that_still_has_available_addresses() {
+    let below_judgement = MemberView {
+        healthy: true,
+        ..member(5, false, true)
+    };
+    let m = [
+        member(1, false, true),
+        below_judgement,
+        member(2, false, true),
+    ];
+    assert_eq!(pool_choice(&m, Fallback::FailOpen), PoolChoice::FailOpen(1));
+}
+
+#[test]
+fn a_pool_answers_among_its_available_addresses_or_all_eligible_ones() {
+    let p = pool(vec![addr("a", &[]), addr("b", &[]), addr("c", &[])]);
+    assert_eq!(address_choice(&p, &[false, true, false]), [1]);
+    assert_eq!(address_choice(&p, &[false, false, false]), [0, 1, 2]);
 }
 
 #[test]

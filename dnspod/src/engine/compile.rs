@@ -94,8 +94,7 @@ impl Compiled {
                 .zip(&member_pools)
                 .map(|(m, &p)| MemberView {
                     order: m.order,
-                    available: pool_views[p].0,
-                    eligible: pool_views[p].1,
+                    ..pool_views[p]
                 })
                 .collect();
             let specs: Vec<MemberSpec<'_>> = d.pools.iter().map(MemberSpec::from).collect();
@@ -211,11 +210,11 @@ fn compile_statics(
     Ok(statics)
 }
 
-/// Compiles one pool; also returns whether it is available and eligible for fail-open.
+/// Compiles one pool; also returns how the domains see it (its order is the member's).
 fn compile_pool(
     pool: &PoolConfig,
     health: &HealthSnapshot,
-) -> Result<(PoolPlan, (bool, bool)), CompileError> {
+) -> Result<(PoolPlan, MemberView), CompileError> {
     let avail: Vec<bool> = pool
         .addresses
         .iter()
@@ -256,7 +255,13 @@ fn compile_pool(
         eligible,
         alias_fallback,
     };
-    Ok((plan, (available, pool_eligible(pool))))
+    let view = MemberView {
+        order: 0,
+        available,
+        eligible: pool_eligible(pool),
+        healthy: !fail_open,
+    };
+    Ok((plan, view))
 }
 
 /// The record answering `value` of a pool of `pool_type` at `owner`.

@@ -13,8 +13,10 @@
 //! - A Domain pool answers exactly one CNAME. When a level-1 pick holds several pools and the
 //!   first is a Domain pool, only its CNAME is answered; Domain pools after an IP pool are
 //!   skipped, so a CNAME is never mixed with A/AAAA records.
-//! - Fail-open answers every eligible address of the pool; for a Domain pool, the eligible
-//!   address with the lowest order.
+//! - Fail-open keeps known health: a pool failing open that still has available addresses
+//!   (too few for its judgement) answers them by its own policy, as if it were available;
+//!   only a pool with none answers every eligible address (a Domain pool: the eligible one
+//!   with the lowest order).
 //! - `Sequential`, `Preemptive`: the available member with the lowest order. `NonPreemptive`:
 //!   the member the operator published as active while it is available in this snapshot,
 //!   else the lowest order available.
@@ -354,7 +356,9 @@ impl Compiled {
         let mut scope = 0;
         match d.choice {
             DomainChoice::Nothing => {}
-            DomainChoice::FailOpen(m) => self.answer_eligible(&d.members[m], out),
+            DomainChoice::FailOpen(m) => {
+                scope = self.answer_pool(&d.members[m], client, rng, out);
+            }
             DomainChoice::Available => {
                 let (selection, s) = d.level.select(client, rng);
                 scope = s;
@@ -397,8 +401,8 @@ impl Compiled {
         scope
     }
 
-    /// A pool failing open: every eligible address (for a Domain pool, the one with the
-    /// lowest order).
+    /// A pool without an available address: every eligible address (for a Domain pool, the
+    /// one with the lowest order).
     fn answer_eligible<'c>(&'c self, member: &'c MemberPlan, out: &mut AnswerRecords<'c>) {
         let pool = &self.pools[member.pool];
         if pool.alias {

@@ -375,6 +375,40 @@ fn no_pool_available_fails_open_to_all_eligible_addresses_of_the_lowest_order_po
 }
 
 #[test]
+fn failing_open_keeps_known_health_before_answering_everything() {
+    // ns/first (order 1): both down. ns/min (order 2): one of two up, below minAvailable 2.
+    let first = pool(
+        "ns/first",
+        LbPolicy::RoundRobin,
+        vec![addr("192.0.2.1"), addr("192.0.2.2")],
+    );
+    let mut min = pool(
+        "ns/min",
+        LbPolicy::Sequential,
+        vec![addr("192.0.2.3"), addr("192.0.2.4"), addr("192.0.2.5")],
+    );
+    min.min_available = Some(2);
+    let mut second = member("ns/min");
+    second.order = 2;
+    let c = config(
+        1,
+        vec![www(LbPolicy::Sequential, vec![member("ns/first"), second])],
+        vec![first, min],
+    );
+    let down = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.5"];
+    let h = compile(&c, &health_down(1, &down));
+    // No pool meets its judgement: the pool that still has an available address answers it
+    // by its policy, not the first pool's dead addresses.
+    assert_eq!(ask(&h, WWW, RecordType::A).1, vec!["192.0.2.4"]);
+    // When nothing is available anywhere, the lowest-order pool answers every address.
+    let all_down = compile(&c, &health_down(2, &[&down[..], &["192.0.2.4"]].concat()));
+    assert_eq!(
+        ask(&all_down, WWW, RecordType::A).1,
+        vec!["192.0.2.1", "192.0.2.2"]
+    );
+}
+
+#[test]
 fn no_answer_fallback_gives_nodata_when_nothing_is_available() {
     let mut d = www(LbPolicy::RoundRobin, vec![member("ns/p")]);
     d.when_all_unavailable = Fallback::NoAnswer;

@@ -153,6 +153,27 @@ fn nothing_available_fails_open_to_the_first_pool_and_keeps_the_choice() {
     assert!(v.all_unavailable);
     assert_eq!(v.answering, ["ns/primary"]);
     assert_eq!(a.domains["ns/app"], "ns/primary", "previous choice kept");
+    assert!(
+        !v.keeps_health,
+        "nothing is available: all addresses answer"
+    );
+}
+
+#[test]
+fn failing_open_prefers_the_pool_that_still_has_available_addresses() {
+    let mut c = config(LbPolicy::Sequential, SequentialMode::Preemptive);
+    c.pools[0].min_available = Some(2);
+    // The primary keeps one of its two addresses, too few for minAvailable; the backup is down.
+    let (a, v) = step(&c, &["10.0.0.1", "10.0.1.1"], &ActiveSelections::default());
+    assert!(v.all_unavailable && v.keeps_health);
+    assert_eq!(v.answering, ["ns/primary"]);
+    assert_eq!(
+        a.pools["ns/primary"], "10.0.0.2",
+        "its available address answers"
+    );
+    c.domains[0].pools[0].order = 3;
+    let (_, v) = step(&c, &["10.0.0.1", "10.0.1.1"], &ActiveSelections::default());
+    assert_eq!(v.answering, ["ns/primary"], "even at a higher order");
 }
 
 #[test]

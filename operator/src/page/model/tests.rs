@@ -216,7 +216,10 @@ fn with_every_pool_down_the_first_answers_whole() {
     let view = topology(&pass(&inv, &all, None, 0), &Filter::default());
     let d = domain(&view, "prod/app");
     assert_eq!(d.state, DomainState::FailOpen);
-    assert_eq!(d.why, "no pool is available; failing open to app-primary");
+    assert_eq!(
+        d.why,
+        "no pool is available; failing open to app-primary, all its addresses (none is available)"
+    );
     let primary = &d.pools[0];
     assert!(primary.answering && primary.fail_open);
     assert!(primary.addresses.iter().all(|a| a.answered && !a.available));
