@@ -204,7 +204,13 @@ impl Loader {
         if let Some(probe) = &self.runtime_probe {
             let _ = probe.send(tokio::runtime::Handle::try_current().is_ok());
         }
-        let compiled = Compiled::build(config, health, &self.settings)?;
+        let serving = self.shared.snapshot();
+        let compiled = Compiled::build(
+            config,
+            health,
+            &self.settings,
+            serving.as_deref().map(|s| &s.compiled),
+        )?;
         let counters = self.shared.metrics.queries.domains(compiled.domain_names());
         self.shared
             .current

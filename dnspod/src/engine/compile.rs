@@ -18,7 +18,9 @@ use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
 use rustc_hash::FxHashMap;
 
 use super::level::{Level, MemberSpec};
-use super::{Compiled, DomainChoice, DomainPlan, MemberPlan, NameEntry, PoolPlan, StaticSet};
+use super::{
+    Compiled, DomainChoice, DomainPlan, MemberPlan, NameEntry, PoolPlan, Rotations, StaticSet,
+};
 use crate::sources::BadCidr;
 use crate::zone::{Zone, ZoneError, ZoneSettings, absolute_name, zone_names};
 
@@ -43,12 +45,17 @@ pub enum CompileError {
 
 impl Compiled {
     /// Compiles `config` (already consistency-checked, see
-    /// [`GtmConfig::from_json`]) with `health` and the zone settings from the flags.
+    /// [`GtmConfig::from_json`]) with `health` and the zone settings from the flags;
+    /// `RoundRobin` levels continue from their positions in `previous`, the snapshot served
+    /// until now.
     pub fn build(
         config: &GtmConfig,
         health: &HealthSnapshot,
         settings: &ZoneSettings,
+        previous: Option<&Compiled>,
     ) -> Result<Self, CompileError> {
+        let previous = previous.map(|p| &p.rotations);
+        let mut rotations = Rotations::default();
         // Zones the operator gave no serial (flag zones, payloads of schema 1.0) answer with
         // the config generation.
         let fallback = (config.generation & u64::from(u32::MAX)) as u32;
@@ -69,7 +76,8 @@ impl Compiled {
         let mut pool_views = Vec::with_capacity(config.pools.len());
         let mut pools = Vec::with_capacity(config.pools.len());
         for pool in &config.pools {
-            let (plan, view) = compile_pool(pool, health)?;
+            let rotation = rotations.take(previous, format!("pool:{}", pool.id));
+            let (plan, view) = compile_pool(pool, health, rotation)?;
             pools.push(plan);
             pool_views.push(view);
         }
@@ -108,11 +116,19 @@ impl Compiled {
                 .domains
                 .get(&d.id)
                 .and_then(|p| d.pools.iter().position(|m| &m.pool == p));
-            let level = Level::new(d.policy, d.sequential_mode, &specs, candidates, active)
-                .map_err(|source| CompileError::Source {
-                    owner: d.id.clone(),
-                    source,
-                })?;
+            let rotation = rotations.take(previous, format!("domain:{}", d.id));
+            let level = Level::new(
+                d.policy,
+                d.sequential_mode,
+                &specs,
+                candidates,
+                active,
+                rotation,
+            )
+            .map_err(|source| CompileError::Source {
+                owner: d.id.clone(),
+                source,
+            })?;
             let members = member_pools
                 .iter()
                 .map(|&p| {
@@ -149,6 +165,7 @@ impl Compiled {
             domains,
             pools,
             statics,
+            rotations,
         })
     }
 }
@@ -214,6 +231,7 @@ fn compile_statics(
 fn compile_pool(
     pool: &PoolConfig,
     health: &HealthSnapshot,
+    rotation: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> Result<(PoolPlan, MemberView), CompileError> {
     let avail: Vec<bool> = pool
         .addresses
@@ -236,6 +254,7 @@ fn compile_pool(
         &specs,
         candidates,
         active,
+        rotation,
     )
     .map_err(|source| CompileError::Source {
         owner: pool.id.clone(),

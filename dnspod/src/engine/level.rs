@@ -2,6 +2,7 @@
 //! may answer and how the level's policy picks among them. Both levels share this code; only
 //! what a member is differs.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gtm_crds::availability::sequential_pick;
@@ -54,8 +55,9 @@ pub(crate) struct Level {
     cumulative: Vec<u32>,
     /// The candidates' sources, for `SourceNearest`.
     sources: SourceTable,
-    /// `RoundRobin` position.
-    rotation: AtomicUsize,
+    /// `RoundRobin` position, shared with the same level of the previous and the next compile
+    /// ([`super::Rotations`]).
+    rotation: Arc<AtomicUsize>,
 }
 
 /// The members a level picked for one query: `list` from `start` on, wrapping around.
@@ -81,13 +83,15 @@ impl<'l> Selection<'l> {
 
 impl Level {
     /// Compiles a level. `candidates` are the members that may answer (indices into
-    /// `members`); `active` is the member the operator published as current for `Sequential`.
+    /// `members`); `active` is the member the operator published as current for `Sequential`;
+    /// `rotation` the level's `RoundRobin` position.
     pub(crate) fn new(
         policy: LbPolicy,
         mode: SequentialMode,
         members: &[MemberSpec<'_>],
         candidates: Vec<usize>,
         active: Option<usize>,
+        rotation: Arc<AtomicUsize>,
     ) -> Result<Self, BadCidr> {
         // The contract's rule over the candidates, with the member the operator published as
         // current (so every pod answers alike). Preemptive ignores it: if the two disagree for
@@ -120,7 +124,7 @@ impl Level {
             sequential,
             cumulative,
             sources,
-            rotation: AtomicUsize::new(0),
+            rotation,
         })
     }
 

@@ -36,6 +36,9 @@ mod level;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
 use gtm_crds::RecordType as DomainType;
 use hickory_server::proto::rr::{LowerName, RData, Record, RecordType};
 use rand::Rng;
@@ -61,6 +64,25 @@ pub struct Compiled {
     domains: Vec<DomainPlan>,
     pools: Vec<PoolPlan>,
     statics: Vec<StaticSet>,
+    rotations: Rotations,
+}
+
+/// The `RoundRobin` position of every level, by level (`domain:<id>`, `pool:<id>`): a compile
+/// takes the positions of the one before, so that a reload (a health change, an edit) does
+/// not restart every rotation from the first member and skew the spread towards it.
+#[derive(Debug, Default)]
+struct Rotations(FxHashMap<String, Arc<AtomicUsize>>);
+
+impl Rotations {
+    /// The position of level `key`: the previous compile's, or a new one at 0. Every key
+    /// asked for is kept in `self`, the others are left behind.
+    fn take(&mut self, previous: Option<&Rotations>, key: String) -> Arc<AtomicUsize> {
+        let position = previous
+            .and_then(|p| p.0.get(&key).cloned())
+            .unwrap_or_default();
+        self.0.insert(key, position.clone());
+        position
+    }
 }
 
 /// What exists at one name: the access domains by record type (indices into `domains`) and
