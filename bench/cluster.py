@@ -6,7 +6,9 @@ binaries run as processes with the environment of the chart's Deployments, authe
 tokens of the chart's ServiceAccounts (TokenRequest API), as the real-API-server suite
 (e2e/tests/apiserver.rs) runs them. Measures:
 
-1. `kubectl apply` of a changed access domain (its pool flipped) to the new DNS answer;
+1. `kubectl apply` of a changed access domain (its pool flipped) to the new DNS answer, and a
+   LoadBalancer Service's status change (the status subresource patched, as a cloud's
+   controller would) to the new answer of a pool whose `endpointSources` name it;
 2. health verdict to answer: a backend killed or restarted; the verdict is the moment the
    leader's probe counter (`gtm_operator_probes_total`, incremented when the probe report that
    carries the verdict is drained) moves, scraped in a loop, so the figure is the cluster-mode
@@ -55,6 +57,7 @@ def run(bench):
         result = {"versions": cp.versions()}
         gtm.start_small_config()
         result["apply"] = apply_to_answer(h, gtm, 10 if bench.quick else 40)
+        result["service"] = service_status_to_answer(h, gtm, 10 if bench.quick else 40)
         result["verdict"] = verdict_to_answer(h, gtm, 6 if bench.quick else 20)
         result["takeover"] = takeover(h, gtm, 1 if bench.quick else 3)
         sizes = [20_000] if bench.quick else [20_000, 100_000]
@@ -266,7 +269,7 @@ class Gtm:
         chart = os.path.join(cp.root, "charts", "kube-gtm")
         cp.helm(
             "install", RELEASE, chart, "-n", NAMESPACE, "--create-namespace", "--set", f"zones={{{self.h.ZONE}}}",
-            "--set", "crds.install=false",
+            "--set", "crds.install=false", "--set", "operator.endpointDiscovery.kinds={Service}",
         )
         cp.kubectl("create", "namespace", APPS)
         self.specs = {c: PodSpec(self.deployment(c)) for c in ("operator", "dns")}
@@ -348,8 +351,15 @@ class Gtm:
                 f"        - template: tcp-fast\n          port: {self.backend_port}\n"
                 f"    - value: {self.secondary}\n      order: 2\n",
                 h.domain_yaml("hc", f"hc.{h.ZONE}", 5, ["hc"]),
+                "apiVersion: gtm.kubegtm.io/v1alpha1\nkind: AddressPool\nmetadata:\n  name: lb\nspec:\n"
+                "  type: IPv4\n  endpointSources:\n    - kind: Service\n      name: lb\n",
+                h.domain_yaml("lb", f"lb.{h.ZONE}", 5, ["lb"]),
             ),
         )
+        self.cp.kubectl(
+            "create", "service", "loadbalancer", "lb", "-n", APPS, "--tcp=80:8080",
+        )
+        set_load_balancer(self.cp, LB_IPS[0])
         for identity in ("op-0", "op-1"):
             self.start_operator(identity)
         self.start_dns()
@@ -357,6 +367,7 @@ class Gtm:
         dns = h.Dns(self.dns_port)
         h.wait_answer(dns, f"prop.{h.ZONE}", lambda v: v == ["127.0.91.1"], 90, interval=0.05)
         h.wait_answer(dns, f"hc.{h.ZONE}", lambda v: v == [self.primary], 90, interval=0.05)
+        h.wait_answer(dns, f"lb.{h.ZONE}", lambda v: v == [LB_IPS[0]], 90, interval=0.05)
         dns.close()
 
     def stop_all(self):
@@ -400,6 +411,37 @@ def apply_to_answer(h, gtm, changes):
     h.log(
         f"cluster: kubectl apply to answer p50 {res['answer_ms']['p50']:.0f} ms, p99 {res['answer_ms']['p99']:.0f} ms"
         f" (kubectl itself p50 {res['kubectl_ms']['p50']:.0f} ms)"
+    )
+    return res
+
+
+# The two addresses the `lb` Service's status moves between.
+LB_IPS = ("127.0.93.1", "127.0.93.2")
+
+
+def set_load_balancer(cp, ip, background=False):
+    """Sets Service `lb`'s `status.loadBalancer.ingress` to `ip` (the status subresource)."""
+    patch = json.dumps({"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}})
+    args = ("patch", "service", "lb", "-n", APPS, "--subresource=status", "--type=merge", "-p", patch)
+    return cp.kubectl_popen(*args) if background else cp.kubectl(*args)
+
+
+def service_status_to_answer(h, gtm, changes):
+    dns = h.Dns(gtm.dns_port)
+    answer_ms, kubectl_ms = [], []
+    for i in range(changes):
+        time.sleep(random.uniform(0.05, 0.25))
+        ip = LB_IPS[(i + 1) % 2]
+        t0 = time.monotonic()
+        patch = set_load_balancer(gtm.cp, ip, background=True)
+        t1 = h.wait_answer(dns, f"lb.{h.ZONE}", lambda v, w=[ip]: v == w, 30)
+        answer_ms.append((t1 - t0) * 1000)
+        kubectl_ms.append((patch.finish(60) - t0) * 1000)
+    dns.close()
+    res = {"changes": changes, "answer_ms": h.summary(answer_ms), "kubectl_ms": h.summary(kubectl_ms)}
+    h.log(
+        f"cluster: Service status to answer p50 {res['answer_ms']['p50']:.0f} ms,"
+        f" p99 {res['answer_ms']['p99']:.0f} ms (kubectl itself p50 {res['kubectl_ms']['p50']:.0f} ms)"
     )
     return res
 
@@ -680,6 +722,21 @@ def report(c):
         "to the first changed answer, so it includes kubectl's own start-up and request "
         f"(the kubectl process alone, to its exit: p50 {fmt_ms(k['p50'])}, p99 {fmt_ms(k['p99'])}).\n"
     )
+    if "service" in c:
+        sv = c["service"]
+        w(
+            f"**Service status to answer.** A LoadBalancer `Service`'s `status.loadBalancer.ingress` is moved "
+            f"between two IPs {sv['changes']} times (`kubectl patch --subresource=status`, as a cloud's "
+            "load-balancer controller would write it, 50 to 250 ms apart); a pool takes its address through "
+            "`endpointSources` (the chart's `operator.endpointDiscovery.kinds={Service}`). The time runs "
+            "from the start of the kubectl process to the first changed answer: kubectl, the operator's "
+            "Service watch, its 50 ms coalescing pause, the compile and server-side apply of the config "
+            "ConfigMap, the DNS process's watch and swap (the kubectl process alone, to its exit: p50 "
+            f"{fmt_ms(sv['kubectl_ms']['p50'])}, p99 {fmt_ms(sv['kubectl_ms']['p99'])}). From an edge "
+            "cluster the endpoint agent adds its own watch, a 100 ms coalescing pause and the write of "
+            "its ConfigMap in the control cluster (the real-API-server suite's "
+            "`an_edge_clusters_service_reaches_the_answers_through_its_endpoint_agent` prints that time).\n"
+        )
     hv = c["verdict"]
     w(
         f"**Health verdict to answer.** A `Sequential` pool whose first address has a TCP check "
@@ -700,6 +757,7 @@ def report(c):
     w("|---|---:|---:|---:|---:|---:|")
     for label, s in (
         ("`kubectl apply` to answer", x),
+        *((("Service status to answer", c["service"]["answer_ms"]),) if "service" in c else ()),
         ("health verdict to answer (down and up)", hv["verdict_ms"]),
         ("verdict Down to answer", hv["down_ms"]),
         ("verdict Up to answer", hv["up_ms"]),

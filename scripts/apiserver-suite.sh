@@ -30,6 +30,16 @@ cleanup() {
 trap cleanup EXIT
 for n in "${names[@]}"; do "$cp" up "$n"; done
 
+# The Gateway API's Gateway CRD, for endpoint sources that name a Gateway: the real one, from the
+# Go module cache (the module proxy serves sigs.k8s.io/gateway-api; nothing vendored).
+gateway_api_version=v1.3.0
+if command -v go >/dev/null 2>&1; then
+  gateway_api_dir=$(go mod download -json "sigs.k8s.io/gateway-api@$gateway_api_version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  export GTM_GATEWAY_CRD="$gateway_api_dir/config/crd/standard/gateway.networking.k8s.io_gateways.yaml"
+else
+  echo "apiserver suite: no Go toolchain to fetch the Gateway API CRD; the Gateway endpoint source is not tested"
+fi
+
 export GTM_APISERVER=1
 PATH="$("$cp" bin-dir):$HOME/.local/bin:$PATH"
 export PATH

@@ -120,6 +120,11 @@ RECONCILE_RULES = (
     | expand("events.k8s.io", ["events"], ["create", "patch"])
     | expand("", ["events"], ["create", "patch"])
 )
+ENDPOINT_READ_RULES = (
+    expand("", ["services"], ["get", "list", "watch"])
+    | expand("networking.k8s.io", ["ingresses"], ["get", "list", "watch"])
+    | expand("gateway.networking.k8s.io", ["gateways"], ["get", "list", "watch"])
+)
 CRD_READ_RULES = expand(
     "apiextensions.k8s.io",
     ["customresourcedefinitions"],
@@ -197,6 +202,8 @@ def check_workloads(docs, profile):
     check_env_contract(c, f"{profile}: operator", documented_env("`gtm-operator run`:"), extra)
     for required in ("GTM_ZONES", "POD_NAMESPACE", "GTM_INSTANCE", "GTM_LEADER_ELECTION"):
         check(f"{profile}: operator sets {required}", required in env_names(c))
+    kinds = "Service,Ingress,Gateway" if profile == "all-features" else None
+    check(f"{profile}: operator discovers endpoints of {kinds}", env_value(c, "GTM_ENDPOINT_KINDS") == kinds)
     check(f"{profile}: operator leader election on", env_value(c, "GTM_LEADER_ELECTION") == "true")
     check(f"{profile}: operator replicas", op["spec"]["replicas"] == (3 if profile == "all-features" else 2))
     check_hardening(op, f"{profile}: operator", expect_net_raw=icmp)
@@ -292,12 +299,13 @@ def check_rbac(docs, profile):
                     if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "edge-access"]
     if profile == "all-features":
         accounts = sorted(d["metadata"]["name"] for d in by_kind(edge_objects, "ServiceAccount"))
-        check(f"{profile}: edgeAccess: one ServiceAccount per edge", accounts == [
-            "kube-gtm-edge-eu", "kube-gtm-edge-us"], str(accounts))
+        check(f"{profile}: edgeAccess: one ServiceAccount per edge and per endpoint agent", accounts == [
+            "kube-gtm-agent-eu", "kube-gtm-edge-eu", "kube-gtm-edge-us"], str(accounts))
         tokens = by_kind(edge_objects, "Secret")
         check(f"{profile}: edgeAccess: a token Secret per edge account",
               sorted((t["type"], t["metadata"]["annotations"]["kubernetes.io/service-account.name"]) for t in tokens)
               == [("kubernetes.io/service-account-token", a) for a in accounts])
+        accounts = [a for a in accounts if "-edge-" in a]
         reader = one(edge_objects, "Role", "-edge-reader")
         check(f"{profile}: edgeAccess: the edges only read ConfigMaps",
               reader is not None and rules_set(reader["rules"]) == expand("", ["configmaps"], ["get", "list", "watch"]))
@@ -305,6 +313,16 @@ def check_rbac(docs, profile):
         check(f"{profile}: edgeAccess: the Role is bound to exactly the edge accounts",
               binding is not None and sorted(s["name"] for s in binding["subjects"]) == accounts
               and binding["roleRef"]["name"] == reader["metadata"]["name"])
+        agent_role = one(edge_objects, "Role", "-agent-eu")
+        check(f"{profile}: edgeAccess: the eu agent writes its own endpoints ConfigMap only",
+              agent_role is not None and rules_set(agent_role["rules"])
+              == expand("", ["configmaps"], ["create"])
+              | expand("", ["configmaps"], ["get", "patch"], ["e2e-all-endpoints-eu"]),
+              str(agent_role and agent_role["rules"]))
+        agent_binding = one(edge_objects, "RoleBinding", "-agent-eu")
+        check(f"{profile}: edgeAccess: the agent Role is bound to the agent account only",
+              agent_binding is not None
+              and [s["name"] for s in agent_binding["subjects"]] == ["kube-gtm-agent-eu"])
     else:
         check(f"{profile}: no edge access unless edgeAccess.edges", not edge_objects)
     cluster_op = one(docs, "ClusterRole", "-operator")
@@ -313,8 +331,8 @@ def check_rbac(docs, profile):
         check(f"{profile}: watchNamespaces gives Roles in exactly those namespaces, no ClusterRole",
               cluster_op is None and sorted(d["metadata"]["namespace"] for d in scoped) == ["apps", "payments"])
         for d in scoped:
-            check(f"{profile}: Role in {d['metadata']['namespace']} has the reconcile verbs",
-                  rules_set(d["rules"]) == RECONCILE_RULES)
+            check(f"{profile}: Role in {d['metadata']['namespace']} has the reconcile verbs and reads the endpoint kinds",
+                  rules_set(d["rules"]) == RECONCILE_RULES | ENDPOINT_READ_RULES)
     else:
         check(f"{profile}: cluster-wide ClusterRole with exactly the reconcile verbs",
               cluster_op is not None and rules_set(cluster_op["rules"]) == RECONCILE_RULES and not scoped)
@@ -374,9 +392,37 @@ def check_edge(docs):
     """An edge release: DNS pods reading the control cluster through the mounted kubeconfig."""
     profile = "edge"
     kinds = sorted({d["kind"] for d in docs})
-    for absent in ("CustomResourceDefinition", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "Secret"):
+    for absent in ("CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Secret"):
         check(f"{profile}: no {absent}", absent not in kinds, str(kinds))
+    roles = by_kind(docs, "Role")
+    check(f"{profile}: RBAC only for the endpoint agent: read Services and Gateways in apps and web",
+          sorted(r["metadata"]["namespace"] for r in roles) == ["apps", "web"]
+          and all(r["metadata"]["name"] == "kube-gtm-endpoint-agent" and rules_set(r["rules"])
+                  == expand("", ["services"], ["get", "list", "watch"])
+                  | expand("gateway.networking.k8s.io", ["gateways"], ["get", "list", "watch"])
+                  for r in roles), str(roles))
+    bindings = by_kind(docs, "RoleBinding")
+    check(f"{profile}: the agent's Roles are bound to its account",
+          len(bindings) == 2 and all(b["subjects"] == [{"kind": "ServiceAccount", "name": "kube-gtm-endpoint-agent",
+                                                         "namespace": "kube-gtm"}] for b in bindings))
+    agent = one(docs, "Deployment", "-endpoint-agent")
+    check(f"{profile}: an endpoint agent Deployment", agent is not None)
+    if agent:
+        c = container(agent)
+        check(f"{profile}: the agent runs `gtm-operator endpoint-agent`",
+              c.get("command") == ["/usr/local/bin/gtm-operator"] and c.get("args") == ["endpoint-agent"])
+        check_env_contract(c, f"{profile}: endpoint agent", documented_env("`gtm-operator endpoint-agent`:"),
+                           {"RUST_LOG"})
+        check_hardening(agent, f"{profile}: endpoint agent", expect_net_raw=False)
+        check(f"{profile}: the agent publishes cluster eu's Services and Gateways of apps and web",
+              (env_value(c, "GTM_CLUSTER"), env_value(c, "GTM_ENDPOINT_KINDS"), env_value(c, "GTM_WATCH_NAMESPACES"))
+              == ("eu", "Service,Gateway", "apps,web"))
+        pod = agent["spec"]["template"]["spec"]
+        check(f"{profile}: the agent's control kubeconfig is mounted from its Secret",
+              env_value(c, "GTM_CONTROL_KUBECONFIG") == "/var/run/kube-gtm/control/kubeconfig"
+              and pod["volumes"][0]["secret"]["secretName"] == "kube-gtm-agent")
     check(f"{profile}: no operator Deployment", one(docs, "Deployment", "-operator") is None)
+    check(f"{profile}: two Deployments (DNS, endpoint agent)", len(by_kind(docs, "Deployment")) == 2)
     dns = one(docs, "Deployment", "-dns")
     check(f"{profile}: DNS Deployment rendered", dns is not None)
     if not dns:

@@ -113,6 +113,11 @@ expect_failure "edgeAccess.edges is for the control release" -f "$chart/ci/edge-
 expect_failure "at '/mode': value must be one of" --set mode=both
 expect_failure "at '/edgeAccess/edges/0'" --set 'edgeAccess.edges[0]=Bad_Edge'
 expect_failure "at '/dns/unreadyAfterStaleSeconds': minimum" --set dns.unreadyAfterStaleSeconds=-1
+expect_failure "edge.endpointAgent runs in edge releases" --set edge.endpointAgent.enabled=true
+expect_failure "edge.endpointAgent.enabled needs edge.endpointAgent.cluster" -f "$chart/ci/edge-values.yaml" --set edge.endpointAgent.cluster=
+expect_failure "edge.endpointAgent.enabled needs edge.endpointAgent.kubeconfigSecret" -f "$chart/ci/edge-values.yaml" --set edge.endpointAgent.kubeconfigSecret=
+expect_failure "edgeAccess.endpointAgents is for the control release" -f "$chart/ci/edge-values.yaml" --set 'edgeAccess.endpointAgents[0]=eu'
+expect_failure "at '/operator/endpointDiscovery/kinds/0': value must be one of" --set 'operator.endpointDiscovery.kinds[0]=Pod'
 # A single replica without leader election is valid.
 if helm template kube-gtm "$chart" --set operator.replicas=1 --set operator.leaderElection.enabled=false >/dev/null; then
   pass "one operator replica without leader election renders"

@@ -14,6 +14,9 @@ pub const DEGRADED: &str = "Degraded";
 /// Condition type (pools): every health check of the pool can run (ICMP sockets, valid
 /// checks).
 pub const CHECKS_RUNNABLE: &str = "HealthChecksRunnable";
+/// Condition type (pools with `endpointSources`): every source names an object that has
+/// addresses.
+pub const ENDPOINTS_RESOLVED: &str = "EndpointsResolved";
 /// Condition type (domains): the domain answers from other pools than its first choice.
 pub const FAILED_OVER: &str = "FailedOver";
 

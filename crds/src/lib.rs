@@ -33,7 +33,9 @@ pub mod zone;
 
 pub use common::{CheckTask, HealthJudgement, LbPolicy, RequestSources, SequentialMode};
 pub use domain::{GtmAccessDomain, GtmAccessDomainSpec, GtmAccessDomainStatus, RecordType};
-pub use pool::{AddressPool, AddressPoolSpec, AddressPoolStatus, PoolType};
+pub use pool::{
+    AddressPool, AddressPoolSpec, AddressPoolStatus, EndpointKind, EndpointSource, PoolType,
+};
 pub use template::{HealthCheckTemplate, HealthCheckTemplateSpec, HealthCheckTemplateStatus};
 pub use zone::{GtmZone, GtmZoneSpec, GtmZoneStatus};
 

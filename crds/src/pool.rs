@@ -61,7 +61,8 @@ pub const MAX_ADDRESSES_PER_POOL: usize = 256;
     validation = kube::core::Rule::new("self.type != 'IPv6' || self.addresses.all(a, isIP(a.value) && ip(a.value).family() == 6)").message("every address of an IPv6 pool must be an IPv6 address"),
     validation = kube::core::Rule::new(r"self.type != 'Domain' || self.addresses.all(a, !isIP(a.value) && a.value.matches('^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.?$'))").message("every address of a Domain pool must be a host name"),
     validation = kube::core::Rule::new("self.type == 'Domain' || self.addresses.all(a, !isIP(a.value) || ip(a.value).isGlobalUnicast() || ip(a.value).isLoopback() || ip(a.value).isLinkLocalUnicast())").message("every address must be a unicast address: not unspecified (0.0.0.0, ::), broadcast (255.255.255.255) or multicast (224.0.0.0/4, ff00::/8)"),
-    validation = kube::core::Rule::new("!has(self.minAvailable) || self.minAvailable <= size(self.addresses)").message("minAvailable cannot exceed the number of addresses")
+    validation = kube::core::Rule::new("!has(self.minAvailable) || (has(self.endpointSources) && size(self.endpointSources) > 0) || self.minAvailable <= size(self.addresses)").message("minAvailable cannot exceed the number of addresses"),
+    validation = kube::core::Rule::new("size(self.addresses) > 0 || (has(self.endpointSources) && size(self.endpointSources) > 0)").message("a pool needs addresses or endpointSources")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AddressPoolSpec {
@@ -90,10 +91,26 @@ pub struct AddressPoolSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
     pub health_checks: Vec<CheckTask>,
-    /// The endpoints, each listed once (at most 256).
-    #[schemars(length(min = 1, max = 256))]
+    /// The endpoints, each listed once (at most 256). May be empty when `endpointSources`
+    /// gives the addresses.
+    #[serde(default)]
+    #[schemars(length(max = 256))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["value".into()]))]
     pub addresses: Vec<PoolAddress>,
+    /// Kubernetes objects whose current addresses join `addresses` and follow the objects'
+    /// status as it changes: a `Service` of type LoadBalancer or an `Ingress`
+    /// (`status.loadBalancer.ingress`), or a Gateway API `Gateway` (`status.addresses`), in the
+    /// control cluster (the operator watches the kinds the chart enables,
+    /// `operator.endpointDiscovery.kinds`) or in an edge cluster (`cluster`: its endpoint agent
+    /// publishes them). An IPv4 or IPv6 pool takes the object's IPs of that family, a Domain
+    /// pool its host names. The pool's `healthChecks` apply to discovered addresses; an address
+    /// also listed in `addresses`, or by an earlier source, keeps that entry. Pool status shows
+    /// each address's source, and the `EndpointsResolved` condition whether every source has
+    /// addresses (a missing object, or one without an address yet, is reported there and in an
+    /// event; its pool keeps serving the rest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub endpoint_sources: Vec<EndpointSource>,
     /// Free text for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
@@ -151,6 +168,94 @@ pub struct PoolAddress {
     pub remark: Option<String>,
 }
 
+/// A Kubernetes object whose addresses join a pool.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSource {
+    /// The object's kind: `Service` (type LoadBalancer), `Ingress`, or `Gateway`
+    /// (`gateway.networking.k8s.io`).
+    pub kind: EndpointKind,
+    /// The object's name.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// The object's namespace; default the pool's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: Option<String>,
+    /// The cluster the object lives in: unset means the control cluster; a name means the edge
+    /// cluster whose endpoint agent publishes under that name (`gtm-operator endpoint-agent
+    /// --cluster <name>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub cluster: Option<String>,
+    /// Weight of every address of this source for the `Weighted` policy, from 1 to 100.
+    #[serde(default = "default_weight")]
+    #[schemars(range(min = 1, max = 100))]
+    pub weight: u8,
+    /// Order of every address of this source for the `Sequential` policy.
+    #[serde(default = "default_order")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub order: u16,
+    /// Mode of every address of this source (`Auto`, `AlwaysOnline`, `AlwaysOffline`).
+    #[serde(default)]
+    pub mode: AddressMode,
+}
+
+/// The kinds an endpoint source may name.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum EndpointKind {
+    /// A `Service` of type LoadBalancer: `status.loadBalancer.ingress[].ip` and `.hostname`.
+    Service,
+    /// An `Ingress` (`networking.k8s.io/v1`): `status.loadBalancer.ingress[].ip` and
+    /// `.hostname`.
+    Ingress,
+    /// A Gateway API `Gateway` (`gateway.networking.k8s.io/v1`): `status.addresses[].value`
+    /// of type `IPAddress` or `Hostname`.
+    Gateway,
+}
+
+impl EndpointKind {
+    /// Every kind.
+    pub const ALL: [EndpointKind; 3] = [Self::Service, Self::Ingress, Self::Gateway];
+
+    /// The kind's name, as in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Service => "Service",
+            Self::Ingress => "Ingress",
+            Self::Gateway => "Gateway",
+        }
+    }
+}
+
+impl std::fmt::Display for EndpointKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for EndpointKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("{s:?} is not Service, Ingress or Gateway"))
+    }
+}
+
 /// Whether health checks decide an address's availability.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum AddressMode {
@@ -206,6 +311,10 @@ pub struct AddressStatus {
     pub state: HealthState,
     /// Whether DNS answers may include the address (health, mode and enabled together).
     pub available: bool,
+    /// Where a discovered address comes from (`Service apps/web`, `Gateway apps/gw in cluster
+    /// eu`); unset for an address listed in `addresses`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// When `state` last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Time>,

@@ -308,6 +308,8 @@ pub enum Component {
     Operator,
     /// `gtm-dnspod` reading the ConfigMaps through the API.
     Dns,
+    /// `gtm-operator endpoint-agent` in an edge cluster.
+    EndpointAgent,
 }
 
 impl Component {
@@ -316,12 +318,13 @@ impl Component {
         match self {
             Self::Operator => "operator",
             Self::Dns => "dns",
+            Self::EndpointAgent => "endpoint-agent",
         }
     }
 
     fn binary(self) -> (&'static str, &'static str) {
         match self {
-            Self::Operator => ("gtm-operator", "gtm-operator"),
+            Self::Operator | Self::EndpointAgent => ("gtm-operator", "gtm-operator"),
             Self::Dns => ("gtm-dnspod", "gtm-dnspod"),
         }
     }

@@ -1117,6 +1117,254 @@ async fn an_edge_keeps_answering_while_the_control_cluster_is_down() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 11. Endpoints from Kubernetes
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn addresses_follow_a_load_balancer_service_and_a_gateway_in_the_control_cluster() {
+    with_gtm_values(
+        "addresses_follow_a_load_balancer_service_and_a_gateway_in_the_control_cluster",
+        "disc",
+        &[
+            "--set",
+            "operator.endpointDiscovery.kinds={Service,Gateway}",
+        ],
+        117,
+        1,
+        |cp, release, gtm| {
+            Box::pin(async move {
+                let apps = gtm.apps.clone();
+                let gateway = std::env::var("GTM_GATEWAY_CRD").ok();
+                let ip = |i: usize| gtm.backends[i].ip.clone();
+                let (a, b, c) = (ip(0), ip(1), ip(2));
+                let mut sources = vec![json!({"kind": "Service", "name": "web"})];
+                if let Some(crd) = &gateway {
+                    cp.kubectl(&["apply", "--server-side", "-f", crd]).await?;
+                    cp.kubectl(&[
+                        "wait",
+                        "--for=condition=Established",
+                        "--timeout=60s",
+                        "crd/gateways.gateway.networking.k8s.io",
+                    ])
+                    .await?;
+                    let gw = json!({
+                        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                        "metadata": {"name": "gw", "namespace": apps},
+                        "spec": {"gatewayClassName": "test",
+                                 "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}
+                    });
+                    cp.kubectl_with_input(&["apply", "-f", "-"], &gw.to_string())
+                        .await?
+                        .map_err(anyhow::Error::msg)?;
+                    sources.push(json!({"kind": "Gateway", "name": "gw"}));
+                } else {
+                    println!("GTM_GATEWAY_CRD unset (no Go): the Gateway source is not tested");
+                }
+                // The operator reads Services (and Gateways, below), and writes neither.
+                let op = release.spec(Component::Operator).await?.service_account;
+                let ns = release.namespace.as_str();
+                for (verb, resource, allowed) in [
+                    ("watch", "services", true),
+                    ("patch", "services", false),
+                    ("patch", "services/status", false),
+                    ("list", "ingresses.networking.k8s.io", false),
+                ] {
+                    ensure!(
+                        cp.can_i(ns, &op, verb, resource, &apps).await? == allowed,
+                        "operator {verb} {resource}: expected {allowed}"
+                    );
+                }
+                if gateway.is_some() {
+                    let (verb, resource) = ("watch", "gateways.gateway.networking.k8s.io");
+                    ensure!(
+                        cp.can_i(ns, &op, verb, resource, &apps).await?,
+                        "operator may {verb} {resource}"
+                    );
+                    let (verb, resource) = ("delete", "gateways.gateway.networking.k8s.io");
+                    ensure!(
+                        !cp.can_i(ns, &op, verb, resource, &apps).await?,
+                        "operator must not {verb} {resource}"
+                    );
+                }
+                load_balancer_service(cp, &apps, &[&a]).await?;
+                apply(&gtm.client, &apps, &pool_from_sources("lb", json!(sources))).await?;
+                let name = format!("lb.{ZONE}");
+                gtm.wait_name_answer_at(0, &name, &[&a]).await?;
+                let pool = get(&gtm.client, &apps, "AddressPool", "lb").await?;
+                ensure!(
+                    pool.pointer("/status/addresses/0/source")
+                        == Some(&json!(format!("Service {apps}/web"))),
+                    "source in status: {:?}",
+                    pool.pointer("/status/addresses")
+                );
+                let mut serving: Vec<&str> = Vec::new();
+                if gateway.is_some() {
+                    // A Gateway without an address yet: reported, and the Service's address serves.
+                    let pool = gtm
+                        .wait_pool_condition("lb", "EndpointsResolved", "False")
+                        .await?;
+                    let reason = condition(&pool, "EndpointsResolved").map(|c| c.1);
+                    ensure!(reason.as_deref() == Some("NoAddressYet"), "{reason:?}");
+                    gtm.wait_events("lb", &["NoAddressYet"]).await?;
+                    let patch =
+                        json!({"status": {"addresses": [{"type": "IPAddress", "value": b}]}});
+                    cp.kubectl(&[
+                        "patch",
+                        "gateway",
+                        "gw",
+                        "-n",
+                        &apps,
+                        "--subresource=status",
+                        "--type=merge",
+                        "-p",
+                        &patch.to_string(),
+                    ])
+                    .await?;
+                    gtm.wait_name_answer_at(0, &name, &[&a, &b]).await?;
+                    gtm.wait_pool_condition("lb", "EndpointsResolved", "True")
+                        .await?;
+                    gtm.wait_events("lb", &["EndpointsResolved"]).await?;
+                    // Health checks apply to discovered addresses: a failed backend leaves the
+                    // answer.
+                    gtm.backends[0].fail();
+                    gtm.wait_name_answer_at(0, &name, &[&b]).await?;
+                    gtm.backends[0].recover();
+                    serving.push(&b);
+                }
+                // The Service's status changes: the answer follows.
+                let changed = Instant::now();
+                set_load_balancer(cp, &apps, "web", &[&c]).await?;
+                let mut expected = serving.clone();
+                expected.push(&c);
+                gtm.wait_name_answer_at(0, &name, &expected).await?;
+                println!(
+                    "endpoints: a Service's status change answered {:.1?} after the patch",
+                    changed.elapsed()
+                );
+                // The Service is deleted: reported; what else the pool has keeps serving.
+                cp.kubectl(&["delete", "service", "web", "-n", &apps])
+                    .await?;
+                gtm.wait_pool_condition("lb", "EndpointsResolved", "False")
+                    .await?;
+                gtm.wait_events("lb", &["SourceNotFound"]).await?;
+                if gateway.is_some() {
+                    gtm.wait_name_answer_at(0, &name, &serving).await?;
+                    cp.kubectl(&["delete", "gateway", "gw", "-n", &apps])
+                        .await?;
+                }
+                gtm.check_running()
+            })
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_edge_clusters_service_reaches_the_answers_through_its_endpoint_agent() {
+    with_edge(
+        "an_edge_clusters_service_reaches_the_answers_through_its_endpoint_agent",
+        "ctlep",
+        "north",
+        118,
+        |cp, edge_cp, release, gtm| {
+            Box::pin(async move {
+                let ns = release.namespace.as_str();
+                let agent = release.agent_account("north");
+                // In the control cluster the agent writes its own ConfigMap and nothing else.
+                let own = format!("configmaps/{}-endpoints-north", release.instance());
+                let other = format!("configmaps/{}-config-0", release.instance());
+                for (verb, resource, allowed) in [
+                    ("patch", own.as_str(), true),
+                    ("create", "configmaps", true),
+                    ("patch", other.as_str(), false),
+                    ("get", other.as_str(), false),
+                    ("list", "configmaps", false),
+                    ("get", "secrets", false),
+                    ("list", "addresspools.gtm.kubegtm.io", false),
+                ] {
+                    ensure!(
+                        cp.can_i(ns, &agent, verb, resource, ns).await? == allowed,
+                        "agent {verb} {resource}: expected {allowed}"
+                    );
+                }
+                // A LoadBalancer Service in the edge cluster.
+                namespace_named(edge_cp, "shop").await?;
+                let (a, c) = (gtm.backends[0].ip.clone(), gtm.backends[2].ip.clone());
+                load_balancer_service(edge_cp, "shop", &[&a]).await?;
+                let edge = EdgeRelease::install(
+                    edge_cp,
+                    release,
+                    "north",
+                    "north",
+                    &[
+                        "--set",
+                        "edge.endpointAgent.enabled=true",
+                        "--set",
+                        "edge.endpointAgent.cluster=north",
+                        "--set",
+                        "edge.endpointAgent.kubeconfigSecret=kube-gtm-agent",
+                        "--set",
+                        "edge.endpointAgent.watchNamespaces={shop}",
+                    ],
+                )
+                .await?;
+                let kubeconfig = cp.service_account_kubeconfig(ns, &agent).await?;
+                edge_cp
+                    .create_kubeconfig_secret(&edge.namespace, "kube-gtm-agent", &kubeconfig)
+                    .await?;
+                let mut process = edge.start_agent().await?;
+                let result = async {
+                    let sources = json!([{"kind": "Service", "name": "web", "namespace": "shop", "cluster": "north"}]);
+                    apply(&gtm.client, &gtm.apps, &pool_from_sources("north", sources)).await?;
+                    let name = format!("north.{ZONE}");
+                    gtm.wait_name_answer_at(0, &name, &[&a]).await?;
+                    let pool = gtm
+                        .wait_pool_condition("north", "EndpointsResolved", "True")
+                        .await?;
+                    ensure!(
+                        pool.pointer("/status/addresses/0/source")
+                            == Some(&json!("Service shop/web in cluster north")),
+                        "source in status: {:?}",
+                        pool.pointer("/status/addresses")
+                    );
+                    let changed = Instant::now();
+                    set_load_balancer(edge_cp, "shop", "web", &[&c]).await?;
+                    gtm.wait_name_answer_at(0, &name, &[&c]).await?;
+                    println!(
+                        "endpoints: an edge Service's status change answered {:.1?} after the patch",
+                        changed.elapsed()
+                    );
+                    let cm = Api::<ConfigMap>::namespaced(cp.client.clone(), ns)
+                        .get(&format!("{}-endpoints-north", release.instance()))
+                        .await?;
+                    let managers: Vec<_> = cm
+                        .metadata
+                        .managed_fields
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|m| m.manager)
+                        .collect();
+                    ensure!(managers == ["gtm-endpoint-agent"], "managers {managers:?}");
+                    let (ready, _) = process.http_get("/readyz").await?;
+                    ensure!(ready == 200, "the agent is not ready after publishing");
+                    process.check_running()?;
+                    gtm.check_running()
+                }
+                .await;
+                let result =
+                    result.map_err(|e| e.context(format!("agent log:\n{}", process.log_tail())));
+                edge.uninstall().await?;
+                edge_cp
+                    .kubectl(&["delete", "service", "web", "-n", "shop"])
+                    .await?;
+                result
+            })
+        },
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------------
 
@@ -1164,8 +1412,9 @@ async fn with_gtm_values<F>(
 }
 
 /// A whole-loop test with a second cluster: skips without the suite's `edge` control plane;
-/// otherwise [`with_gtm_values`] with `edgeAccess.edges={edge}` and one operator, `body`
-/// getting the edge control plane after the main one.
+/// otherwise [`with_gtm_values`] with `edgeAccess.edges={edge}`,
+/// `edgeAccess.endpointAgents={edge}` and one operator, `body` getting the edge control plane
+/// after the main one.
 async fn with_edge<F>(test: &str, name: &str, edge: &str, block: u8, body: F)
 where
     F: for<'a> FnOnce(
@@ -1180,10 +1429,11 @@ where
         return;
     };
     let access = format!("edgeAccess.edges={{{edge}}}");
+    let agents = format!("edgeAccess.endpointAgents={{{edge}}}");
     with_gtm_values(
         test,
         name,
-        &["--set", &access],
+        &["--set", &access, "--set", &agents],
         block,
         1,
         move |cp, release, gtm| Box::pin(async move { body(cp, &edge_cp, release, gtm).await }),
@@ -1318,6 +1568,11 @@ impl Release {
     /// The ServiceAccount `edgeAccess.edges={edge}` creates.
     fn edge_account(&self, edge: &str) -> String {
         format!("{}-edge-{edge}", self.instance())
+    }
+
+    /// The ServiceAccount `edgeAccess.endpointAgents={edge}` creates.
+    fn agent_account(&self, edge: &str) -> String {
+        format!("{}-agent-{edge}", self.instance())
     }
 
     /// Backends on 127.<block>.x.y, the active/standby example applied in an apps namespace,
@@ -1457,10 +1712,25 @@ impl EdgeRelease {
     /// kubeconfig Secret mounted, and for its own cluster the chart's DNS account (which has no
     /// rights there); adds it to `gtm` and returns its index in `gtm.dns`.
     async fn start_dns(&self, gtm: &mut Gtm) -> Result<usize> {
+        gtm.dns.push(self.start(Component::Dns).await?);
+        Ok(gtm.dns.len() - 1)
+    }
+
+    /// Starts its endpoint agent as the edge Deployment's pod would run (environment, Secret
+    /// mounted, the chart's agent account in the edge cluster, read-only on its kinds).
+    async fn start_agent(&self) -> Result<GtmProcess> {
+        self.start(Component::EndpointAgent).await
+    }
+
+    /// Starts `component` with its Deployment's environment, its Secret volumes mounted, and a
+    /// token of its ServiceAccount for this (the edge) cluster.
+    async fn start(&self, component: Component) -> Result<GtmProcess> {
         let spec =
-            PodSpec::of_release(&self.cp.client, &self.namespace, &self.name, Component::Dns)
-                .await?;
-        let dir = self.cp.work_dir.join(format!("edge-{}", self.name));
+            PodSpec::of_release(&self.cp.client, &self.namespace, &self.name, component).await?;
+        let dir = self
+            .cp
+            .work_dir
+            .join(format!("edge-{}-{}", self.name, component.label()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let spec = spec
@@ -1470,13 +1740,7 @@ impl EdgeRelease {
             .cp
             .service_account_kubeconfig(&self.namespace, &spec.service_account)
             .await?;
-        gtm.dns.push(GtmProcess::start(
-            Component::Dns,
-            &spec,
-            &own,
-            &dir.join("dns.log"),
-        )?);
-        Ok(gtm.dns.len() - 1)
+        GtmProcess::start(component, &spec, &own, &dir.join("process.log"))
     }
 
     async fn uninstall(self) -> Result<()> {
@@ -1485,6 +1749,65 @@ impl EdgeRelease {
             .await?;
         Ok(())
     }
+}
+
+/// Sets the `status.loadBalancer.ingress` of Service `namespace/name` to `ips`, as a cloud's
+/// load-balancer controller would (there is none here).
+async fn set_load_balancer(
+    cp: &ControlPlane,
+    namespace: &str,
+    name: &str,
+    ips: &[&str],
+) -> Result<()> {
+    let ingress: Vec<Value> = ips.iter().map(|ip| json!({"ip": ip})).collect();
+    let patch = json!({"status": {"loadBalancer": {"ingress": ingress}}}).to_string();
+    cp.kubectl(&[
+        "patch",
+        "service",
+        name,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &patch,
+    ])
+    .await?;
+    Ok(())
+}
+
+/// Creates Service `namespace/web` of type LoadBalancer with `ips` in its status.
+async fn load_balancer_service(cp: &ControlPlane, namespace: &str, ips: &[&str]) -> Result<()> {
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+    });
+    cp.kubectl_with_input(&["apply", "-f", "-"], &service.to_string())
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    set_load_balancer(cp, namespace, "web", ips).await
+}
+
+/// An IPv4 pool `name` of the addresses of `sources` (endpointSources), checked like the
+/// examples' (http-healthz on 8080), and an A access domain `<name>.<zone>` answering it.
+fn pool_from_sources(name: &str, sources: Value) -> Vec<Value> {
+    vec![
+        json!({
+            "apiVersion": "gtm.kubegtm.io/v1alpha1", "kind": "AddressPool",
+            "metadata": {"name": name},
+            "spec": {"type": "IPv4", "policy": "RoundRobin",
+                     "healthChecks": [{"template": "http-healthz", "port": 8080}],
+                     "endpointSources": sources}
+        }),
+        json!({
+            "apiVersion": "gtm.kubegtm.io/v1alpha1", "kind": "GtmAccessDomain",
+            "metadata": {"name": name},
+            "spec": {"domain": format!("{name}.{ZONE}"), "recordType": "A", "ttl": 5,
+                     "policy": "RoundRobin", "pools": [{"name": name}]}
+        }),
+    ]
 }
 
 /// Deletes the payload ConfigMaps the operator wrote in `namespace` (they are not the chart's:
@@ -1604,16 +1927,18 @@ impl Gtm {
 
     /// Waits until DNS process `i` answers the domain with exactly `expected`.
     async fn wait_answer_at(&self, i: usize, expected: &[&str]) -> Result<()> {
+        self.wait_name_answer_at(i, &self.domain, expected).await
+    }
+
+    /// Waits until DNS process `i` answers `name` with exactly `expected`.
+    async fn wait_name_answer_at(&self, i: usize, name: &str, expected: &[&str]) -> Result<()> {
         let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
         expected.sort();
         wait_for(
-            &format!(
-                "{} to answer {expected:?} from DNS process {i}",
-                self.domain
-            ),
+            &format!("{name} to answer {expected:?} from DNS process {i}"),
             DEADLINE,
             || async {
-                let answer = self.query_name_at(i, &self.domain).await?;
+                let answer = self.query_name_at(i, name).await?;
                 Ok::<_, anyhow::Error>(if answer.sorted() == expected {
                     Check::Ready(())
                 } else {

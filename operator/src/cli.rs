@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use gtm_crds::pool::EndpointKind;
+
+use crate::agent::AgentOptions;
 use crate::cluster::ClusterOptions;
 use crate::drop_guard::DropGuardSettings;
 use crate::local::LocalOptions;
@@ -26,6 +29,9 @@ pub enum Command {
     /// Run without a cluster: read CR manifests from a directory, write the DNS pod's payload
     /// files into another, print each object's status.
     Local(LocalArgs),
+    /// Run in an edge cluster: publish the addresses of its Services, Ingresses and Gateways
+    /// to the control cluster, for `endpointSources` that name this cluster.
+    EndpointAgent(AgentArgs),
     /// Print the CustomResourceDefinitions of the three kinds as YAML (what `make crds` checks
     /// in under charts/kube-gtm/files/crds.yaml).
     Crds,
@@ -80,6 +86,11 @@ pub struct RunArgs {
     /// The drop guard.
     #[command(flatten)]
     pub drop_guard: DropGuardArgs,
+    /// Kinds whose objects `endpointSources` may name in this cluster (`Service`, `Ingress`,
+    /// `Gateway`; comma-separated), watched read-only in the watched namespaces; none when
+    /// unset.
+    #[arg(long, env = "GTM_ENDPOINT_KINDS", value_delimiter = ',')]
+    pub endpoint_kinds: Vec<EndpointKind>,
 }
 
 impl From<RunArgs> for ClusterOptions {
@@ -100,6 +111,7 @@ impl From<RunArgs> for ClusterOptions {
             address_metrics: a.address_metrics,
             drop_guard: a.drop_guard.into(),
             topology_page: a.page.topology_page,
+            endpoint_kinds: a.endpoint_kinds,
         }
     }
 }
@@ -146,6 +158,64 @@ impl From<DropGuardArgs> for DropGuardSettings {
         DropGuardSettings {
             max_drop_percent: a.max_domain_drop_percent,
             hold_for: std::time::Duration::from_secs(a.drop_hold_seconds),
+        }
+    }
+}
+
+/// Flags of `gtm-operator endpoint-agent`.
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// The name this cluster's objects are published under (`endpointSources[].cluster`).
+    #[arg(long, env = "GTM_CLUSTER", value_parser = cluster_name)]
+    pub cluster: String,
+    /// Kinds watched here (`Service`, `Ingress`, `Gateway`; comma-separated).
+    #[arg(
+        long,
+        env = "GTM_ENDPOINT_KINDS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub endpoint_kinds: Vec<EndpointKind>,
+    /// Namespaces watched here; all when empty.
+    #[arg(long, env = "GTM_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+    /// Kubeconfig of the control cluster (an account that may write this cluster's endpoints
+    /// ConfigMap there).
+    #[arg(long, env = "GTM_CONTROL_KUBECONFIG", value_hint = clap::ValueHint::FilePath)]
+    pub control_kubeconfig: PathBuf,
+    /// The control release's namespace.
+    #[arg(long, env = "GTM_CONTROL_NAMESPACE")]
+    pub control_namespace: String,
+    /// The control release's instance.
+    #[arg(long, env = "GTM_INSTANCE", default_value = "kube-gtm")]
+    pub instance: String,
+    /// Address of `/healthz` and `/readyz` (ready once the endpoints are published).
+    #[arg(long, env = "GTM_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    pub http_listen: SocketAddr,
+}
+
+/// A cluster name: a DNS label, as `endpointSources[].cluster` allows.
+fn cluster_name(name: &str) -> Result<String, String> {
+    let ok = (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    ok.then(|| name.to_owned())
+        .ok_or_else(|| format!("{name:?} is not a DNS label (lower-case letters, digits, '-')"))
+}
+
+impl From<AgentArgs> for AgentOptions {
+    fn from(a: AgentArgs) -> Self {
+        AgentOptions {
+            cluster: a.cluster,
+            kinds: a.endpoint_kinds,
+            watch_namespaces: a.watch_namespaces,
+            control_kubeconfig: a.control_kubeconfig,
+            control_namespace: a.control_namespace,
+            instance: a.instance,
+            http_listen: a.http_listen,
         }
     }
 }
@@ -209,5 +279,37 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_agent_takes_a_cluster_name_and_kinds() {
+        use clap::Parser;
+        let parse = |extra: &[&str]| {
+            let mut args = vec![
+                "gtm-operator",
+                "endpoint-agent",
+                "--control-kubeconfig",
+                "/k",
+                "--control-namespace",
+                "gtm",
+            ];
+            args.extend_from_slice(extra);
+            super::Cli::try_parse_from(args)
+        };
+        let cli = parse(&["--cluster", "eu-1", "--endpoint-kinds", "Service,gateway"]).unwrap();
+        let super::Command::EndpointAgent(a) = cli.command else {
+            panic!("endpoint-agent")
+        };
+        assert_eq!(a.cluster, "eu-1");
+        assert_eq!(
+            a.endpoint_kinds,
+            [
+                gtm_crds::pool::EndpointKind::Service,
+                gtm_crds::pool::EndpointKind::Gateway
+            ]
+        );
+        assert!(parse(&["--cluster", "EU", "--endpoint-kinds", "Service"]).is_err());
+        assert!(parse(&["--cluster", "eu", "--endpoint-kinds", "Pod"]).is_err());
+        assert!(parse(&["--cluster", "eu"]).is_err(), "kinds are required");
     }
 }

@@ -249,6 +249,7 @@ mod tests {
                 HealthState::Down
             },
             available,
+            source: None,
             since: None,
             tasks: vec![TaskStatus {
                 template: "http".into(),

@@ -3,12 +3,15 @@
 //! (local mode).
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use gtm_crds::manifest::Kind;
 use gtm_crds::{AddressPool, GtmAccessDomain, GtmZone, HealthCheckTemplate};
 use kube::ResourceExt;
+
+use crate::endpoints::{Discovered, PoolEndpoints, expand};
 
 /// Identity of one object: kind, namespace and name. The one spelling of an object's identity in
 /// the operator: maps are keyed by it, and its payload form `namespace/name` is built by
@@ -72,6 +75,8 @@ pub struct SpecVersion {
     pub uid: Option<String>,
     /// Its `metadata.generation`, which the API server bumps on every spec change.
     pub generation: Option<i64>,
+    /// The addresses its endpoint sources gave (pools), which change without a generation.
+    pub discovered: Vec<String>,
 }
 
 /// Everything a compile reads.
@@ -85,9 +90,24 @@ pub struct Inventory {
     pub templates: Vec<Arc<HealthCheckTemplate>>,
     /// Zones' own data.
     pub gtm_zones: Vec<Arc<GtmZone>>,
+    /// How the endpoint sources of each pool that has some resolved ([`Self::resolve_endpoints`]).
+    pub endpoints: BTreeMap<ObjectKey, PoolEndpoints>,
 }
 
 impl Inventory {
+    /// Adds to every pool with endpoint sources the addresses they resolve to in `discovered`
+    /// ([`crate::endpoints::expand`]), and records how each resolved.
+    pub fn resolve_endpoints(&mut self, discovered: &Discovered) {
+        self.endpoints.clear();
+        for pool in &mut self.pools {
+            if let Some((expanded, resolution)) = expand(pool, discovered) {
+                self.endpoints
+                    .insert(ObjectKey::of(Kind::AddressPool, pool.as_ref()), resolution);
+                *pool = Arc::new(expanded);
+            }
+        }
+    }
+
     /// Number of objects of all kinds.
     pub fn len(&self) -> usize {
         self.domains.len() + self.pools.len() + self.templates.len() + self.gtm_zones.len()
@@ -104,6 +124,7 @@ impl Inventory {
                 key: ObjectKey::of(kind, o.as_ref()),
                 uid: o.meta().uid.clone(),
                 generation: o.meta().generation,
+                discovered: Vec::new(),
             })
         }
         let mut versions: Vec<SpecVersion> = of(Kind::GtmAccessDomain, &self.domains)
@@ -111,6 +132,11 @@ impl Inventory {
             .chain(of(Kind::HealthCheckTemplate, &self.templates))
             .chain(of(Kind::GtmZone, &self.gtm_zones))
             .collect();
+        for v in &mut versions {
+            if let Some(endpoints) = self.endpoints.get(&v.key) {
+                v.discovered = endpoints.origin.keys().cloned().collect();
+            }
+        }
         versions.sort_by(|a, b| a.key.cmp(&b.key));
         versions
     }

@@ -5,11 +5,14 @@
 //! around them is thin: [`cluster`] talks to the Kubernetes API, [`local`] reads manifest files
 //! and writes payload files.
 
+pub mod agent;
 pub mod cli;
 pub mod cluster;
 pub mod compile;
 mod conditions;
+pub mod discovery;
 mod drop_guard;
+pub mod endpoints;
 mod evaluate;
 mod health;
 mod history;

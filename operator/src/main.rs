@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
     match command {
         Command::Run(args) => gtm_operator::cluster::run(args.into()).await,
         Command::Local(args) => gtm_operator::local::run(args.into()).await,
+        Command::EndpointAgent(args) => gtm_operator::agent::run(args.into()).await,
         Command::Crds => {
             std::io::stdout().write_all(gtm_crds::crd_manifests().as_bytes())?;
             Ok(())

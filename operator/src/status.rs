@@ -22,6 +22,7 @@ use crate::conditions::{
     ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, Cond, DEGRADED, FAILED_OVER, READY, capped, failed_over,
     settle,
 };
+use crate::endpoints::PoolEndpoints;
 use crate::evaluate::Evaluation;
 use crate::health::{TaskHealth, api_time};
 use crate::history;
@@ -120,18 +121,20 @@ pub(crate) struct PoolHealth<'a> {
 }
 
 /// Status of a pool whose status was `previous`; its history records the transitions between
-/// the two.
+/// the two. `endpoints`: how its endpoint sources resolved, if it has some.
 pub(crate) fn pool_status(
     obj: &AddressPool,
     previous: Option<&AddressPoolStatus>,
     verdict: &Verdict,
     health: Option<PoolHealth<'_>>,
+    endpoints: Option<&PoolEndpoints>,
     now: &Time,
 ) -> AddressPoolStatus {
     let empty = AddressPoolStatus::default();
     let old = previous.unwrap_or(&empty);
     let generation = obj.metadata.generation;
     let mut conds = verdict_conditions(verdict, "pool");
+    conds.extend(endpoints.map(PoolEndpoints::condition));
     let mut status = AddressPoolStatus {
         observed_generation: generation,
         ..Default::default()
@@ -202,6 +205,7 @@ pub(crate) fn pool_status(
                     value: a.value.clone(),
                     state: address_health(a, task),
                     available: *available,
+                    source: endpoints.and_then(|e| e.origin.get(&a.value).cloned()),
                     since,
                     tasks: a
                         .tasks
@@ -452,7 +456,14 @@ pub(crate) fn compute_all<'a>(
             Some(ObjectStatus::Pool(s)) => Some(s),
             _ => p.status.as_ref(),
         };
-        let s = pool_status(p, previous, &verdict(&key), health, now);
+        let s = pool_status(
+            p,
+            previous,
+            &verdict(&key),
+            health,
+            inventory.endpoints.get(&key),
+            now,
+        );
         out.insert(key, ObjectStatus::Pool(s));
     }
     for d in &inventory.domains {

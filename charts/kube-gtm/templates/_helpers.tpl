@@ -137,6 +137,30 @@ prometheus.io/path: /metrics
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- include "kube-gtm.endpointReadRules" .Values.operator.endpointDiscovery.kinds }}
+{{- end }}
+
+{{/* Read-only access to the kinds endpoint sources name; argument: the list of kinds. */}}
+{{- define "kube-gtm.endpointReadRules" -}}
+{{- if has "Service" . }}
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- if has "Ingress" . }}
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- if has "Gateway" . }}
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gateways"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- end }}
+
+{{- define "kube-gtm.agent.fullname" -}}
+{{- printf "%s-endpoint-agent" (include "kube-gtm.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* NetworkPolicy rules shared by both components (networkpolicy.yaml). */}}

@@ -32,6 +32,19 @@ with a message that names the values to change.
 {{- fail "edgeAccess.edges is for the control release: an edge release reads the control cluster, it grants nothing" }}
 {{- end }}
 {{- end }}
+{{- $agent := .Values.edge.endpointAgent }}
+{{- if and $agent.enabled (ne .Values.mode "edge") }}
+{{- fail "edge.endpointAgent runs in edge releases (mode=edge); in the control cluster the operator discovers endpoints itself (operator.endpointDiscovery.kinds)" }}
+{{- end }}
+{{- if and $agent.enabled (not $agent.cluster) }}
+{{- fail "edge.endpointAgent.enabled needs edge.endpointAgent.cluster: the name pools use for this cluster in endpointSources[].cluster" }}
+{{- end }}
+{{- if and $agent.enabled (not $agent.kubeconfigSecret) }}
+{{- fail "edge.endpointAgent.enabled needs edge.endpointAgent.kubeconfigSecret: a kubeconfig for the agent's account in the control cluster (control release's edgeAccess.endpointAgents)" }}
+{{- end }}
+{{- if and .Values.edgeAccess.endpointAgents (eq .Values.mode "edge") }}
+{{- fail "edgeAccess.endpointAgents is for the control release" }}
+{{- end }}
 {{- range .Values.zones }}
 {{- if not (regexMatch "^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.?$" .) }}
 {{- fail (printf "zones: %q is not a DNS name" .) }}

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::StreamExt;
+use gtm_crds::pool::EndpointKind;
 use gtm_crds::{AddressPool, GtmAccessDomain, GtmZone, HealthCheckTemplate};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -20,7 +21,7 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, CustomResourceExt, Resource};
+use kube::{Api, Client, CustomResourceExt, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 use std::collections::BTreeMap;
 
 use crate::compile::Compilation;
+use crate::discovery::KindWatches;
+use crate::endpoints::{Discovered, ENDPOINTS_KEY, ENDPOINTS_LABEL, Published, published_name};
 use crate::health::{Restored, restored_from_status};
 use crate::http::{HttpState, bind, serve};
 use crate::inventory::{Inventory, SpecVersion};
@@ -69,6 +72,9 @@ pub struct ClusterOptions {
     pub drop_guard: crate::drop_guard::DropGuardSettings,
     /// Whether the HTTP port serves the topology page.
     pub topology_page: bool,
+    /// The kinds whose objects endpoint sources may name in this cluster (watched in the
+    /// watched namespaces); empty turns discovery in this cluster off.
+    pub endpoint_kinds: Vec<EndpointKind>,
 }
 
 /// The reflector stores of one kind, one per watched namespace (or one for all).
@@ -225,14 +231,18 @@ fn new_reconciler(client: &Client, opts: &ClusterOptions, metrics: Arc<Metrics>)
     reconciler
 }
 
-/// The watches a pass reads: the four kinds in the watched namespaces and the payload
-/// ConfigMaps (by `selector`) in the operator's namespace.
+/// The watches a pass reads: the four kinds in the watched namespaces, the payload
+/// ConfigMaps (by `selector`) in the operator's namespace, and for endpoint sources the enabled
+/// kinds in the watched namespaces and the ConfigMaps edge clusters' agents publish.
 struct Watches {
     domains: Stores<GtmAccessDomain>,
     pools: Stores<AddressPool>,
     templates: Stores<HealthCheckTemplate>,
     gtm_zones: Stores<GtmZone>,
     configmaps: Stores<ConfigMap>,
+    endpoints: KindWatches,
+    published: Stores<ConfigMap>,
+    instance: String,
 }
 
 impl Watches {
@@ -256,6 +266,14 @@ impl Watches {
                 watcher::Config::default().labels(selector),
                 changed,
             ),
+            endpoints: KindWatches::start(client, &opts.endpoint_kinds, ns, changed),
+            published: Stores::watch(
+                client,
+                std::slice::from_ref(&opts.namespace),
+                watcher::Config::default().labels(ENDPOINTS_LABEL),
+                changed,
+            ),
+            instance: opts.instance.clone(),
         }
     }
 
@@ -264,16 +282,45 @@ impl Watches {
         self.pools.wait_until_ready().await?;
         self.templates.wait_until_ready().await?;
         self.gtm_zones.wait_until_ready().await?;
+        self.published.wait_until_ready().await?;
         self.configmaps.wait_until_ready().await
     }
 
+    /// The objects, pools with the addresses their endpoint sources resolve to.
     fn inventory(&self) -> Inventory {
-        Inventory {
+        let mut inventory = Inventory {
             domains: self.domains.state(),
             pools: self.pools.state(),
             templates: self.templates.state(),
             gtm_zones: self.gtm_zones.state(),
+            endpoints: Default::default(),
+        };
+        inventory.resolve_endpoints(&self.discovered());
+        inventory
+    }
+
+    /// What this cluster's watches and the edge clusters' agents tell of endpoint objects.
+    fn discovered(&self) -> Discovered {
+        let mut out = Discovered::default();
+        self.endpoints.add_to(None, &mut out);
+        let prefix = published_name(&self.instance, "");
+        for cm in self.published.state() {
+            let name = cm.name_any();
+            let Some(cluster) = name.strip_prefix(&prefix).filter(|c| !c.is_empty()) else {
+                continue;
+            };
+            let text = cm.data.as_ref().and_then(|d| d.get(ENDPOINTS_KEY));
+            match text.map(|t| serde_json::from_str::<Published>(t)) {
+                Some(Ok(published)) => out.add_published(cluster, published),
+                Some(Err(e)) => {
+                    tracing::warn!(%name, "published endpoints unreadable; ignored: {e}")
+                }
+                None => {
+                    tracing::warn!(%name, "published endpoints without {ENDPOINTS_KEY}; ignored")
+                }
+            }
         }
+        out
     }
 }
 
@@ -586,6 +633,7 @@ mod tests {
                 ),
                 uid: Some("u".into()),
                 generation: Some(generation),
+                discovered: Vec::new(),
             }]
         };
         let mut cache = CompileCache::default();

@@ -117,8 +117,9 @@ fn address_events(old: &AddressPoolStatus, new: &AddressPoolStatus) -> Vec<Event
 }
 
 /// The event for a condition that flipped, mirroring GTM's alert types: warnings when an object
-/// is refused, a pool becomes unavailable or a domain fails over; normal events when they
-/// recover. A new object gets an event only when something is wrong.
+/// is refused, a pool becomes unavailable, an endpoint source has no address (with the
+/// condition's reason: `SourceNotFound`, `NoAddressYet`, `SourceNotWatched`) or a domain fails
+/// over; normal events when they recover. A new object gets an event only when something is wrong.
 fn event_for(
     kind: Kind,
     type_: &str,
@@ -127,7 +128,7 @@ fn event_for(
     message: &str,
     new_object: bool,
 ) -> Option<Event> {
-    use crate::conditions::{ACCEPTED, AVAILABLE};
+    use crate::conditions::{ACCEPTED, AVAILABLE, ENDPOINTS_RESOLVED};
     let (warning, event_reason, action) = match (type_, status) {
         (ACCEPTED, false) => (true, reason.to_string(), "Validate"),
         (ACCEPTED, true) if !new_object => (false, "Accepted".to_string(), "Validate"),
@@ -136,6 +137,10 @@ fn event_for(
         }
         (AVAILABLE, true) if !new_object && kind == Kind::AddressPool => {
             (false, reason::POOL_AVAILABLE.into(), "HealthCheck")
+        }
+        (ENDPOINTS_RESOLVED, false) => (true, reason.to_string(), "Discover"),
+        (ENDPOINTS_RESOLVED, true) if !new_object => {
+            (false, "EndpointsResolved".into(), "Discover")
         }
         (FAILED_OVER, true) => (true, reason::FAILOVER.into(), "Failover"),
         (FAILED_OVER, false) if !new_object => (false, reason::FAILBACK.into(), "Failover"),
@@ -161,7 +166,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
     use super::*;
-    use crate::conditions::ACCEPTED;
+    use crate::conditions::{ACCEPTED, ENDPOINTS_RESOLVED};
 
     fn condition(type_: &str, status: bool, reason: &str) -> Condition {
         Condition {
@@ -201,6 +206,7 @@ mod tests {
                 value: "192.0.2.1".into(),
                 state: HealthState::Unknown,
                 available,
+                source: None,
                 since: None,
                 tasks: vec![TaskStatus {
                     template: "tcp".into(),
@@ -252,6 +258,29 @@ mod tests {
         let back = status_change(Kind::GtmAccessDomain, &before, Some(&after), LONG_AGO).unwrap();
         assert_eq!(reasons(&back), ["Failback"]);
         assert!(!back.failed_over);
+    }
+
+    #[test]
+    fn an_endpoint_source_without_address_warns_with_its_reason_and_recovers() {
+        let pool = |c| {
+            ObjectStatus::Pool(AddressPoolStatus {
+                conditions: vec![c],
+                ..Default::default()
+            })
+        };
+        let fine = pool(condition(ENDPOINTS_RESOLVED, true, "Resolved"));
+        let missing = pool(condition(ENDPOINTS_RESOLVED, false, "SourceNotFound"));
+        let new = status_change(Kind::AddressPool, &missing, None, None).unwrap();
+        assert_eq!(reasons(&new), ["SourceNotFound"]);
+        assert_eq!(new.events[0].type_, EventType::Warning);
+        let back = status_change(Kind::AddressPool, &fine, Some(&missing), LONG_AGO).unwrap();
+        assert_eq!(reasons(&back), ["EndpointsResolved"]);
+        assert_eq!(back.events[0].type_, EventType::Normal);
+        let quiet = status_change(Kind::AddressPool, &fine, None, None).unwrap();
+        assert!(
+            quiet.events.is_empty(),
+            "a new pool that resolves gets no event"
+        );
     }
 
     #[test]

@@ -290,7 +290,7 @@ fn compile_pool(
 
 /// Why an address of an IP pool cannot be an endpoint: unspecified (`0.0.0.0`, `::`), the
 /// broadcast address or multicast. The CRD rule checks the same.
-fn not_unicast(value: &str, pool_type: PoolType) -> Option<&'static str> {
+pub(crate) fn not_unicast(value: &str, pool_type: PoolType) -> Option<&'static str> {
     if pool_type == PoolType::Domain {
         return None;
     }
@@ -308,7 +308,7 @@ fn not_unicast(value: &str, pool_type: PoolType) -> Option<&'static str> {
 
 /// The form an address takes in payloads: host names canonical, IP addresses in their standard
 /// text form (so `2001:DB8::1` and `2001:db8::1` are one address).
-fn canonical_address(value: &str, pool_type: PoolType) -> String {
+pub(crate) fn canonical_address(value: &str, pool_type: PoolType) -> String {
     match pool_type {
         PoolType::Domain => canonical_name(value),
         PoolType::IPv4 | PoolType::IPv6 => value

@@ -27,6 +27,7 @@ use self::last_good::LastGood;
 use self::watch::ManifestWatch;
 use crate::compile::{Compilation, compile_with_refused};
 use crate::drop_guard::{CONFIRM_FILE, DropGuardSettings};
+use crate::endpoints::Discovered;
 use crate::evaluate::evaluate;
 use crate::health::{Restored, TaskHealth, restored_from_snapshot};
 use crate::http::{HttpState, bind, serve};
@@ -154,6 +155,11 @@ impl LocalOperator {
             now,
         );
         self.loaded.problems.splice(0..0, sources.problems);
+        // No cluster here: a pool's endpoint sources resolve to nothing, and its
+        // EndpointsResolved condition says why.
+        self.loaded
+            .inventory
+            .resolve_endpoints(&Discovered::default());
         self.compilation = Some(compile_with_refused(
             &self.loaded.inventory,
             &self.loaded.invalid,
