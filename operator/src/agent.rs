@@ -171,3 +171,59 @@ impl Publisher {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::{Request, Response};
+    use kube::client::Body;
+    use tower_test::mock;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_endpoints_are_applied_to_the_agents_own_configmap() {
+        let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let publisher = Publisher {
+            api: Api::namespaced(Client::new(service, "gtm"), "gtm"),
+            name: published_name("kube-gtm", "eu"),
+            cluster: "eu".into(),
+            instance: "kube-gtm".into(),
+        };
+        let text = r#"{"kinds":["Service"],"objects":[]}"#;
+        let server = tokio::spawn(async move {
+            let (request, reply) = handle.next_request().await.expect("a request");
+            assert_eq!(request.method(), "PATCH");
+            assert_eq!(
+                request.uri().to_string(),
+                "/api/v1/namespaces/gtm/configmaps/kube-gtm-endpoints-eu?&force=true&fieldManager=gtm-endpoint-agent"
+            );
+            assert_eq!(
+                request.headers()["content-type"],
+                "application/apply-patch+yaml"
+            );
+            let body = request.into_body().collect_bytes().await.unwrap();
+            let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(sent["metadata"]["labels"][ENDPOINTS_LABEL], "eu");
+            assert_eq!(sent["metadata"]["labels"][INSTANCE_LABEL], "kube-gtm");
+            assert_eq!(
+                sent["data"][ENDPOINTS_KEY],
+                r#"{"kinds":["Service"],"objects":[]}"#
+            );
+            reply.send_response(
+                Response::builder()
+                    .status(200)
+                    .body(Body::from(serde_json::to_vec(&sent).unwrap()))
+                    .unwrap(),
+            );
+        });
+        publisher.publish(text).await.unwrap();
+        server.await.unwrap();
+        // One ConfigMap holds the whole cluster; more is refused, nothing is written.
+        let big = "x".repeat(MAX_PART_BYTES + 1);
+        let error = publisher.publish(&big).await.unwrap_err();
+        assert!(
+            error.to_string().contains("more than one ConfigMap holds"),
+            "{error}"
+        );
+    }
+}
