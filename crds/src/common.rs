@@ -20,6 +20,43 @@ pub enum LbPolicy {
     /// The members whose `requestSources` match the client (EDNS Client Subnet, else the
     /// resolver address); then members whose sources say `default: true`; then all members.
     SourceNearest,
+    /// Session affinity: one member per query, chosen by a consistent hash of the client's
+    /// network (EDNS Client Subnet, else the resolver address, cut to the `affinity` prefix
+    /// lengths) weighted by `weight`. A network stays on its member across TTLs while the
+    /// weights hold over many networks; when a member goes down only its networks move, and
+    /// they come back when it recovers.
+    Sticky,
+}
+
+/// How `Sticky` groups clients into networks that stay on one member; only with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Affinity {
+    /// IPv4 clients sharing this many leading bits share a member (1 to 32, default 24).
+    #[serde(default = "default_ipv4_affinity")]
+    #[schemars(range(min = 1, max = 32))]
+    pub ipv4_prefix_length: u8,
+    /// IPv6 clients sharing this many leading bits share a member (1 to 128, default 56).
+    #[serde(default = "default_ipv6_affinity")]
+    #[schemars(range(min = 1, max = 128))]
+    pub ipv6_prefix_length: u8,
+}
+
+impl Default for Affinity {
+    fn default() -> Self {
+        Self {
+            ipv4_prefix_length: default_ipv4_affinity(),
+            ipv6_prefix_length: default_ipv6_affinity(),
+        }
+    }
+}
+
+fn default_ipv4_affinity() -> u8 {
+    24
+}
+
+fn default_ipv6_affinity() -> u8 {
+    56
 }
 
 /// Recovery behaviour of a `Sequential` policy when a member with a lower `order` comes back
@@ -164,6 +201,10 @@ pub struct CheckTask {
 /// CEL rule, shared by domains and pools: `sequentialMode` only makes sense with `Sequential`.
 pub(crate) const SEQUENTIAL_MODE_RULE: &str =
     "!has(self.sequentialMode) || self.policy == 'Sequential'";
+/// CEL rule, shared by domains and pools: `affinity` only makes sense with `Sticky`.
+pub(crate) const AFFINITY_RULE: &str = "!has(self.affinity) || self.policy == 'Sticky'";
+/// Message for [`AFFINITY_RULE`].
+pub(crate) const AFFINITY_MESSAGE: &str = "affinity may only be set when policy is Sticky";
 /// Message for [`SEQUENTIAL_MODE_RULE`].
 pub(crate) const SEQUENTIAL_MODE_MESSAGE: &str =
     "sequentialMode may only be set when policy is Sequential";

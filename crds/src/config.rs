@@ -20,7 +20,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::common::{HealthJudgement, LbPolicy, RequestSources, SequentialMode};
+use crate::common::{Affinity, HealthJudgement, LbPolicy, RequestSources, SequentialMode};
 use crate::domain::{Fallback, RecordType};
 use crate::pool::{AddressMode, HealthState, PoolType};
 
@@ -169,6 +169,9 @@ pub struct DomainConfig {
     /// Recovery mode when `policy` is `Sequential`.
     #[serde(default)]
     pub sequential_mode: SequentialMode,
+    /// How `Sticky` groups clients; the defaults of [`Affinity`] when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
     /// Cap on records per answer; [`DEFAULT_MAX_ANSWERS`] when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_answers: Option<u8>,
@@ -209,6 +212,9 @@ pub struct PoolConfig {
     /// Recovery mode when `policy` is `Sequential`.
     #[serde(default)]
     pub sequential_mode: SequentialMode,
+    /// How `Sticky` groups clients; the defaults of [`Affinity`] when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
     /// Judgement over the enabled addresses.
     pub health_judgement: HealthJudgement,
     /// Minimum available addresses.

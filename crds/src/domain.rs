@@ -6,8 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    HOSTNAME_PATTERN, LbPolicy, RequestSources, SEQUENTIAL_MODE_MESSAGE, SEQUENTIAL_MODE_RULE,
-    SequentialMode, default_order, default_true, default_weight,
+    AFFINITY_MESSAGE, AFFINITY_RULE, Affinity, HOSTNAME_PATTERN, LbPolicy, RequestSources,
+    SEQUENTIAL_MODE_MESSAGE, SEQUENTIAL_MODE_RULE, SequentialMode, default_order, default_true,
+    default_weight,
 };
 use crate::history::HistoryEntry;
 
@@ -50,7 +51,10 @@ pub const MAX_POOLS_PER_DOMAIN: usize = 64;
         json_path = ".metadata.creationTimestamp"
     )
 )]
-#[x_kube(validation = kube::core::Rule::new(SEQUENTIAL_MODE_RULE).message(SEQUENTIAL_MODE_MESSAGE))]
+#[x_kube(
+    validation = kube::core::Rule::new(SEQUENTIAL_MODE_RULE).message(SEQUENTIAL_MODE_MESSAGE),
+    validation = kube::core::Rule::new(AFFINITY_RULE).message(AFFINITY_MESSAGE)
+)]
 #[serde(rename_all = "camelCase")]
 pub struct GtmAccessDomainSpec {
     /// The fully qualified name answered, e.g. `app.gtm.example.com`; case does not matter and
@@ -79,6 +83,10 @@ pub struct GtmAccessDomainSpec {
     /// Recovery behaviour of the `Sequential` policy (default `Preemptive`); only with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequential_mode: Option<SequentialMode>,
+    /// How the `Sticky` policy groups clients (default /24 for IPv4, /56 for IPv6); only with
+    /// it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
     /// The pools that serve this domain (at most 64), each listed once.
     #[schemars(length(min = 1, max = 64))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]

@@ -31,7 +31,7 @@ pub mod watch;
 #[allow(unreachable_pub)]
 pub mod zone;
 
-pub use common::{CheckTask, HealthJudgement, LbPolicy, RequestSources, SequentialMode};
+pub use common::{Affinity, CheckTask, HealthJudgement, LbPolicy, RequestSources, SequentialMode};
 pub use domain::{GtmAccessDomain, GtmAccessDomainSpec, GtmAccessDomainStatus, RecordType};
 pub use pool::{
     AddressPool, AddressPoolSpec, AddressPoolStatus, EndpointKind, EndpointSource, PoolType,

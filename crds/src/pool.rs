@@ -6,8 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    CheckTask, HealthJudgement, LbPolicy, RequestSources, SEQUENTIAL_MODE_MESSAGE,
-    SEQUENTIAL_MODE_RULE, SequentialMode, default_order, default_true, default_weight,
+    AFFINITY_MESSAGE, AFFINITY_RULE, Affinity, CheckTask, HealthJudgement, LbPolicy,
+    RequestSources, SEQUENTIAL_MODE_MESSAGE, SEQUENTIAL_MODE_RULE, SequentialMode, default_order,
+    default_true, default_weight,
 };
 use crate::history::HistoryEntry;
 
@@ -57,6 +58,7 @@ pub const MAX_ADDRESSES_PER_POOL: usize = 256;
 )]
 #[x_kube(
     validation = kube::core::Rule::new(SEQUENTIAL_MODE_RULE).message(SEQUENTIAL_MODE_MESSAGE),
+    validation = kube::core::Rule::new(AFFINITY_RULE).message(AFFINITY_MESSAGE),
     validation = kube::core::Rule::new("self.type != 'IPv4' || self.addresses.all(a, isIP(a.value) && ip(a.value).family() == 4)").message("every address of an IPv4 pool must be an IPv4 address"),
     validation = kube::core::Rule::new("self.type != 'IPv6' || self.addresses.all(a, isIP(a.value) && ip(a.value).family() == 6)").message("every address of an IPv6 pool must be an IPv6 address"),
     validation = kube::core::Rule::new(r"self.type != 'Domain' || self.addresses.all(a, !isIP(a.value) && a.value.matches('^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.?$'))").message("every address of a Domain pool must be a host name"),
@@ -80,6 +82,10 @@ pub struct AddressPoolSpec {
     /// Recovery behaviour of the `Sequential` policy (default `Preemptive`); only with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequential_mode: Option<SequentialMode>,
+    /// How the `Sticky` policy groups clients (default /24 for IPv4, /56 for IPv6); only with
+    /// it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
     /// How many enabled addresses must be available for the pool to be available.
     #[serde(default)]
     pub health_judgement: HealthJudgement,

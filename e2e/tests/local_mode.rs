@@ -152,6 +152,25 @@ async fn examples_are_answered_as_the_manifests_say_and_edits_apply() {
         assert_eq!(outside.rcode, ResponseCode::Refused);
     }
 
+    // Sticky: each client network (here an ECS /24) keeps one address; the networks spread.
+    let mut seen = std::collections::BTreeSet::new();
+    for n in 0..24 {
+        let subnet = format!("+subnet=10.1.{n}.0/24");
+        let first = wait_dig(&gtm, "cart.gtm.example.com", "A", &[&subnet], |d| {
+            d.answer.len() == 1
+        })
+        .await
+        .answer_data();
+        for _ in 0..3 {
+            let again = dig(gtm.dns, "cart.gtm.example.com", "A", &[&subnet])
+                .await
+                .unwrap();
+            assert_eq!(again.answer_data(), first, "{subnet}");
+        }
+        seen.extend(first);
+    }
+    assert!(seen.len() >= 2, "24 networks on one address: {seen:?}");
+
     // An edit on disk changes the answer.
     let edited = std::fs::read_to_string(manifests.path().join("source-nearest-cidr.yaml"))
         .unwrap()

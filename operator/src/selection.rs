@@ -107,7 +107,9 @@ pub(crate) fn active_selections<'a>(
 pub(crate) fn has_active_member(policy: LbPolicy) -> bool {
     match policy {
         LbPolicy::Sequential => true,
-        LbPolicy::RoundRobin | LbPolicy::Weighted | LbPolicy::SourceNearest => false,
+        LbPolicy::RoundRobin | LbPolicy::Weighted | LbPolicy::SourceNearest | LbPolicy::Sticky => {
+            false
+        }
     }
 }
 
@@ -171,7 +173,10 @@ pub(crate) fn domain_view(
                     let failed_over = answering.first() != primary().as_ref();
                     (answering, failed_over)
                 }
-                LbPolicy::RoundRobin | LbPolicy::Weighted | LbPolicy::SourceNearest => (
+                LbPolicy::RoundRobin
+                | LbPolicy::Weighted
+                | LbPolicy::SourceNearest
+                | LbPolicy::Sticky => (
                     idx.iter().copied().map(id).collect(),
                     idx.len() < members.len(),
                 ),

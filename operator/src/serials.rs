@@ -155,6 +155,7 @@ mod tests {
             ttl: 30,
             policy: LbPolicy::RoundRobin,
             sequential_mode: SequentialMode::Preemptive,
+            affinity: None,
             max_answers: None,
             when_all_unavailable: Fallback::FailOpen,
             pools: vec![],

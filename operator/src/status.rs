@@ -506,6 +506,7 @@ mod tests {
             enabled: true,
             policy: Default::default(),
             sequential_mode: Default::default(),
+            affinity: None,
             health_judgement: HealthJudgement::AnyOk,
             min_available: None,
             addresses: vec![AddressConfig {

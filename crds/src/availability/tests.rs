@@ -22,6 +22,7 @@ fn pool(addresses: Vec<AddressConfig>) -> PoolConfig {
         enabled: true,
         policy: LbPolicy::RoundRobin,
         sequential_mode: SequentialMode::Preemptive,
+        affinity: None,
         health_judgement: HealthJudgement::AnyOk,
         min_available: None,
         addresses,

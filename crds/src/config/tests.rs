@@ -16,6 +16,7 @@ pub(crate) fn sample() -> GtmConfig {
             ttl: 30,
             policy: LbPolicy::Sequential,
             sequential_mode: SequentialMode::NonPreemptive,
+            affinity: None,
             max_answers: Some(2),
             when_all_unavailable: Fallback::FailOpen,
             pools: vec![PoolMember {
@@ -34,6 +35,7 @@ pub(crate) fn sample() -> GtmConfig {
             enabled: true,
             policy: LbPolicy::Weighted,
             sequential_mode: SequentialMode::Preemptive,
+            affinity: None,
             health_judgement: HealthJudgement::P50Ok,
             min_available: Some(1),
             addresses: vec![AddressConfig {

@@ -120,6 +120,7 @@ impl Compiled {
             let level = Level::new(
                 d.policy,
                 d.sequential_mode,
+                d.affinity,
                 &specs,
                 candidates,
                 active,
@@ -251,6 +252,7 @@ fn compile_pool(
     let level = Level::new(
         pool.policy,
         pool.sequential_mode,
+        pool.affinity,
         &specs,
         candidates,
         active,

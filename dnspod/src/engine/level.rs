@@ -6,14 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gtm_crds::availability::sequential_pick;
-use gtm_crds::common::{LbPolicy, RequestSources, SequentialMode};
+use gtm_crds::common::{Affinity, LbPolicy, RequestSources, SequentialMode};
 use gtm_crds::config::{AddressConfig, PoolMember};
 use rand::{Rng, RngExt};
 
+use super::sticky::StickyTable;
 use crate::sources::{BadCidr, Client, SourceTable};
 
 /// What the policy of a level needs to know about one member.
 pub(crate) struct MemberSpec<'a> {
+    /// Its identity (pool id, address value), which `Sticky` hashes.
+    pub key: &'a str,
     /// Sequential priority, lowest first.
     pub order: u16,
     /// Weight for `Weighted`.
@@ -25,6 +28,7 @@ pub(crate) struct MemberSpec<'a> {
 impl<'a> From<&'a PoolMember> for MemberSpec<'a> {
     fn from(m: &'a PoolMember) -> Self {
         Self {
+            key: &m.pool,
             order: m.order,
             weight: m.weight,
             sources: &m.sources,
@@ -35,6 +39,7 @@ impl<'a> From<&'a PoolMember> for MemberSpec<'a> {
 impl<'a> From<&'a AddressConfig> for MemberSpec<'a> {
     fn from(a: &'a AddressConfig) -> Self {
         Self {
+            key: &a.value,
             order: a.order,
             weight: a.weight,
             sources: &a.sources,
@@ -55,6 +60,8 @@ pub(crate) struct Level {
     cumulative: Vec<u32>,
     /// The candidates' sources, for `SourceNearest`.
     sources: SourceTable,
+    /// The candidates' hashes, for `Sticky`.
+    sticky: Option<StickyTable>,
     /// `RoundRobin` position, shared with the same level of the previous and the next compile
     /// ([`super::Rotations`]).
     rotation: Arc<AtomicUsize>,
@@ -84,10 +91,11 @@ impl<'l> Selection<'l> {
 impl Level {
     /// Compiles a level. `candidates` are the members that may answer (indices into
     /// `members`); `active` is the member the operator published as current for `Sequential`;
-    /// `rotation` the level's `RoundRobin` position.
+    /// `rotation` the level's `RoundRobin` position; `affinity` how `Sticky` groups clients.
     pub(crate) fn new(
         policy: LbPolicy,
         mode: SequentialMode,
+        affinity: Option<Affinity>,
         members: &[MemberSpec<'_>],
         candidates: Vec<usize>,
         active: Option<usize>,
@@ -114,16 +122,25 @@ impl Level {
             LbPolicy::SourceNearest => {
                 SourceTable::new(candidates.iter().map(|&m| (m, members[m].sources)))?
             }
-            LbPolicy::RoundRobin | LbPolicy::Sequential | LbPolicy::Weighted => {
+            LbPolicy::RoundRobin | LbPolicy::Sequential | LbPolicy::Weighted | LbPolicy::Sticky => {
                 SourceTable::default()
             }
         };
+        let sticky = (policy == LbPolicy::Sticky).then(|| {
+            StickyTable::new(
+                candidates
+                    .iter()
+                    .map(|&m| (members[m].key, members[m].weight)),
+                affinity.unwrap_or_default(),
+            )
+        });
         Ok(Self {
             policy,
             candidates,
             sequential,
             cumulative,
             sources,
+            sticky,
             rotation,
         })
     }
@@ -131,6 +148,13 @@ impl Level {
     /// Whether no member may answer.
     pub(crate) fn is_empty(&self) -> bool {
         self.candidates.is_empty()
+    }
+
+    /// A candidate position drawn with probability proportional to its weight.
+    fn weighted_draw(&self, rng: &mut impl Rng) -> usize {
+        let total = self.cumulative.last().copied().unwrap_or(1);
+        let draw = rng.random_range(0..total);
+        self.cumulative.partition_point(|&c| c <= draw)
     }
 
     /// Picks the members for one query, and the ECS scope prefix the pick depended on.
@@ -150,10 +174,15 @@ impl Level {
                 (Selection::borrowed(&self.candidates, start), 0)
             }
             LbPolicy::Sequential => (one(self.sequential), 0),
-            LbPolicy::Weighted => {
-                let draw = rng.random_range(0..self.cumulative[n - 1]);
-                (one(self.cumulative.partition_point(|&c| c <= draw)), 0)
-            }
+            LbPolicy::Weighted => (one(self.weighted_draw(rng)), 0),
+            // A client without a location (ECS source prefix 0) is drawn by weight.
+            LbPolicy::Sticky => match (&self.sticky, client) {
+                (Some(table), Some(client)) => {
+                    let (position, scope) = table.pick(client.addr());
+                    (one(position), scope)
+                }
+                _ => (one(self.weighted_draw(rng)), 0),
+            },
             LbPolicy::SourceNearest => {
                 let (members, scope) = self.sources.select(client);
                 (

@@ -7,7 +7,8 @@
 //!
 //! Resolution has two levels: the domain's policy picks pools, each picked pool's policy picks
 //! addresses (`RoundRobin`: all available members, rotated per query; `Sequential`: one;
-//! `Weighted`: one drawn by weight; `SourceNearest`: those matching the client). Availability
+//! `Weighted`: one drawn by weight; `SourceNearest`: those matching the client; `Sticky`: one
+//! by a weighted consistent hash of the client's network, see `sticky`). Availability
 //! and fail-open are the contract's rules ([`gtm_crds::availability`]). Decisions taken here:
 //!
 //! - A Domain pool answers exactly one CNAME. When a level-1 pick holds several pools and the
@@ -33,6 +34,7 @@
 
 mod compile;
 mod level;
+mod sticky;
 #[cfg(test)]
 mod tests;
 

@@ -756,3 +756,47 @@ fn round_robin_keeps_its_rotation_across_recompiles() {
         "192.0.2.1"
     );
 }
+
+#[test]
+fn sticky_keeps_a_client_network_on_one_address_and_moves_only_those_of_a_failed_one() {
+    let c = one_pool(
+        LbPolicy::Sticky,
+        vec![addr("192.0.2.1"), addr("192.0.2.2"), addr("192.0.2.3")],
+    );
+    let all_up = compile(&c, &health_down(1, &[]));
+    let one_down = compile(&c, &health_down(2, &["192.0.2.2"]));
+    let mut rng = StdRng::seed_from_u64(1);
+    let (mut moved, mut spread) = (0, std::collections::BTreeSet::new());
+    for i in 0..300u32 {
+        let ip = std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 | (i << 8)));
+        let client = Client::new(ip, None);
+        let before = all_up.answer(&lower(WWW), RecordType::A, Some(&client), &mut rng);
+        assert_eq!(
+            before.ecs_scope, 24,
+            "the answer depends on the client's /24"
+        );
+        let first = before.records[0].data.to_string();
+        for _ in 0..3 {
+            let again = ask_from(&all_up, WWW, RecordType::A, Some(&client)).1;
+            assert_eq!(
+                again,
+                [first.as_str()],
+                "one address per network, every time"
+            );
+        }
+        let after = ask_from(&one_down, WWW, RecordType::A, Some(&client)).1;
+        if first == "192.0.2.2" {
+            moved += 1;
+            assert_ne!(after[0], "192.0.2.2");
+        } else {
+            assert_eq!(
+                after,
+                [first.as_str()],
+                "networks of healthy addresses stay"
+            );
+        }
+        spread.insert(first);
+    }
+    assert_eq!(spread.len(), 3, "every address gets networks");
+    assert!((60..140).contains(&moved), "about a third moved: {moved}");
+}

@@ -280,6 +280,7 @@ fn compile_pool(
             enabled: spec.enabled,
             policy: spec.policy,
             sequential_mode: spec.sequential_mode.unwrap_or_default(),
+            affinity: spec.affinity,
             health_judgement: spec.health_judgement,
             min_available: spec.min_available,
             addresses,
@@ -414,6 +415,7 @@ fn compile_domain(
         ttl: spec.ttl,
         policy: spec.policy,
         sequential_mode: spec.sequential_mode.unwrap_or_default(),
+        affinity: spec.affinity,
         max_answers: spec.max_answers,
         when_all_unavailable: spec.when_all_unavailable,
         pools: members,
@@ -485,7 +487,9 @@ fn answers_every_pool_at_once(policy: LbPolicy) -> bool {
     // Exhaustive: a new policy does not compile until it says how it answers.
     match policy {
         LbPolicy::RoundRobin => true,
-        LbPolicy::Sequential | LbPolicy::Weighted | LbPolicy::SourceNearest => false,
+        LbPolicy::Sequential | LbPolicy::Weighted | LbPolicy::SourceNearest | LbPolicy::Sticky => {
+            false
+        }
     }
 }
 

@@ -25,6 +25,7 @@ fn pool(id: &str, policy: LbPolicy, mode: SequentialMode, addrs: &[(&str, u16)])
         enabled: true,
         policy,
         sequential_mode: mode,
+        affinity: None,
         health_judgement: HealthJudgement::AnyOk,
         min_available: None,
         addresses: addrs.iter().map(|(v, o)| address(v, *o)).collect(),
@@ -45,6 +46,7 @@ fn config(domain_policy: LbPolicy, mode: SequentialMode) -> GtmConfig {
             ttl: 30,
             policy: domain_policy,
             sequential_mode: mode,
+            affinity: None,
             max_answers: None,
             when_all_unavailable: Fallback::FailOpen,
             pools: vec![
