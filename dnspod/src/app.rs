@@ -14,6 +14,7 @@ use crate::cli::Args;
 use crate::config_source;
 use crate::geoip::GeoIp;
 use crate::handler::GtmHandler;
+use crate::query_log::QueryLog;
 use crate::server::DnsServer;
 use crate::state::{Loader, Shared};
 
@@ -39,7 +40,13 @@ pub async fn run(
     };
     let loader = Loader::new(shared.clone(), args.zone_settings());
 
-    let handler = GtmHandler::new(shared.clone(), geoip).with_udp_limits(args.udp_limits());
+    let mut handler = GtmHandler::new(shared.clone(), geoip).with_udp_limits(args.udp_limits());
+    if let Some(settings) = args.query_log() {
+        let log = QueryLog::start(&settings, shared.metrics.query_log.clone())
+            .with_context(|| format!("opening the query log {}", settings.path.display()))?;
+        tracing::info!(path = %settings.path.display(), sample = settings.sample, rate = settings.rate, "query log on");
+        handler = handler.with_query_log(Arc::new(log));
+    }
     let mut dns = DnsServer::bind_limited(&args.dns_listen, handler, args.tcp_limits())
         .await
         .context("binding the DNS listeners")?;

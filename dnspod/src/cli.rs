@@ -109,6 +109,18 @@ pub struct Args {
     #[arg(long, env = "GTM_RRL_IPV4_PREFIX", default_value_t = rrl::DEFAULT_IPV4_PREFIX,
         value_parser = clap::value_parser!(u8).range(0..=32))]
     pub rrl_ipv4_prefix: u8,
+    /// Query log: a file to append one JSON line per logged query to, or `-` for standard
+    /// output; unset, nothing is logged.
+    #[arg(long, env = "GTM_QUERY_LOG", value_hint = clap::ValueHint::FilePath)]
+    pub query_log: Option<PathBuf>,
+    /// Query log: one query in this many is logged.
+    #[arg(long, env = "GTM_QUERY_LOG_SAMPLE", default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub query_log_sample: u32,
+    /// Query log: entries per second at most; the rest are dropped and counted.
+    #[arg(long, env = "GTM_QUERY_LOG_RATE", default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub query_log_rate: u32,
     /// Response rate limiting: IPv6 sources sharing this prefix length share one rate.
     #[arg(long, env = "GTM_RRL_IPV6_PREFIX", default_value_t = rrl::DEFAULT_IPV6_PREFIX,
         value_parser = clap::value_parser!(u8).range(0..=128))]
@@ -123,6 +135,17 @@ impl Args {
             max_connections_per_source: self.tcp_max_connections_per_source,
             ..TcpLimits::default()
         }
+    }
+
+    /// The query log's settings, when it is on.
+    pub fn query_log(&self) -> Option<crate::query_log::QueryLogSettings> {
+        self.query_log
+            .clone()
+            .map(|path| crate::query_log::QueryLogSettings {
+                path,
+                sample: self.query_log_sample,
+                rate: self.query_log_rate,
+            })
     }
 
     /// The UDP response cap and rate limiting.

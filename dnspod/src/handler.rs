@@ -37,6 +37,7 @@ use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use crate::engine::Rcode;
 use crate::geoip::GeoIp;
 use crate::metrics::DomainCounters;
+use crate::query_log::{Entry, QueryLog, now_ms};
 use crate::record_type::of_qtype;
 use crate::rrl::{Rrl, Tick, Verdict};
 use crate::sources::Client;
@@ -53,6 +54,7 @@ pub struct GtmHandler {
     geoip: Option<Arc<GeoIp>>,
     limits: UdpLimits,
     rrl: Option<Arc<Rrl>>,
+    query_log: Option<Arc<QueryLog>>,
 }
 
 impl GtmHandler {
@@ -64,6 +66,15 @@ impl GtmHandler {
             geoip,
             limits: UdpLimits::default(),
             rrl: UdpLimits::default().rrl.map(|c| Arc::new(Rrl::new(c))),
+            query_log: None,
+        }
+    }
+
+    /// The same handler logging queries to `log` (both paths alike).
+    pub fn with_query_log(self, log: Arc<QueryLog>) -> Self {
+        Self {
+            query_log: Some(log),
+            ..self
         }
     }
 
@@ -291,6 +302,29 @@ impl RequestHandler for GtmHandler {
         let info = send(&mut response_handle, response, &request.metadata).await;
         let counters = domain.map(|d| snapshot.counters[d].as_ref());
         self.finish(counters, qtype, info.response_code, started);
+        if let Some(log) = self.query_log.as_ref().filter(|l| l.admit()) {
+            log.push(Entry {
+                transport: match request.protocol() {
+                    Protocol::Udp => "udp",
+                    _ => "tcp",
+                },
+                ecs: match &source {
+                    Source::Ecs(s) => Some(format!("{}/{}", s.addr(), s.source_prefix())),
+                    Source::Resolver(_) => None,
+                },
+                ..log_entry(
+                    &snapshot,
+                    request.src().ip(),
+                    query.original().name(),
+                    qtype,
+                    info.response_code,
+                    &records[..fit],
+                    domain,
+                    scope,
+                    started,
+                )
+            });
+        }
         info
     }
 }
@@ -377,6 +411,19 @@ impl GtmHandler {
         }
         let counters = answer.domain.map(|d| snapshot.counters[d].as_ref());
         self.finish(counters, query.qtype, rcode, started);
+        if let Some(log) = self.query_log.as_ref().filter(|l| l.admit()) {
+            log.push(log_entry(
+                &snapshot,
+                src.ip(),
+                &query.name,
+                query.qtype,
+                rcode,
+                &answer.records,
+                answer.domain,
+                answer.ecs_scope,
+                started,
+            ));
+        }
         true
     }
 
@@ -440,6 +487,37 @@ impl GtmHandler {
             .unwrap_or_else(|| queries.other())
             .count(qtype, rcode);
         queries.observe_latency(started.elapsed());
+    }
+}
+
+/// A query log entry for a UDP query from `resolver` without ECS (the caller fills in the
+/// rest).
+#[allow(clippy::too_many_arguments)]
+fn log_entry(
+    snapshot: &Snapshot,
+    resolver: IpAddr,
+    name: &Name,
+    qtype: RecordType,
+    rcode: ResponseCode,
+    answer: &[&Record],
+    domain: Option<usize>,
+    scope: u8,
+    started: Instant,
+) -> Entry {
+    Entry {
+        time_ms: now_ms(),
+        transport: "udp",
+        resolver,
+        ecs: None,
+        name: name.to_string(),
+        qtype: qtype.to_string(),
+        rcode: rcode.to_string(),
+        answer: answer.iter().map(|r| r.data.to_string()).collect(),
+        domain: domain
+            .and_then(|d| snapshot.compiled.domain_name(d))
+            .map(str::to_string),
+        scope,
+        latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
     }
 }
 

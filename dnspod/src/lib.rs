@@ -17,6 +17,7 @@ pub mod geoip;
 pub mod handler;
 pub mod http;
 pub mod metrics;
+pub mod query_log;
 pub mod readiness;
 mod record_type;
 pub mod rrl;

@@ -251,6 +251,8 @@ pub struct Metrics {
     pub queries: Arc<QueryMetrics>,
     /// Response rate limiting.
     pub rrl: RrlMetrics,
+    /// The query log.
+    pub query_log: crate::query_log::QueryLogMetrics,
     reloads: Family<ReloadLabels, Counter>,
     payload_read_errors: Family<PayloadLabels, Counter>,
     config_generation: Gauge,
@@ -273,6 +275,17 @@ impl Metrics {
         registry.register_collector(Box::new(queries.clone()));
         let rrl = RrlMetrics::default();
         rrl.register(&mut registry);
+        let query_log = crate::query_log::QueryLogMetrics::default();
+        registry.register(
+            "query_log_written",
+            "Query log entries written",
+            query_log.written.clone(),
+        );
+        registry.register(
+            "query_log_dropped",
+            "Query log entries dropped: over --query-log-rate (reason rate) or finding the writer's queue full (reason queue)",
+            query_log.dropped.clone(),
+        );
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "reloads",
@@ -314,6 +327,7 @@ impl Metrics {
             registry,
             queries,
             rrl,
+            query_log,
             reloads,
             payload_read_errors,
             config_generation,

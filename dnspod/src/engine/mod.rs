@@ -243,6 +243,11 @@ impl Compiled {
         self.domains.iter().map(|d| d.name.as_str())
     }
 
+    /// The name of access domain `index` (as in [`Answer::domain`]).
+    pub fn domain_name(&self, index: usize) -> Option<&str> {
+        self.domains.get(index).map(|d| d.name.as_str())
+    }
+
     /// The served zone `name` lies in (the longest match).
     fn zone_of(&self, name: &LowerName) -> Option<&Zone> {
         zone_index(&self.zones, name).map(|i| &self.zones[i])
