@@ -17,6 +17,9 @@ pub const CHECKS_RUNNABLE: &str = "HealthChecksRunnable";
 /// Condition type (pools with `endpointSources`): every source names an object that has
 /// addresses.
 pub const ENDPOINTS_RESOLVED: &str = "EndpointsResolved";
+/// Condition type (templates): some probe location the template selects reports (its tasks
+/// are voted on); false when none does, and the tasks keep their last verdicts.
+pub const LOCATIONS_REPORTING: &str = "LocationsReporting";
 /// Condition type (domains): the domain answers from other pools than its first choice.
 pub const FAILED_OVER: &str = "FailedOver";
 

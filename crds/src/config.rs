@@ -23,6 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::common::{Affinity, HealthJudgement, LbPolicy, RequestSources, SequentialMode};
 use crate::domain::{Fallback, RecordType};
 use crate::pool::{AddressMode, HealthState, PoolType};
+use crate::template::HealthCheckTemplateSpec;
 
 mod zone_data;
 
@@ -42,7 +43,8 @@ pub const DEFAULT_MAX_ANSWERS: u8 = 8;
 
 /// The schema version this build writes.
 ///
-/// 1.1 added [`GtmConfig::zone_data`] and [`GtmConfig::serials`].
+/// 1.1 added [`GtmConfig::zone_data`], [`GtmConfig::serials`] and [`GtmConfig::templates`]
+/// (which `gtm-prober` reads).
 pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion { major: 1, minor: 1 };
 
 /// A `MAJOR.MINOR` payload schema version.
@@ -150,6 +152,11 @@ pub struct GtmConfig {
     /// A zone without one (payloads of schema 1.0) answers with the generation.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub serials: BTreeMap<String, u32>,
+    /// The spec of every `HealthCheckTemplate` a task of [`Self::pools`] uses, by object id:
+    /// with the task ids, what a remote prober (`gtm-prober`) needs to run the tasks. The DNS
+    /// pods do not read it. Empty in payloads of schema 1.0.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub templates: BTreeMap<String, HealthCheckTemplateSpec>,
 }
 
 /// One compiled access domain.
@@ -301,7 +308,7 @@ impl HealthSnapshot {
 
 /// Reads only the version, so that an unknown major is refused with a clear error even when
 /// the rest of the payload has a shape this build cannot parse.
-fn check_version(bytes: &[u8]) -> Result<(), ContractError> {
+pub(crate) fn check_version(bytes: &[u8]) -> Result<(), ContractError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Versioned {
@@ -328,6 +335,7 @@ impl GtmConfig {
             pools: Vec::new(),
             zone_data: Vec::new(),
             serials: BTreeMap::new(),
+            templates: BTreeMap::new(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! - the versioned config contract that travels in ConfigMaps ([`config`]);
 //! - the availability rules both binaries must compute identically ([`availability`]);
 //! - client-side validation of manifests against the generated schemas ([`manifest`]);
+//! - what probe locations report to the operator ([`location`]);
 //! - how both binaries retry their watches of the API ([`watch`]).
 //!
 //! Nothing here does Kubernetes or network I/O.
@@ -20,6 +21,7 @@ pub mod config;
 #[allow(unreachable_pub)]
 pub mod domain;
 pub mod history;
+pub mod location;
 pub mod manifest;
 pub mod parts;
 #[allow(unreachable_pub)]

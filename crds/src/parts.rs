@@ -15,9 +15,11 @@
 //! reader that sees parts of two payloads (mid-update) finds that their digests differ and keeps
 //! what it had until the set is whole again.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sha2::{Digest, Sha256};
 
 pub use crate::config::{CONFIG_KEY, HEALTH_KEY, PAYLOAD_LABEL};
@@ -88,15 +90,46 @@ pub fn payload_of(cm: &ConfigMap) -> Option<Payload> {
 /// malformed.
 pub fn part_of(cm: &ConfigMap) -> Option<(Payload, Part)> {
     let payload = payload_of(cm)?;
+    Some((payload, part_in(cm, payload.key())?))
+}
+
+/// The part a ConfigMap holds under the data `key`, by its part and digest annotations (any
+/// payload split with [`split`], such as a location's verdicts). `None` when an annotation or
+/// the key is missing or malformed.
+pub fn part_in(cm: &ConfigMap, key: &str) -> Option<Part> {
     let annotations = cm.metadata.annotations.as_ref()?;
     let (index, count) = parse_part_annotation(annotations.get(PART_ANNOTATION)?)?;
-    let part = Part {
+    Some(Part {
         index,
         count,
         digest: annotations.get(DIGEST_ANNOTATION)?.clone(),
-        data: cm.data.as_ref()?.get(payload.key())?.clone(),
-    };
-    Some((payload, part))
+        data: cm.data.as_ref()?.get(key)?.clone(),
+    })
+}
+
+/// The body of a server-side apply of one part: a ConfigMap `name` in `namespace` with
+/// `labels`, the part and digest annotations, and the part's text under `key`.
+pub fn part_configmap(
+    name: &str,
+    namespace: &str,
+    labels: BTreeMap<String, String>,
+    key: &str,
+    part: &Part,
+) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            labels: Some(labels),
+            annotations: Some(BTreeMap::from([
+                (PART_ANNOTATION.to_string(), part.annotation()),
+                (DIGEST_ANNOTATION.to_string(), part.digest.clone()),
+            ])),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(key.to_string(), part.data.clone())])),
+        ..ConfigMap::default()
+    }
 }
 
 /// One part of a payload.
@@ -293,32 +326,20 @@ mod tests {
     }
 
     /// A part as the writer labels and annotates it.
-    fn part_configmap(payload: Payload, part: &Part) -> ConfigMap {
-        let map = |pairs: &[(&str, &str)]| {
-            Some(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            )
-        };
-        let mut cm = ConfigMap::default();
-        cm.metadata.labels = map(&[
-            (INSTANCE_LABEL, "kube-gtm"),
-            (PAYLOAD_LABEL, payload.label_value()),
+    fn payload_part(payload: Payload, part: &Part) -> ConfigMap {
+        let labels = BTreeMap::from([
+            (INSTANCE_LABEL.to_string(), "kube-gtm".to_string()),
+            (PAYLOAD_LABEL.to_string(), payload.label_value().to_string()),
         ]);
-        cm.metadata.annotations = map(&[
-            (PART_ANNOTATION, &part.annotation()),
-            (DIGEST_ANNOTATION, &part.digest),
-        ]);
-        cm.data = map(&[(payload.key(), &part.data)]);
-        cm
+        let name = configmap_name("kube-gtm", payload, part.index);
+        part_configmap(&name, "gtm", labels, payload.key(), part)
     }
 
     #[test]
     fn a_configmap_part_round_trips() {
         let parts = split(&"x".repeat(100), 30);
-        let cm = part_configmap(Payload::Health, &parts[2]);
+        let cm = payload_part(Payload::Health, &parts[2]);
+        assert_eq!(cm.metadata.name.as_deref(), Some("kube-gtm-health-2"));
         assert_eq!(payload_of(&cm), Some(Payload::Health));
         assert_eq!(part_of(&cm), Some((Payload::Health, parts[2].clone())));
     }
@@ -326,7 +347,7 @@ mod tests {
     #[test]
     fn a_configmap_missing_any_piece_is_no_part() {
         let part = &split("{}", MAX_PART_BYTES)[0];
-        let whole = part_configmap(Payload::Config, part);
+        let whole = payload_part(Payload::Config, part);
         let edited = |edit: &dyn Fn(&mut ConfigMap)| {
             let mut cm = whole.clone();
             edit(&mut cm);

@@ -352,6 +352,12 @@ pub struct TaskStatus {
     /// Why the last failed probe failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// How many fresh probe locations see the task up (the vote of `failureRatePercent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locations_up: Option<u32>,
+    /// How many fresh probe locations see the task down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locations_down: Option<u32>,
 }
 
 /// Health verdict of a task or an address.

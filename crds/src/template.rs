@@ -1,5 +1,7 @@
 //! `HealthCheckTemplate`: how to probe an address (protocol, timing, thresholds, HTTP details).
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -41,6 +43,12 @@ use serde::{Deserialize, Serialize};
         description = "health-check tasks using this template"
     ),
     printcolumn(
+        name = "Locations",
+        type_ = "integer",
+        json_path = ".status.reportingLocations",
+        description = "selected probe locations reporting now"
+    ),
+    printcolumn(
         name = "Accepted",
         type_ = "string",
         json_path = ".status.conditions[?(@.type=='Accepted')].status"
@@ -78,12 +86,18 @@ pub struct HealthCheckTemplateSpec {
     #[serde(default = "default_threshold")]
     #[schemars(range(min = 1, max = 10))]
     pub success_threshold: u8,
-    /// With several probe locations: the percentage of locations that must judge a task down
-    /// for it to count as down (reached or exceeded). With one location, any value behaves
-    /// the same.
+    /// With several probe locations (GTM's failure rate): a task is down when the share of the
+    /// fresh, selected locations that judge it down exceeds this percentage, or when all of them
+    /// do (so 100 means "every location"). Locations that have no verdict yet, or whose reports
+    /// are stale, abstain. With one location, any value behaves the same: that location decides.
     #[serde(default = "default_failure_rate")]
     #[schemars(range(min = 1, max = 100))]
     pub failure_rate_percent: u8,
+    /// Which probe locations probe this template's tasks and vote on them: the operator's
+    /// embedded prober (location `local`) and every `gtm-prober --location NAME`. Unset: every
+    /// location that reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locations: Option<LocationSelector>,
     /// HTTP and HTTPS settings; only for those protocols.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpCheck>,
@@ -95,6 +109,48 @@ pub struct HealthCheckTemplateSpec {
     #[schemars(length(max = 256))]
     pub remark: Option<String>,
 }
+
+/// Probe locations by name or by label. A location is selected when `names` lists it or when it
+/// carries every label of `matchLabels`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(
+    validation = kube::core::Rule::new("size(self.names) > 0 || size(self.matchLabels) > 0").message("locations must name a location or give matchLabels")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationSelector {
+    /// Location names (`local` is the operator's embedded prober).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub names: Vec<LocationName>,
+    /// Labels a location must all carry (given with `gtm-prober --label key=value`), e.g.
+    /// `region: eu`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+}
+
+impl LocationSelector {
+    /// Whether a location named `name` with `labels` is selected.
+    pub fn selects(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.names.iter().any(|n| n.0 == name)
+            || (!self.match_labels.is_empty()
+                && self
+                    .match_labels
+                    .iter()
+                    .all(|(k, v)| labels.get(k) == Some(v)))
+    }
+}
+
+/// The name of a probe location: lower-case letters, digits and `-`, starting and ending with a
+/// letter or digit, at most 63 characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct LocationName(
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub String,
+);
 
 /// The probe protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -240,13 +296,18 @@ pub struct HealthCheckTemplateStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Accepted`: the template is valid and in use by the prober.
+    /// `Accepted`: the template is valid and in use by the prober; `LocationsReporting`: some
+    /// probe location it selects reports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
     /// How many health-check tasks (address and port pairs) use this template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used_by: Option<u32>,
+    /// How many of the probe locations the template selects report now (fresh); the
+    /// `LocationsReporting` condition names them, and the stale ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporting_locations: Option<u32>,
 }
 
 fn default_interval() -> u32 {

@@ -243,6 +243,7 @@ mod tests {
             serials: Default::default(),
             domains: vec![],
             pools: vec![],
+            templates: Default::default(),
         }
         .to_json()
     }

@@ -2,8 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use gtm_crds::location::EMBEDDED_LOCATION;
+use gtm_prober::plan::Location;
 
 use gtm_crds::pool::EndpointKind;
 
@@ -91,6 +94,9 @@ pub struct RunArgs {
     /// unset.
     #[arg(long, env = "GTM_ENDPOINT_KINDS", value_delimiter = ',')]
     pub endpoint_kinds: Vec<EndpointKind>,
+    /// Probe locations.
+    #[command(flatten)]
+    pub locations: LocationArgs,
 }
 
 impl From<RunArgs> for ClusterOptions {
@@ -112,6 +118,8 @@ impl From<RunArgs> for ClusterOptions {
             drop_guard: a.drop_guard.into(),
             topology_page: a.page.topology_page,
             endpoint_kinds: a.endpoint_kinds,
+            location: a.locations.embedded(),
+            stale_after: a.locations.stale_after(),
         }
     }
 }
@@ -220,6 +228,33 @@ impl From<AgentArgs> for AgentOptions {
     }
 }
 
+/// Flags about probe locations (both modes).
+#[derive(Debug, clap::Args)]
+pub struct LocationArgs {
+    /// A label of the embedded prober's location `local`, `key=value` (repeatable, or
+    /// comma-separated); templates select locations by label.
+    #[arg(long = "location-label", env = "GTM_LOCATION_LABELS", value_delimiter = ',', value_parser = gtm_prober::cli::parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// A remote probe location (`gtm-prober`) whose heartbeat has not changed for this many
+    /// seconds is stale: it abstains from every vote until it reports again.
+    #[arg(long, env = "GTM_LOCATION_STALE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub location_stale_seconds: u64,
+}
+
+impl LocationArgs {
+    /// The embedded prober as a location.
+    fn embedded(&self) -> Location {
+        Location {
+            name: EMBEDDED_LOCATION.into(),
+            labels: self.labels.iter().cloned().collect(),
+        }
+    }
+
+    fn stale_after(&self) -> Duration {
+        Duration::from_secs(self.location_stale_seconds)
+    }
+}
+
 /// Flags of `gtm-operator local`.
 #[derive(Debug, clap::Args)]
 pub struct LocalArgs {
@@ -255,11 +290,23 @@ pub struct LocalArgs {
     /// The drop guard.
     #[command(flatten)]
     pub drop_guard: DropGuardArgs,
+    /// Directory of the remote probe locations' reports (`gtm-prober --config-dir` writes
+    /// them); `<output>/locations` when unset.
+    #[arg(long = "locations", env = "GTM_LOCATIONS_DIR")]
+    pub locations_dir: Option<PathBuf>,
+    /// Probe locations.
+    #[command(flatten)]
+    pub locations: LocationArgs,
 }
 
 impl From<LocalArgs> for LocalOptions {
     fn from(a: LocalArgs) -> Self {
         LocalOptions {
+            locations: a
+                .locations_dir
+                .unwrap_or_else(|| a.output.join(gtm_prober::remote::REPORT_SUBDIR)),
+            location: a.locations.embedded(),
+            stale_after: a.locations.stale_after(),
             manifests: a.manifests,
             output: a.output,
             zones: a.zones,

@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 pub(crate) use gtm_crds::condition::{
     ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, ConditionStatus, DEGRADED, ENDPOINTS_RESOLVED,
-    FAILED_OVER, READY,
+    FAILED_OVER, LOCATIONS_REPORTING, READY,
 };
 
 /// Reasons of the `FailedOver` condition of a domain: what it answers from.

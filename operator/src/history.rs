@@ -259,6 +259,8 @@ mod tests {
                 last_probe_time: None,
                 latency_millis: None,
                 last_error: error.map(str::to_string),
+                locations_up: None,
+                locations_down: None,
             }],
         }
     }

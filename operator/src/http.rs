@@ -1,17 +1,14 @@
 //! The operator's HTTP endpoint: `/metrics` (OpenMetrics text), `/healthz` (the process runs),
 //! `/readyz` (the watches have synced and the CRDs are established, or in local mode the first
-//! pass is done), and the topology page at `/` ([`crate::page`]) unless it is turned off.
+//! pass is done), as `gtm-prober` serves them ([`gtm_prober::http`]), and the topology page at
+//! `/` ([`crate::page`]) unless it is turned off.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -31,33 +28,13 @@ pub(crate) struct HttpState {
 
 /// The routes.
 pub(crate) fn router(state: HttpState) -> Router {
-    let page = state.page.clone();
-    let router = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .with_state(state);
-    match page {
+    let router = gtm_prober::http::router(gtm_prober::http::HttpState {
+        metrics: state.metrics,
+        ready: state.ready,
+    });
+    match state.page {
         Some(snapshots) => router.merge(routes(snapshots)),
         None => router,
-    }
-}
-
-async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.encode(),
-    )
-}
-
-async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
-    if s.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
     }
 }
 
@@ -88,6 +65,8 @@ pub(crate) async fn serve(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
 
     #[tokio::test]

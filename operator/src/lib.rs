@@ -19,6 +19,7 @@ mod history;
 mod http;
 mod inventory;
 pub mod local;
+mod locations;
 pub mod manifests;
 mod metrics;
 mod monitor;

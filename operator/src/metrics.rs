@@ -1,14 +1,24 @@
 //! Operator metrics (prefix `gtm_operator_`), served on `/metrics`. Labels stay low-cardinality:
 //! kinds, results, protocols, and the pool/address identities users configured.
 
-use std::sync::atomic::AtomicI64;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::time::SystemTime;
 
+use gtm_crds::pool::HealthState;
+
+use gtm_crds::location::EMBEDDED_LOCATION;
+use gtm_prober::http::Exposition;
+use gtm_prober::metrics::ProbeMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::health::TaskHealth;
+use crate::locations::LocationBook;
 
 /// Labels of reconcile counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,13 +70,20 @@ pub(crate) struct DomainLabel {
     pub domain: String,
 }
 
-/// Labels of probe metrics.
+/// Labels of per-location gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct ProbeLabels {
-    /// `ICMP`, `TCP`, `HTTP` or `HTTPS`.
-    pub protocol: String,
-    /// `success` or `failure`.
-    pub result: String,
+pub(crate) struct LocationLabel {
+    /// The probe location (`local` for the embedded prober).
+    pub location: String,
+}
+
+/// Labels of per-location verdict counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LocationState {
+    /// The probe location.
+    pub location: String,
+    /// `Up` or `Down`.
+    pub state: String,
 }
 
 /// Every operator metric.
@@ -87,10 +104,14 @@ pub(crate) struct Metrics {
     pub pool_available: Family<PoolLabel, Gauge>,
     /// Failovers and failbacks of access domains.
     pub failovers: Family<DomainLabel, Counter>,
-    /// Probes by protocol and result.
-    pub probes: Family<ProbeLabels, Counter>,
-    /// Probe latency by protocol.
-    pub probe_duration: Family<ProbeLabels, Histogram, fn() -> Histogram>,
+    /// Probes of the embedded prober (location `local`) and their latency.
+    pub probes: ProbeMetrics,
+    /// 1 while a probe location is fresh (votes), 0 while it is stale (abstains).
+    pub location_fresh: Family<LocationLabel, Gauge>,
+    /// Seconds since a remote location's heartbeat last changed.
+    pub location_heartbeat_age: Family<LocationLabel, Gauge<f64, AtomicU64>>,
+    /// Tasks a location sees up or down.
+    pub location_verdicts: Family<LocationState, Gauge>,
     /// 1 while this replica holds the leader Lease.
     pub leader: Gauge<i64, AtomicI64>,
     /// 1 while a change that drops most access domains is held (see `drop_guard`).
@@ -156,15 +177,24 @@ impl Metrics {
             "Failovers and failbacks of access domains",
             failovers.clone(),
         );
-        let probes = Family::<ProbeLabels, Counter>::default();
-        registry.register("probes", "Probes by protocol and result", probes.clone());
-        let probe_duration = Family::<ProbeLabels, Histogram>::new_with_constructor(
-            (|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))) as fn() -> Histogram,
-        );
+        let probes = ProbeMetrics::register(&mut registry, EMBEDDED_LOCATION);
+        let location_fresh = Family::<LocationLabel, Gauge>::default();
         registry.register(
-            "probe_duration_seconds",
-            "Probe latency by protocol and result",
-            probe_duration.clone(),
+            "location_fresh",
+            "1 while a probe location is fresh (votes), 0 while it is stale (abstains)",
+            location_fresh.clone(),
+        );
+        let location_heartbeat_age = Family::<LocationLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "location_heartbeat_age_seconds",
+            "Seconds since a remote probe location's heartbeat last changed",
+            location_heartbeat_age.clone(),
+        );
+        let location_verdicts = Family::<LocationState, Gauge>::default();
+        registry.register(
+            "location_verdicts",
+            "Tasks a probe location sees up or down",
+            location_verdicts.clone(),
         );
         let publish_held = Gauge::<i64, AtomicI64>::default();
         registry.register(
@@ -188,15 +218,67 @@ impl Metrics {
             pool_available,
             failovers,
             probes,
-            probe_duration,
+            location_fresh,
+            location_heartbeat_age,
+            location_verdicts,
             leader,
             publish_held,
             registry,
         }
     }
 
-    /// The metrics in the OpenMetrics text format.
-    pub(crate) fn encode(&self) -> String {
+    /// Sets the location gauges: the embedded location (`local`, always fresh, the verdicts
+    /// of `embedded`) and every remote one in `book` at `now`.
+    pub(crate) fn record_locations(
+        &self,
+        book: &LocationBook,
+        embedded: &BTreeMap<String, TaskHealth>,
+        now: SystemTime,
+    ) {
+        self.location_fresh.clear();
+        self.location_heartbeat_age.clear();
+        self.location_verdicts.clear();
+        let count = |location: &str, states: &mut dyn Iterator<Item = HealthState>| {
+            let (mut up, mut down) = (0i64, 0i64);
+            for state in states {
+                match state {
+                    HealthState::Up => up += 1,
+                    HealthState::Down => down += 1,
+                    HealthState::Unknown => {}
+                }
+            }
+            for (state, n) in [("Up", up), ("Down", down)] {
+                self.location_verdicts
+                    .get_or_create(&LocationState {
+                        location: location.into(),
+                        state: state.into(),
+                    })
+                    .set(n);
+            }
+        };
+        let label = |location: &str| LocationLabel {
+            location: location.into(),
+        };
+        self.location_fresh
+            .get_or_create(&label(EMBEDDED_LOCATION))
+            .set(1);
+        count(EMBEDDED_LOCATION, &mut embedded.values().map(|h| h.state));
+        for (name, location) in book.iter() {
+            self.location_fresh
+                .get_or_create(&label(name))
+                .set(i64::from(book.is_fresh(name, now)));
+            if let Some(age) = location.silent_for(now) {
+                self.location_heartbeat_age
+                    .get_or_create(&label(name))
+                    .set(age.as_secs_f64());
+            }
+            count(name, &mut location.verdicts.values().copied());
+        }
+    }
+}
+
+impl Exposition for Metrics {
+    fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

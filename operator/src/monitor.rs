@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use gtm_prober::plan::Location;
 use gtm_prober::{ProbeReport, ProbeTask, Prober, ProberConfig};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::compile::CompiledTask;
 use crate::health::{Restored, TaskHealth};
-use crate::metrics::{Metrics, ProbeLabels};
+use crate::metrics::Metrics;
 
 /// How long the monitor keeps collecting after a first state change before it reports a
 /// batch: short against the failover budget, long enough to merge a burst.
@@ -69,15 +70,17 @@ impl Monitor {
         lock(&self.view).tasks.clone()
     }
 
-    /// Makes the running tasks those of a compile. Unchanged tasks keep running and keep
-    /// their state; new tasks start from `restored` where it has them (after a restart),
-    /// else `Unknown`.
+    /// Makes the running tasks those of a compile whose templates select `location` (the
+    /// embedded one). Unchanged tasks keep running and keep their state; new tasks start from
+    /// `restored` where it has them (after a restart), else `Unknown`.
     pub(crate) fn update(
         &mut self,
         tasks: &BTreeMap<String, CompiledTask>,
+        location: &Location,
         restored: &BTreeMap<String, Restored>,
     ) {
-        let desired = tasks.iter().map(|(id, t)| {
+        let selected = || tasks.iter().filter(|(_, t)| location.selected_by(&t.spec));
+        let desired = selected().map(|(id, t)| {
             let mut task = ProbeTask::new(t.spec.clone(), t.target.clone(), t.port);
             if let Some((state, since)) = restored.get(id) {
                 task = task.restored(*state, *since);
@@ -88,9 +91,8 @@ impl Monitor {
         if summary.added + summary.changed + summary.removed > 0 {
             tracing::info!(?summary, "probe tasks updated");
         }
-        let current = tasks
-            .keys()
-            .filter_map(|id| self.prober.health(id).map(|h| (id.clone(), h)))
+        let current = selected()
+            .filter_map(|(id, _)| self.prober.health(id).map(|h| (id.clone(), h)))
             .collect();
         lock(&self.view).tasks = current;
     }
@@ -129,20 +131,7 @@ async fn drain(
 #[tracing::instrument(name = "probe_batch", skip_all, fields(reports = batch.len(), transitions))]
 fn apply_batch(batch: &mut Vec<ProbeReport>, view: &Mutex<View>, metrics: &Metrics) -> usize {
     for report in batch.iter() {
-        let labels = ProbeLabels {
-            protocol: format!("{:?}", report.protocol),
-            result: if report.outcome.is_success() {
-                "success"
-            } else {
-                "failure"
-            }
-            .into(),
-        };
-        metrics.probes.get_or_create(&labels).inc();
-        metrics
-            .probe_duration
-            .get_or_create(&labels)
-            .observe(report.outcome.latency.as_secs_f64());
+        metrics.probes.observe(report);
     }
     let mut transitions = 0;
     let mut view = lock(view);

@@ -19,14 +19,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::compile::{Compilation, Publication, Verdict};
 use crate::conditions::{
-    ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, Cond, DEGRADED, FAILED_OVER, READY, capped, failed_over,
-    settle,
+    ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, Cond, DEGRADED, FAILED_OVER, LOCATIONS_REPORTING, READY,
+    capped, failed_over, settle,
 };
 use crate::endpoints::PoolEndpoints;
 use crate::evaluate::Evaluation;
 use crate::health::{TaskHealth, api_time};
 use crate::history;
 use crate::inventory::{Inventory, ObjectKey};
+use crate::locations::{HealthView, Reporting, Votes};
 use crate::selection::{DomainView, PoolView};
 
 /// `Accepted` and `Ready` from a verdict.
@@ -57,26 +58,69 @@ fn verdict_conditions(verdict: &Verdict, kind_noun: &str) -> Vec<Cond> {
     vec![accepted, ready]
 }
 
-/// Status of a template whose status was `previous`.
+/// Status of a template whose status was `previous`; `reporting` says which of its locations
+/// report, when tasks use it.
 pub(crate) fn template_status(
     obj: &HealthCheckTemplate,
     previous: Option<&HealthCheckTemplateStatus>,
     verdict: &Verdict,
+    reporting: Option<&Reporting>,
     now: &Time,
 ) -> HealthCheckTemplateStatus {
     let previous = previous
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     let generation = obj.metadata.generation;
+    let mut conds = verdict_conditions(verdict, "template");
+    conds.extend(reporting.map(locations_reporting));
     HealthCheckTemplateStatus {
         observed_generation: generation,
-        conditions: settle(
-            previous,
-            verdict_conditions(verdict, "template"),
-            generation,
-            now,
-        ),
+        conditions: settle(previous, conds, generation, now),
         used_by: Some(verdict.used_by),
+        reporting_locations: reporting.map(|r| u32::try_from(r.fresh.len()).unwrap_or(u32::MAX)),
+    }
+}
+
+/// The `LocationsReporting` condition of a template whose tasks are voted on.
+fn locations_reporting(r: &Reporting) -> Cond {
+    let names = |n: &[String]| n.join(", ");
+    let selected = r.fresh.len() + r.stale.len();
+    match (r.fresh.is_empty(), r.stale.is_empty()) {
+        (false, true) => Cond::new(
+            LOCATIONS_REPORTING,
+            true,
+            "Reporting",
+            format!(
+                "{selected} selected probe location(s) report: {}",
+                names(&r.fresh)
+            ),
+        ),
+        (false, false) => Cond::new(
+            LOCATIONS_REPORTING,
+            true,
+            "SomeStale",
+            format!(
+                "{} of {selected} selected probe locations report: {}; stale, abstaining: {}",
+                r.fresh.len(),
+                names(&r.fresh),
+                names(&r.stale)
+            ),
+        ),
+        (true, false) => Cond::new(
+            LOCATIONS_REPORTING,
+            false,
+            "NoFreshLocation",
+            format!(
+                "no selected probe location reports (stale: {}); the tasks keep their last verdicts",
+                names(&r.stale)
+            ),
+        ),
+        (true, true) => Cond::new(
+            LOCATIONS_REPORTING,
+            false,
+            "NoLocationSelected",
+            "no probe location that reports matches locations; the tasks keep their last verdicts",
+        ),
     }
 }
 
@@ -116,6 +160,8 @@ pub(crate) struct PoolHealth<'a> {
     pub view: &'a PoolView,
     /// Per task health, by task id.
     pub tasks: &'a BTreeMap<String, TaskHealth>,
+    /// Per task votes of the probe locations, by task id.
+    pub votes: &'a BTreeMap<String, Votes>,
     /// The active address, for `Sequential` pools.
     pub active: Option<&'a str>,
 }
@@ -210,7 +256,7 @@ pub(crate) fn pool_status(
                     tasks: a
                         .tasks
                         .iter()
-                        .map(|id| task_status(id, h.tasks.get(id)))
+                        .map(|id| task_status(id, h.tasks.get(id), h.votes.get(id)))
                         .collect(),
                 }
             })
@@ -222,11 +268,13 @@ pub(crate) fn pool_status(
 }
 
 /// A task's status entry; the template and port are read back from the task id.
-fn task_status(id: &str, health: Option<&TaskHealth>) -> TaskStatus {
+fn task_status(id: &str, health: Option<&TaskHealth>, votes: Option<&Votes>) -> TaskStatus {
     // Ids are built by compile; anything else is shown whole.
     let (template, port) = id
         .parse::<TaskId>()
         .map_or_else(|_| (id.to_string(), None), |t| (t.template, t.port));
+    let locations_up = votes.map(|v| v.up);
+    let locations_down = votes.map(|v| v.down);
     let Some(h) = health else {
         return TaskStatus {
             template,
@@ -236,11 +284,15 @@ fn task_status(id: &str, health: Option<&TaskHealth>) -> TaskStatus {
             last_probe_time: None,
             latency_millis: None,
             last_error: None,
+            locations_up,
+            locations_down,
         };
     };
     TaskStatus {
         template,
         port,
+        locations_up,
+        locations_down,
         state: h.state,
         since: h.since.and_then(api_time),
         last_probe_time: h.last_probe.and_then(api_time),
@@ -423,7 +475,7 @@ pub(crate) fn compute_all<'a>(
     compilation: &Compilation,
     serials: &BTreeMap<String, u32>,
     evaluation: &Evaluation,
-    tasks: &BTreeMap<String, TaskHealth>,
+    view: &HealthView,
     now: &Time,
 ) -> BTreeMap<ObjectKey, ObjectStatus> {
     let mut out = BTreeMap::new();
@@ -440,7 +492,13 @@ pub(crate) fn compute_all<'a>(
             Some(ObjectStatus::Template(s)) => Some(s),
             _ => t.status.as_ref(),
         };
-        let s = template_status(t, previous, &verdict(&key), now);
+        let s = template_status(
+            t,
+            previous,
+            &verdict(&key),
+            view.reporting.get(&key.id()),
+            now,
+        );
         out.insert(key, ObjectStatus::Template(s));
     }
     for p in &inventory.pools {
@@ -449,7 +507,8 @@ pub(crate) fn compute_all<'a>(
         let health = compilation.pools.get(&id).map(|config| PoolHealth {
             config,
             view: &evaluation.pools[&id],
-            tasks,
+            tasks: &view.tasks,
+            votes: &view.votes,
             active: evaluation.active.pools.get(&id).map(String::as_str),
         });
         let previous = match newer(&key, p.metadata.uid.as_deref()) {

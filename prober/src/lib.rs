@@ -11,6 +11,12 @@
 //! - [`state`]: the pure per-task state machine ([`TaskHealth::observe`]).
 //! - [`scheduler`]: [`Prober`], which runs every task on its own interval and emits
 //!   [`ProbeReport`]s.
+//! - [`metrics`]: probe metrics by location; [`http`]: the `/metrics`, `/healthz` and
+//!   `/readyz` endpoint (the operator serves its own with it too).
+//!
+//! The same crate is `gtm-prober`, a probe location of its own ([`remote`]): it learns its
+//! tasks from the published config ([`plan`]) and publishes its verdicts ([`verdicts`]) for the
+//! operator to count in each task's vote.
 //!
 //! Embedding it:
 //!
@@ -39,10 +45,16 @@
 //! # }
 //! ```
 
+pub mod cli;
+pub mod http;
+pub mod metrics;
 pub mod outcome;
+pub mod plan;
 pub mod probe;
+pub mod remote;
 pub mod scheduler;
 pub mod state;
+pub mod verdicts;
 
 pub use outcome::{ProbeError, ProbeOutcome};
 pub use probe::ProbeContext;

@@ -49,6 +49,7 @@ pub(crate) fn sample() -> GtmConfig {
                 tasks: vec![TaskId::new("prod", "http", "192.0.2.10", Some(80)).to_string()],
             }],
         }],
+        templates: BTreeMap::new(),
     }
 }
 

@@ -134,6 +134,7 @@ pub(crate) fn config(
         serials: Default::default(),
         domains,
         pools,
+        templates: Default::default(),
     };
     c.check_consistency().expect("fixture config is consistent");
     c

@@ -6,13 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use gtm_crds::parts::{
-    DIGEST_ANNOTATION, INSTANCE_LABEL, PART_ANNOTATION, PAYLOAD_LABEL, Part, Payload, assemble,
-    configmap_name, part_of, split,
+    INSTANCE_LABEL, PAYLOAD_LABEL, Part, Payload, assemble, configmap_name, part_configmap,
+    part_of, split,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::Resource;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use serde_json::json;
 
 use super::FIELD_MANAGER;
 
@@ -168,24 +167,15 @@ impl PayloadConfigMaps {
         let parts = split(text, self.part_bytes);
         for part in &parts {
             let name = configmap_name(&self.instance, payload, part.index);
-            let body = json!({
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {
-                    "name": name,
-                    "namespace": self.namespace,
-                    "labels": {
-                        INSTANCE_LABEL: self.instance,
-                        PAYLOAD_LABEL: payload.label_value(),
-                        "app.kubernetes.io/managed-by": FIELD_MANAGER,
-                    },
-                    "annotations": {
-                        PART_ANNOTATION: part.annotation(),
-                        DIGEST_ANNOTATION: part.digest,
-                    },
-                },
-                "data": { payload.key(): part.data },
-            });
+            let labels = BTreeMap::from([
+                (INSTANCE_LABEL.to_string(), self.instance.clone()),
+                (PAYLOAD_LABEL.to_string(), payload.label_value().to_string()),
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    FIELD_MANAGER.to_string(),
+                ),
+            ]);
+            let body = part_configmap(&name, &self.namespace, labels, payload.key(), part);
             let applied = self
                 .api
                 .patch(

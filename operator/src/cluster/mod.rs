@@ -9,12 +9,13 @@ mod status_change;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use futures::StreamExt;
 use gtm_crds::pool::EndpointKind;
 use gtm_crds::{AddressPool, GtmAccessDomain, GtmZone, HealthCheckTemplate};
+use gtm_prober::plan::Location;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::events::Reporter;
@@ -35,6 +36,8 @@ use crate::health::{Restored, restored_from_status};
 use crate::http::{HttpState, bind, serve};
 use crate::inventory::{Inventory, SpecVersion};
 use crate::local::now;
+use crate::locations::configmaps::ReportConfigMaps;
+use crate::locations::{Embedded, LocationBook, Quorum};
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::page::{Feed, RemoteResults, Snapshot, Source};
@@ -75,6 +78,10 @@ pub struct ClusterOptions {
     /// The kinds whose objects endpoint sources may name in this cluster (watched in the
     /// watched namespaces); empty turns discovery in this cluster off.
     pub endpoint_kinds: Vec<EndpointKind>,
+    /// The embedded prober as a location (name `local`, labels).
+    pub location: Location,
+    /// A remote location is stale (abstains) after this long without a heartbeat.
+    pub stale_after: Duration,
 }
 
 /// The reflector stores of one kind, one per watched namespace (or one for all).
@@ -198,6 +205,10 @@ pub async fn run(opts: ClusterOptions) -> anyhow::Result<()> {
         compiled: CompileCache::default(),
         backoff: Backoff::default(),
         page,
+        location: opts.location.clone(),
+        book: LocationBook::new(opts.stale_after),
+        reports: ReportConfigMaps::default(),
+        quorum: Quorum::default(),
     };
     let result = operator.run_until_shutdown(leader).await;
     tracing::info!("shutting down");
@@ -232,8 +243,9 @@ fn new_reconciler(client: &Client, opts: &ClusterOptions, metrics: Arc<Metrics>)
 }
 
 /// The watches a pass reads: the four kinds in the watched namespaces, the payload
-/// ConfigMaps (by `selector`) in the operator's namespace, and for endpoint sources the enabled
-/// kinds in the watched namespaces and the ConfigMaps edge clusters' agents publish.
+/// ConfigMaps (by `selector`) and the probe locations' report ConfigMaps in the operator's
+/// namespace, and for endpoint sources the enabled kinds in the watched namespaces and the
+/// ConfigMaps edge clusters' agents publish.
 struct Watches {
     domains: Stores<GtmAccessDomain>,
     pools: Stores<AddressPool>,
@@ -243,6 +255,7 @@ struct Watches {
     endpoints: KindWatches,
     published: Stores<ConfigMap>,
     instance: String,
+    reports: Stores<ConfigMap>,
 }
 
 impl Watches {
@@ -274,6 +287,12 @@ impl Watches {
                 changed,
             ),
             instance: opts.instance.clone(),
+            reports: Stores::watch(
+                client,
+                std::slice::from_ref(&opts.namespace),
+                watcher::Config::default().labels(&gtm_crds::location::selector(&opts.instance)),
+                changed,
+            ),
         }
     }
 
@@ -283,7 +302,8 @@ impl Watches {
         self.templates.wait_until_ready().await?;
         self.gtm_zones.wait_until_ready().await?;
         self.published.wait_until_ready().await?;
-        self.configmaps.wait_until_ready().await
+        self.configmaps.wait_until_ready().await?;
+        self.reports.wait_until_ready().await
     }
 
     /// The objects, pools with the addresses their endpoint sources resolve to.
@@ -419,6 +439,14 @@ struct Operator {
     backoff: Backoff,
     /// Where the topology page reads from (the reconciler publishes while leading).
     page: Option<Feed>,
+    /// The embedded prober as a location.
+    location: Location,
+    /// The remote locations.
+    book: LocationBook,
+    /// What was read of their report ConfigMaps.
+    reports: ReportConfigMaps,
+    /// The last verdict of every task, kept where nobody votes.
+    quorum: Quorum,
 }
 
 impl Operator {
@@ -466,15 +494,25 @@ impl Operator {
                     None => std::future::pending().await,
                 }
             };
-            // Only the leader runs passes, so only it waits for a hold to end.
+            // Only the leader runs passes, so only it waits for a hold to end or a location
+            // to turn stale.
             let hold_until = self.monitor.as_ref().and(self.reconciler.hold_until());
+            let expiry = self
+                .monitor
+                .as_ref()
+                .and(self.book.next_expiry(SystemTime::now()))
+                .map(|d| tokio::time::Instant::now() + d);
+            let wake_at = match (hold_until, expiry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
                 _ = self.changed.notified() => {}
                 _ = transitions => {}
                 r = leader.changed() => r.context("leader election stopped")?,
                 // Refreshes last probe times and latencies in status now and then, and
                 // publishes a held drop when its hold ends.
-                _ = tokio::time::sleep_until(idle_until(tokio::time::Instant::now(), hold_until)) => {}
+                _ = tokio::time::sleep_until(idle_until(tokio::time::Instant::now(), wake_at)) => {}
                 _ = shutdown_signal(&mut term) => return Ok(()),
             }
         }
@@ -486,6 +524,7 @@ impl Operator {
         tracing::info!("leading: resuming from the published payloads and statuses");
         self.reconciler.resume().await?;
         self.restored = restored_from_status(self.watches.pools.state().iter().map(|p| p.as_ref()));
+        self.quorum = Quorum::new(&self.restored);
         self.monitor = Some(Monitor::new(self.probe_concurrency, self.metrics.clone()));
         self.compiled.clear();
         Ok(())
@@ -508,22 +547,41 @@ impl Operator {
         // Coalesce bursts of watch events into one pass.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let inventory = self.watches.inventory();
-        let (reconciler, restored) = (&self.reconciler, &self.restored);
+        let (reconciler, restored, location) = (&self.reconciler, &self.restored, &self.location);
         let compilation = self.compiled.get(
             inventory.spec_versions(),
             || reconciler.compile(&inventory),
-            |compilation| monitor.update(&compilation.tasks, restored),
+            |compilation| monitor.update(&compilation.tasks, location, restored),
         );
-        let report = self
+        let clock = SystemTime::now();
+        let reports = self.watches.reports.state();
+        self.reports.read(&reports, &mut self.book, clock);
+        let flipped = self.book.refresh(clock);
+        let embedded = monitor.tasks();
+        let view = self.quorum.vote(
+            &compilation.tasks,
+            &Embedded {
+                location: &self.location,
+                tasks: &embedded,
+            },
+            &self.book,
+            clock,
+        );
+        self.metrics.record_locations(&self.book, &embedded, clock);
+        let mut report = self
             .reconciler
             .reconcile(
                 &inventory,
                 compilation,
-                &monitor.tasks(),
+                &view,
                 &self.watches.configmaps.state(),
                 &now(),
             )
             .await?;
+        report.events += self
+            .reconciler
+            .record_location_events(&flipped, &reports, self.book.stale_after())
+            .await;
         self.backoff.reset();
         if report != Default::default() {
             tracing::info!(?report, "reconciled");
@@ -540,14 +598,14 @@ async fn shutdown_signal(term: &mut tokio::signal::unix::Signal) {
     }
 }
 
-/// Until when the loop waits when nothing happens: the next status refresh, or the end of a
-/// held drop if that comes first.
+/// Until when the loop waits when nothing happens: the next status refresh, or `wake_at` (the
+/// end of a held drop, a location turning stale) if that comes first.
 fn idle_until(
     now: tokio::time::Instant,
-    hold_until: Option<tokio::time::Instant>,
+    wake_at: Option<tokio::time::Instant>,
 ) -> tokio::time::Instant {
     let refresh = now + STATUS_REFRESH;
-    hold_until.map_or(refresh, |hold| hold.min(refresh))
+    wake_at.map_or(refresh, |at| at.min(refresh))
 }
 
 /// Whether this replica leads, and what keeps that answer alive.

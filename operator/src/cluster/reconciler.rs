@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
+use gtm_crds::location::heartbeat_configmap_name;
 use gtm_crds::manifest::Kind;
 use gtm_crds::parts::Payload;
 use gtm_crds::{AddressPool, GtmAccessDomain, GtmZone, HealthCheckTemplate};
@@ -23,10 +24,12 @@ use super::configmaps::PayloadConfigMaps;
 use super::sink::{ConfigMapSink, count};
 use super::status_change::status_change;
 use crate::compile::{Compilation, compile};
+use crate::conditions::capped;
 use crate::drop_guard::{CONFIRM_ANNOTATION, DropGuardSettings, Hold, Release};
 use crate::evaluate::{Evaluation, evaluate};
-use crate::health::TaskHealth;
 use crate::inventory::{Inventory, ObjectKey};
+use crate::local::log_freshness;
+use crate::locations::{FreshnessChange, HealthView};
 use crate::metrics::{AddressLabels, DomainLabel, KindCondition, Metrics, PoolLabel};
 use crate::page::{Feed, RemoteResults, Snapshot, Source};
 use crate::publish::{Plan, Proposal, Publisher, unix_now};
@@ -58,6 +61,7 @@ struct Written {
 /// Reconciles the whole inventory into ConfigMaps and statuses.
 pub(super) struct Reconciler {
     client: Client,
+    instance: String,
     zones: Vec<String>,
     configmaps: PayloadConfigMaps,
     publisher: Publisher,
@@ -148,6 +152,7 @@ impl Reconciler {
         Self {
             recorder: Recorder::new(client.clone(), reporter.clone()),
             client,
+            instance: settings.instance,
             zones: settings.zones,
             configmaps,
             // Off until `set_drop_guard` (which `cluster::run` always calls).
@@ -210,19 +215,19 @@ impl Reconciler {
     #[tracing::instrument(
         name = "reconcile",
         skip_all,
-        fields(objects = inventory.len(), tasks = tasks.len(), domains = compilation.config.domains.len())
+        fields(objects = inventory.len(), tasks = view.tasks.len(), domains = compilation.config.domains.len())
     )]
     pub(super) async fn reconcile(
         &mut self,
         inventory: &Inventory,
         compilation: &Compilation,
-        tasks: &BTreeMap<String, TaskHealth>,
+        view: &HealthView,
         configmaps: &[Arc<ConfigMap>],
         now: &Time,
     ) -> kube::Result<Report> {
         let started = Instant::now();
         let result = self
-            .pass(inventory, compilation, tasks, configmaps, now)
+            .pass(inventory, compilation, view, configmaps, now)
             .await;
         self.metrics
             .reconcile_duration
@@ -235,12 +240,12 @@ impl Reconciler {
         &mut self,
         inventory: &Inventory,
         compilation: &Compilation,
-        tasks: &BTreeMap<String, TaskHealth>,
+        view: &HealthView,
         configmaps: &[Arc<ConfigMap>],
         now: &Time,
     ) -> kube::Result<Report> {
         let mut report = Report::default();
-        let evaluation = evaluate(compilation, tasks, self.publisher.active());
+        let evaluation = evaluate(compilation, &view.tasks, self.publisher.active());
         let confirmation = confirmation(configmaps);
         let mut sink = ConfigMapSink {
             configmaps: &mut self.configmaps,
@@ -250,7 +255,7 @@ impl Reconciler {
         let plan = self.publisher.plan(
             &Proposal {
                 compiled: &compilation.config,
-                tasks,
+                tasks: &view.tasks,
                 active: &evaluation.active,
                 confirmation: confirmation.as_deref(),
                 // The runtime's clock, which the loop's timers use too.
@@ -287,7 +292,7 @@ impl Reconciler {
             compilation,
             &serials,
             &evaluation,
-            tasks,
+            view,
             now,
         );
         self.record_health_metrics(compilation, &evaluation);
@@ -334,6 +339,36 @@ impl Reconciler {
             });
         }
         Ok(report)
+    }
+
+    /// Logs every location that turned fresh or stale and records an event about it on its
+    /// heartbeat ConfigMap (among `reports`), `LocationReporting` or `LocationStale`; returns
+    /// how many events were recorded. One that fails is logged and not retried.
+    pub(super) async fn record_location_events(
+        &self,
+        changes: &[FreshnessChange],
+        reports: &[Arc<ConfigMap>],
+        stale_after: Duration,
+    ) -> usize {
+        let mut recorded = 0;
+        for change in changes {
+            log_freshness(change, stale_after);
+            let heartbeat = heartbeat_configmap_name(&self.instance, &change.location);
+            let Some(cm) = reports
+                .iter()
+                .find(|c| c.metadata.name.as_deref() == Some(heartbeat.as_str()))
+            else {
+                continue;
+            };
+            let event = location_event(change, stale_after);
+            match self.recorder.publish(&event, &cm.object_ref(&())).await {
+                Ok(()) => recorded += 1,
+                Err(e) => {
+                    tracing::warn!(location = %change.location, "recording an event failed: {e}")
+                }
+            }
+        }
+        recorded
     }
 
     /// Records the queued event about a hold on the config ConfigMap; returns how many events
@@ -511,6 +546,38 @@ fn confirmation(configmaps: &[Arc<ConfigMap>]) -> Option<String> {
             .get(CONFIRM_ANNOTATION)
             .cloned()
     })
+}
+
+/// The event about a location that turned fresh or stale.
+fn location_event(change: &FreshnessChange, stale_after: Duration) -> Event {
+    let (type_, reason, note) = if change.fresh {
+        (
+            EventType::Normal,
+            "LocationReporting",
+            format!(
+                "probe location {} reports: its verdicts count in the votes of the templates that select it",
+                change.location
+            ),
+        )
+    } else {
+        (
+            EventType::Warning,
+            "LocationStale",
+            format!(
+                "probe location {} sent no heartbeat for {}s (bound {}s): it abstains from every vote until it reports again",
+                change.location,
+                change.silent_for.map_or(0, |d| d.as_secs()),
+                stale_after.as_secs()
+            ),
+        )
+    };
+    Event {
+        type_,
+        reason: reason.into(),
+        note: Some(capped(note)),
+        action: "ProbeLocation".into(),
+        secondary: None,
+    }
 }
 
 /// An event about the drop guard (on the config ConfigMap).

@@ -216,6 +216,8 @@ mod tests {
                     last_probe_time: None,
                     latency_millis: Some(latency_millis),
                     last_error: (!available).then(|| "refused".to_string()),
+                    locations_up: None,
+                    locations_down: None,
                 }],
             }],
             ..Default::default()

@@ -168,6 +168,7 @@ pub fn compile_with_refused(
 
     published_domains.sort_by(|a, b| a.id.cmp(&b.id));
     published_pools.sort_by(|a, b| a.id.cmp(&b.id));
+    let templates = published_templates(&published_pools, &tasks);
     Compilation {
         config: GtmConfig {
             schema_version: SCHEMA_VERSION,
@@ -177,11 +178,27 @@ pub fn compile_with_refused(
             pools: published_pools,
             zone_data,
             serials: BTreeMap::new(),
+            templates,
         },
         pools: accepted_pools,
         verdicts,
         tasks,
     }
+}
+
+/// The spec of every template the tasks of the published pools use, by template id: what a
+/// remote prober reads, with the task ids, to run the same tasks. Disabled pools run no tasks.
+fn published_templates(
+    pools: &[PoolConfig],
+    tasks: &BTreeMap<String, CompiledTask>,
+) -> BTreeMap<String, HealthCheckTemplateSpec> {
+    pools
+        .iter()
+        .flat_map(|p| &p.addresses)
+        .flat_map(|a| &a.tasks)
+        .filter_map(|id| tasks.get(id))
+        .map(|t| (t.template.id(), t.spec.clone()))
+        .collect()
 }
 
 fn compile_pool(

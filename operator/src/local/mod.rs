@@ -3,7 +3,9 @@
 //! for the DNS pod (`gtm-dnspod --config-dir`), prints each object's status as a table on
 //! every change (and on SIGUSR1) and keeps the statuses in `status.json` next to the payloads;
 //! SIGHUP reads the manifests again. Its HTTP port serves `/metrics`, `/healthz`, `/readyz` and
-//! the topology page, as in a cluster.
+//! the topology page, as in a cluster. The reports of `gtm-prober --config-dir` locations are
+//! read from a directory every [`LOCATION_POLL`] and voted on with the embedded prober's
+//! verdicts.
 
 pub(crate) mod files;
 mod last_good;
@@ -16,10 +18,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use gtm_crds::manifest::ManifestValidator;
+use gtm_prober::plan::Location;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +35,8 @@ use crate::evaluate::evaluate;
 use crate::health::{Restored, TaskHealth, restored_from_snapshot};
 use crate::http::{HttpState, bind, serve};
 use crate::inventory::{Inventory, ObjectKey};
+use crate::locations::files::ReportDir;
+use crate::locations::{Embedded, FreshnessChange, HealthView, LocationBook, Quorum};
 use crate::manifests::{Loaded, load};
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
@@ -42,6 +47,10 @@ use crate::status::{ObjectStatus, compute_all};
 /// How often the manifest directory is read even without a change event (a safety net for
 /// missed events; a rescan that finds nothing new changes nothing).
 pub const RESCAN: Duration = Duration::from_secs(3);
+
+/// How often the location report directory is read (only files that changed are parsed), and
+/// so how soon a location is seen to turn stale.
+pub const LOCATION_POLL: Duration = Duration::from_millis(250);
 
 /// Settings of local mode.
 #[derive(Clone, Debug)]
@@ -62,6 +71,12 @@ pub struct LocalOptions {
     pub http_listen: SocketAddr,
     /// Whether the HTTP port serves the topology page.
     pub topology_page: bool,
+    /// The embedded prober as a location (name `local`, labels).
+    pub location: Location,
+    /// Directory of the remote locations' reports.
+    pub locations: PathBuf,
+    /// A remote location is stale (abstains) after this long without a heartbeat.
+    pub stale_after: Duration,
 }
 
 /// The state local mode keeps between passes.
@@ -71,7 +86,13 @@ pub struct LocalOperator {
     created: HashMap<ObjectKey, Time>,
     publisher: Publisher,
     statuses: BTreeMap<ObjectKey, ObjectStatus>,
-    tasks: BTreeMap<String, TaskHealth>,
+    /// The embedded prober's health of the tasks it runs.
+    embedded: BTreeMap<String, TaskHealth>,
+    book: LocationBook,
+    reports: ReportDir,
+    quorum: Quorum,
+    /// The health published: the tasks as their locations vote them.
+    view: HealthView,
     last_good: LastGood,
     /// The report of the change the drop guard holds.
     hold: Option<String>,
@@ -91,23 +112,25 @@ impl LocalOperator {
         let mut publisher = Publisher::new(opts.drop_guard);
         publisher.resume(files::previous_payloads(&opts.output));
         // Transition times and histories carry over from the last run, and so do the task
-        // verdicts it published: the first pass, before the prober has a view, republishes
-        // them instead of an empty health view (every address Unknown, so answered).
+        // verdicts it published: the first pass, before the prober has a view, votes with no
+        // voter and so republishes them (the quorum's last verdicts) instead of an empty
+        // health view (every address Unknown, so answered).
         let statuses = status_file::read(&opts.output);
-        let tasks = publisher
+        let restored = publisher
             .last_health()
             .map(restored_from_snapshot)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(id, (state, since))| (id, TaskHealth::new(state, since)))
-            .collect();
+            .unwrap_or_default();
         Ok(Self {
+            book: LocationBook::new(opts.stale_after),
+            reports: ReportDir::new(&opts.locations),
+            quorum: Quorum::new(&restored),
             opts,
             validator: ManifestValidator::new(),
             created: HashMap::new(),
             publisher,
             statuses,
-            tasks,
+            embedded: BTreeMap::new(),
+            view: HealthView::default(),
             last_good: LastGood::default(),
             hold: None,
             refused: None,
@@ -168,22 +191,47 @@ impl LocalOperator {
         self.republish(now).await
     }
 
-    /// Takes a new health view and republishes; returns the status table when it changed.
+    /// Takes the embedded prober's new health view and republishes; returns the status table
+    /// when it changed.
     pub async fn health_changed(
         &mut self,
         tasks: &BTreeMap<String, TaskHealth>,
         now: &Time,
     ) -> anyhow::Result<Option<String>> {
-        self.tasks.clone_from(tasks);
+        self.embedded.clone_from(tasks);
         self.republish(now).await
     }
 
-    /// Evaluates the last compilation under the current health, writes the payloads that
-    /// changed, and recomputes the statuses and the table.
+    /// Reads the remote locations' reports and judges their freshness; republishes when a
+    /// report or a location's freshness changed. Returns the status table when it changed.
+    pub async fn locations_changed(&mut self, now: &Time) -> anyhow::Result<Option<String>> {
+        let clock = SystemTime::from(now.0);
+        let read = self.reports.read(&mut self.book, clock);
+        let flipped = self.book.refresh(clock);
+        for change in &flipped {
+            log_freshness(change, self.book.stale_after());
+        }
+        if !read && flipped.is_empty() {
+            return Ok(None);
+        }
+        self.republish(now).await
+    }
+
+    /// Votes every task, evaluates the last compilation under that health, writes the payloads
+    /// that changed, and recomputes the statuses and the table.
     async fn republish(&mut self, now: &Time) -> anyhow::Result<Option<String>> {
         let Some(compilation) = self.compilation.take() else {
             return Ok(None);
         };
+        self.view = self.quorum.vote(
+            &compilation.tasks,
+            &Embedded {
+                location: &self.opts.location,
+                tasks: &self.embedded,
+            },
+            &self.book,
+            SystemTime::from(now.0),
+        );
         let inventory = self.loaded.inventory.clone();
         let published = self.publish(&inventory, &compilation, now).await;
         self.compilation = Some(compilation);
@@ -227,14 +275,14 @@ impl LocalOperator {
         compilation: &Compilation,
         now: &Time,
     ) -> anyhow::Result<BTreeMap<ObjectKey, ObjectStatus>> {
-        let evaluation = evaluate(compilation, &self.tasks, self.publisher.active());
+        let evaluation = evaluate(compilation, &self.view.tasks, self.publisher.active());
         let confirm_file = self.opts.manifests.join(CONFIRM_FILE);
         let confirmation = std::fs::read_to_string(&confirm_file).ok();
         let mut sink = files::FileSink(&self.opts.output);
         let plan = self.publisher.plan(
             &Proposal {
                 compiled: &compilation.config,
-                tasks: &self.tasks,
+                tasks: &self.view.tasks,
                 active: &evaluation.active,
                 confirmation: confirmation.as_deref(),
                 now: std::time::Instant::now(),
@@ -264,7 +312,7 @@ impl LocalOperator {
             compilation,
             &self.publisher.serials(),
             &evaluation,
-            &self.tasks,
+            &self.view,
             now,
         ))
     }
@@ -281,6 +329,19 @@ impl LocalOperator {
 /// The current time as an API time.
 pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// Logs a location that turned fresh or stale (cluster mode records an event too).
+pub(crate) fn log_freshness(change: &FreshnessChange, stale_after: Duration) {
+    if change.fresh {
+        tracing::info!(location = %change.location, "probe location reports: it votes");
+    } else {
+        tracing::warn!(
+            location = %change.location,
+            silent_for = ?change.silent_for,
+            "probe location stale: no heartbeat within {stale_after:?}, it abstains"
+        );
+    }
 }
 
 /// Runs local mode until SIGINT or SIGTERM.
@@ -307,6 +368,8 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     ));
     drop(page);
     let mut watch = ManifestWatch::new(&opts.manifests, RESCAN)?;
+    let mut locations = tokio::time::interval(LOCATION_POLL);
+    locations.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(
         manifests = %opts.manifests.display(),
         output = %opts.output.display(),
@@ -328,6 +391,7 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
             _ = monitor.next_transitions() => {
                 print_reload(operator.health_changed(&monitor.tasks(), &now()).await);
             }
+            _ = locations.tick() => print_reload(operator.locations_changed(&now()).await),
             _ = usr1.recv() => println!("{}", operator.table()),
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
@@ -354,7 +418,7 @@ async fn follow_compilation(
     restored: &BTreeMap<String, Restored>,
 ) {
     if let Some(compilation) = operator.compilation() {
-        monitor.update(&compilation.tasks, restored);
+        monitor.update(&compilation.tasks, &operator.opts.location, restored);
         print_reload(operator.health_changed(&monitor.tasks(), &now()).await);
     }
 }

@@ -9,7 +9,9 @@ use gtm_crds::pool::HealthState;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::compile::Rejection;
-use crate::conditions::{ACCEPTED, AVAILABLE, ConditionStatus, FAILED_OVER, READY, capped, holds};
+use crate::conditions::{
+    ACCEPTED, AVAILABLE, ConditionStatus, FAILED_OVER, LOCATIONS_REPORTING, READY, capped, holds,
+};
 use crate::inventory::ObjectKey;
 use crate::status::ObjectStatus;
 
@@ -93,7 +95,11 @@ pub(super) fn render(
                     .unwrap_or_default()
             ),
             (_, ObjectStatus::Template(t)) => {
-                format!("used by {} addresses", t.used_by.unwrap_or(0))
+                let used_by = format!("used by {} addresses", t.used_by.unwrap_or(0));
+                match cond(conds, LOCATIONS_REPORTING) {
+                    Some(c) => format!("{used_by}; {}", c.message),
+                    None => used_by,
+                }
             }
             (_, ObjectStatus::Zone(z)) => format!(
                 "{} record sets{}",
@@ -149,6 +155,11 @@ pub(super) fn render(
                         );
                         if let Some(ms) = t.latency_millis {
                             let _ = write!(s, " {ms}ms");
+                        }
+                        let (up, down) =
+                            (t.locations_up.unwrap_or(0), t.locations_down.unwrap_or(0));
+                        if up + down > 1 {
+                            let _ = write!(s, " [locations: {up} up, {down} down]");
                         }
                         if let Some(e) = &t.last_error {
                             let _ = write!(s, " ({e})");

@@ -43,6 +43,12 @@ fn fixture() -> Fixture {
         drop_guard: DropGuardSettings::default(),
         http_listen: "127.0.0.1:0".parse().unwrap(),
         topology_page: true,
+        location: Location {
+            name: "local".into(),
+            labels: Default::default(),
+        },
+        locations: output.path().join("locations"),
+        stale_after: Duration::from_secs(30),
     })
     .unwrap();
     Fixture {

@@ -73,6 +73,7 @@ fn config(domain_policy: LbPolicy, mode: SequentialMode) -> GtmConfig {
             ),
             pool("ns/standby", LbPolicy::RoundRobin, mode, &[("10.0.1.1", 1)]),
         ],
+        templates: BTreeMap::new(),
     }
 }
 

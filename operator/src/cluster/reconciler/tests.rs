@@ -13,9 +13,11 @@ use tower_test::mock::{self, Handle};
 
 use gtm_crds::config::GtmConfig;
 use gtm_crds::pool::HealthState;
+use gtm_prober::http::Exposition as _;
 
 use super::*;
 use crate::drop_guard::CONFIRM_ANNOTATION;
+use crate::health::TaskHealth;
 use crate::manifests::test_support::loaded;
 
 const NS: &str = "gtm-system";
@@ -223,9 +225,10 @@ async fn pass_with_health(
     };
     let now = t0();
     let compilation = r.compile(inv);
+    let view = HealthView::of(tasks.clone());
     let (report, seen) = tokio::time::timeout(Duration::from_secs(10), async {
         tokio::join!(
-            r.reconcile(inv, &compilation, tasks, configmaps, &now),
+            r.reconcile(inv, &compilation, &view, configmaps, &now),
             serve
         )
     })
@@ -239,7 +242,7 @@ async fn silent_pass(r: &mut Reconciler, inv: &Inventory, configmaps: &[Arc<Conf
     let compilation = r.compile(inv);
     tokio::time::timeout(
         Duration::from_secs(5),
-        r.reconcile(inv, &compilation, &BTreeMap::new(), configmaps, &t0()),
+        r.reconcile(inv, &compilation, &HealthView::default(), configmaps, &t0()),
     )
     .await
     .expect("a pass that writes nothing makes no request")
@@ -696,7 +699,7 @@ async fn a_failing_address_writes_health_status_and_alert_events() {
         r.reconcile(
             &inv,
             &compilation,
-            &health(HealthState::Down),
+            &HealthView::of(health(HealthState::Down)),
             &after,
             &later,
         ),
@@ -865,9 +868,9 @@ async fn a_failed_payload_write_is_retried_on_the_next_pass() {
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": "etcd is down", "reason": "InternalError", "code": 500
     });
-    let tasks = BTreeMap::new();
+    let view = HealthView::default();
     let (result, seen) = tokio::join!(
-        r.reconcile(&inv, &compilation, &tasks, &[], &now),
+        r.reconcile(&inv, &compilation, &view, &[], &now),
         server.answer(500, failure)
     );
     assert!(result.is_err());
@@ -915,7 +918,13 @@ async fn probe_times_alone_and_a_stale_watch_cache_write_nothing() {
     let compilation = r.compile(&inv);
     let report = tokio::time::timeout(
         Duration::from_secs(5),
-        r.reconcile(&inv, &compilation, &health(HealthState::Up, 2), &cms, &t0()),
+        r.reconcile(
+            &inv,
+            &compilation,
+            &HealthView::of(health(HealthState::Up, 2)),
+            &cms,
+            &t0(),
+        ),
     )
     .await
     .expect("no request")

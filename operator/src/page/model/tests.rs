@@ -101,7 +101,7 @@ fn pass(inventory: &Inventory, down: &[&str], previous: Option<&Snapshot>, at: i
         &compilation,
         &BTreeMap::new(),
         &evaluation,
-        &tasks,
+        &crate::locations::HealthView::of(tasks),
         &t(at),
     );
     Snapshot {

@@ -1,0 +1,335 @@
+//! The health view the operator publishes: every task's verdict as its locations vote it
+//! ([`super::vote`]), from the embedded prober (location `local`) and the remote locations
+//! ([`LocationBook`]). Pure.
+//!
+//! - A template's tasks are voted on by the locations it selects (all when it selects none).
+//! - The embedded location is fresh while the operator probes; a remote one while its heartbeat
+//!   is ([`LocationBook`]).
+//! - With no voter (no fresh selected location, or none with a verdict yet), a task keeps its
+//!   last verdict; [`Reporting`] says when that is because no selected location is fresh.
+//! - A task's verdict keeps the time it was reached (`since`) until it changes; the embedded
+//!   prober's health (last probe, latency, last error) stays attached to the task.
+//!
+//! With no remote location, every task's only voter is the embedded prober, and the view is
+//! the embedded prober's own.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use gtm_crds::pool::HealthState;
+use gtm_prober::plan::Location;
+
+use super::book::LocationBook;
+use super::vote::Votes;
+use crate::compile::CompiledTask;
+use crate::health::{Restored, TaskHealth};
+
+/// Which of the locations a template selects report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Reporting {
+    /// Selected locations that are fresh, by name.
+    pub fresh: Vec<String>,
+    /// Selected locations that are stale (they abstain), by name.
+    pub stale: Vec<String>,
+}
+
+/// The health of every task of a compilation, as voted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct HealthView {
+    /// The verdict of every task, by id.
+    pub tasks: BTreeMap<String, TaskHealth>,
+    /// How the voters saw each task, by id.
+    pub votes: BTreeMap<String, Votes>,
+    /// The locations of each template, by template id (`namespace/name`).
+    pub reporting: BTreeMap<String, Reporting>,
+}
+
+impl HealthView {
+    /// The view of tasks that were not voted on (tests, and the state before a first pass).
+    #[cfg(test)]
+    pub(crate) fn of(tasks: BTreeMap<String, TaskHealth>) -> Self {
+        Self {
+            tasks,
+            ..Self::default()
+        }
+    }
+}
+
+/// The embedded prober, as one location.
+pub(crate) struct Embedded<'a> {
+    /// Its name and labels.
+    pub location: &'a Location,
+    /// The health of the tasks it runs.
+    pub tasks: &'a BTreeMap<String, TaskHealth>,
+}
+
+/// The last verdict of every task, which a task with no voter keeps.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Quorum {
+    last: BTreeMap<String, Restored>,
+}
+
+impl Quorum {
+    /// Starts from the verdicts recorded before a restart.
+    pub(crate) fn new(restored: &BTreeMap<String, Restored>) -> Self {
+        Self {
+            last: restored.clone(),
+        }
+    }
+
+    /// Votes every task of `tasks` at `now`.
+    pub(crate) fn vote(
+        &mut self,
+        tasks: &BTreeMap<String, CompiledTask>,
+        embedded: &Embedded<'_>,
+        book: &LocationBook,
+        now: SystemTime,
+    ) -> HealthView {
+        let mut view = HealthView::default();
+        let mut last = BTreeMap::new();
+        for (id, task) in tasks {
+            let template = task.template.id();
+            let reporting = view
+                .reporting
+                .entry(template)
+                .or_insert_with(|| reporting(task, embedded, book, now));
+            let local = embedded.tasks.get(id);
+            let mut votes = Votes::default();
+            for name in &reporting.fresh {
+                let state = if name == &embedded.location.name {
+                    local.map(|h| h.state)
+                } else {
+                    book.verdict(name, id)
+                };
+                votes.add(state.unwrap_or_default());
+            }
+            let (previous, previous_since) = self
+                .last
+                .get(id)
+                .copied()
+                .unwrap_or((HealthState::Unknown, None));
+            let state = votes
+                .decide(task.spec.failure_rate_percent)
+                .unwrap_or(previous);
+            let since = if state == previous {
+                previous_since
+            } else {
+                match local {
+                    Some(h) if h.state == state => h.since,
+                    _ => Some(now),
+                }
+            };
+            let mut health = local
+                .cloned()
+                .unwrap_or_else(|| TaskHealth::new(state, since));
+            health.state = state;
+            health.since = since;
+            last.insert(id.clone(), (state, since));
+            view.tasks.insert(id.clone(), health);
+            view.votes.insert(id.clone(), votes);
+        }
+        self.last = last;
+        view
+    }
+}
+
+/// The locations a task's template selects, fresh or stale: the embedded one (always fresh)
+/// and the remote ones.
+fn reporting(
+    task: &CompiledTask,
+    embedded: &Embedded<'_>,
+    book: &LocationBook,
+    now: SystemTime,
+) -> Reporting {
+    let mut out = Reporting::default();
+    if embedded.location.selected_by(&task.spec) {
+        out.fresh.push(embedded.location.name.clone());
+    }
+    for (name, location) in book.iter() {
+        let selected = task
+            .spec
+            .locations
+            .as_ref()
+            .is_none_or(|s| s.selects(name, &location.labels));
+        if !selected {
+            continue;
+        }
+        if book.is_fresh(name, now) {
+            out.fresh.push(name.to_string());
+        } else {
+            out.stale.push(name.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use HealthState::{Down, Unknown, Up};
+    use gtm_crds::config::SCHEMA_VERSION;
+    use gtm_crds::location::{EMBEDDED_LOCATION, Heartbeat, Verdicts};
+    use gtm_crds::manifest::Kind;
+    use gtm_crds::template::{HealthCheckTemplateSpec, LocationName, LocationSelector};
+
+    use super::*;
+    use crate::inventory::ObjectKey;
+
+    const TASK: &str = "ns/tcp@192.0.2.1#80";
+    const BOUND: Duration = Duration::from_secs(30);
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)
+    }
+
+    fn tasks(rate: u8, locations: Option<LocationSelector>) -> BTreeMap<String, CompiledTask> {
+        let mut spec: HealthCheckTemplateSpec =
+            serde_json::from_value(serde_json::json!({"protocol": "TCP"})).unwrap();
+        spec.failure_rate_percent = rate;
+        spec.locations = locations;
+        BTreeMap::from([(
+            TASK.to_string(),
+            CompiledTask {
+                id: TASK.into(),
+                template: ObjectKey::new(Kind::HealthCheckTemplate, "ns", "tcp"),
+                spec,
+                target: "192.0.2.1".into(),
+                port: Some(80),
+                pool: ObjectKey::new(Kind::AddressPool, "ns", "p"),
+            },
+        )])
+    }
+
+    fn local() -> Location {
+        Location {
+            name: EMBEDDED_LOCATION.into(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// A book where each of `remote` (name, verdict) heartbeats at 0.
+    fn book(remote: &[(&str, HealthState)]) -> LocationBook {
+        let mut book = LocationBook::new(BOUND);
+        for (name, state) in remote {
+            book.heartbeat(
+                &Heartbeat {
+                    schema_version: SCHEMA_VERSION,
+                    location: name.to_string(),
+                    labels: BTreeMap::new(),
+                    observed_time: at(0).try_into().unwrap(),
+                    interval_seconds: 10,
+                },
+                at(0),
+            );
+            book.verdicts(&Verdicts::new(name, 1, [(TASK, *state)]));
+        }
+        book
+    }
+
+    fn health(state: HealthState) -> BTreeMap<String, TaskHealth> {
+        BTreeMap::from([(TASK.to_string(), TaskHealth::new(state, Some(at(0))))])
+    }
+
+    /// The verdict and votes of [`TASK`].
+    fn vote(
+        quorum: &mut Quorum,
+        rate: u8,
+        local_state: HealthState,
+        book: &LocationBook,
+        now: SystemTime,
+    ) -> (HealthState, Votes) {
+        let location = local();
+        let embedded = Embedded {
+            location: &location,
+            tasks: &health(local_state),
+        };
+        let view = quorum.vote(&tasks(rate, None), &embedded, book, now);
+        (view.tasks[TASK].state, view.votes[TASK])
+    }
+
+    #[test]
+    fn one_failing_location_of_three_does_not_fail_a_task_over_at_50_percent_two_do() {
+        let mut q = Quorum::default();
+        let b = book(&[("eu", Up), ("us", Down)]);
+        assert_eq!(vote(&mut q, 50, Up, &b, at(1)).0, Up);
+        let b = book(&[("eu", Down), ("us", Down)]);
+        assert_eq!(
+            vote(&mut q, 50, Up, &b, at(1)),
+            (Down, Votes { up: 1, down: 2 })
+        );
+    }
+
+    #[test]
+    fn a_stale_location_abstains_and_never_fails_a_task() {
+        let mut q = Quorum::default();
+        let b = book(&[("eu", Down), ("us", Down)]);
+        // Fresh: two of three see it down.
+        assert_eq!(vote(&mut q, 50, Up, &b, at(10)).0, Down);
+        // Both remote locations stale: only the embedded prober votes.
+        assert_eq!(
+            vote(&mut q, 50, Up, &b, at(31)),
+            (Up, Votes { up: 1, down: 0 })
+        );
+    }
+
+    #[test]
+    fn with_no_fresh_location_the_last_verdict_holds_and_reporting_says_so() {
+        let only_eu = Some(LocationSelector {
+            names: vec![LocationName("eu".into())],
+            match_labels: BTreeMap::new(),
+        });
+        let location = local();
+        let none = BTreeMap::new();
+        let embedded = Embedded {
+            location: &location,
+            tasks: &none,
+        };
+        let b = book(&[("eu", Down)]);
+        let mut q = Quorum::default();
+        let view = q.vote(&tasks(50, only_eu.clone()), &embedded, &b, at(1));
+        assert_eq!(view.tasks[TASK].state, Down);
+        assert_eq!(view.tasks[TASK].since, Some(at(1)));
+        assert_eq!(view.reporting["ns/tcp"].fresh, ["eu"]);
+        let view = q.vote(&tasks(50, only_eu), &embedded, &b, at(100));
+        assert_eq!(view.tasks[TASK].state, Down, "held");
+        assert_eq!(view.tasks[TASK].since, Some(at(1)));
+        assert_eq!(view.votes[TASK], Votes::default());
+        assert_eq!(
+            view.reporting["ns/tcp"],
+            Reporting {
+                fresh: vec![],
+                stale: vec!["eu".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn the_embedded_prober_alone_is_the_view_as_before() {
+        let mut q = Quorum::new(&BTreeMap::from([(TASK.to_string(), (Down, Some(at(0))))]));
+        let b = book(&[]);
+        let location = local();
+        let mut local_health = health(Up);
+        local_health.get_mut(TASK).unwrap().since = Some(at(7));
+        local_health.get_mut(TASK).unwrap().latency = Some(Duration::from_millis(3));
+        let embedded = Embedded {
+            location: &location,
+            tasks: &local_health,
+        };
+        let view = q.vote(&tasks(50, None), &embedded, &b, at(8));
+        assert_eq!(
+            view.tasks[TASK], local_health[TASK],
+            "state, since and probe facts"
+        );
+        // A new task (Unknown at the embedded prober) stays Unknown.
+        let embedded = Embedded {
+            location: &location,
+            tasks: &health(Unknown),
+        };
+        let mut fresh = Quorum::default();
+        assert_eq!(
+            fresh.vote(&tasks(50, None), &embedded, &b, at(8)).tasks[TASK].state,
+            Unknown
+        );
+    }
+}
