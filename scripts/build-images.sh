@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the kube-gtm image (Dockerfile: gtm-operator, gtm-dnspod, gtm-test-backend) as $IMAGE.
+# Builds the kube-gtm image (Dockerfile: gtm-operator, gtm-dnspod, gtm-prober, gtm-test-backend) as $IMAGE.
 # Without docker (or a running daemon) it prints one line and exits 0, so `make images` is safe
 # to call anywhere.
 set -euo pipefail

@@ -52,6 +52,39 @@ impl Backend {
     }
 }
 
+/// A backend serving on one address in this process until killed, for the local-mode tests.
+pub struct Listener {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Listener {
+    /// Starts listening on `addr`.
+    pub async fn start(addr: std::net::SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let task = tokio::spawn(serve(listener, Backend::new(addr.to_string())));
+        Ok(Self {
+            addr,
+            task: Some(task),
+        })
+    }
+
+    /// Stops listening: probes get "connection refused".
+    pub async fn kill(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Listens again on the same address.
+    pub async fn restart(&mut self) -> std::io::Result<()> {
+        *self = Self::start(self.addr).await?;
+        Ok(())
+    }
+}
+
 /// Serves `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, backend: Arc<Backend>) -> std::io::Result<()> {
     loop {

@@ -1,5 +1,6 @@
 //! Local mode as processes: `gtm-operator local` on a manifest directory and `gtm-dnspod` on
-//! its output, both on 127.0.0.1, for the end-to-end tests that run everywhere (no cluster).
+//! its output, both on 127.0.0.1, and `gtm-prober` locations reading the same output, for the
+//! end-to-end tests that run everywhere (no cluster).
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use hickory_proto::rr::RecordType;
 use tokio::process::{Child, Command};
 
 use crate::dns::{Answer, Transport, query};
+use crate::wait::{Check, Deadline, wait_for};
 
 /// The directory cargo put this test executable's sibling binaries in (`target/<profile>`).
 fn binary_dir() -> Result<PathBuf> {
@@ -67,6 +69,17 @@ pub struct LocalGtm {
 impl LocalGtm {
     /// Starts both processes on `manifests`, writing payloads to `output`.
     pub fn start(manifests: &Path, output: &Path) -> Result<Self> {
+        Self::start_with(manifests, output, &[], Stdio::null())
+    }
+
+    /// [`Self::start`] with extra flags for `gtm-operator local`, its status tables going to
+    /// `tables`.
+    pub fn start_with(
+        manifests: &Path,
+        output: &Path,
+        operator_args: &[&str],
+        tables: Stdio,
+    ) -> Result<Self> {
         let dns = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let operator_http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
@@ -76,8 +89,9 @@ impl LocalGtm {
             .arg("--output")
             .arg(output)
             .args(["--http-listen", &operator_http.to_string()])
+            .args(operator_args)
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .stdout(tables)
             .kill_on_drop(true)
             .spawn()
             .context("starting gtm-operator")?;
@@ -124,6 +138,34 @@ impl LocalGtm {
         query(self.dns, name, rtype, transport, Duration::from_secs(2)).await
     }
 
+    /// Waits until `name` answers exactly `expected` (any order) over UDP; returns how long it
+    /// took.
+    pub async fn wait_answer(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        expected: &[&str],
+        deadline: Deadline,
+    ) -> Result<Duration> {
+        let start = std::time::Instant::now();
+        let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        wait_for(
+            &format!("{name} {rtype} to answer {expected:?}"),
+            deadline,
+            || async {
+                let answer = self.query(name, rtype).await?;
+                anyhow::Ok(if answer.sorted() == expected {
+                    Check::Ready(())
+                } else {
+                    Check::Pending(answer.to_string())
+                })
+            },
+        )
+        .await?;
+        Ok(start.elapsed())
+    }
+
     /// Fails when either process has exited.
     pub fn check_running(&mut self) -> Result<()> {
         if let Some(s) = self.operator.try_wait()? {
@@ -131,6 +173,68 @@ impl LocalGtm {
         }
         if let Some(s) = self.dnspod.try_wait()? {
             bail!("gtm-dnspod exited: {s}");
+        }
+        Ok(())
+    }
+}
+
+/// How a probe location sees the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkView {
+    /// The host's: it reaches the backends on 127.0.0.0/8.
+    Host,
+    /// A network namespace of its own (`unshare --net`, as root or in a user namespace) whose
+    /// loopback is down: every probe fails with "network unreachable", as from a location cut
+    /// off from the backends. It still reads and writes the payload directory.
+    Isolated,
+}
+
+/// A `gtm-prober` location in local mode, reading `output` and reporting into
+/// `output/locations`, killed on drop.
+pub struct ProbeLocation {
+    /// The location name.
+    pub name: String,
+    child: Child,
+}
+
+impl ProbeLocation {
+    /// Starts location `name` with a heartbeat every second.
+    pub fn start(name: &str, output: &Path, view: NetworkView) -> Result<Self> {
+        let prober = binary("gtm-prober", "gtm-prober")?;
+        let mut command = match view {
+            NetworkView::Host => Command::new(prober),
+            NetworkView::Isolated => {
+                let mut c = Command::new("unshare");
+                c.args(["--net", "--map-root-user"]).arg(prober);
+                c
+            }
+        };
+        let child = command
+            .args(["--location", name, "--heartbeat-seconds", "1"])
+            .arg("--config-dir")
+            .arg(output)
+            // Port 0: an isolated location has no usable 127.0.0.1.
+            .args(["--http-listen", "0.0.0.0:0"])
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting gtm-prober --location {name}"))?;
+        Ok(Self {
+            name: name.into(),
+            child,
+        })
+    }
+
+    /// Kills the process (its heartbeat stops; its last reports stay on disk).
+    pub async fn kill(mut self) -> Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+
+    /// Fails when the process has exited.
+    pub fn check_running(&mut self) -> Result<()> {
+        if let Some(s) = self.child.try_wait()? {
+            bail!("gtm-prober --location {} exited: {s}", self.name);
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use e2e::backend::{Backend, serve};
+use e2e::backend::Listener;
 use e2e::browser::Browser;
 use e2e::dig::{Dig, dig};
 use e2e::dns::{Answer, Transport};
@@ -15,7 +15,6 @@ use e2e::local::{LocalGtm, free_port};
 use e2e::wait::{Check, Deadline, wait_for};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use tokio::task::JoinHandle;
 
 /// Generous: these waits end as soon as the answer is right.
 const DEADLINE: Deadline = Deadline {
@@ -23,55 +22,11 @@ const DEADLINE: Deadline = Deadline {
     interval: Duration::from_millis(50),
 };
 
-/// An HTTP backend serving `/healthz` on `addr` until killed.
-struct Listener {
-    addr: SocketAddr,
-    task: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl Listener {
-    async fn start(addr: SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let task = tokio::spawn(serve(listener, Backend::new(addr.to_string())));
-        Self {
-            addr,
-            task: Some(task),
-        }
-    }
-
-    /// Stops listening: probes get "connection refused".
-    async fn kill(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-
-    async fn restart(&mut self) {
-        *self = Self::start(self.addr).await;
-    }
-}
-
 /// Waits until `name` answers exactly `expected` (sorted); returns how long it took.
 async fn wait_answer(gtm: &LocalGtm, name: &str, rtype: RecordType, expected: &[&str]) -> Duration {
-    let start = Instant::now();
-    let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
-    expected.sort();
-    wait_for(
-        &format!("{name} {rtype} to answer {expected:?}"),
-        DEADLINE,
-        || async {
-            let answer = gtm.query(name, rtype).await?;
-            anyhow::Ok(if answer.sorted() == expected {
-                Check::Ready(())
-            } else {
-                Check::Pending(answer.to_string())
-            })
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    start.elapsed()
+    gtm.wait_answer(name, rtype, expected, DEADLINE)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn write(dir: &Path, file: &str, text: &str) {
@@ -297,8 +252,8 @@ impl FailoverSet {
     async fn start(block: u8) -> Self {
         let primary_addr = SocketAddr::from(([127, 0, block, 1], free_port().unwrap()));
         let standby_addr = SocketAddr::from(([127, 0, block, 2], free_port().unwrap()));
-        let primary = Listener::start(primary_addr).await;
-        let standby = Listener::start(standby_addr).await;
+        let primary = Listener::start(primary_addr).await.unwrap();
+        let standby = Listener::start(standby_addr).await.unwrap();
         let manifests = tempfile::tempdir().unwrap();
         let output = tempfile::tempdir().unwrap();
         write(
@@ -365,7 +320,7 @@ async fn killing_a_backend_fails_over_and_recovery_follows_the_sequential_mode()
     );
 
     // Restart it: the preemptive domain returns, the non-preemptive one stays.
-    primary.restart().await;
+    primary.restart().await.unwrap();
     let failback = wait_answer(&gtm, "pre.gtm.example.com", RecordType::A, &[&p]).await;
     println!("primary restarted to answer on primary: {failback:?}");
     assert_eq!(

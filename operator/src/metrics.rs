@@ -279,9 +279,6 @@ impl Metrics {
 
 impl Exposition for Metrics {
     fn encode(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
-        out
+        gtm_prober::http::encode(&self.registry)
     }
 }

@@ -19,6 +19,14 @@ pub trait Exposition: Send + Sync + 'static {
     fn encode(&self) -> String;
 }
 
+/// A metrics registry in the OpenMetrics text format.
+pub fn encode(registry: &prometheus_client::registry::Registry) -> String {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry)
+        .expect("writing to a String cannot fail");
+    out
+}
+
 /// What the endpoints read.
 #[derive(Clone)]
 pub struct HttpState {

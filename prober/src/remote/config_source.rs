@@ -15,6 +15,7 @@ use kube::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::Notify;
+use tokio::time::{Interval, MissedTickBehavior};
 
 /// How often the payload directory is looked at (the file's size and modification time; it
 /// is read only when they change).
@@ -28,6 +29,9 @@ pub(super) enum ConfigSource {
         path: PathBuf,
         /// Size and modification time of the file last looked at.
         seen: Option<(u64, SystemTime)>,
+        /// The polling schedule (kept across calls, so that a caller's `select!` that drops
+        /// [`ConfigSource::next`] does not restart the wait).
+        poll: Interval,
     },
     /// The config ConfigMaps of an instance.
     Cluster {
@@ -43,9 +47,12 @@ pub(super) enum ConfigSource {
 impl ConfigSource {
     /// The `config.json` of a payload directory.
     pub(super) fn dir(config_dir: &Path) -> Self {
+        let mut poll = tokio::time::interval(POLL);
+        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self::Dir {
             path: config_dir.join(CONFIG_KEY),
             seen: None,
+            poll,
         }
     }
 
@@ -78,12 +85,13 @@ impl ConfigSource {
         }
     }
 
-    /// The next config that differs from the last one yielded. Cancel-safe.
+    /// The next config that differs from the last one yielded. Cancel-safe: a call dropped
+    /// before it returns loses nothing.
     pub(super) async fn next(&mut self) -> GtmConfig {
         loop {
             let text = match self {
-                Self::Dir { path, seen } => {
-                    tokio::time::sleep(POLL).await;
+                Self::Dir { path, seen, poll } => {
+                    poll.tick().await;
                     match changed_file(path, seen) {
                         Some(text) => text,
                         None => continue,

@@ -135,10 +135,7 @@ impl RemoteMetrics {
 
 impl Exposition for RemoteMetrics {
     fn encode(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
-        out
+        crate::http::encode(&self.registry)
     }
 }
 

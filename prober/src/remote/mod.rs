@@ -159,7 +159,7 @@ async fn open(opts: &RemoteOptions) -> anyhow::Result<(ConfigSource, ReportSink)
             let api = kube::Api::namespaced(client, namespace);
             (
                 ConfigSource::cluster(api.clone(), instance),
-                ReportSink::Cluster(ClusterReports {
+                ReportSink::Cluster(Box::new(ClusterReports {
                     api,
                     namespace: namespace.clone(),
                     instance: instance.clone(),
@@ -167,7 +167,7 @@ async fn open(opts: &RemoteOptions) -> anyhow::Result<(ConfigSource, ReportSink)
                     part_bytes: MAX_PART_BYTES,
                     max_parts: *max_verdict_parts,
                     parts: 0,
-                }),
+                })),
             )
         }
     })

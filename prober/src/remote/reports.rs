@@ -27,7 +27,7 @@ pub(super) enum ReportSink {
         location: String,
     },
     /// ConfigMaps in the control cluster.
-    Cluster(ClusterReports),
+    Cluster(Box<ClusterReports>),
 }
 
 /// The report ConfigMaps of one location.
@@ -243,7 +243,7 @@ mod tests {
     async fn cluster_reports_write_only_the_locations_own_configmaps() {
         let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
         let client = kube::Client::new(service, "default");
-        let mut sink = ReportSink::Cluster(ClusterReports {
+        let mut sink = ReportSink::Cluster(Box::new(ClusterReports {
             api: Api::namespaced(client, "gtm"),
             namespace: "gtm".into(),
             instance: "kube-gtm".into(),
@@ -251,7 +251,7 @@ mod tests {
             part_bytes: 100,
             max_parts: 3,
             parts: 0,
-        });
+        }));
         let base = "/api/v1/namespaces/gtm/configmaps";
         let server = tokio::spawn(async move {
             // Start: the parts a previous run left (two of them).
