@@ -241,6 +241,74 @@ def check_workloads(docs, profile):
           any(n.endswith("-dns") for n in pdbs) and any(n.endswith("-operator") for n in pdbs), str(pdbs))
 
 
+def report_rules(instance, location, parts):
+    """What a probe location may do: read ConfigMaps, write only its own reports, by name."""
+    names = [f"{instance}-location-{location}"] + [f"{instance}-verdicts-{location}-{i}" for i in range(parts)]
+    return expand("", ["configmaps"], ["get", "list", "watch"]) | expand("", ["configmaps"], ["patch", "delete"], names)
+
+
+def check_prober(docs, profile, edge):
+    """The gtm-prober Deployment: rendered only when enabled, with documented flags, hardened; in
+    edge mode reading the control cluster through the mounted kubeconfig."""
+    prober = one(docs, "Deployment", "-prober")
+    enabled = profile in ("all-features", "edge")
+    check(f"{profile}: prober Deployment only when prober.enabled", (prober is not None) == enabled)
+    if not prober:
+        return
+    c = container(prober)
+    pod = prober["spec"]["template"]["spec"]
+    check(f"{profile}: prober runs gtm-prober", c.get("command") == ["/usr/local/bin/gtm-prober"])
+    check_env_contract(c, f"{profile}: prober", documented_env("## gtm-prober"), {"RUST_LOG"})
+    check_hardening(prober, f"{profile}: prober", expect_net_raw=profile == "all-features")
+    check(f"{profile}: prober reads ConfigMaps through the API (no GTM_CONFIG_DIR)",
+          "GTM_CONFIG_DIR" not in env_names(c))
+    check(f"{profile}: one prober replica, replaced (never two writers of one location)",
+          prober["spec"]["replicas"] == 1 and prober["spec"]["strategy"]["type"] == "Recreate")
+    location = "control" if profile == "all-features" else "eu"
+    check(f"{profile}: prober location {location}", env_value(c, "GTM_LOCATION") == location)
+    labels = "asn=64500,region=us" if profile == "all-features" else "region=eu"
+    check(f"{profile}: prober labels", env_value(c, "GTM_LOCATION_LABELS") == labels,
+          str(env_value(c, "GTM_LOCATION_LABELS")))
+    if edge:
+        check(f"{profile}: prober: no token of the edge cluster mounted", pod.get("automountServiceAccountToken") is False)
+        mount = {m["name"]: m for m in c.get("volumeMounts", [])}.get("control-kubeconfig", {})
+        volume = {v["name"]: v for v in pod.get("volumes", [])}.get("control-kubeconfig", {})
+        check(f"{profile}: prober reads the control cluster with its own account's mounted kubeconfig",
+              mount.get("readOnly") is True
+              and env_value(c, "GTM_KUBECONFIG") == mount.get("mountPath", "?") + "/kubeconfig"
+              and volume.get("secret", {}).get("secretName") == "kube-gtm-prober-eu"
+              and env_value(c, "GTM_NAMESPACE") == "kube-gtm")
+    else:
+        check(f"{profile}: prober uses its ServiceAccount in this cluster",
+              pod.get("automountServiceAccountToken") is True and "GTM_KUBECONFIG" not in env_names(c))
+
+
+def check_prober_access(docs, profile):
+    """Roles of probe locations: the in-cluster prober's and proberAccess's, each exactly its own."""
+    objects = [d for d in docs
+               if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "prober-access"]
+    if profile != "all-features":
+        check(f"{profile}: no prober access unless enabled", not objects, str([d["metadata"]["name"] for d in objects]))
+        return
+    roles = {d["metadata"]["labels"]["gtm.kubegtm.io/location"]: d for d in by_kind(objects, "Role")}
+    check(f"{profile}: a Role per probe location", sorted(roles) == ["ap-south", "control", "eu"], str(sorted(roles)))
+    for location, parts in (("control", 2), ("eu", 4), ("ap-south", 4)):
+        role = roles.get(location)
+        want = report_rules("e2e-all", location, parts)
+        check(f"{profile}: location {location} reads ConfigMaps and writes only its own reports",
+              role is not None and rules_set(role["rules"]) == want,
+              str(rules_set(role["rules"]) ^ want) if role else "missing")
+    bindings = {d["metadata"]["labels"]["gtm.kubegtm.io/location"]: d for d in by_kind(objects, "RoleBinding")}
+    check(f"{profile}: the in-cluster prober's Role is bound to its ServiceAccount",
+          [s["name"] for s in bindings.get("control", {}).get("subjects", [])] == ["kube-gtm-prober"])
+    accounts = sorted(d["metadata"]["name"] for d in by_kind(objects, "ServiceAccount"))
+    check(f"{profile}: proberAccess: one ServiceAccount per location",
+          accounts == ["kube-gtm-prober-ap-south", "kube-gtm-prober-eu"], str(accounts))
+    tokens = sorted(t["metadata"]["annotations"]["kubernetes.io/service-account.name"]
+                    for t in by_kind(objects, "Secret") if t["type"] == "kubernetes.io/service-account-token")
+    check(f"{profile}: proberAccess: a token Secret per location account", tokens == accounts, str(tokens))
+
+
 def check_services(docs, profile):
     svc = one(docs, "Service", "-dns")
     check(f"{profile}: DNS Service rendered", svc is not None)
@@ -259,7 +327,8 @@ def check_services(docs, profile):
         check(f"{profile}: DNS Service annotations from values",
               svc["metadata"].get("annotations", {}).get("service.beta.kubernetes.io/aws-load-balancer-type") == "nlb")
     metrics = [d for d in by_kind(docs, "Service") if d["metadata"]["name"].endswith("-metrics")]
-    check(f"{profile}: one metrics Service per component", len(metrics) == 2)
+    components = 3 if profile == "all-features" else 2
+    check(f"{profile}: one metrics Service per component", len(metrics) == components, str(len(metrics)))
     op = one(docs, "Deployment", "-operator")
     annotations = op["spec"]["template"]["metadata"].get("annotations", {}) if op else {}
     check(f"{profile}: pods carry Prometheus scrape annotations",
@@ -365,8 +434,9 @@ def check_prometheus_operator(docs, profile):
         selector = spec.get("selector", {}).get("matchLabels", {})
         services = [d for d in by_kind(docs, "Service")
                     if all(d["metadata"]["labels"].get(k) == v for k, v in selector.items())]
-        check(f"{profile}: ServiceMonitor selects exactly the two metrics Services",
-              sorted(s["metadata"]["name"].rsplit("-", 2)[-2] for s in services) == ["dns", "operator"],
+        want = ["dns", "operator", "prober"] if profile == "all-features" else ["dns", "operator"]
+        check(f"{profile}: ServiceMonitor selects exactly the metrics Services of the components",
+              sorted(s["metadata"]["name"].rsplit("-", 2)[-2] for s in services) == want,
               str([s["metadata"]["name"] for s in services]))
         check(f"{profile}: ServiceMonitor endpoint is the `metrics` port at /metrics",
               [e.get("port") for e in spec.get("endpoints", [])] == ["metrics"]
@@ -392,6 +462,7 @@ def check_edge(docs):
     """An edge release: DNS pods reading the control cluster through the mounted kubeconfig."""
     profile = "edge"
     kinds = sorted({d["kind"] for d in docs})
+    check_prober(docs, profile, edge=True)
     for absent in ("CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Secret"):
         check(f"{profile}: no {absent}", absent not in kinds, str(kinds))
     roles = by_kind(docs, "Role")
@@ -422,7 +493,7 @@ def check_edge(docs):
               env_value(c, "GTM_CONTROL_KUBECONFIG") == "/var/run/kube-gtm/control/kubeconfig"
               and pod["volumes"][0]["secret"]["secretName"] == "kube-gtm-agent")
     check(f"{profile}: no operator Deployment", one(docs, "Deployment", "-operator") is None)
-    check(f"{profile}: two Deployments (DNS, endpoint agent)", len(by_kind(docs, "Deployment")) == 2)
+    check(f"{profile}: three Deployments (DNS, endpoint agent, prober)", len(by_kind(docs, "Deployment")) == 3)
     dns = one(docs, "Deployment", "-dns")
     check(f"{profile}: DNS Deployment rendered", dns is not None)
     if not dns:
@@ -445,7 +516,8 @@ def check_edge(docs):
     check(f"{profile}: unready after 600 s stale", env_value(c, "GTM_UNREADY_AFTER_STALE_SECONDS") == "600")
     check(f"{profile}: DNS Service rendered", one(docs, "Service", "-dns") is not None)
     metrics = [d["metadata"]["name"] for d in by_kind(docs, "Service") if d["metadata"]["name"].endswith("-metrics")]
-    check(f"{profile}: a metrics Service for the DNS pods only", metrics == ["kube-gtm-dns-metrics"], str(metrics))
+    check(f"{profile}: metrics Services for the DNS pods and the prober",
+          metrics == ["kube-gtm-dns-metrics", "kube-gtm-prober-metrics"], str(metrics))
     policies = [d["metadata"]["name"] for d in by_kind(docs, "NetworkPolicy")]
     check(f"{profile}: a NetworkPolicy for the DNS pods only", policies == ["kube-gtm-dns"], str(policies))
     rules = by_kind(docs, "PrometheusRule")
@@ -529,6 +601,8 @@ def main():
         check_workloads(docs, profile)
         check_services(docs, profile)
         check_rbac(docs, profile)
+        check_prober(docs, profile, edge=False)
+        check_prober_access(docs, profile)
         check_prometheus_operator(docs, profile)
         check_grafana_dashboard(docs, profile)
     print(f"chart-checks ({profile} values):")

@@ -118,6 +118,12 @@ expect_failure "edge.endpointAgent.enabled needs edge.endpointAgent.cluster" -f 
 expect_failure "edge.endpointAgent.enabled needs edge.endpointAgent.kubeconfigSecret" -f "$chart/ci/edge-values.yaml" --set edge.endpointAgent.kubeconfigSecret=
 expect_failure "edgeAccess.endpointAgents is for the control release" -f "$chart/ci/edge-values.yaml" --set 'edgeAccess.endpointAgents[0]=eu'
 expect_failure "at '/operator/endpointDiscovery/kinds/0': value must be one of" --set 'operator.endpointDiscovery.kinds[0]=Pod'
+expect_failure "prober.enabled=true needs prober.location" --set prober.enabled=true
+expect_failure "at '/prober/location'" --set prober.enabled=true --set prober.location=local
+expect_failure "at '/prober/replicas': maximum" --set prober.enabled=true --set prober.location=eu --set prober.replicas=2
+expect_failure "at '/proberAccess/locations/0'" --set 'proberAccess.locations[0]=Bad_Location'
+expect_failure "prober.enabled=true in edge mode needs prober.kubeconfigSecret" -f "$chart/ci/edge-values.yaml" --set prober.kubeconfigSecret=
+expect_failure "proberAccess.locations is for the control release" -f "$chart/ci/edge-values.yaml" --set 'proberAccess.locations[0]=a'
 # A single replica without leader election is valid.
 if helm template kube-gtm "$chart" --set operator.replicas=1 --set operator.leaderElection.enabled=false >/dev/null; then
   pass "one operator replica without leader election renders"

@@ -18,9 +18,10 @@
 {{- end }}
 {{- end }}
 
-{{/* The workloads this release runs: both in control mode, the DNS pods alone in edge mode. */}}
+{{/* The workloads this release runs: both in control mode, the DNS pods alone in edge mode;
+and gtm-prober in either when prober.enabled. */}}
 {{- define "kube-gtm.components" -}}
-{{- if eq .Values.mode "edge" }}dns{{ else }}operator dns{{ end }}
+{{- if eq .Values.mode "edge" }}dns{{ else }}operator dns{{ end }}{{ if .Values.prober.enabled }} prober{{ end }}
 {{- end }}
 
 {{/* "true" in control mode (CRDs, operator, RBAC in this cluster), "" in edge mode. */}}
@@ -39,6 +40,18 @@
 
 {{- define "kube-gtm.dns.fullname" -}}
 {{- printf "%s-dns" (include "kube-gtm.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kube-gtm.prober.fullname" -}}
+{{- printf "%s-prober" (include "kube-gtm.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kube-gtm.prober.serviceAccountName" -}}
+{{- if .Values.prober.serviceAccount.create }}
+{{- default (include "kube-gtm.prober.fullname" .) .Values.prober.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.prober.serviceAccount.name }}
+{{- end }}
 {{- end }}
 
 {{- define "kube-gtm.operator.serviceAccountName" -}}
@@ -89,6 +102,37 @@ app.kubernetes.io/component: operator
 app.kubernetes.io/component: dns
 {{- end }}
 
+{{- define "kube-gtm.prober.selectorLabels" -}}
+{{ include "kube-gtm.selectorLabels" . }}
+app.kubernetes.io/component: prober
+{{- end }}
+
+{{- define "kube-gtm.prober.labels" -}}
+{{ include "kube-gtm.labels" . }}
+app.kubernetes.io/component: prober
+{{- end }}
+
+{{/* What a probe location may do in the control release's namespace (prober-access.yaml); argument:
+(list $ location maxVerdictParts): read ConfigMaps (RBAC cannot narrow list and watch by label),
+and write (server-side apply is `patch`; `delete` removes verdict parts no longer needed) only its
+heartbeat and verdict ConfigMaps, by name. */}}
+{{- define "kube-gtm.prober.reportRules" -}}
+{{- $root := index . 0 }}
+{{- $location := index . 1 }}
+{{- $instance := include "kube-gtm.instance" $root }}
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  resourceNames:
+    - {{ printf "%s-location-%s" $instance $location }}
+    {{- range $i := until (int (index . 2)) }}
+    - {{ printf "%s-verdicts-%s-%d" $instance $location $i }}
+    {{- end }}
+  verbs: ["patch", "delete"]
+{{- end }}
+
 {{- define "kube-gtm.operator.labels" -}}
 {{ include "kube-gtm.labels" . }}
 app.kubernetes.io/component: operator
@@ -116,6 +160,15 @@ prometheus.io/scrape: "true"
 prometheus.io/port: {{ index . 1 | quote }}
 prometheus.io/path: /metrics
 {{- end }}
+{{- end }}
+
+{{/* A label map as the binaries' comma-separated `key=value` list (GTM_LOCATION_LABELS). */}}
+{{- define "kube-gtm.labelList" -}}
+{{- $pairs := list }}
+{{- range $k, $v := . }}
+{{- $pairs = append $pairs (printf "%s=%s" $k $v) }}
+{{- end }}
+{{- join "," $pairs }}
 {{- end }}
 
 {{/* The zones as the binaries' comma-separated GTM_ZONES. */}}

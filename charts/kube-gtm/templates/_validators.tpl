@@ -31,6 +31,15 @@ with a message that names the values to change.
 {{- if .Values.edgeAccess.edges }}
 {{- fail "edgeAccess.edges is for the control release: an edge release reads the control cluster, it grants nothing" }}
 {{- end }}
+{{- if and .Values.prober.enabled (not .Values.prober.kubeconfigSecret) }}
+{{- fail "prober.enabled=true in edge mode needs prober.kubeconfigSecret: the kubeconfig of the location's account in the control cluster (proberAccess.locations there)" }}
+{{- end }}
+{{- if .Values.proberAccess.locations }}
+{{- fail "proberAccess.locations is for the control release: an edge release reads the control cluster, it grants nothing" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.prober.enabled (not .Values.prober.location) }}
+{{- fail "prober.enabled=true needs prober.location: the name of this probe location (not local, which is the operator's embedded prober)" }}
 {{- end }}
 {{- $agent := .Values.edge.endpointAgent }}
 {{- if and $agent.enabled (ne .Values.mode "edge") }}
