@@ -12,7 +12,8 @@ Measures, on this machine and in one run, with every process on 127.0.0.1:
 4. scale: compile time, published size, DNS pod RSS, reload under full load;
 5. prober CPU for 10 000 TCP tasks at 1 s;
 6. cluster mode against a real kube-apiserver (bench/cluster.py);
-7. a UDP flood from one source, response rate limiting on and off (bench/flood.py).
+7. a UDP flood from one source, response rate limiting on and off (bench/flood.py);
+8. probe locations: a location's verdict to the DNS answer (operator local mode + DNS pod).
 
 Writes the report (Markdown) and the raw results (JSON). Every process it starts is in its own
 process group and is killed on exit, error or signal. Python standard library only.
@@ -40,7 +41,7 @@ import time
 import urllib.request
 
 ZONE = "gtm.example.com"
-SECTIONS = ("throughput", "propagation", "scale", "failover", "prober", "cluster", "flood")
+SECTIONS = ("throughput", "propagation", "scale", "failover", "prober", "cluster", "flood", "locations")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # ---------------------------------------------------------------------------------------------
@@ -644,6 +645,83 @@ class Bench:
             "changes": changes,
             "manifest_ms": manifest_result,
             "health_ms": health_result,
+        }
+
+    # -----------------------------------------------------------------------------------------
+    # 8. Probe locations
+
+    def locations(self):
+        """A location's verdict to the answer. Three locations vote on the primary's TCP task at
+        failureRatePercent 50 (the embedded prober not selected): `a` always sees it down, `c`
+        up, and `b` flips. This script plays the three `gtm-prober` processes: it writes their
+        reports as they do (crds/src/location.rs, files renamed into place) and keeps their
+        heartbeats fresh; the moment of a verdict is the rename of `b.verdicts.json`, the end the
+        first answer that moved (two of three down: the standby; one: the primary)."""
+        section = "locations"
+        changes = 10 if self.quick else 50
+        manifests = self.path(section, "manifests", "x")[:-2]
+        output = self.path(section, "payloads", "x")[:-2]
+        reports = os.path.join(output, "locations")
+        os.makedirs(reports, exist_ok=True)
+        fqdn = f"vote.{ZONE}"
+        task = "default/tcp@127.0.72.1#9"
+        with open(os.path.join(manifests, "vote.yaml"), "w") as f:
+            f.write(
+                docs(
+                    template_yaml("tcp", 1, 500, 1, 1)
+                    + "  failureRatePercent: 50\n  locations: {names: [a, b, c]}\n",
+                    pool_yaml("primary", "RoundRobin", [("127.0.72.1", 1, 1, None)], "tcp", 9),
+                    pool_yaml("standby", "RoundRobin", [("127.0.72.2", 1, 1, "AlwaysOnline")]),
+                    domain_yaml("vote", fqdn, 5, ["primary", "standby"]),
+                )
+            )
+        generation = {"a": 0, "b": 0, "c": 0}
+
+        def report(name, kind, body):
+            body = {"schemaVersion": "1.1", "location": name, **body}
+            tmp = os.path.join(reports, f".{name}.{kind}.json.tmp")
+            with open(tmp, "w") as f:
+                f.write(json.dumps(body))
+            return tmp, os.path.join(reports, f"{name}.{kind}.json")
+
+        def verdicts(name, down):
+            generation[name] += 1
+            body = {"generation": generation[name], "up": [] if down else [task], "down": [task] if down else []}
+            return report(name, "verdicts", body)
+
+        def heartbeats():
+            now = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+            for name in generation:
+                os.rename(*report(name, "heartbeat", {"observedTime": now, "intervalSeconds": 1}))
+
+        heartbeats()
+        for name, down in (("a", True), ("b", False), ("c", False)):
+            os.rename(*verdicts(name, down))
+        operator = self.start_operator(section, manifests, output)
+        pod, port, _, _ = self.start_dnspod(section, output)
+        dns = Dns(port)
+        wait_answer(dns, fqdn, lambda v: v == ["127.0.72.1"], 10)
+        samples = {"Down": [], "Up": []}
+        for i in range(changes):
+            time.sleep(random.uniform(0.05, 0.25))
+            heartbeats()
+            down = i % 2 == 0
+            want = ["127.0.72.2"] if down else ["127.0.72.1"]
+            staged = verdicts("b", down)
+            t0 = time.monotonic()
+            os.rename(*staged)
+            t1 = wait_answer(dns, fqdn, lambda v, w=want: v == w, 10)
+            samples["Down" if down else "Up"].append((t1 - t0) * 1000)
+        dns.close()
+        stop(operator)
+        stop(pod)
+        both = summary(samples["Down"] + samples["Up"])
+        log(f"location verdict to answer: p50 {both['p50']:.1f} ms, p99 {both['p99']:.1f} ms")
+        self.results["sections"][section] = {
+            "changes": changes,
+            "verdict_ms": both,
+            "down_ms": summary(samples["Down"]),
+            "up_ms": summary(samples["Up"]),
         }
 
     def run_scale_helper(self, section, manifests, output, runs=1):

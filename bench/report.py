@@ -240,6 +240,26 @@ def render(r):
     else:
         w("Not measured in this run.\n")
 
+    lo = s.get("locations")
+    if lo:
+        w("## Probe locations\n")
+        w(
+            "A location's verdict to the answer, local mode: `gtm-operator local` reads the locations' "
+            "report files (polled every 50 ms, `LOCATION_POLL` in operator/src/local/mod.rs), votes, "
+            "and writes `health.json`, which `gtm-dnspod --config-dir` follows. Three locations vote on "
+            "the primary's task at `failureRatePercent: 50`: `a` sees it down, `c` up, and `b` flips, "
+            f"{lo['changes']} times, 50 to 250 ms apart; the bench plays the three `gtm-prober` "
+            "processes, writing their reports as they do, so the time runs from the rename of "
+            "`b.verdicts.json` to the first moved answer (the prober's own part is its check interval "
+            "and thresholds, as in Failover).\n"
+        )
+        w("| path | n | min | p50 | p99 | max |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for label, key in (("location verdict to answer", "verdict_ms"), ("second location down: to the standby", "down_ms"), ("back to one down: to the primary", "up_ms")):
+            x = lo[key]
+            w(f"| {label} | {x['n']} | {fmt(x['min'], 1)} ms | {fmt(x['p50'], 1)} ms | {fmt(x['p99'], 1)} ms | {fmt(x['max'], 1)} ms |")
+        w("")
+
     if s.get("cluster"):
         import cluster  # noqa: PLC0415 - beside this file
 

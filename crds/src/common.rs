@@ -185,7 +185,7 @@ pub struct CountryCode(#[schemars(regex(pattern = r"^[A-Z]{2}$"))] pub String);
 pub struct SubdivisionCode(#[schemars(regex(pattern = r"^[A-Z]{2}-[A-Z0-9]{1,3}$"))] pub String);
 
 /// One health check of an address: a `HealthCheckTemplate` probed on a port.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckTask {
     /// Name of a `HealthCheckTemplate` in the same namespace.
@@ -196,7 +196,19 @@ pub struct CheckTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: Option<u16>,
+    /// Probe this IP address or host name instead of the address (a gateway in front of it,
+    /// its inside address behind a NAT); answers still give the address. Wins over the
+    /// address's `probeTarget`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = kube::core::Rule::new(PROBE_TARGET_RULE).message(PROBE_TARGET_MESSAGE))]
+    pub target: Option<String>,
 }
+
+/// CEL rule of a probe target: an IP address or a host name.
+pub(crate) const PROBE_TARGET_RULE: &str = r"isIP(self) || self.matches('^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.?$')";
+/// Message for [`PROBE_TARGET_RULE`].
+pub(crate) const PROBE_TARGET_MESSAGE: &str = "a probe target must be an IP address or a host name";
 
 /// CEL rule, shared by domains and pools: `sequentialMode` only makes sense with `Sequential`.
 pub(crate) const SEQUENTIAL_MODE_RULE: &str =

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{
     AFFINITY_MESSAGE, AFFINITY_RULE, Affinity, CheckTask, HealthJudgement, LbPolicy,
-    RequestSources, SEQUENTIAL_MODE_MESSAGE, SEQUENTIAL_MODE_RULE, SequentialMode, default_order,
-    default_true, default_weight,
+    PROBE_TARGET_MESSAGE, PROBE_TARGET_RULE, RequestSources, SEQUENTIAL_MODE_MESSAGE,
+    SEQUENTIAL_MODE_RULE, SequentialMode, default_order, default_true, default_weight,
 };
 use crate::history::HistoryEntry;
 
@@ -135,7 +135,7 @@ pub enum PoolType {
 }
 
 /// One endpoint of a pool.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolAddress {
     /// The endpoint: an IPv4 address, an IPv6 address or a host name, as the pool type says.
@@ -168,6 +168,13 @@ pub struct PoolAddress {
     /// How many of this address's health checks must pass for it to count as healthy.
     #[serde(default)]
     pub health_judgement: HealthJudgement,
+    /// Probe this IP address or host name instead of `value` in every health check of this
+    /// address (a gateway in front of it, its inside address behind a NAT); answers still give
+    /// `value`. A check's own `target` wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = kube::core::Rule::new(PROBE_TARGET_RULE).message(PROBE_TARGET_MESSAGE))]
+    pub probe_target: Option<String>,
     /// Free text for people, e.g. the region or data centre.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
@@ -338,6 +345,10 @@ pub struct TaskStatus {
     /// The port probed, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// The IP address or host name probed, when it is not the address itself (`probeTarget`
+    /// or the check's `target`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// Verdict after the template's thresholds.
     pub state: HealthState,
     /// When `state` last changed.

@@ -310,6 +310,8 @@ pub enum Component {
     Dns,
     /// `gtm-operator endpoint-agent` in an edge cluster.
     EndpointAgent,
+    /// `gtm-prober`, a probe location reporting through the API.
+    Prober,
 }
 
 impl Component {
@@ -319,6 +321,7 @@ impl Component {
             Self::Operator => "operator",
             Self::Dns => "dns",
             Self::EndpointAgent => "endpoint-agent",
+            Self::Prober => "prober",
         }
     }
 
@@ -326,6 +329,7 @@ impl Component {
         match self {
             Self::Operator | Self::EndpointAgent => ("gtm-operator", "gtm-operator"),
             Self::Dns => ("gtm-dnspod", "gtm-dnspod"),
+            Self::Prober => ("gtm-prober", "gtm-prober"),
         }
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use e2e::apiserver::{Component, ControlPlane, GtmProcess, PodSpec, repo_root};
 use e2e::backend::{Backend, serve};
-use e2e::cluster::{apply, condition, events_for, get, samples};
+use e2e::cluster::{apply, condition, events_for, get, gtm_resource, samples};
 use e2e::dns::{Answer, Transport, query};
 use e2e::manifests::{domain_of, load_example, parse_documents, rewrite};
 use e2e::wait::{Check, Deadline, wait_for};
@@ -25,7 +25,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -1384,6 +1384,194 @@ async fn an_edge_clusters_service_reaches_the_answers_through_its_endpoint_agent
 }
 
 // ---------------------------------------------------------------------------------------------
+// 12. A probe location in another cluster
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_probe_location_in_an_edge_cluster_votes_with_its_own_account() {
+    let test = "a_probe_location_in_an_edge_cluster_votes_with_its_own_account";
+    let Some(edge_cp) = ControlPlane::get_or_skip(test, "edge").await else {
+        return;
+    };
+    let values = [
+        "--set",
+        "edgeAccess.edges={north}",
+        "--set",
+        "proberAccess.locations={north}",
+    ];
+    with_gtm_values(
+        test,
+        "ctlprobe",
+        &values,
+        117,
+        1,
+        move |cp, release, gtm| {
+            Box::pin(async move {
+                let ns = release.namespace.as_str();
+                let instance = release.instance();
+                let account = release.prober_account("north");
+                // In the control cluster the location's account reads ConfigMaps and writes only
+                // its own reports, by name.
+                let heartbeat = format!("configmaps/{instance}-location-north");
+                let part = format!("configmaps/{instance}-verdicts-north-0");
+                for (verb, resource, allowed) in [
+                    ("list", "configmaps", true),
+                    ("watch", "configmaps", true),
+                    ("patch", heartbeat.as_str(), true),
+                    ("patch", part.as_str(), true),
+                    ("delete", part.as_str(), true),
+                    ("patch", "configmaps/other", false),
+                    ("patch", &format!("configmaps/{instance}-config-0"), false),
+                    (
+                        "patch",
+                        &format!("configmaps/{instance}-verdicts-north-16"),
+                        false,
+                    ),
+                    ("create", "configmaps", false),
+                    ("get", "secrets", false),
+                    ("list", "addresspools.gtm.kubegtm.io", false),
+                ] {
+                    ensure!(
+                        cp.can_i(ns, &account, verb, resource, ns).await? == allowed,
+                        "{account} may{} {verb} {resource}",
+                        if allowed { "" } else { " not" }
+                    );
+                }
+                let edge = EdgeRelease::install(
+                    &edge_cp,
+                    release,
+                    "north",
+                    "north",
+                    &[
+                        "--set",
+                        "prober.enabled=true",
+                        "--set",
+                        "prober.location=north",
+                        "--set",
+                        "prober.labels.region=north",
+                        "--set",
+                        "prober.kubeconfigSecret=kube-gtm-prober-north",
+                        "--set",
+                        "prober.heartbeatSeconds=1",
+                    ],
+                )
+                .await?;
+                let kubeconfig = cp.service_account_kubeconfig(ns, &account).await?;
+                edge_cp
+                    .create_kubeconfig_secret(&edge.namespace, "kube-gtm-prober-north", &kubeconfig)
+                    .await?;
+                edge.start_prober(gtm).await?;
+                let started = Instant::now();
+                // The operator hears it: the template (every location by default) reports two.
+                let template = wait_for("the template to count north", DEADLINE, || async {
+                    let object = get(
+                        &gtm.client,
+                        &gtm.apps,
+                        "HealthCheckTemplate",
+                        "http-healthz",
+                    )
+                    .await?;
+                    let reporting = object["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|c| c["type"] == "LocationsReporting")
+                        .map(|c| c["message"].as_str().unwrap_or_default().to_owned())
+                        .unwrap_or_default();
+                    Ok::<_, anyhow::Error>(if reporting.contains("local, north") {
+                        Check::Ready(object)
+                    } else {
+                        Check::Pending(reporting)
+                    })
+                })
+                .await?;
+                ensure!(
+                    template.pointer("/status/reportingLocations") == Some(&json!(2)),
+                    "{template}"
+                );
+                println!(
+                    "probe location started to counted by the operator: {:?}",
+                    started.elapsed()
+                );
+                // Only north votes from now on: its verdicts alone move the answers.
+                let patch = json!({"spec": {"locations": {"names": ["north"]}}});
+                Api::<DynamicObject>::namespaced_with(
+                    gtm.client.clone(),
+                    &gtm.apps,
+                    &gtm_resource("HealthCheckTemplate"),
+                )
+                .patch(
+                    "http-healthz",
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
+                wait_for(
+                    "north alone voting on eu-west's tasks",
+                    DEADLINE,
+                    || async {
+                        let object =
+                            get(&gtm.client, &gtm.apps, "AddressPool", "app-eu-west").await?;
+                        let votes: Vec<(Value, Value)> = object
+                            .pointer("/status/addresses")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .flat_map(|a| a["tasks"].as_array().cloned().unwrap_or_default())
+                            .map(|t| (t["locationsUp"].clone(), t["locationsDown"].clone()))
+                            .collect();
+                        Ok::<_, anyhow::Error>(
+                            if !votes.is_empty() && votes.iter().all(|v| *v == (json!(1), json!(0)))
+                            {
+                                Check::Ready(())
+                            } else {
+                                Check::Pending(format!("{votes:?}"))
+                            },
+                        )
+                    },
+                )
+                .await?;
+                gtm.backends[0].fail();
+                gtm.backends[1].fail();
+                let failing = Instant::now();
+                gtm.wait_answer(&[&gtm.backends[2].ip]).await?;
+                println!(
+                    "backends failed to answer moved by north's verdicts: {:?}",
+                    failing.elapsed()
+                );
+                let metrics = gtm.operators[0].metrics().await?;
+                ensure!(
+                    samples(
+                        &metrics,
+                        "gtm_operator_location_fresh",
+                        &[("location", "north")]
+                    ) == [1.0],
+                    "{metrics}"
+                );
+                let prober = gtm.probers[0].metrics().await?;
+                ensure!(
+                    samples(
+                        &prober,
+                        "gtm_prober_tasks",
+                        &[("location", "north"), ("state", "Down")]
+                    )
+                    .first()
+                    .is_some_and(|n| *n >= 2.0),
+                    "{prober}"
+                );
+                gtm.backends[0].recover();
+                gtm.backends[1].recover();
+                gtm.wait_answer(&[&gtm.backends[0].ip, &gtm.backends[1].ip])
+                    .await?;
+                gtm.check_running()?;
+                edge.uninstall().await
+            })
+        },
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------------
 
@@ -1589,6 +1777,11 @@ impl Release {
         format!("{}-edge-{edge}", self.instance())
     }
 
+    /// The ServiceAccount `proberAccess.locations={location}` creates.
+    fn prober_account(&self, location: &str) -> String {
+        format!("{}-prober-{location}", self.instance())
+    }
+
     /// The ServiceAccount `edgeAccess.endpointAgents={edge}` creates.
     fn agent_account(&self, edge: &str) -> String {
         format!("{}-agent-{edge}", self.instance())
@@ -1645,6 +1838,7 @@ impl Release {
             backends,
             operators: ops,
             dns,
+            probers: Vec::new(),
         })
     }
 
@@ -1739,6 +1933,14 @@ impl EdgeRelease {
     /// mounted, the chart's agent account in the edge cluster, read-only on its kinds).
     async fn start_agent(&self) -> Result<GtmProcess> {
         self.start(Component::EndpointAgent).await
+    }
+
+    /// Starts its probe location as the edge's prober Deployment would run it (environment, the
+    /// kubeconfig of the location's account in the control cluster mounted, the chart's prober
+    /// account in the edge cluster); adds it to `gtm.probers`.
+    async fn start_prober(&self, gtm: &mut Gtm) -> Result<()> {
+        gtm.probers.push(self.start(Component::Prober).await?);
+        Ok(())
     }
 
     /// Starts `component` with its Deployment's environment, its Secret volumes mounted, and a
@@ -1889,6 +2091,7 @@ struct Gtm {
     backends: Vec<TestBackend>,
     operators: Vec<GtmProcess>,
     dns: Vec<GtmProcess>,
+    probers: Vec<GtmProcess>,
 }
 
 impl Gtm {
@@ -2101,7 +2304,12 @@ impl Gtm {
     }
 
     fn check_running(&mut self) -> Result<()> {
-        for p in self.operators.iter_mut().chain(self.dns.iter_mut()) {
+        for p in self
+            .operators
+            .iter_mut()
+            .chain(self.dns.iter_mut())
+            .chain(self.probers.iter_mut())
+        {
             p.check_running()?;
         }
         Ok(())
@@ -2110,7 +2318,12 @@ impl Gtm {
     /// Ends a test: on failure prints every process's log and the objects, then panics.
     async fn finish(self, result: Result<()>) {
         if let Err(error) = result {
-            for p in self.operators.iter().chain(self.dns.iter()) {
+            for p in self
+                .operators
+                .iter()
+                .chain(self.dns.iter())
+                .chain(self.probers.iter())
+            {
                 eprintln!(
                     "==> {} ({:?})\n{}",
                     p.log.display(),

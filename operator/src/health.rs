@@ -45,8 +45,8 @@ pub(crate) fn restored_from_status<'a>(
         let namespace = pool.namespace().unwrap_or_default();
         for address in pool.status.iter().flat_map(|s| &s.addresses) {
             for task in &address.tasks {
-                let id =
-                    TaskId::new(&namespace, &task.template, &address.value, task.port).to_string();
+                let target = task.target.as_deref().unwrap_or(&address.value);
+                let id = TaskId::new(&namespace, &task.template, target, task.port).to_string();
                 out.insert(
                     id,
                     (
@@ -89,7 +89,8 @@ mod tests {
                 "value": "192.0.2.1", "state": "Down", "available": false,
                 "tasks": [
                     {"template": "http", "port": 8080, "state": "Down", "since": "2026-01-01T00:00:00Z"},
-                    {"template": "ping", "state": "Up"}
+                    {"template": "ping", "state": "Up"},
+                    {"template": "ping", "target": "10.0.0.1", "state": "Down"}
                 ]
             }]}
         }))
@@ -102,6 +103,11 @@ mod tests {
             Some(1_767_225_600)
         );
         assert_eq!(restored["prod/ping@192.0.2.1"], (HealthState::Up, None));
+        assert_eq!(
+            restored["prod/ping@10.0.0.1"],
+            (HealthState::Down, None),
+            "probe target"
+        );
     }
 
     #[test]

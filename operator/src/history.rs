@@ -254,6 +254,7 @@ mod tests {
             tasks: vec![TaskStatus {
                 template: "http".into(),
                 port: Some(80),
+                target: None,
                 state: HealthState::Down,
                 since: None,
                 last_probe_time: None,

@@ -256,7 +256,7 @@ pub(crate) fn pool_status(
                     tasks: a
                         .tasks
                         .iter()
-                        .map(|id| task_status(id, h.tasks.get(id), h.votes.get(id)))
+                        .map(|id| task_status(&a.value, id, h.tasks.get(id), h.votes.get(id)))
                         .collect(),
                 }
             })
@@ -267,18 +267,26 @@ pub(crate) fn pool_status(
     status
 }
 
-/// A task's status entry; the template and port are read back from the task id.
-fn task_status(id: &str, health: Option<&TaskHealth>, votes: Option<&Votes>) -> TaskStatus {
+/// A task's status entry of `address`; the template, target and port are read back from the
+/// task id.
+fn task_status(
+    address: &str,
+    id: &str,
+    health: Option<&TaskHealth>,
+    votes: Option<&Votes>,
+) -> TaskStatus {
     // Ids are built by compile; anything else is shown whole.
-    let (template, port) = id
-        .parse::<TaskId>()
-        .map_or_else(|_| (id.to_string(), None), |t| (t.template, t.port));
+    let (template, target, port) = id.parse::<TaskId>().map_or_else(
+        |_| (id.to_string(), None, None),
+        |t| (t.template, Some(t.target).filter(|t| t != address), t.port),
+    );
     let locations_up = votes.map(|v| v.up);
     let locations_down = votes.map(|v| v.down);
     let Some(h) = health else {
         return TaskStatus {
             template,
             port,
+            target,
             state: HealthState::Unknown,
             since: None,
             last_probe_time: None,
@@ -291,6 +299,7 @@ fn task_status(id: &str, health: Option<&TaskHealth>, votes: Option<&Votes>) -> 
     TaskStatus {
         template,
         port,
+        target,
         locations_up,
         locations_down,
         state: h.state,

@@ -211,6 +211,7 @@ mod tests {
                 tasks: vec![TaskStatus {
                     template: "tcp".into(),
                     port: Some(80),
+                    target: None,
                     state: HealthState::Unknown,
                     since: None,
                     last_probe_time: None,

@@ -12,13 +12,15 @@ use std::net::IpAddr;
 
 use gtm_crds::config::{
     AddressConfig, DomainConfig, GtmConfig, PoolConfig, PoolMember, SCHEMA_VERSION,
-    address_fits_pool_type, canonical_name, in_zone, record_type_accepts,
+    address_fits_pool_type, canonical_name, in_zone, is_host_name, record_type_accepts,
 };
 use gtm_crds::manifest::Kind;
 use gtm_crds::pool::PoolType;
 use gtm_crds::task_id::TaskId;
 use gtm_crds::template::{HealthCheckTemplateSpec, Protocol};
-use gtm_crds::{AddressPool, GtmAccessDomain, HealthCheckTemplate, LbPolicy, RecordType};
+use gtm_crds::{
+    AddressPool, CheckTask, GtmAccessDomain, HealthCheckTemplate, LbPolicy, RecordType,
+};
 
 pub use verdict::{Publication, RejectReason, Rejection, Verdict};
 
@@ -241,6 +243,7 @@ fn compile_pool(
             .unwrap_or(&spec.health_checks);
         let mut ids = Vec::with_capacity(checks.len());
         for check in checks {
+            let target = probe_target(&value, check, address.probe_target.as_deref())?;
             let template_key = key.sibling(Kind::HealthCheckTemplate, check.template.as_str());
             let Some(template) = templates.get(&template_key) else {
                 return Err(Rejection::new(
@@ -268,13 +271,13 @@ fn compile_pool(
                 },
             };
             let id =
-                TaskId::new(&template_key.namespace, &template_key.name, &value, port).to_string();
+                TaskId::new(&template_key.namespace, &template_key.name, &target, port).to_string();
             ids.push(id.clone());
             tasks.push(CompiledTask {
                 id,
                 template: template_key,
                 spec: template.spec.clone(),
-                target: value.clone(),
+                target,
                 port,
                 pool: key.clone(),
             });
@@ -303,6 +306,31 @@ fn compile_pool(
             addresses,
         },
         tasks,
+    ))
+}
+
+/// What a check of `address` probes: the check's `target`, else the address's `probeTarget`,
+/// else the address itself; an override in its canonical form (an IP address as text, a host
+/// name lower case without the trailing dot), refused unless it is an IP address or a host name.
+fn probe_target(
+    address: &str,
+    check: &CheckTask,
+    probe_target: Option<&str>,
+) -> Result<String, Rejection> {
+    let Some(target) = check.target.as_deref().or(probe_target) else {
+        return Ok(address.to_string());
+    };
+    if let Ok(ip) = target.parse::<IpAddr>() {
+        return Ok(ip.to_string());
+    }
+    if is_host_name(target) {
+        return Ok(canonical_name(target));
+    }
+    Err(Rejection::new(
+        RejectReason::InvalidProbeTarget,
+        format!(
+            "address {address}: probe target {target:?} is neither an IP address nor a host name"
+        ),
     ))
 }
 

@@ -154,6 +154,58 @@ fn http_task_without_port_uses_the_protocol_default() {
 }
 
 #[test]
+fn probe_targets_override_what_is_probed_not_what_is_answered() {
+    let c = compile_with(
+        "apiVersion: gtm.kubegtm.io/v1alpha1
+kind: AddressPool
+metadata: {name: nat}
+spec:
+  type: IPv4
+  healthChecks: [{template: http, port: 8080}]
+  addresses:
+    - {value: 203.0.113.5, probeTarget: 10.0.0.5}
+    - value: 203.0.113.6
+      probeTarget: 10.0.0.6
+      healthChecks: [{template: tcp, port: 443, target: GW.Example.NET.}, {template: ping}]
+    - {value: 203.0.113.7}
+",
+    );
+    let pool = &c.pools["default/nat"];
+    assert_eq!(pool.addresses[0].value, "203.0.113.5");
+    assert_eq!(pool.addresses[0].tasks, ["default/http@10.0.0.5#8080"]);
+    assert_eq!(
+        pool.addresses[1].tasks,
+        ["default/tcp@gw.example.net#443", "default/ping@10.0.0.6"],
+        "a check's target wins over the address's probeTarget, canonical"
+    );
+    assert_eq!(pool.addresses[2].tasks, ["default/http@203.0.113.7#8080"]);
+    let task = &c.tasks["default/tcp@gw.example.net#443"];
+    assert_eq!(
+        (task.target.as_str(), task.port),
+        ("gw.example.net", Some(443))
+    );
+}
+
+#[test]
+fn a_probe_target_that_is_no_address_or_name_is_refused() {
+    // The schema refuses it first; compile refuses it too, for objects that skipped the schema.
+    let mut inventory = loaded(TEMPLATES).inventory;
+    let pool: AddressPool = serde_json::from_value(serde_json::json!({
+        "apiVersion": "gtm.kubegtm.io/v1alpha1", "kind": "AddressPool",
+        "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"type": "IPv4", "addresses": [
+            {"value": "192.0.2.9", "probeTarget": "not a host", "healthChecks": [{"template": "ping"}]}
+        ]}
+    }))
+    .unwrap();
+    inventory.pools.push(std::sync::Arc::new(pool));
+    let c = compile(&inventory, &["gtm.example.com".to_string()]);
+    let r = rejection(&c, Kind::AddressPool, "p");
+    assert_eq!(r.reason, RejectReason::InvalidProbeTarget);
+    assert!(r.message.contains("\"not a host\""), "{}", r.message);
+}
+
+#[test]
 fn unknown_template_rejects_the_pool_and_its_domains() {
     let c = compile_with(&format!(
         "apiVersion: gtm.kubegtm.io/v1alpha1\nkind: AddressPool\nmetadata: {{name: broken}}\nspec:\n  type: IPv4\n  healthChecks: [{{template: nope, port: 80}}]\n  addresses: [{{value: 192.0.2.7}}]\n---\n{}",

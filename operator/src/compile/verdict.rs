@@ -17,6 +17,9 @@ pub enum RejectReason {
     /// An address is not of its pool's type, is listed twice, or is not a unicast address
     /// (unspecified, broadcast, multicast).
     InvalidAddress,
+    /// A probe target override (`probeTarget`, a check's `target`) is neither an IP address nor
+    /// a host name.
+    InvalidProbeTarget,
     /// A health-check task names no port and its protocol has no default (TCP).
     PortRequired,
     /// A pool's type cannot serve the domain's record type.
@@ -45,6 +48,7 @@ impl RejectReason {
             Self::PoolNotAccepted => "PoolNotAccepted",
             Self::TemplateNotFound => "TemplateNotFound",
             Self::InvalidAddress => "InvalidAddress",
+            Self::InvalidProbeTarget => "InvalidProbeTarget",
             Self::PortRequired => "PortRequired",
             Self::PoolTypeMismatch => "PoolTypeMismatch",
             Self::MixedPoolTypes => "MixedPoolTypes",
