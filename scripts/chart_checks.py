@@ -242,9 +242,11 @@ def check_workloads(docs, profile):
 
 
 def report_rules(instance, location, parts):
-    """What a probe location may do: read ConfigMaps, write only its own reports, by name."""
+    """What a probe location may do: read and create ConfigMaps, change or delete only its own
+    reports, by name."""
     names = [f"{instance}-location-{location}"] + [f"{instance}-verdicts-{location}-{i}" for i in range(parts)]
-    return expand("", ["configmaps"], ["get", "list", "watch"]) | expand("", ["configmaps"], ["patch", "delete"], names)
+    return (expand("", ["configmaps"], ["get", "list", "watch", "create"])
+            | expand("", ["configmaps"], ["patch", "delete"], names))
 
 
 def check_prober(docs, profile, edge):
@@ -295,7 +297,7 @@ def check_prober_access(docs, profile):
     for location, parts in (("control", 2), ("eu", 4), ("ap-south", 4)):
         role = roles.get(location)
         want = report_rules("e2e-all", location, parts)
-        check(f"{profile}: location {location} reads ConfigMaps and writes only its own reports",
+        check(f"{profile}: location {location} reads ConfigMaps and changes only its own reports",
               role is not None and rules_set(role["rules"]) == want,
               str(rules_set(role["rules"]) ^ want) if role else "missing")
     bindings = {d["metadata"]["labels"]["gtm.kubegtm.io/location"]: d for d in by_kind(objects, "RoleBinding")}

@@ -1410,8 +1410,9 @@ async fn a_probe_location_in_an_edge_cluster_votes_with_its_own_account() {
                 let ns = release.namespace.as_str();
                 let instance = release.instance();
                 let account = release.prober_account("north");
-                // In the control cluster the location's account reads ConfigMaps and writes only
-                // its own reports, by name.
+                // In the control cluster the location's account reads and creates ConfigMaps (a
+                // server-side apply that creates needs `create`, which RBAC cannot narrow by
+                // name) and changes or deletes only its own reports, by name.
                 let heartbeat = format!("configmaps/{instance}-location-north");
                 let part = format!("configmaps/{instance}-verdicts-north-0");
                 for (verb, resource, allowed) in [
@@ -1427,7 +1428,8 @@ async fn a_probe_location_in_an_edge_cluster_votes_with_its_own_account() {
                         &format!("configmaps/{instance}-verdicts-north-16"),
                         false,
                     ),
-                    ("create", "configmaps", false),
+                    ("create", "configmaps", true),
+                    ("delete", "configmaps/other", false),
                     ("get", "secrets", false),
                     ("list", "addresspools.gtm.kubegtm.io", false),
                 ] {

@@ -113,16 +113,18 @@ app.kubernetes.io/component: prober
 {{- end }}
 
 {{/* What a probe location may do in the control release's namespace (prober-access.yaml); argument:
-(list $ location maxVerdictParts): read ConfigMaps (RBAC cannot narrow list and watch by label),
-and write (server-side apply is `patch`; `delete` removes verdict parts no longer needed) only its
-heartbeat and verdict ConfigMaps, by name. */}}
+(list $ location maxVerdictParts): read ConfigMaps (RBAC cannot narrow list and watch by label);
+create ConfigMaps (a server-side apply that creates an object needs `create`, which RBAC cannot
+narrow by name: a location can add ConfigMaps, never change anyone else's); and change (`patch`,
+server-side apply) or delete (verdict parts no longer needed) only its own heartbeat and verdict
+ConfigMaps, by name. */}}
 {{- define "kube-gtm.prober.reportRules" -}}
 {{- $root := index . 0 }}
 {{- $location := index . 1 }}
 {{- $instance := include "kube-gtm.instance" $root }}
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "create"]
 - apiGroups: [""]
   resources: ["configmaps"]
   resourceNames:

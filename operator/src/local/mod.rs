@@ -50,7 +50,7 @@ pub const RESCAN: Duration = Duration::from_secs(3);
 
 /// How often the location report directory is read (only files that changed are parsed), and
 /// so how soon a location is seen to turn stale.
-pub const LOCATION_POLL: Duration = Duration::from_millis(250);
+pub const LOCATION_POLL: Duration = Duration::from_millis(50);
 
 /// Settings of local mode.
 #[derive(Clone, Debug)]

@@ -71,8 +71,10 @@ impl ConfigSource {
         )
         .backoff(gtm_crds::watch::watch_backoff())
         .for_each(move |event| {
-            if let Err(e) = event {
-                tracing::warn!("config ConfigMap watch failed, retrying: {e}");
+            match event {
+                Err(e) => tracing::warn!("config ConfigMap watch failed, retrying: {e}"),
+                Ok(watcher::Event::InitDone) => tracing::debug!("config ConfigMaps listed"),
+                Ok(_) => {}
             }
             notify.notify_one();
             futures::future::ready(())

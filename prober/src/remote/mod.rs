@@ -312,11 +312,10 @@ impl RemoteLocation {
                 self.heartbeat().await;
             }
             Err(e) => {
-                if self.vouching {
-                    tracing::warn!(
-                        "publishing the verdicts failed; no heartbeat until they are published, so the operator counts this location stale: {e:#}"
-                    );
-                }
+                tracing::warn!(
+                    retry_in = ?self.retry,
+                    "publishing the verdicts failed; no heartbeat until they are published, so the operator counts this location stale: {e:#}"
+                );
                 self.vouching = false;
                 self.due = Some(Instant::now() + self.retry);
                 self.retry = (self.retry * 2).min(RETRY_MAX);
