@@ -75,6 +75,13 @@ def main():
         write("manifests", manifest.name, manifest.read_bytes())
     for invalid in sorted((ROOT / "crds" / "tests" / "invalid").glob("*.yaml"))[:8]:
         write("manifests", "invalid-" + invalid.name, invalid.read_bytes())
+    # location_reports: a location's verdicts and heartbeat, as gtm-prober writes them.
+    write("location_reports", "verdicts.json",
+          b'{"schemaVersion":"1.1","location":"eu","generation":3,"up":["default/http@127.0.10.1#8080"],'
+          b'"down":["default/http@127.0.10.2#8080","default/tcp@127.0.30.1#8443"]}')
+    write("location_reports", "heartbeat.json",
+          b'{"schemaVersion":"1.1","location":"eu","labels":{"region":"eu"},'
+          b'"observedTime":"2026-01-01T00:00:00Z","intervalSeconds":10}')
     # parts: arbitrary's encoding is not stable to write by hand; libFuzzer starts from a
     # small payload written as plain bytes, which it mutates into structure.
     write("parts", "config", (fixtures / "config.json").read_bytes()[:512])
