@@ -31,7 +31,7 @@ use crate::inventory::{Inventory, ObjectKey};
 use crate::local::log_freshness;
 use crate::locations::{FreshnessChange, HealthView};
 use crate::metrics::{AddressLabels, DomainLabel, KindCondition, Metrics, PoolLabel};
-use crate::page::{Feed, RemoteResults, Snapshot, Source};
+use crate::page::{Feed, Snapshot, Source};
 use crate::publish::{Plan, Proposal, Publisher, unix_now};
 use crate::status::{ObjectStatus, compute_all};
 
@@ -333,7 +333,7 @@ impl Reconciler {
             page.publish(Snapshot {
                 inventory: inventory.clone(),
                 statuses,
-                remote: RemoteResults::new(),
+                remote: view.remote.clone(),
                 source: Source::Leader,
                 taken: now.clone(),
             });

@@ -40,7 +40,7 @@ use crate::locations::{Embedded, FreshnessChange, HealthView, LocationBook, Quor
 use crate::manifests::{Loaded, load};
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
-use crate::page::{Feed, RemoteResults, Snapshot, Source};
+use crate::page::{Feed, Snapshot, Source};
 use crate::publish::{Proposal, Publisher, unix_now};
 use crate::status::{ObjectStatus, compute_all};
 
@@ -260,7 +260,7 @@ impl LocalOperator {
             page.publish(Snapshot {
                 inventory,
                 statuses: self.statuses.clone(),
-                remote: RemoteResults::new(),
+                remote: self.view.remote.clone(),
                 source: Source::Local,
                 taken: now.clone(),
             });

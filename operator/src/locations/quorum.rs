@@ -23,6 +23,7 @@ use super::book::LocationBook;
 use super::vote::Votes;
 use crate::compile::CompiledTask;
 use crate::health::{Restored, TaskHealth};
+use crate::page::{LocationResult, RemoteResults};
 
 /// Which of the locations a template selects report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,6 +43,9 @@ pub(crate) struct HealthView {
     pub votes: BTreeMap<String, Votes>,
     /// The locations of each template, by template id (`namespace/name`).
     pub reporting: BTreeMap<String, Reporting>,
+    /// What each remote location the task's template selects sees of it, by task id (for the
+    /// topology page; the embedded prober's view is the task's status).
+    pub remote: RemoteResults,
 }
 
 impl HealthView {
@@ -94,6 +98,23 @@ impl Quorum {
                 .entry(template)
                 .or_insert_with(|| reporting(task, embedded, book, now));
             let local = embedded.tasks.get(id);
+            let seen: Vec<LocationResult> = reporting
+                .fresh
+                .iter()
+                .map(|name| (name, true))
+                .chain(reporting.stale.iter().map(|name| (name, false)))
+                .filter(|(name, _)| **name != embedded.location.name)
+                .map(|(name, fresh)| LocationResult {
+                    location: name.clone(),
+                    fresh,
+                    state: book.verdict(name, id).unwrap_or_default(),
+                    latency_millis: None,
+                    last_error: None,
+                })
+                .collect();
+            if !seen.is_empty() {
+                view.remote.insert(id.clone(), seen);
+            }
             let mut votes = Votes::default();
             for name in &reporting.fresh {
                 let state = if name == &embedded.location.name {
@@ -289,6 +310,16 @@ mod tests {
         let mut q = Quorum::default();
         let view = q.vote(&tasks(50, only_eu.clone()), &embedded, &b, at(1));
         assert_eq!(view.tasks[TASK].state, Down);
+        assert_eq!(
+            view.remote[TASK],
+            [LocationResult {
+                location: "eu".into(),
+                fresh: true,
+                state: Down,
+                latency_millis: None,
+                last_error: None,
+            }]
+        );
         assert_eq!(view.tasks[TASK].since, Some(at(1)));
         assert_eq!(view.reporting["ns/tcp"].fresh, ["eu"]);
         let view = q.vote(&tasks(50, only_eu), &embedded, &b, at(100));
