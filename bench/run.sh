@@ -5,7 +5,7 @@
 # binaries (gtm-dnspod, gtm-operator, the bench/scale helper), runs bench/bench.py on 127.0.0.1
 # only, and writes docs/benchmarks.md. Every process started is stopped on exit.
 #
-# Usage: bench/run.sh [--quick] [--only throughput,propagation,scale,failover,prober,cluster,flood]
+# Usage: bench/run.sh [--quick] [--only throughput,propagation,scale,failover,prober,cluster,flood,locations]
 #   cluster: a control plane of its own (scripts/controlplane.sh, built where Go is present) and helm.
 #   BENCH_OUT   report to write (default docs/benchmarks.md)
 #   CARGO_TARGET_DIR is honoured.
