@@ -99,13 +99,7 @@ pub struct BadLocationName(pub String);
 
 /// Checks a location name: an RFC 1123 label (it becomes part of object names and a label value).
 pub fn check_location_name(name: &str) -> Result<(), BadLocationName> {
-    let ok = (1..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
+    if crate::manifest::is_dns1123_label(name) {
         Ok(())
     } else {
         Err(BadLocationName(name.into()))

@@ -229,15 +229,23 @@ fn metadata_errors(object: &Value) -> Vec<String> {
 
 /// Lower-case alphanumerics, `-` and `.`, starting and ending alphanumeric, at most 253.
 pub fn is_dns1123_subdomain(name: &str) -> bool {
-    name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+    name.len() <= 253 && name.split('.').all(is_label_shaped)
+}
+
+/// An RFC 1123 label: 1 to 63 lower-case alphanumerics and `-`, starting and ending alphanumeric
+/// (a label value, a Namespace name, a DNS label).
+pub fn is_dns1123_label(name: &str) -> bool {
+    name.len() <= 63 && is_label_shaped(name)
+}
+
+/// Not empty, lower-case alphanumerics and `-`, starting and ending alphanumeric.
+fn is_label_shaped(label: &str) -> bool {
+    !label.is_empty()
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
 }
 
 /// Reports fields the schema does not define, like `kubectl apply --validate=strict`.

@@ -204,13 +204,8 @@ pub struct AgentArgs {
 
 /// A cluster name: a DNS label, as `endpointSources[].cluster` allows.
 fn cluster_name(name: &str) -> Result<String, String> {
-    let ok = (1..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    ok.then(|| name.to_owned())
+    gtm_crds::manifest::is_dns1123_label(name)
+        .then(|| name.to_owned())
         .ok_or_else(|| format!("{name:?} is not a DNS label (lower-case letters, digits, '-')"))
 }
 
