@@ -57,7 +57,7 @@ test-apiserver:
 	./scripts/apiserver-suite.sh
 
 ## fuzz: every cargo-fuzz target (DNS packets over UDP and TCP, payloads, ConfigMap parts,
-## manifests) for FUZZ_SECONDS each; `make test` runs them for FUZZ_TEST_SECONDS each
+## manifests, probe locations' reports) for FUZZ_SECONDS each; `make test` runs them for FUZZ_TEST_SECONDS each
 FUZZ_SECONDS ?= 600
 FUZZ_TEST_SECONDS ?= 30
 .PHONY: fuzz

@@ -1,4 +1,4 @@
-//! Types shared by the three kinds: load-balancing policies, health judgements, request sources
+//! Types shared by the kinds: load-balancing policies, health judgements, request sources
 //! and health-check tasks. Each one appears in the generated CRDs, so every doc comment here is
 //! user-facing (`kubectl explain`).
 

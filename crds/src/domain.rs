@@ -97,8 +97,9 @@ pub struct GtmAccessDomainSpec {
     #[schemars(range(min = 1, max = 64))]
     pub max_answers: Option<u8>,
     /// What to answer when no pool is available. `FailOpen` (the default) answers the
-    /// lowest-order non-empty pool with all its addresses, since an empty answer during an
-    /// outage of the checker is worse; `NoAnswer` answers NODATA.
+    /// lowest-order pool that still has available addresses with those, else the lowest-order
+    /// non-empty pool with all its addresses, since an empty answer during an outage of the
+    /// checker is worse; `NoAnswer` answers NODATA.
     #[serde(default)]
     pub when_all_unavailable: Fallback,
     /// Free text for people.

@@ -19,7 +19,7 @@ pub struct HistoryEntry {
     pub time: Time,
     /// What happened. Access domains: `Failover` (answering from other than the first-choice
     /// pools), `Failback` (first choice again), `FailOpen` (no pool available: answering the
-    /// lowest-order pool whole), `NoAnswer` (no pool available, `whenAllUnavailable:
+    /// available addresses of the lowest-order pool that has any, else that pool whole), `NoAnswer` (no pool available, `whenAllUnavailable:
     /// NoAnswer`). Pools: `PoolUnavailable`, `PoolAvailable`, `AddressDown`, `AddressUp`,
     /// `ActiveAddressChanged` (the `Sequential` policy answers another address).
     #[schemars(length(max = 64))]

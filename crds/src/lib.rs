@@ -6,7 +6,7 @@
 //! - the availability rules both binaries must compute identically ([`availability`]);
 //! - client-side validation of manifests against the generated schemas ([`manifest`]);
 //! - what probe locations report to the operator ([`location`]);
-//! - how both binaries retry their watches of the API ([`watch`]).
+//! - how the binaries retry their watches of the API ([`watch`]).
 //!
 //! Nothing here does Kubernetes or network I/O.
 

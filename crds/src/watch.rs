@@ -1,4 +1,4 @@
-//! How both binaries retry a failed watch of the API server. kube's default backoff grows to
+//! How the binaries retry a failed watch of the API server. kube's default backoff grows to
 //! 30 s, so after an API outage of half a minute a watch may sleep that long after the API server
 //! is back, and config, health and status changes wait for it. A GTM must converge fast: retries
 //! here start at 200 ms and never wait more than [`MAX_RETRY`], with jitter so that many DNS pods

@@ -209,6 +209,6 @@ fn every_cel_rule_compiles_and_stays_within_the_cost_budget() {
     }
     assert!(
         count >= 12,
-        "expected the CEL rules of all three kinds, found {count}"
+        "expected the CEL rules of every kind, found {count}"
     );
 }

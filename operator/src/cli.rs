@@ -35,7 +35,7 @@ pub enum Command {
     /// Run in an edge cluster: publish the addresses of its Services, Ingresses and Gateways
     /// to the control cluster, for `endpointSources` that name this cluster.
     EndpointAgent(AgentArgs),
-    /// Print the CustomResourceDefinitions of the three kinds as YAML (what `make crds` checks
+    /// Print the CustomResourceDefinitions of the four kinds as YAML (what `make crds` checks
     /// in under charts/kube-gtm/files/crds.yaml).
     Crds,
 }

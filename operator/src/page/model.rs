@@ -31,7 +31,8 @@ pub(crate) const EMBEDDED_LOCATION: &str = "local";
 pub(crate) enum DomainState {
     /// No pool is available and it answers nothing (`whenAllUnavailable: NoAnswer`).
     NoAnswer,
-    /// No pool is available: it answers the lowest-order pool, all its addresses.
+    /// No pool is available: it answers the available addresses of the lowest-order pool that
+    /// has any, else the lowest-order pool whole.
     FailOpen,
     /// It answers from other than its first-choice pools.
     FailedOver,
