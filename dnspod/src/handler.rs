@@ -34,7 +34,7 @@ use hickory_server::proto::serialize::binary::{
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
-use crate::engine::Rcode;
+use crate::engine::{Decision, Rcode};
 use crate::geoip::GeoIp;
 use crate::metrics::DomainCounters;
 use crate::query_log::{Entry, QueryLog, now_ms};
@@ -245,6 +245,7 @@ impl RequestHandler for GtmHandler {
         } else {
             None
         };
+        let decision = answer.as_ref().and_then(|a| a.decision);
         let (records, additionals, soa, domain, scope) = match &answer {
             Some(a) => {
                 metadata.response_code = match a.rcode {
@@ -320,6 +321,7 @@ impl RequestHandler for GtmHandler {
                     info.response_code,
                     &records[..fit],
                     domain,
+                    decision,
                     scope,
                     started,
                 )
@@ -420,6 +422,7 @@ impl GtmHandler {
                 rcode,
                 &answer.records,
                 answer.domain,
+                answer.decision,
                 answer.ecs_scope,
                 started,
             ));
@@ -501,9 +504,11 @@ fn log_entry(
     rcode: ResponseCode,
     answer: &[&Record],
     domain: Option<usize>,
+    decision: Option<Decision>,
     scope: u8,
     started: Instant,
 ) -> Entry {
+    let compiled = &snapshot.compiled;
     Entry {
         time_ms: now_ms(),
         transport: "udp",
@@ -514,8 +519,15 @@ fn log_entry(
         rcode: rcode.to_string(),
         answer: answer.iter().map(|r| r.data.to_string()).collect(),
         domain: domain
-            .and_then(|d| snapshot.compiled.domain_name(d))
+            .and_then(|d| compiled.domain_name(d))
             .map(str::to_string),
+        policy: decision.map(|d| d.policy),
+        pool: decision
+            .and_then(|d| d.pool)
+            .and_then(|p| compiled.pool_id(p))
+            .map(str::to_string),
+        reason: decision.map(|d| d.reason),
+        pool_fail_open: decision.is_some_and(|d| d.pool_fail_open),
         scope,
         latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
     }

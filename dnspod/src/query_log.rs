@@ -1,7 +1,7 @@
 //! The query log: a sampled, structured record of answered queries, one JSON object per line
-//! (time, client or ECS subnet, name, type, response code, answer, the access domain and ECS
-//! scope that decided it, latency, transport), off unless `--query-log` names a file (or `-`
-//! for standard output).
+//! (time, client or ECS subnet, name, type, response code, answer, the access domain and its
+//! policy decision: policy, leading pool and why, the ECS scope that decided it, latency,
+//! transport), off unless `--query-log` names a file (or `-` for standard output).
 //!
 //! It can never slow the answer path: a query is sampled (one in `--query-log-sample`) and
 //! admitted under a per-second cap (`--query-log-rate`) with two atomic operations; only an
@@ -16,9 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use gtm_crds::common::LbPolicy;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde::Serialize;
+
+use crate::engine::Reason;
 
 /// Entries waiting for the writer at most.
 pub const QUEUE: usize = 4096;
@@ -58,6 +61,18 @@ pub struct Entry {
     /// The access domain that answered, if any (the policy decision's owner).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    /// The access domain's pool-level policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<LbPolicy>,
+    /// The pool leading the answer (`namespace/name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// Why the policy answered that pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// The leading pool had no available address, so it answered all its enabled ones.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pool_fail_open: bool,
     /// The ECS scope the answer depended on (0: not on the client).
     pub scope: u8,
     /// Time from receiving the query to handing the response over, microseconds.
@@ -223,6 +238,10 @@ mod tests {
             rcode: "NoError".into(),
             answer: vec!["192.0.2.10".into()],
             domain: Some("www.gtm.example.com".into()),
+            policy: Some(LbPolicy::Sequential),
+            pool: Some("default/standby".into()),
+            reason: Some(Reason::FailedOver),
+            pool_fail_open: false,
             scope: 24,
             latency_us: 12,
         }
@@ -292,5 +311,14 @@ mod tests {
             (v["scope"].as_u64(), v["latencyUs"].as_u64()),
             (Some(24), Some(12))
         );
+        assert_eq!(
+            (&v["policy"], &v["pool"], &v["reason"]),
+            (
+                &serde_json::json!("Sequential"),
+                &serde_json::json!("default/standby"),
+                &serde_json::json!("failedOver")
+            )
+        );
+        assert!(v.get("poolFailOpen").is_none(), "only written when true");
     }
 }

@@ -59,6 +59,17 @@ pub struct SourceTable {
     all: Vec<usize>,
 }
 
+/// How a client found the members [`SourceTable::select`] gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceMatch {
+    /// Its address or location matched members' sources.
+    Matched,
+    /// Nothing matched (or the client has no location): the members marked `default`.
+    Default,
+    /// Nothing matched and no member is marked `default`: all members.
+    All,
+}
+
 /// A member's sources hold a CIDR that does not parse.
 #[derive(Debug, thiserror::Error)]
 #[error("request source {0:?} is not a network in CIDR notation")]
@@ -99,22 +110,22 @@ impl SourceTable {
     }
 
     /// The members that serve `client` (in member order, never empty unless the table is),
-    /// and the ECS scope prefix the choice depended on. Without a client (no address, or ECS
-    /// source prefix 0) the defaults answer, else all members.
-    pub fn select(&self, client: Option<&Client<'_>>) -> (Vec<usize>, u8) {
-        let fallback = || {
+    /// the ECS scope prefix the choice depended on, and how the client found them. Without a
+    /// client (no address, or ECS source prefix 0) the defaults answer, else all members.
+    pub fn select(&self, client: Option<&Client<'_>>) -> (Vec<usize>, u8, SourceMatch) {
+        let fallback = |scope| {
             if self.defaults.is_empty() {
-                self.all.clone()
+                (self.all.clone(), scope, SourceMatch::All)
             } else {
-                self.defaults.clone()
+                (self.defaults.clone(), scope, SourceMatch::Default)
             }
         };
         let Some(client) = client else {
-            return (fallback(), 0);
+            return fallback(0);
         };
         let (cidr_members, mut scope) = self.match_cidrs(client.addr);
         if !cidr_members.is_empty() {
-            return (cidr_members, scope);
+            return (cidr_members, scope, SourceMatch::Matched);
         }
         if self.uses_geo()
             && let Some(geo) = client.geo()
@@ -129,10 +140,10 @@ impl SourceTable {
                 .or_else(|| match_all(&self.countries, |c| geo.country.as_deref() == Some(c)))
                 .or_else(|| match_all(&self.continents, |c| geo.continent.as_deref() == Some(*c)));
             if let Some(members) = found {
-                return (members, scope);
+                return (members, scope, SourceMatch::Matched);
             }
         }
-        (fallback(), scope)
+        fallback(scope)
     }
 
     /// Members with the longest CIDR containing `addr`, and the prefix length that decides
@@ -219,14 +230,21 @@ mod tests {
         let a = cidrs(&["10.0.0.0/8"]);
         let b = cidrs(&["10.1.0.0/16"]);
         let t = SourceTable::new([(0, &a), (1, &b)]).unwrap();
-        assert_eq!(t.select(Some(&client("10.1.2.3"))), (vec![1], 16));
+        assert_eq!(
+            t.select(Some(&client("10.1.2.3"))),
+            (vec![1], 16, SourceMatch::Matched)
+        );
         // Outside 10.1/16 but inside 10/8: the /16 still bounds the scope (10.0/15 would
         // contain part of it), so 16 bits decide.
-        assert_eq!(t.select(Some(&client("10.0.2.3"))), (vec![0], 16));
+        assert_eq!(
+            t.select(Some(&client("10.0.2.3"))),
+            (vec![0], 16, SourceMatch::Matched)
+        );
         // Far away: nothing matches, and 1 bit (10/8 starts with 0) already rules out both.
-        let (members, scope) = t.select(Some(&client("192.0.2.1")));
+        let (members, scope, how) = t.select(Some(&client("192.0.2.1")));
         assert_eq!(members, vec![0, 1]);
         assert_eq!(scope, 1);
+        assert_eq!(how, SourceMatch::All);
     }
 
     #[test]
@@ -244,8 +262,9 @@ mod tests {
             ..RequestSources::default()
         };
         let t = SourceTable::new([(0, &a), (1, &d)]).unwrap();
-        assert_eq!(t.select(Some(&client("198.51.100.1"))).0, vec![1]);
-        assert_eq!(t.select(None), (vec![1], 0));
+        let (members, _, how) = t.select(Some(&client("198.51.100.1")));
+        assert_eq!((members, how), (vec![1], SourceMatch::Default));
+        assert_eq!(t.select(None), (vec![1], 0, SourceMatch::Default));
     }
 
     #[test]
@@ -257,7 +276,10 @@ mod tests {
         };
         let other = RequestSources::default();
         let t = SourceTable::new([(0, &de), (1, &other)]).unwrap();
-        assert_eq!(t.select(Some(&client("192.0.2.1"))), (vec![0, 1], 0));
+        assert_eq!(
+            t.select(Some(&client("192.0.2.1"))),
+            (vec![0, 1], 0, SourceMatch::All)
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The query log over real sockets: the UDP fast path, the full path (EDNS with ECS) and TCP
-//! log alike, one JSON line per query, and nothing is logged beyond the rate.
+//! log alike (the policy decision included), one JSON line per query, and nothing is logged
+//! beyond the rate.
 
 mod support;
 
@@ -94,12 +95,28 @@ async fn every_path_logs_its_queries_as_json_lines() {
     let full = &lines[1];
     assert_eq!(full["ecs"], "198.51.100.0/24");
     assert_eq!(full["answer"], serde_json::json!(["192.0.2.1"]));
+    // Both paths name the policy decision alike.
+    for entry in [fast, full] {
+        assert_eq!(
+            (&entry["policy"], &entry["pool"], &entry["reason"]),
+            (
+                &serde_json::json!("RoundRobin"),
+                &serde_json::json!("ns/p"),
+                &serde_json::json!("rotation")
+            ),
+            "{entry}"
+        );
+    }
     let over_tcp = &lines[2];
     assert_eq!(
         (over_tcp["transport"].as_str(), over_tcp["rcode"].as_str()),
         (Some("tcp"), Some("Non-Existent Domain"))
     );
     assert!(over_tcp["latencyUs"].as_u64().is_some());
+    assert!(
+        over_tcp.get("reason").is_none() && over_tcp.get("pool").is_none(),
+        "no access domain, no decision: {over_tcp}"
+    );
     let text = shared.metrics.encode();
     if lines.len() == 3 {
         assert!(

@@ -145,6 +145,7 @@ impl Compiled {
                 .collect::<Result<Vec<_>, CompileError>>()?;
             domains.push(DomainPlan {
                 name: d.name.clone(),
+                policy: d.policy,
                 choice,
                 level,
                 members,
@@ -267,6 +268,7 @@ fn compile_pool(
         .copied()
         .min_by_key(|&i| (pool.addresses[i].order, i));
     let plan = PoolPlan {
+        id: pool.id.clone(),
         alias: match pool.pool_type {
             PoolType::IPv4 | PoolType::IPv6 => false,
             PoolType::Domain => true,

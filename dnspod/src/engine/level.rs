@@ -10,8 +10,9 @@ use gtm_crds::common::{Affinity, LbPolicy, RequestSources, SequentialMode};
 use gtm_crds::config::{AddressConfig, PoolMember};
 use rand::{Rng, RngExt};
 
+use super::Reason;
 use super::sticky::StickyTable;
-use crate::sources::{BadCidr, Client, SourceTable};
+use crate::sources::{BadCidr, Client, SourceMatch, SourceTable};
 
 /// What the policy of a level needs to know about one member.
 pub(crate) struct MemberSpec<'a> {
@@ -56,6 +57,9 @@ pub(crate) struct Level {
     candidates: Vec<usize>,
     /// The `Sequential` pick, as a position in `candidates`.
     sequential: usize,
+    /// Why the `Sequential` pick is the one: [`Reason::FailedOver`] when a member of lower
+    /// order is not a candidate.
+    sequential_reason: Reason,
     /// Running sums of the candidates' weights, for `Weighted`.
     cumulative: Vec<u32>,
     /// The candidates' sources, for `SourceNearest`.
@@ -110,6 +114,11 @@ impl Level {
             .enumerate()
             .map(|(position, &m)| (position, members[m].order));
         let sequential = sequential_pick(mode, by_position, current).unwrap_or(0);
+        let lowest = members.iter().map(|m| m.order).min();
+        let sequential_reason = match candidates.get(sequential) {
+            Some(&m) if Some(members[m].order) > lowest => Reason::FailedOver,
+            _ => Reason::Preferred,
+        };
         let mut sum = 0u32;
         let cumulative = candidates
             .iter()
@@ -138,6 +147,7 @@ impl Level {
             policy,
             candidates,
             sequential,
+            sequential_reason,
             cumulative,
             sources,
             sticky,
@@ -157,40 +167,51 @@ impl Level {
         self.cumulative.partition_point(|&c| c <= draw)
     }
 
-    /// Picks the members for one query, and the ECS scope prefix the pick depended on.
+    /// Picks the members for one query; also returns the ECS scope prefix the pick depended
+    /// on, and why the policy picked them.
     pub(crate) fn select(
         &self,
         client: Option<&Client<'_>>,
         rng: &mut impl Rng,
-    ) -> (Selection<'_>, u8) {
+    ) -> (Selection<'_>, u8, Reason) {
         let n = self.candidates.len();
         if n == 0 {
-            return (Selection::borrowed(&[], 0), 0);
+            return (Selection::borrowed(&[], 0), 0, Reason::Unavailable);
         }
         let one = |i: usize| Selection::borrowed(&self.candidates[i..=i], 0);
         match self.policy {
             LbPolicy::RoundRobin => {
                 let start = self.rotation.fetch_add(1, Ordering::Relaxed) % n;
-                (Selection::borrowed(&self.candidates, start), 0)
+                (
+                    Selection::borrowed(&self.candidates, start),
+                    0,
+                    Reason::Rotation,
+                )
             }
-            LbPolicy::Sequential => (one(self.sequential), 0),
-            LbPolicy::Weighted => (one(self.weighted_draw(rng)), 0),
+            LbPolicy::Sequential => (one(self.sequential), 0, self.sequential_reason),
+            LbPolicy::Weighted => (one(self.weighted_draw(rng)), 0, Reason::Weighted),
             // A client without a location (ECS source prefix 0) is drawn by weight.
             LbPolicy::Sticky => match (&self.sticky, client) {
                 (Some(table), Some(client)) => {
                     let (position, scope) = table.pick(client.addr());
-                    (one(position), scope)
+                    (one(position), scope, Reason::Sticky)
                 }
-                _ => (one(self.weighted_draw(rng)), 0),
+                _ => (one(self.weighted_draw(rng)), 0, Reason::Weighted),
             },
             LbPolicy::SourceNearest => {
-                let (members, scope) = self.sources.select(client);
+                let (members, scope, how) = self.sources.select(client);
+                let reason = match how {
+                    SourceMatch::Matched => Reason::SourceMatch,
+                    SourceMatch::Default => Reason::SourceDefault,
+                    SourceMatch::All => Reason::SourceFallback,
+                };
                 (
                     Selection {
                         list: std::borrow::Cow::Owned(members),
                         start: 0,
                     },
                     scope,
+                    reason,
                 )
             }
         }

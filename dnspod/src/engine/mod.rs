@@ -42,6 +42,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use gtm_crds::RecordType as DomainType;
+use gtm_crds::common::LbPolicy;
 use hickory_server::proto::rr::{LowerName, RData, Record, RecordType};
 use rand::Rng;
 use rustc_hash::FxHashMap;
@@ -136,6 +137,8 @@ fn answers_addresses(t: DomainType) -> bool {
 #[derive(Debug)]
 struct DomainPlan {
     name: String,
+    /// The pool-level policy (the level's, kept for the query log).
+    policy: LbPolicy,
     choice: DomainChoice,
     level: Level,
     members: Vec<MemberPlan>,
@@ -163,6 +166,8 @@ struct MemberPlan {
 
 #[derive(Debug)]
 struct PoolPlan {
+    /// Object id of the `AddressPool`.
+    id: String,
     /// A Domain pool: answers one CNAME.
     alias: bool,
     level: Level,
@@ -194,6 +199,48 @@ fn zone_index(zones: &[Zone], name: &LowerName) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
+/// Why an access domain's answer leads with the pool it does: the policy decision the query
+/// log names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Reason {
+    /// `RoundRobin`: every available pool, in the rotation's order.
+    Rotation,
+    /// `Sequential`: the pool of the lowest order.
+    Preferred,
+    /// `Sequential`: a pool of lower order is not answering (down, disabled, or recovered but
+    /// not yet returned to under `NonPreemptive`).
+    FailedOver,
+    /// `Weighted` (or `Sticky` for a client without an address): drawn by weight.
+    Weighted,
+    /// `SourceNearest`: the client's network or location matched the pool's sources.
+    SourceMatch,
+    /// `SourceNearest`: nothing matched the client; the pools marked `default`.
+    SourceDefault,
+    /// `SourceNearest`: nothing matched and no pool is marked `default`: all pools.
+    SourceFallback,
+    /// `Sticky`: the consistent hash of the client's network.
+    Sticky,
+    /// No pool is available: the domain fails open to its lowest-order non-empty pool.
+    FailOpen,
+    /// No pool is available and the domain answers none (`whenAllUnavailable: NoAnswer`).
+    Unavailable,
+}
+
+/// The policy decision behind an access domain's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The domain's pool-level policy.
+    pub policy: LbPolicy,
+    /// Why the answer holds the pools it does.
+    pub reason: Reason,
+    /// The pool leading the answer (index for [`Compiled::pool_id`]); `None` when no pool
+    /// answered.
+    pub pool: Option<usize>,
+    /// The leading pool has no available address and answered all its eligible ones.
+    pub pool_fail_open: bool,
+}
+
 /// The records of an answer section.
 pub type AnswerRecords<'c> = SmallVec<[&'c Record; 4]>;
 
@@ -213,6 +260,8 @@ pub struct Answer<'c> {
     /// ECS scope prefix length: how many leading bits of the client address the answer
     /// depended on (0: none).
     pub ecs_scope: u8,
+    /// The policy decision, when an access domain answered.
+    pub decision: Option<Decision>,
 }
 
 impl Answer<'_> {
@@ -248,6 +297,11 @@ impl Compiled {
         self.domains.get(index).map(|d| d.name.as_str())
     }
 
+    /// The id of pool `index` (as in [`Decision::pool`]).
+    pub fn pool_id(&self, index: usize) -> Option<&str> {
+        self.pools.get(index).map(|p| p.id.as_str())
+    }
+
     /// The served zone `name` lies in (the longest match).
     fn zone_of(&self, name: &LowerName) -> Option<&Zone> {
         zone_index(&self.zones, name).map(|i| &self.zones[i])
@@ -275,6 +329,7 @@ impl Compiled {
                 additionals: &[],
                 domain: None,
                 ecs_scope: 0,
+                decision: None,
             };
         };
         let Some(entry) = entry else {
@@ -285,6 +340,7 @@ impl Compiled {
                 additionals: &[],
                 domain: None,
                 ecs_scope: 0,
+                decision: None,
             };
         };
         let mut answer = Answer {
@@ -294,6 +350,7 @@ impl Compiled {
             additionals: &[],
             domain: entry.any_domain(),
             ecs_scope: 0,
+            decision: None,
         };
         let apex = zone.name == *qname;
         let domain = match qtype {
@@ -340,8 +397,10 @@ impl Compiled {
             },
         };
         if let Some(d) = domain {
-            answer.ecs_scope =
+            let (scope, decision) =
                 self.answer_domain(&self.domains[d], client, rng, &mut answer.records);
+            answer.ecs_scope = scope;
+            answer.decision = Some(decision);
         }
         answer
     }
@@ -362,40 +421,59 @@ impl Compiled {
             .filter_map(|(_, d)| *d);
         for d in address_domains {
             let mut records = SmallVec::new();
-            let scope = self.answer_domain(&self.domains[d], client, rng, &mut records);
+            let (scope, decision) = self.answer_domain(&self.domains[d], client, rng, &mut records);
             if records
                 .first()
                 .is_some_and(|r| matches!(r.data, RData::CNAME(_)))
             {
                 answer.records = records;
                 answer.ecs_scope = scope;
+                answer.decision = Some(decision);
                 return;
             }
         }
     }
 
-    /// Appends a domain's answer to `out`; returns the ECS scope it depended on.
+    /// Appends a domain's answer to `out`; returns the ECS scope it depended on and the
+    /// policy decision.
     fn answer_domain<'c>(
         &'c self,
         d: &'c DomainPlan,
         client: Option<&Client<'_>>,
         rng: &mut impl Rng,
         out: &mut AnswerRecords<'c>,
-    ) -> u8 {
+    ) -> (u8, Decision) {
         let mut scope = 0;
+        let mut decision = Decision {
+            policy: d.policy,
+            reason: Reason::Unavailable,
+            pool: None,
+            pool_fail_open: false,
+        };
+        let lead = |member: &MemberPlan, decision: &mut Decision| {
+            if decision.pool.is_none() {
+                let pool = &self.pools[member.pool];
+                decision.pool = Some(member.pool);
+                decision.pool_fail_open = pool.fail_open || pool.level.is_empty();
+            }
+        };
         match d.choice {
             DomainChoice::Nothing => {}
             DomainChoice::FailOpen(m) => {
+                decision.reason = Reason::FailOpen;
+                lead(&d.members[m], &mut decision);
                 scope = self.answer_pool(&d.members[m], client, rng, out);
             }
             DomainChoice::Available => {
-                let (selection, s) = d.level.select(client, rng);
+                let (selection, s, reason) = d.level.select(client, rng);
                 scope = s;
+                decision.reason = reason;
                 for (i, m) in selection.iter().enumerate() {
                     let member = &d.members[m];
                     if self.pools[member.pool].alias && i > 0 {
                         continue;
                     }
+                    lead(member, &mut decision);
                     scope = scope.max(self.answer_pool(member, client, rng, out));
                     if self.pools[member.pool].alias {
                         break;
@@ -404,7 +482,7 @@ impl Compiled {
             }
         }
         out.truncate(d.max_answers);
-        scope
+        (scope, decision)
     }
 
     /// A picked pool's addresses by its policy; returns the ECS scope the pick depended on.
@@ -420,7 +498,7 @@ impl Compiled {
             self.answer_eligible(member, out);
             return 0;
         }
-        let (selection, scope) = pool.level.select(client, rng);
+        let (selection, scope, _) = pool.level.select(client, rng);
         let picked = selection.iter().map(|a| &member.records[a]);
         if pool.alias {
             out.extend(picked.take(1));

@@ -13,7 +13,7 @@ use hickory_server::proto::rr::{LowerName, Name, RecordType};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use super::{Compiled, Rcode};
+use super::{Compiled, Rcode, Reason};
 use crate::sources::Client;
 use crate::zone::ZoneSettings;
 
@@ -799,4 +799,108 @@ fn sticky_keeps_a_client_network_on_one_address_and_moves_only_those_of_a_failed
     }
     assert_eq!(spread.len(), 3, "every address gets networks");
     assert!((60..140).contains(&moved), "about a third moved: {moved}");
+}
+
+/// The decision behind the answer to `WWW` for `client`: (pool id, reason, pool fail-open).
+fn decided<'c>(c: &'c Compiled, client: Option<&Client<'_>>) -> (Option<&'c str>, Reason, bool) {
+    let mut rng = StdRng::seed_from_u64(1);
+    let d = c
+        .answer(&lower(WWW), RecordType::A, client, &mut rng)
+        .decision
+        .expect("an access domain answered");
+    (
+        d.pool.and_then(|p| c.pool_id(p)),
+        d.reason,
+        d.pool_fail_open,
+    )
+}
+
+#[test]
+fn the_decision_names_the_leading_pool_and_why_sequential_answered_it() {
+    let mut standby = member("ns/standby");
+    standby.order = 2;
+    let mut d = www(LbPolicy::Sequential, vec![member("ns/primary"), standby]);
+    let pools = vec![
+        pool("ns/primary", LbPolicy::RoundRobin, vec![addr("192.0.2.1")]),
+        pool(
+            "ns/standby",
+            LbPolicy::RoundRobin,
+            vec![addr("192.0.2.2"), addr("192.0.2.3")],
+        ),
+    ];
+    let c = config(1, vec![d.clone()], pools.clone());
+    let decision = |down: &[&str]| {
+        let compiled = compile(&c, &health_down(1, down));
+        let (pool, reason, fail_open) = decided(&compiled, None);
+        (pool.map(str::to_string), reason, fail_open)
+    };
+    let primary = Some("ns/primary".to_string());
+    let standby = Some("ns/standby".to_string());
+    assert_eq!(decision(&[]), (primary.clone(), Reason::Preferred, false));
+    assert_eq!(
+        decision(&["192.0.2.1"]),
+        (standby.clone(), Reason::FailedOver, false)
+    );
+    assert_eq!(
+        decision(&["192.0.2.1", "192.0.2.2", "192.0.2.3"]),
+        (primary, Reason::FailOpen, true),
+        "no pool available: the lowest order answers all its addresses"
+    );
+    d.when_all_unavailable = Fallback::NoAnswer;
+    let c = config(1, vec![d], pools);
+    let none = compile(
+        &c,
+        &health_down(1, &["192.0.2.1", "192.0.2.2", "192.0.2.3"]),
+    );
+    assert_eq!(decided(&none, None), (None, Reason::Unavailable, false));
+}
+
+#[test]
+fn the_decision_says_how_the_client_found_its_pool() {
+    let mut near = member("ns/near");
+    near.sources = RequestSources {
+        cidrs: vec![Cidr("198.51.100.0/24".into())],
+        ..RequestSources::default()
+    };
+    let mut far = member("ns/far");
+    far.sources = RequestSources {
+        default: true,
+        ..RequestSources::default()
+    };
+    let pools = vec![
+        pool("ns/near", LbPolicy::RoundRobin, vec![addr("192.0.2.1")]),
+        pool("ns/far", LbPolicy::RoundRobin, vec![addr("192.0.2.2")]),
+    ];
+    let sourced = compile(
+        &config(
+            1,
+            vec![www(LbPolicy::SourceNearest, vec![near, far])],
+            pools.clone(),
+        ),
+        &health_down(1, &[]),
+    );
+    let client = |a: &str| Client::new(a.parse().unwrap(), None);
+    assert_eq!(
+        decided(&sourced, Some(&client("198.51.100.7"))),
+        (Some("ns/near"), Reason::SourceMatch, false)
+    );
+    assert_eq!(
+        decided(&sourced, Some(&client("203.0.113.7"))),
+        (Some("ns/far"), Reason::SourceDefault, false)
+    );
+    let members = || vec![member("ns/near"), member("ns/far")];
+    for (policy, reason) in [
+        (LbPolicy::Sticky, Reason::Sticky),
+        (LbPolicy::Weighted, Reason::Weighted),
+        (LbPolicy::RoundRobin, Reason::Rotation),
+        (LbPolicy::SourceNearest, Reason::SourceFallback),
+    ] {
+        let c = compile(
+            &config(1, vec![www(policy, members())], pools.clone()),
+            &health_down(1, &[]),
+        );
+        let (pool, why, _) = decided(&c, Some(&client("203.0.113.7")));
+        assert!(pool.is_some(), "{policy:?}");
+        assert_eq!(why, reason, "{policy:?}");
+    }
 }
