@@ -6,7 +6,9 @@
 # - shellcheck (Debian package): every shell script is checked;
 # - dig (Debian package bind9-dnsutils): the local-mode end-to-end tests query with it;
 # - chromium (Debian package): the local-mode test of the topology page drives it headless (the
-#   product never needs it; the test fails without it).
+#   product never needs it; the test fails without it);
+# - fstrm_capture and dnstap-ldns (Debian packages fstrm-bin, dnstap-ldns): the dnstap test
+#   (dnspod/tests/dnstap.rs) collects and decodes with them, and fails without them.
 # Idempotent; safe to run on every `make test`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -25,6 +27,8 @@ debian=()
 command -v shellcheck >/dev/null 2>&1 || debian+=(shellcheck)
 command -v dig >/dev/null 2>&1 || debian+=(bind9-dnsutils)
 command -v chromium >/dev/null 2>&1 || debian+=(chromium)
+command -v fstrm_capture >/dev/null 2>&1 || debian+=(fstrm-bin)
+command -v dnstap-ldns >/dev/null 2>&1 || debian+=(dnstap-ldns)
 if [[ ${#debian[@]} -gt 0 ]]; then
   echo "installing ${debian[*]} (Debian)"
   sudo=()

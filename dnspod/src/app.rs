@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Args;
 use crate::config_source;
+use crate::dnstap::Dnstap;
 use crate::geoip::GeoIp;
 use crate::handler::GtmHandler;
 use crate::query_log::QueryLog;
@@ -46,6 +47,12 @@ pub async fn run(
             .with_context(|| format!("opening the query log {}", settings.path.display()))?;
         tracing::info!(path = %settings.path.display(), sample = settings.sample, rate = settings.rate, "query log on");
         handler = handler.with_query_log(Arc::new(log));
+    }
+    if let Some(settings) = args.dnstap() {
+        let dnstap = Dnstap::start(&settings, shared.metrics.dnstap.clone())
+            .context("starting the dnstap writer")?;
+        tracing::info!(socket = %settings.socket.display(), identity = %settings.identity, "dnstap on");
+        handler = handler.with_dnstap(Arc::new(dnstap));
     }
     let mut dns = DnsServer::bind_limited(&args.dns_listen, handler, args.tcp_limits())
         .await

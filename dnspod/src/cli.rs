@@ -121,6 +121,14 @@ pub struct Args {
     #[arg(long, env = "GTM_QUERY_LOG_RATE", default_value_t = 1000,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub query_log_rate: u32,
+    /// dnstap: the unix socket of a Frame Streams collector (e.g. `fstrm_capture`, Vector,
+    /// dnscollector) to send every query and response to, as `AUTH_QUERY` and `AUTH_RESPONSE`
+    /// messages; unset, dnstap is off.
+    #[arg(long, env = "GTM_DNSTAP_SOCKET", value_hint = clap::ValueHint::FilePath)]
+    pub dnstap_socket: Option<PathBuf>,
+    /// dnstap: the `identity` of every message; the host name (the pod name) when unset.
+    #[arg(long, env = "GTM_DNSTAP_IDENTITY")]
+    pub dnstap_identity: Option<String>,
     /// Response rate limiting: IPv6 sources sharing this prefix length share one rate.
     #[arg(long, env = "GTM_RRL_IPV6_PREFIX", default_value_t = rrl::DEFAULT_IPV6_PREFIX,
         value_parser = clap::value_parser!(u8).range(0..=128))]
@@ -146,6 +154,16 @@ impl Args {
                 sample: self.query_log_sample,
                 rate: self.query_log_rate,
             })
+    }
+
+    /// dnstap's settings, when it is on.
+    pub fn dnstap(&self) -> Option<crate::dnstap::DnstapSettings> {
+        let socket = self.dnstap_socket.clone()?;
+        let identity = self
+            .dnstap_identity
+            .clone()
+            .unwrap_or_else(|| std::env::var("HOSTNAME").unwrap_or_else(|_| "gtm-dnspod".into()));
+        Some(crate::dnstap::DnstapSettings { socket, identity })
     }
 
     /// The UDP response cap and rate limiting.

@@ -34,6 +34,7 @@ use hickory_server::proto::serialize::binary::{
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
+use crate::dnstap::Dnstap;
 use crate::engine::{Decision, Rcode};
 use crate::geoip::GeoIp;
 use crate::metrics::DomainCounters;
@@ -55,6 +56,7 @@ pub struct GtmHandler {
     limits: UdpLimits,
     rrl: Option<Arc<Rrl>>,
     query_log: Option<Arc<QueryLog>>,
+    dnstap: Option<Arc<Dnstap>>,
 }
 
 impl GtmHandler {
@@ -67,6 +69,7 @@ impl GtmHandler {
             limits: UdpLimits::default(),
             rrl: UdpLimits::default().rrl.map(|c| Arc::new(Rrl::new(c))),
             query_log: None,
+            dnstap: None,
         }
     }
 
@@ -76,6 +79,20 @@ impl GtmHandler {
             query_log: Some(log),
             ..self
         }
+    }
+
+    /// The same handler sending every query and response to `dnstap` (both paths and
+    /// transports alike; the servers hand them over, see [`GtmHandler::dnstap`]).
+    pub fn with_dnstap(self, dnstap: Arc<Dnstap>) -> Self {
+        Self {
+            dnstap: Some(dnstap),
+            ..self
+        }
+    }
+
+    /// dnstap, when it is on.
+    pub fn dnstap(&self) -> Option<&Dnstap> {
+        self.dnstap.as_deref()
     }
 
     /// The same handler with other UDP limits.

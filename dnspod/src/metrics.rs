@@ -253,6 +253,8 @@ pub struct Metrics {
     pub rrl: RrlMetrics,
     /// The query log.
     pub query_log: crate::query_log::QueryLogMetrics,
+    /// dnstap.
+    pub dnstap: crate::dnstap::DnstapMetrics,
     reloads: Family<ReloadLabels, Counter>,
     payload_read_errors: Family<PayloadLabels, Counter>,
     config_generation: Gauge,
@@ -285,6 +287,22 @@ impl Metrics {
             "query_log_dropped",
             "Query log entries dropped: over --query-log-rate (reason rate) or finding the writer's queue full (reason queue)",
             query_log.dropped.clone(),
+        );
+        let dnstap = crate::dnstap::DnstapMetrics::default();
+        registry.register(
+            "dnstap_sent",
+            "dnstap frames sent to the collector (two per answered query)",
+            dnstap.sent.clone(),
+        );
+        registry.register(
+            "dnstap_dropped",
+            "dnstap frames dropped: finding the writer's queue full (reason queue) or no collector connected (reason disconnected)",
+            dnstap.dropped.clone(),
+        );
+        registry.register(
+            "dnstap_connected",
+            "1 while the dnstap collector is connected",
+            dnstap.connected.clone(),
         );
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
@@ -328,6 +346,7 @@ impl Metrics {
             queries,
             rrl,
             query_log,
+            dnstap,
             reloads,
             payload_read_errors,
             config_generation,

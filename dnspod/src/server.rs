@@ -27,6 +27,7 @@ use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Quer
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
+use crate::dnstap::Transport;
 use crate::handler::GtmHandler;
 use crate::rrl::{self, Tick, Verdict};
 use crate::tcp::{TcpLimits, TcpServer};
@@ -124,6 +125,26 @@ fn answer_udp(
     if packet.len() < 12 || packet[2] & 0x80 != 0 {
         return false;
     }
+    let Some(dnstap) = handler.dnstap() else {
+        return respond_udp(handler, runtime, packet, src, now, response);
+    };
+    let received = std::time::SystemTime::now();
+    let answered = respond_udp(handler, runtime, packet, src, now, response);
+    let sent = answered.then_some(response.as_slice());
+    dnstap.exchange(src, Transport::Udp, received, packet, sent);
+    answered
+}
+
+/// Answers one UDP query (from a valid source, with QR clear) into `response`, as the rate
+/// limiter allows; false when it gets no response.
+fn respond_udp(
+    handler: &GtmHandler,
+    runtime: &tokio::runtime::Handle,
+    packet: &[u8],
+    src: SocketAddr,
+    now: Option<Tick>,
+    response: &mut Vec<u8>,
+) -> bool {
     match handler.rate_limit(src.ip(), now) {
         Verdict::Send => {}
         Verdict::Slip => return rrl::write_slip(packet, response),

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::dnstap::Transport;
 use crate::handler::GtmHandler;
 
 /// Default cap on open TCP connections.
@@ -284,8 +285,12 @@ async fn serve_connection(
                 return;
             }
         }
-        let Some(response) = crate::server::full_path(handler, &message, src, Protocol::Tcp).await
-        else {
+        let received = handler.dnstap().map(|_| std::time::SystemTime::now());
+        let response = crate::server::full_path(handler, &message, src, Protocol::Tcp).await;
+        if let (Some(dnstap), Some(received)) = (handler.dnstap(), received) {
+            dnstap.exchange(src, Transport::Tcp, received, &message, response.as_deref());
+        }
+        let Some(response) = response else {
             continue;
         };
         match tokio::time::timeout(idle, write_message(&mut stream, &response)).await {
