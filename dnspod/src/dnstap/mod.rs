@@ -2,9 +2,9 @@
 //! Knot, BIND, Unbound and gdnsd users already collect), in Frame Streams over a unix socket
 //! that a collector listens on (`--dnstap-socket`); off unless set.
 //!
-//! It can never slow the answer path: a query's two messages are encoded only when dnstap is
-//! on and go to a bounded queue ([`QUEUE`] frames) without waiting; a writer thread sends
-//! them. Frames finding the queue full, or arriving while no collector is connected, are
+//! It can never slow the answer path: when dnstap is on, a query's two messages (their DNS
+//! bytes copied, nothing encoded) go to a bounded queue ([`QUEUE`] frames) without waiting;
+//! a writer thread encodes them (protobuf, by prost) and sends them. Frames finding the queue full, or arriving while no collector is connected, are
 //! dropped and counted (`gtm_dnspod_dnstap_dropped_total{reason}`). The writer connects,
 //! and after a lost connection reconnects, every [`RETRY`].
 
@@ -24,7 +24,7 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use frame_streams::{Control, control, data, handshake};
 pub use message::Transport;
-use message::{Exchange, Kind, encode, header};
+use message::{Exchange, Header, Kind, encode, header};
 
 /// Frames waiting for the writer at most (two per query).
 pub const QUEUE: usize = 8192;
@@ -63,8 +63,7 @@ pub struct DnstapMetrics {
 /// The queue to the writer thread.
 #[derive(Debug)]
 pub struct Dnstap {
-    header: Vec<u8>,
-    queue: SyncSender<Vec<u8>>,
+    queue: SyncSender<Exchange>,
     metrics: DnstapMetrics,
 }
 
@@ -75,17 +74,14 @@ impl Dnstap {
         let (queue, frames) = sync_channel(QUEUE);
         let socket = settings.socket.clone();
         let writer_metrics = metrics.clone();
+        let header = header(
+            &settings.identity,
+            concat!("kube-gtm ", env!("CARGO_PKG_VERSION")),
+        );
         std::thread::Builder::new()
             .name("dnstap".into())
-            .spawn(move || run(&socket, &frames, &writer_metrics))?;
-        Ok(Self {
-            header: header(
-                &settings.identity,
-                concat!("kube-gtm ", env!("CARGO_PKG_VERSION")),
-            ),
-            queue,
-            metrics,
-        })
+            .spawn(move || run(&socket, &header, &frames, &writer_metrics))?;
+        Ok(Self { queue, metrics })
     }
 
     /// Queues the messages of one query from `client` over `transport` received at
@@ -98,24 +94,29 @@ impl Dnstap {
         query: &[u8],
         response: Option<&[u8]>,
     ) {
-        let mut exchange = Exchange {
+        self.push(Exchange {
+            kind: Kind::AuthQuery,
             client,
             transport,
             received,
-            message: query,
             sent: received,
-        };
-        self.push(encode(&self.header, Kind::AuthQuery, &exchange));
+            message: query.to_vec(),
+        });
         if let Some(response) = response {
-            exchange.message = response;
-            exchange.sent = SystemTime::now();
-            self.push(encode(&self.header, Kind::AuthResponse, &exchange));
+            self.push(Exchange {
+                kind: Kind::AuthResponse,
+                client,
+                transport,
+                received,
+                sent: SystemTime::now(),
+                message: response.to_vec(),
+            });
         }
     }
 
-    fn push(&self, frame: Vec<u8>) {
+    fn push(&self, exchange: Exchange) {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.queue.try_send(frame)
+            self.queue.try_send(exchange)
         {
             self.metrics
                 .dropped
@@ -127,7 +128,7 @@ impl Dnstap {
 
 /// The writer thread: connect, send until the connection is lost, wait [`RETRY`] (dropping
 /// what arrives meanwhile), again; until the handler is gone.
-fn run(socket: &Path, frames: &Receiver<Vec<u8>>, metrics: &DnstapMetrics) {
+fn run(socket: &Path, header: &Header, frames: &Receiver<Exchange>, metrics: &DnstapMetrics) {
     let mut warned = false;
     loop {
         match connect(socket) {
@@ -135,7 +136,7 @@ fn run(socket: &Path, frames: &Receiver<Vec<u8>>, metrics: &DnstapMetrics) {
                 tracing::info!(socket = %socket.display(), "dnstap collector connected");
                 warned = false;
                 metrics.connected.set(1);
-                let sent = send(stream, frames, &metrics.sent);
+                let sent = send(stream, header, frames, &metrics.sent);
                 metrics.connected.set(0);
                 match sent {
                     Sent::Shutdown => return,
@@ -185,15 +186,15 @@ enum Sent {
     Lost(std::io::Error),
 }
 
-/// Sends frames as they come, flushing whenever the queue runs empty.
-fn send(stream: UnixStream, frames: &Receiver<Vec<u8>>, sent: &Counter) -> Sent {
+/// Encodes and sends messages as they come, flushing whenever the queue runs empty.
+fn send(stream: UnixStream, header: &Header, frames: &Receiver<Exchange>, sent: &Counter) -> Sent {
     let mut out = BufWriter::new(stream);
     let mut framed = Vec::new();
     while let Ok(first) = frames.recv() {
         let mut next = Some(first);
-        while let Some(frame) = next {
+        while let Some(exchange) = next {
             framed.clear();
-            data(&mut framed, &frame);
+            data(&mut framed, &encode(header, exchange));
             if let Err(error) = out.write_all(&framed) {
                 return Sent::Lost(error);
             }
