@@ -13,7 +13,8 @@ Measures, on this machine and in one run, with every process on 127.0.0.1:
 5. prober CPU for 10 000 TCP tasks at 1 s;
 6. cluster mode against a real kube-apiserver (bench/cluster.py);
 7. a UDP flood from one source, response rate limiting on and off (bench/flood.py);
-8. probe locations: a location's verdict to the DNS answer (operator local mode + DNS pod).
+8. probe locations: a location's verdict to the DNS answer (operator local mode + DNS pod);
+9. DNSSEC: signed answers against unsigned, queries per server core (bench/dnssec.py).
 
 Writes the report (Markdown) and the raw results (JSON). Every process it starts is in its own
 process group and is killed on exit, error or signal. Python standard library only.
@@ -41,7 +42,7 @@ import time
 import urllib.request
 
 ZONE = "gtm.example.com"
-SECTIONS = ("throughput", "propagation", "scale", "failover", "prober", "cluster", "flood", "locations")
+SECTIONS = ("throughput", "propagation", "scale", "failover", "prober", "cluster", "flood", "locations", "dnssec")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # ---------------------------------------------------------------------------------------------
@@ -314,7 +315,7 @@ class Bench:
 
     # --- kube-gtm
 
-    def start_operator(self, section, manifests, output):
+    def start_operator(self, section, manifests, output, zones=(ZONE,)):
         log_file = open(self.path(section, "operator.log"), "w")
         argv = [
             os.path.join(self.bin, "gtm-operator"),
@@ -324,7 +325,7 @@ class Bench:
             "--output",
             output,
             "--zone",
-            ZONE,
+            ",".join(zones),
             # Any free port: the topology page is not measured here.
             "--http-listen",
             "127.0.0.1:0",
@@ -429,7 +430,7 @@ class Bench:
     # -----------------------------------------------------------------------------------------
     # 1. Throughput
 
-    def dnsperf(self, section, port, queries, seconds, outstanding, verbose_file=None):
+    def dnsperf(self, section, port, queries, seconds, outstanding, verbose_file=None, extra=()):
         argv = [
             "dnsperf",
             "-s",
@@ -446,6 +447,7 @@ class Bench:
             outstanding,
             "-t",
             2,
+            *extra,
         ]
         if verbose_file:
             argv.append("-v")
@@ -924,6 +926,14 @@ class Bench:
         import flood  # noqa: PLC0415 - beside this file
 
         self.results["sections"]["flood"] = flood.run(self)
+
+    # -----------------------------------------------------------------------------------------
+    # Signed answers against unsigned (bench/dnssec.py)
+
+    def dnssec(self):
+        import dnssec  # noqa: PLC0415 - beside this file
+
+        self.results["sections"]["dnssec"] = dnssec.run(self)
 
 
 # ---------------------------------------------------------------------------------------------

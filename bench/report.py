@@ -270,6 +270,11 @@ def render(r):
 
         out.extend(flood.report(s["flood"]))
 
+    if s.get("dnssec"):
+        import dnssec  # noqa: PLC0415 - beside this file
+
+        out.extend(dnssec.report(s["dnssec"]))
+
     findings = os.path.join(HERE, "findings.md")
     if os.path.exists(findings):
         with open(findings) as fh:

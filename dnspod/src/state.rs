@@ -8,6 +8,8 @@
 //! and counted, and the last good snapshot keeps serving. A health snapshot that arrives
 //! before any config is kept until a config arrives.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,6 +18,7 @@ use gtm_crds::config::{GtmConfig, HealthSnapshot};
 use gtm_crds::parts::Payload;
 use sha2::{Digest as _, Sha256};
 
+use crate::dnssec::{KeyError, ZoneKey, ZoneKeys};
 use crate::engine::Compiled;
 use crate::metrics::{DomainCounters, Metrics};
 use crate::readiness::{Readiness, StalePolicy};
@@ -93,6 +96,9 @@ pub enum LoadError {
     /// Compilation failed.
     #[error(transparent)]
     Compile(#[from] crate::engine::CompileError),
+    /// A signed zone's key could not be read.
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 /// A SHA-256 digest.
@@ -111,6 +117,10 @@ pub struct Loader {
     /// neither recompiles nor logs again.
     last_config: Option<Digest>,
     last_health: Option<Digest>,
+    /// Directory of the signed zones' keys (`--dnssec-keys`).
+    key_dir: Option<PathBuf>,
+    /// The DS record last logged per signed zone.
+    logged_ds: BTreeMap<String, String>,
     /// Told at every compile whether an async runtime is current on the compiling thread.
     #[cfg(test)]
     runtime_probe: Option<std::sync::mpsc::Sender<bool>>,
@@ -126,8 +136,20 @@ impl Loader {
             health: None,
             last_config: None,
             last_health: None,
+            key_dir: None,
+            logged_ds: BTreeMap::new(),
             #[cfg(test)]
             runtime_probe: None,
+        }
+    }
+
+    /// The same loader reading the signed zones' keys from `dir` (`<zone>.key`, see
+    /// [`crate::dnssec::key_file`]) at every compile, so a replaced key file is used from the
+    /// next reload on.
+    pub fn with_key_dir(self, dir: PathBuf) -> Self {
+        Self {
+            key_dir: Some(dir),
+            ..self
         }
     }
 
@@ -194,8 +216,46 @@ impl Loader {
         Ok(())
     }
 
+    /// The keys of the zones `config` signs, read from the key directory.
+    fn load_keys(&self, config: &GtmConfig) -> Result<ZoneKeys, LoadError> {
+        let mut keys = ZoneKeys::new();
+        for zone in &config.zone_data {
+            let Some(dnssec) = &zone.dnssec else {
+                continue;
+            };
+            let Some(dir) = &self.key_dir else {
+                return Err(KeyError {
+                    zone: zone.name.clone(),
+                    path: String::new(),
+                    reason: "DNSSEC is on but the DNS pod has no key directory (--dnssec-keys)"
+                        .into(),
+                }
+                .into());
+            };
+            let key = ZoneKey::load(dir, &zone.name, dnssec.algorithm)?;
+            keys.insert(zone.name.clone(), Arc::new(key));
+        }
+        Ok(keys)
+    }
+
+    /// Logs the DS record of every signed zone whose key is new.
+    fn log_new_keys(&mut self, keys: &ZoneKeys) {
+        for (zone, key) in keys {
+            if self.logged_ds.get(zone).map(String::as_str) != Some(key.ds()) {
+                tracing::info!(
+                    zone,
+                    key_tag = key.key_tag(),
+                    ds = key.ds(),
+                    "DNSSEC: signing the zone; its parent zone needs this DS record"
+                );
+                self.logged_ds.insert(zone.clone(), key.ds().to_owned());
+            }
+        }
+        self.logged_ds.retain(|zone, _| keys.contains_key(zone));
+    }
+
     fn install(
-        &self,
+        &mut self,
         payload: Payload,
         config: &GtmConfig,
         health: &HealthSnapshot,
@@ -205,12 +265,15 @@ impl Loader {
             let _ = probe.send(tokio::runtime::Handle::try_current().is_ok());
         }
         let serving = self.shared.snapshot();
+        let keys = self.load_keys(config)?;
         let compiled = Compiled::build(
             config,
             health,
             &self.settings,
+            &keys,
             serving.as_deref().map(|s| &s.compiled),
         )?;
+        self.log_new_keys(&keys);
         let counters = self.shared.metrics.queries.domains(compiled.domain_names());
         self.shared
             .current

@@ -4,12 +4,15 @@
 //! Pure: no I/O.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use gtm_crds::config::{ZoneConfig, canonical_name};
 use hickory_server::proto::ProtoError;
 use hickory_server::proto::rr::rdata::{NS, SOA};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+
+use crate::dnssec::ZoneKey;
 
 /// TTL of the NS records at a zone apex without zone data. The NS set only changes with the
 /// deployment, so it can be cached far longer than the GTM answers.
@@ -74,6 +77,8 @@ pub struct Zone {
     /// The SOA record in wire form after its owner name (type, class, TTL, length, data; names
     /// uncompressed), for the UDP fast path's negative answers.
     pub soa_wire_after_owner: Vec<u8>,
+    /// The signing key of a signed zone (`GtmZone` `dnssec`).
+    pub dnssec: Option<Arc<ZoneKey>>,
 }
 
 /// Parses a DNS name as absolute (a trailing dot is optional).
@@ -98,12 +103,13 @@ pub fn zone_names(config_zones: &[String], settings: &ZoneSettings) -> Vec<Strin
 
 impl Zone {
     /// Builds the apex records of `zone` (canonical) with SOA serial `serial`, from its zone
-    /// data when it has some.
+    /// data when it has some; a zone whose data asks for DNSSEC needs its `key`.
     pub fn build(
         zone: &str,
         settings: &ZoneSettings,
         serial: u32,
         data: Option<&ZoneConfig>,
+        key: Option<Arc<ZoneKey>>,
     ) -> Result<Self, ZoneError> {
         let err = |reason: String| ZoneError {
             zone: zone.to_owned(),
@@ -167,12 +173,19 @@ impl Zone {
         let soa = Record::from_rdata(origin.clone(), minimum, RData::SOA(soa));
         let soa_wire_after_owner =
             wire_after_owner(&soa).map_err(|e| err(format!("SOA record does not encode: {e}")))?;
+        let dnssec = match data.and_then(|d| d.dnssec.as_ref()) {
+            None => None,
+            Some(_) => Some(key.ok_or_else(|| {
+                err("DNSSEC is on but this DNS pod has no key for the zone (--dnssec-keys)".into())
+            })?),
+        };
         Ok(Self {
             name: LowerName::new(&origin),
             soa,
             ns,
             glue,
             soa_wire_after_owner,
+            dnssec,
         })
     }
 }
@@ -199,7 +212,7 @@ mod tests {
 
     #[test]
     fn defaults_derive_ns_and_rname_from_the_zone() {
-        let z = Zone::build("gtm.example.com", &ZoneSettings::default(), 7, None).unwrap();
+        let z = Zone::build("gtm.example.com", &ZoneSettings::default(), 7, None, None).unwrap();
         let RData::SOA(soa) = &z.soa.data else {
             panic!("not a SOA")
         };
@@ -217,7 +230,7 @@ mod tests {
             soa_rname: Some("ops@example.net".into()),
             ..ZoneSettings::default()
         };
-        let z = Zone::build("gtm.example.com", &settings, 1, None).unwrap();
+        let z = Zone::build("gtm.example.com", &settings, 1, None, None).unwrap();
         let RData::SOA(soa) = &z.soa.data else {
             panic!("not a SOA")
         };

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use anyhow::{Context as _, Result, bail};
 use tokio::process::Command;
 
+use crate::wait::{Check, Deadline, wait_for};
+
 /// One response as `dig` printed it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dig {
@@ -87,6 +89,32 @@ pub async fn dig(server: SocketAddr, name: &str, rtype: &str, options: &[&str]) 
         );
     }
     Dig::parse(&text)
+}
+
+/// Asks `server` with [`dig`] until `ready` holds for the response, for up to `deadline`;
+/// panics (a test failing) with the last response otherwise.
+pub async fn wait_dig(
+    server: SocketAddr,
+    name: &str,
+    rtype: &str,
+    options: &[&str],
+    deadline: Deadline,
+    ready: impl Fn(&Dig) -> bool,
+) -> Dig {
+    wait_for(
+        &format!("dig @{server} {name} {rtype} {options:?}"),
+        deadline,
+        || async {
+            let d = dig(server, name, rtype, options).await?;
+            anyhow::Ok(if ready(&d) {
+                Check::Ready(d)
+            } else {
+                Check::Pending(format!("{d:?}"))
+            })
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[cfg(test)]

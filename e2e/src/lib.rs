@@ -25,4 +25,5 @@ pub mod dns;
 pub mod env;
 pub mod local;
 pub mod manifests;
+pub mod validators;
 pub mod wait;

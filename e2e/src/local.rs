@@ -240,6 +240,84 @@ impl ProbeLocation {
     }
 }
 
+/// Manifests for the failover tests (local mode and DNSSEC): an HTTP check every second that takes one failure or one
+/// success to decide, two single-address pools, and domains over them in both sequential
+/// modes plus a weighted pool of both addresses.
+pub fn failover_manifests(primary: SocketAddr, standby: SocketAddr) -> String {
+    format!(
+        "apiVersion: gtm.kubegtm.io/v1alpha1
+kind: HealthCheckTemplate
+metadata: {{name: fast}}
+spec:
+  protocol: HTTP
+  intervalSeconds: 1
+  timeoutMillis: 500
+  failureThreshold: 1
+  successThreshold: 1
+  http: {{path: /healthz}}
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: AddressPool
+metadata: {{name: primary}}
+spec:
+  type: IPv4
+  addresses: [{{value: \"{pi}\", healthChecks: [{{template: fast, port: {pp}}}]}}]
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: AddressPool
+metadata: {{name: standby}}
+spec:
+  type: IPv4
+  addresses: [{{value: \"{si}\", healthChecks: [{{template: fast, port: {sp}}}]}}]
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: AddressPool
+metadata: {{name: both}}
+spec:
+  type: IPv4
+  policy: Weighted
+  addresses:
+    - {{value: \"{pi}\", weight: 3, healthChecks: [{{template: fast, port: {pp}}}]}}
+    - {{value: \"{si}\", weight: 1, healthChecks: [{{template: fast, port: {sp}}}]}}
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: GtmAccessDomain
+metadata: {{name: pre}}
+spec:
+  domain: pre.gtm.example.com
+  recordType: A
+  ttl: 5
+  policy: Sequential
+  sequentialMode: Preemptive
+  pools: [{{name: primary, order: 1}}, {{name: standby, order: 2}}]
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: GtmAccessDomain
+metadata: {{name: non}}
+spec:
+  domain: non.gtm.example.com
+  recordType: A
+  ttl: 5
+  policy: Sequential
+  sequentialMode: NonPreemptive
+  pools: [{{name: primary, order: 1}}, {{name: standby, order: 2}}]
+---
+apiVersion: gtm.kubegtm.io/v1alpha1
+kind: GtmAccessDomain
+metadata: {{name: weighted}}
+spec:
+  domain: weighted.gtm.example.com
+  recordType: A
+  ttl: 5
+  pools: [{{name: both}}]
+",
+        pi = primary.ip(),
+        pp = primary.port(),
+        si = standby.ip(),
+        sp = standby.port(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

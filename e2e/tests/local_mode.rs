@@ -11,7 +11,7 @@ use e2e::backend::Listener;
 use e2e::browser::Browser;
 use e2e::dig::{Dig, dig};
 use e2e::dns::{Answer, Transport};
-use e2e::local::{LocalGtm, free_port};
+use e2e::local::{LocalGtm, failover_manifests, free_port};
 use e2e::wait::{Check, Deadline, wait_for};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
@@ -42,6 +42,10 @@ async fn examples_are_answered_as_the_manifests_say_and_edits_apply() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     for entry in std::fs::read_dir(&examples).unwrap() {
         let path = entry.unwrap().path();
+        // Subdirectories are examples of their own (examples/dnssec needs a key).
+        if path.is_dir() {
+            continue;
+        }
         std::fs::copy(&path, manifests.path().join(path.file_name().unwrap())).unwrap();
     }
     let mut gtm = LocalGtm::start(manifests.path(), output.path()).unwrap();
@@ -154,84 +158,6 @@ async fn examples_are_answered_as_the_manifests_say_and_edits_apply() {
         .unwrap();
     assert_eq!(answer.rcode, ResponseCode::NoError, "{answer}");
     gtm.check_running().unwrap();
-}
-
-/// Manifests for the failover tests: an HTTP check every second that takes one failure or one
-/// success to decide, two single-address pools, and domains over them in both sequential
-/// modes plus a weighted pool of both addresses.
-fn failover_manifests(primary: SocketAddr, standby: SocketAddr) -> String {
-    format!(
-        "apiVersion: gtm.kubegtm.io/v1alpha1
-kind: HealthCheckTemplate
-metadata: {{name: fast}}
-spec:
-  protocol: HTTP
-  intervalSeconds: 1
-  timeoutMillis: 500
-  failureThreshold: 1
-  successThreshold: 1
-  http: {{path: /healthz}}
----
-apiVersion: gtm.kubegtm.io/v1alpha1
-kind: AddressPool
-metadata: {{name: primary}}
-spec:
-  type: IPv4
-  addresses: [{{value: \"{pi}\", healthChecks: [{{template: fast, port: {pp}}}]}}]
----
-apiVersion: gtm.kubegtm.io/v1alpha1
-kind: AddressPool
-metadata: {{name: standby}}
-spec:
-  type: IPv4
-  addresses: [{{value: \"{si}\", healthChecks: [{{template: fast, port: {sp}}}]}}]
----
-apiVersion: gtm.kubegtm.io/v1alpha1
-kind: AddressPool
-metadata: {{name: both}}
-spec:
-  type: IPv4
-  policy: Weighted
-  addresses:
-    - {{value: \"{pi}\", weight: 3, healthChecks: [{{template: fast, port: {pp}}}]}}
-    - {{value: \"{si}\", weight: 1, healthChecks: [{{template: fast, port: {sp}}}]}}
----
-apiVersion: gtm.kubegtm.io/v1alpha1
-kind: GtmAccessDomain
-metadata: {{name: pre}}
-spec:
-  domain: pre.gtm.example.com
-  recordType: A
-  ttl: 5
-  policy: Sequential
-  sequentialMode: Preemptive
-  pools: [{{name: primary, order: 1}}, {{name: standby, order: 2}}]
----
-apiVersion: gtm.kubegtm.io/v1alpha1
-kind: GtmAccessDomain
-metadata: {{name: non}}
-spec:
-  domain: non.gtm.example.com
-  recordType: A
-  ttl: 5
-  policy: Sequential
-  sequentialMode: NonPreemptive
-  pools: [{{name: primary, order: 1}}, {{name: standby, order: 2}}]
----
-apiVersion: gtm.kubegtm.io/v1alpha1
-kind: GtmAccessDomain
-metadata: {{name: weighted}}
-spec:
-  domain: weighted.gtm.example.com
-  recordType: A
-  ttl: 5
-  pools: [{{name: both}}]
-",
-        pi = primary.ip(),
-        pp = primary.port(),
-        si = standby.ip(),
-        sp = standby.port(),
-    )
 }
 
 /// Two HTTP backends on 127.0.`block`.1 and .2, the [`failover_manifests`] over them, and
@@ -357,20 +283,7 @@ async fn wait_dig(
     options: &[&str],
     ready: impl Fn(&Dig) -> bool,
 ) -> Dig {
-    wait_for(
-        &format!("dig {name} {rtype} {options:?}"),
-        DEADLINE,
-        || async {
-            let d = dig(gtm.dns, name, rtype, options).await?;
-            anyhow::Ok(if ready(&d) {
-                Check::Ready(d)
-            } else {
-                Check::Pending(format!("{d:?}"))
-            })
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
+    e2e::dig::wait_dig(gtm.dns, name, rtype, options, DEADLINE, ready).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

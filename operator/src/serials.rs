@@ -94,6 +94,7 @@ mod tests {
                     text: vec![text.into()],
                 },
             }],
+            dnssec: None,
         }
     }
 

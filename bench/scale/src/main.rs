@@ -94,7 +94,7 @@ fn main() {
     });
     let settings = ZoneSettings::default();
     let (dnspod_build_s, _) = timed(runs, || {
-        Compiled::build(&config, &health, &settings, None).expect("the DNS pod compiles the config")
+        Compiled::build(&config, &health, &settings, &Default::default(), None).expect("the DNS pod compiles the config")
     });
 
     let out = Path::new(&output);

@@ -248,6 +248,7 @@ fn zone_data() -> ZoneConfig {
                 text: vec!["token".into()],
             },
         }],
+        dnssec: None,
     }
 }
 

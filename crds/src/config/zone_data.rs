@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Serialize};
 
 use super::{ContractError, canonical_name, in_zone, is_host_name};
-use crate::zone::{CaaData, MxData, Soa, SrvData, ZoneRecordType};
+use crate::zone::{CaaData, Dnssec, MxData, Soa, SrvData, ZoneRecordType};
 
 /// One served zone's own data. Zones without one answer with the DNS pods' flags.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -28,6 +28,9 @@ pub struct ZoneConfig {
     /// Static record sets, at most one per (name, type).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<RecordSetConfig>,
+    /// DNSSEC signing; unset: the zone is not signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<Dnssec>,
 }
 
 /// A name server of a zone.

@@ -21,6 +21,7 @@ use super::level::{Level, MemberSpec};
 use super::{
     Compiled, DomainChoice, DomainPlan, MemberPlan, NameEntry, PoolPlan, Rotations, StaticSet,
 };
+use crate::dnssec::ZoneKeys;
 use crate::sources::BadCidr;
 use crate::zone::{Zone, ZoneError, ZoneSettings, absolute_name, zone_names};
 
@@ -45,13 +46,15 @@ pub enum CompileError {
 
 impl Compiled {
     /// Compiles `config` (already consistency-checked, see
-    /// [`GtmConfig::from_json`]) with `health` and the zone settings from the flags;
+    /// [`GtmConfig::from_json`]) with `health`, the zone settings from the flags and the
+    /// signing keys of the signed zones;
     /// `RoundRobin` levels continue from their positions in `previous`, the snapshot served
     /// until now.
     pub fn build(
         config: &GtmConfig,
         health: &HealthSnapshot,
         settings: &ZoneSettings,
+        keys: &ZoneKeys,
         previous: Option<&Compiled>,
     ) -> Result<Self, CompileError> {
         let previous = previous.map(|p| &p.rotations);
@@ -64,7 +67,7 @@ impl Compiled {
         let data_of = |zone: &str| config.zone_data.iter().find(|d| d.name == zone);
         let zones = zone_list
             .iter()
-            .map(|z| Zone::build(z, settings, serial(z), data_of(z)))
+            .map(|z| Zone::build(z, settings, serial(z), data_of(z), keys.get(z).cloned()))
             .collect::<Result<Vec<_>, _>>()?;
 
         let pool_index: HashMap<&str, usize> = config

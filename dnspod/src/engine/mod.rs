@@ -302,6 +302,28 @@ impl Compiled {
         self.pools.get(index).map(|p| p.id.as_str())
     }
 
+    /// The types of the RRsets at `name` (the NSEC type bitmap of a NODATA proof): its
+    /// access domains', its static sets', and at an apex SOA, NS and, in a signed zone,
+    /// DNSKEY. Empty for a name that does not exist or an empty non-terminal.
+    pub fn types_at(&self, name: &LowerName) -> SmallVec<[RecordType; 8]> {
+        let mut types = SmallVec::new();
+        if let Some(entry) = self.names.get(name) {
+            types.extend(
+                entry
+                    .domains
+                    .iter()
+                    .filter(|(_, d)| d.is_some())
+                    .map(|(t, _)| crate::record_type::qtype(t)),
+            );
+            types.extend(entry.statics.iter().map(|(t, _)| *t));
+        }
+        if let Some(zone) = self.zone_of(name).filter(|z| z.name == *name) {
+            types.extend([RecordType::SOA, RecordType::NS]);
+            types.extend(zone.dnssec.as_ref().map(|_| RecordType::DNSKEY));
+        }
+        types
+    }
+
     /// The served zone `name` lies in (the longest match).
     fn zone_of(&self, name: &LowerName) -> Option<&Zone> {
         zone_index(&self.zones, name).map(|i| &self.zones[i])
@@ -361,6 +383,12 @@ impl Compiled {
             RecordType::NS if apex => {
                 answer.records.extend(&zone.ns);
                 answer.additionals = &zone.glue;
+                None
+            }
+            RecordType::DNSKEY if apex && zone.dnssec.is_some() => {
+                answer
+                    .records
+                    .extend(zone.dnssec.as_ref().map(|k| k.dnskey()));
                 None
             }
             RecordType::ANY => {

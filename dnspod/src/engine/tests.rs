@@ -23,7 +23,7 @@ mod fixtures;
 use fixtures::*;
 
 fn compile(c: &GtmConfig, h: &HealthSnapshot) -> Compiled {
-    Compiled::build(c, h, &ZoneSettings::default(), None).expect("compiles")
+    Compiled::build(c, h, &ZoneSettings::default(), &Default::default(), None).expect("compiles")
 }
 
 fn lower(name: &str) -> LowerName {
@@ -630,7 +630,14 @@ fn flag_zones_are_served_even_without_domains() {
         extra_zones: vec!["other.example".into()],
         ..ZoneSettings::default()
     };
-    let h = Compiled::build(&c, &health_down(1, &[]), &settings, None).unwrap();
+    let h = Compiled::build(
+        &c,
+        &health_down(1, &[]),
+        &settings,
+        &Default::default(),
+        None,
+    )
+    .unwrap();
     let mut rng = StdRng::seed_from_u64(1);
     let a = h.answer(&lower("x.other.example."), RecordType::A, None, &mut rng);
     assert_eq!(a.rcode, Rcode::NxDomain);
@@ -746,9 +753,23 @@ fn round_robin_keeps_its_rotation_across_recompiles() {
     assert_eq!(ask(&first, WWW, RecordType::A).1[0], "192.0.2.2");
     // A health change recompiles: the rotation goes on instead of starting over.
     let settings = ZoneSettings::default();
-    let second = Compiled::build(&c, &health_down(2, &[]), &settings, Some(&first)).unwrap();
+    let second = Compiled::build(
+        &c,
+        &health_down(2, &[]),
+        &settings,
+        &Default::default(),
+        Some(&first),
+    )
+    .unwrap();
     assert_eq!(ask(&second, WWW, RecordType::A).1[0], "192.0.2.3");
-    let third = Compiled::build(&c, &health_down(3, &[]), &settings, Some(&second)).unwrap();
+    let third = Compiled::build(
+        &c,
+        &health_down(3, &[]),
+        &settings,
+        &Default::default(),
+        Some(&second),
+    )
+    .unwrap();
     assert_eq!(ask(&third, WWW, RecordType::A).1[0], "192.0.2.1");
     // Without the previous snapshot (a restart), it starts from the first.
     assert_eq!(

@@ -262,6 +262,7 @@ pub(crate) fn zone_data() -> ZoneConfig {
                 },
             ),
         ],
+        dnssec: None,
     }
 }
 

@@ -195,6 +195,7 @@ fn compile_zone(obj: &GtmZone, zones: &[String]) -> Result<ZoneConfig, Rejection
         nameserver_ttl: spec.nameserver_ttl,
         soa: spec.soa.clone().unwrap_or_default(),
         records,
+        dnssec: spec.dnssec.clone(),
     })
 }
 

@@ -1,0 +1,203 @@
+//! A zone's signing key: read from a PEM file (PKCS#8, what `openssl genpkey` writes), with
+//! the DNSKEY record it publishes and the DS record its parent needs.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gtm_crds::zone::DnssecAlgorithm;
+use hickory_server::proto::ProtoError;
+use hickory_server::proto::dnssec::crypto::signing_key_from_der;
+use hickory_server::proto::dnssec::rdata::{DNSKEY, DNSSECRData, RRSIG, SigInput};
+use hickory_server::proto::dnssec::{Algorithm, DigestType, SigningKey, TBS};
+use hickory_server::proto::rr::{DNSClass, Name, RData, Record, SerialNumber};
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject;
+
+/// TTL of the DNSKEY record (and of its signature).
+pub const DNSKEY_TTL: u32 = 3600;
+/// DNSKEY flags of a combined signing key: zone key and secure entry point.
+const CSK_FLAGS: u16 = 257;
+/// Signatures are valid from this long before they are made (clocks of validators lag).
+const INCEPTION_SKEW: u32 = 3600;
+/// Signatures are valid for this long after they are made.
+const VALIDITY: u32 = 7 * 86400;
+
+/// Why a zone's key could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("DNSSEC key of zone {zone} ({path}): {reason}")]
+pub struct KeyError {
+    /// The zone.
+    pub zone: String,
+    /// The key file.
+    pub path: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The key file of `zone` (canonical) in `dir`: `<zone>.key`.
+pub fn key_file(dir: &Path, zone: &str) -> PathBuf {
+    dir.join(format!("{zone}.key"))
+}
+
+/// A zone's signing key with its DNSKEY record.
+pub struct ZoneKey {
+    key: Box<dyn SigningKey>,
+    algorithm: Algorithm,
+    key_tag: u16,
+    apex: Name,
+    dnskey: Record,
+    ds: String,
+    /// Unique to this load: cached signatures are keyed by it (see `cache`).
+    epoch: u64,
+}
+
+impl fmt::Debug for ZoneKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ZoneKey")
+            .field("apex", &self.apex)
+            .field("algorithm", &self.algorithm)
+            .field("key_tag", &self.key_tag)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every key load gets its own epoch.
+static EPOCHS: AtomicU64 = AtomicU64::new(1);
+
+impl ZoneKey {
+    /// Reads the key of `zone` (canonical) from `dir` ([`key_file`]); it must be of
+    /// `algorithm`.
+    pub fn load(dir: &Path, zone: &str, algorithm: DnssecAlgorithm) -> Result<Self, KeyError> {
+        let path = key_file(dir, zone);
+        let err = |reason: String| KeyError {
+            zone: zone.to_owned(),
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = std::fs::read(&path).map_err(|e| err(e.to_string()))?;
+        let apex = crate::zone::absolute_name(zone).ok_or_else(|| err("not a DNS name".into()))?;
+        Self::from_pem(apex, &pem, algorithm).map_err(err)
+    }
+
+    /// The key in `pem` (a PKCS#8 `PRIVATE KEY`) for the zone at `apex`.
+    pub fn from_pem(apex: Name, pem: &[u8], algorithm: DnssecAlgorithm) -> Result<Self, String> {
+        let der = PrivateKeyDer::from_pem_slice(pem)
+            .map_err(|e| format!("not a PEM private key: {e}"))?;
+        let algorithm = match algorithm {
+            DnssecAlgorithm::ECDSAP256SHA256 => Algorithm::ECDSAP256SHA256,
+            DnssecAlgorithm::ED25519 => Algorithm::ED25519,
+        };
+        let key = signing_key_from_der(&der, algorithm)
+            .map_err(|e| format!("not a PKCS#8 {algorithm} key: {e}"))?;
+        let public = key.to_public_key().map_err(|e| e.to_string())?;
+        let dnskey = DNSKEY::with_flags(CSK_FLAGS, public);
+        let key_tag = dnskey.calculate_key_tag().map_err(|e| e.to_string())?;
+        let digest = dnskey
+            .to_digest(&apex, DigestType::SHA256)
+            .map_err(|e| e.to_string())?;
+        let ds = format!(
+            "{apex} IN DS {key_tag} {} 2 {}",
+            u8::from(algorithm),
+            data_encoding::HEXUPPER.encode(digest.as_ref())
+        );
+        let dnskey = Record::from_rdata(
+            apex.clone(),
+            DNSKEY_TTL,
+            RData::DNSSEC(DNSSECRData::DNSKEY(dnskey)),
+        );
+        Ok(Self {
+            key,
+            algorithm,
+            key_tag,
+            apex,
+            dnskey,
+            ds,
+            epoch: EPOCHS.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// The DNSKEY record at the apex.
+    pub fn dnskey(&self) -> &Record {
+        &self.dnskey
+    }
+
+    /// The DS record (SHA-256 digest) the parent zone publishes, in presentation form.
+    pub fn ds(&self) -> &str {
+        &self.ds
+    }
+
+    /// The key tag.
+    pub fn key_tag(&self) -> u16 {
+        self.key_tag
+    }
+
+    /// This load's epoch.
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The RRSIG over `rrset` (records of one owner, type and TTL, no duplicates; not empty),
+    /// made at `now` (seconds since the epoch).
+    pub(super) fn sign(&self, rrset: &[&Record], now: u32) -> Result<Record, ProtoError> {
+        let first = rrset.first().ok_or("an empty RRset has no signature")?;
+        let input = SigInput {
+            type_covered: first.record_type(),
+            algorithm: self.algorithm,
+            num_labels: first.name.num_labels(),
+            original_ttl: first.ttl,
+            sig_expiration: SerialNumber::new(now.wrapping_add(VALIDITY)),
+            sig_inception: SerialNumber::new(now.wrapping_sub(INCEPTION_SKEW)),
+            key_tag: self.key_tag,
+            signer_name: self.apex.clone(),
+        };
+        let tbs = TBS::from_input(&first.name, DNSClass::IN, &input, rrset.iter().copied())?;
+        let signature = self
+            .key
+            .sign(&tbs)
+            .map_err(|e| ProtoError::from(format!("signing failed: {e}")))?;
+        Ok(Record::from_rdata(
+            first.name.clone(),
+            first.ttl,
+            RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, signature))),
+        ))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A P-256 key (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`).
+    pub(crate) const P256_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg86iGobmeLA/zrYnz
+c3nK89vtZwjBsPnGcS8GpVnLS6GhRANCAAQuDqTGi7iN+p6h0Uw17xMbHDZGzYA8
+LxqOYZx3X6OeDotU/Bgur2UGchmGYSd8TaIPeKl/nfewDlmnvBNOQgtB
+-----END PRIVATE KEY-----
+";
+
+    #[test]
+    fn a_p256_key_gives_a_csk_and_its_ds() {
+        let apex = Name::from_ascii("gtm.example.com.").unwrap();
+        let key =
+            ZoneKey::from_pem(apex, P256_PEM.as_bytes(), DnssecAlgorithm::ECDSAP256SHA256).unwrap();
+        let RData::DNSSEC(DNSSECRData::DNSKEY(dnskey)) = &key.dnskey().data else {
+            panic!("not a DNSKEY")
+        };
+        assert_eq!(dnskey.flags(), 257);
+        assert!(
+            key.ds()
+                .starts_with(&format!("gtm.example.com. IN DS {} 13 2 ", key.key_tag()))
+        );
+        assert_eq!(key.ds().split(' ').nth(6).unwrap().len(), 64);
+    }
+
+    #[test]
+    fn a_key_of_another_algorithm_is_refused() {
+        let apex = Name::from_ascii("gtm.example.com.").unwrap();
+        let error = ZoneKey::from_pem(apex.clone(), P256_PEM.as_bytes(), DnssecAlgorithm::ED25519)
+            .unwrap_err();
+        assert!(error.contains("ED25519"), "{error}");
+        assert!(ZoneKey::from_pem(apex, b"junk", DnssecAlgorithm::ED25519).is_err());
+    }
+}
