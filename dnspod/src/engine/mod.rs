@@ -36,7 +36,7 @@ mod compile;
 mod level;
 mod sticky;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;

@@ -19,7 +19,7 @@ use crate::zone::ZoneSettings;
 
 #[path = "../../tests/support/fixtures.rs"]
 #[allow(unreachable_pub)] // Shared with the integration tests, which need its items `pub`.
-mod fixtures;
+pub(crate) mod fixtures;
 use fixtures::*;
 
 fn compile(c: &GtmConfig, h: &HealthSnapshot) -> Compiled {
