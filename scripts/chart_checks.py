@@ -235,6 +235,14 @@ def check_workloads(docs, profile):
               env_value(c, "GTM_GEOIP_DB") == "/var/lib/kube-gtm/geoip/GeoIP2-City.mmdb"
               and any(m["name"] == "geoip" and m.get("readOnly") for m in c.get("volumeMounts", [])))
         check(f"{profile}: image pinned by digest", "@sha256:" in c["image"])
+    dnssec_mounted = (
+        env_value(c, "GTM_DNSSEC_KEYS") == "/var/lib/kube-gtm/dnssec"
+        and any(m["name"] == "dnssec-keys" and m.get("readOnly") for m in c.get("volumeMounts", []))
+        and any(v.get("secret", {}).get("secretName") == "gtm-dnssec"
+                for v in dns["spec"]["template"]["spec"].get("volumes", []))
+    )
+    check(f"{profile}: DNSSEC keys Secret mounted and passed only when dns.dnssec.keysSecret is set",
+          dnssec_mounted == (profile == "all-features"))
 
     pdbs = {d["metadata"]["name"] for d in by_kind(docs, "PodDisruptionBudget")}
     check(f"{profile}: PodDisruptionBudgets for both workloads",
