@@ -40,7 +40,7 @@ pub fn query_subnet(packet: &[u8]) -> Result<Option<ClientSubnet>, Malformed> {
 }
 
 /// One ECS option's data, checked.
-fn subnet(data: &[u8]) -> Result<ClientSubnet, Malformed> {
+pub(crate) fn subnet(data: &[u8]) -> Result<ClientSubnet, Malformed> {
     let [f0, f1, source, scope, address @ ..] = data else {
         return Err(Malformed);
     };

@@ -10,27 +10,26 @@
 //! (RFC 6891 section 6.1.1), and flagged truncated (TC); clients then retry over TCP. The UDP
 //! server asks [`GtmHandler::rate_limit`] before answering.
 //!
-//! UDP queries of the common shape (one question of class IN, no EDNS, nothing else) take
-//! [`GtmHandler::answer_plain_udp`]: decoded and encoded here, without hickory's request and
-//! response messages, which cost more than the answer itself. The response is the same; a
-//! response that would not fit 512 bytes, and every other query, takes the full path.
+//! Queries of the common shapes (one question of class IN, with or without EDNS, DO or ECS),
+//! over UDP and TCP, take [`GtmHandler::answer_fast`]: decoded and encoded on the wire
+//! ([`crate::fast_path`]), without hickory's request and response messages, which cost more
+//! than the answer itself. The response is the same, with names compressed; a response that
+//! would not fit, and every other query, takes the full path. A query the fast path must not
+//! answer is turned away by [`crate::fast_path::decode`] (its shape) or in
+//! [`GtmHandler::answer_fast`] (its answer), nowhere else.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use gtm_crds::RecordType as DomainType;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::ProtoError;
 use hickory_server::proto::op::{
     Edns, Header, HeaderCounts, LowerQuery, Metadata, OpCode, ResponseCode,
 };
 use hickory_server::proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
-use hickory_server::proto::serialize::binary::{
-    BinDecodable, BinDecoder, BinEncodable, BinEncoder,
-};
+use hickory_server::proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
+use hickory_server::proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use smallvec::SmallVec;
@@ -38,14 +37,14 @@ use smallvec::SmallVec;
 use crate::dnssec::{Made, Signed, sign_answer};
 use crate::dnstap::Dnstap;
 use crate::engine::{Decision, Rcode};
+use crate::fast_path;
 use crate::geoip::GeoIp;
 use crate::metrics::DomainCounters;
 use crate::query_log::{Entry, QueryLog, now_ms};
-use crate::record_type::of_qtype;
 use crate::rrl::{Rrl, Tick, Verdict};
 use crate::sources::Client;
 use crate::state::{Shared, Snapshot};
-use crate::udp_limits::{PLAIN_UDP_MAX, UdpLimits};
+use crate::udp_limits::UdpLimits;
 
 /// The EDNS version this server speaks.
 const EDNS_VERSION: u8 = 0;
@@ -154,7 +153,7 @@ enum Source {
 /// configured answer (Knot, NSD); types that only exist in the additional section (OPT, TSIG)
 /// are malformed as a question; other meta and query types (TKEY, MAILB, MAILA, the rest of
 /// 128-254) are not implemented. `ANY` is answered (RFC 8482).
-fn unanswered_qtype(qtype: RecordType) -> Option<ResponseCode> {
+pub(crate) fn unanswered_qtype(qtype: RecordType) -> Option<ResponseCode> {
     match u16::from(qtype) {
         251 | 252 => Some(ResponseCode::Refused),
         41 | 250 => Some(ResponseCode::FormErr),
@@ -287,11 +286,7 @@ impl RequestHandler for GtmHandler {
         let decision = answer.as_ref().and_then(|a| a.decision);
         let (records, additionals, soa, domain, scope) = match &answer {
             Some(a) => {
-                metadata.response_code = match a.rcode {
-                    Rcode::NoError => ResponseCode::NoError,
-                    Rcode::NxDomain => ResponseCode::NXDomain,
-                    Rcode::Refused => ResponseCode::Refused,
-                };
+                metadata.response_code = response_code(a.rcode);
                 metadata.authoritative = a.zone.is_some();
                 let soa = a.zone.filter(|_| a.is_negative()).map(|z| &z.soa);
                 (
@@ -381,14 +376,8 @@ impl RequestHandler for GtmHandler {
         self.finish(counters, qtype, info.response_code, started);
         if let Some(log) = self.query_log.as_ref().filter(|l| l.admit()) {
             log.push(Entry {
-                transport: match request.protocol() {
-                    Protocol::Udp => "udp",
-                    _ => "tcp",
-                },
-                ecs: match &source {
-                    Source::Ecs(s) => Some(format!("{}/{}", s.addr(), s.source_prefix())),
-                    Source::Resolver(_) => None,
-                },
+                transport: transport_name(request.protocol()),
+                ecs: log_ecs(&source),
                 ..log_entry(
                     &snapshot,
                     request.src().ip(),
@@ -407,101 +396,80 @@ impl RequestHandler for GtmHandler {
     }
 }
 
-/// Header flags of a query the fast path takes: QR (a response), OPCODE (not QUERY) and TC
-/// must be clear.
-const PLAIN_QUERY_MASK: u16 = 0x8000 | 0x7800 | 0x0200;
-/// Header flags copied from the query into the response: RD and CD.
-const COPIED_FLAGS: u16 = 0x0100 | 0x0010;
-const FLAG_QR: u16 = 0x8000;
-const FLAG_AA: u16 = 0x0400;
-
-/// A query of the shape the fast path takes, decoded.
-struct PlainQuery {
-    id: u16,
-    flags: u16,
-    name: Name,
-    qtype: RecordType,
-    /// End of the question section in the packet.
-    question_end: usize,
-}
-
-/// Decodes `packet` when it is a plain query: QUERY opcode, one question of class IN and of a
-/// type answered with data, no answer, authority or additional records (so no EDNS), nothing
-/// after the question.
-fn plain_query(packet: &[u8]) -> Option<PlainQuery> {
-    let word = |i: usize| u16::from_be_bytes([packet[i], packet[i + 1]]);
-    if packet.len() < 12 || word(2) & PLAIN_QUERY_MASK != 0 {
-        return None;
-    }
-    if (word(4), word(6), word(8), word(10)) != (1, 0, 0, 0) {
-        return None;
-    }
-    // Decoded from the start of the message, where compression pointers count from.
-    let mut decoder = BinDecoder::new(packet);
-    decoder.read_slice(12).ok()?;
-    let name = Name::read(&mut decoder).ok()?;
-    let end = decoder.index();
-    if packet.len() != end + 4 || word(end + 2) != u16::from(DNSClass::IN) {
-        return None;
-    }
-    let qtype = RecordType::from(word(end));
-    if unanswered_qtype(qtype).is_some() {
-        return None;
-    }
-    Some(PlainQuery {
-        id: word(0),
-        flags: word(2),
-        name,
-        qtype,
-        question_end: end + 4,
-    })
-}
-
 impl GtmHandler {
-    /// The UDP fast path: answers a plain query (see [`plain_query`]) into `out` and returns
-    /// true. Returns false, `out` unspecified, when the query is not plain, no config is
-    /// loaded yet (SERVFAIL) or the response exceeds 512 bytes (truncation): the caller then
-    /// takes the full path, [`RequestHandler::handle_request`].
-    pub fn answer_plain_udp(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
+    /// The fast path ([`crate::fast_path`]): answers a query of a common shape into `out` and
+    /// returns true. Returns false, `out` unspecified, when the query has another shape, no
+    /// config is loaded yet (SERVFAIL) or the response exceeds what `protocol` allows
+    /// (truncation over UDP): the caller then takes the full path,
+    /// [`RequestHandler::handle_request`], which answers alike (`tests/fast_path.rs`).
+    pub fn answer_fast(
+        &self,
+        packet: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let started = Instant::now();
-        let Some(query) = plain_query(packet) else {
+        let Some(query) = fast_path::decode(packet) else {
             return false;
         };
         let Some(snapshot) = self.shared.snapshot() else {
             return false;
         };
-        let qname = LowerName::new(&query.name);
-        let answer = self.answer(&snapshot, &qname, query.qtype, &Source::Resolver(src.ip()));
-        let rcode = match answer.rcode {
-            Rcode::NoError => ResponseCode::NoError,
-            Rcode::NxDomain => ResponseCode::NXDomain,
-            Rcode::Refused => ResponseCode::Refused,
+        let ecs = query.edns.as_ref().and_then(|e| e.ecs.as_ref());
+        let source = match ecs {
+            Some(e) => Source::Ecs(e.subnet),
+            None => Source::Resolver(src.ip()),
         };
-        out.clear();
-        let flags = response_flags(&query, &answer, rcode);
-        if !encode_addresses(out, packet, &query, &answer, flags)
-            && !encode_negative(out, packet, &query, &answer, flags)
-        {
-            out.clear();
-            if encode_plain(out, &query, &answer, flags).is_err() {
-                return false;
-            }
+        let qname = LowerName::new(&query.name);
+        let answer = self.answer(&snapshot, &qname, query.qtype, &source);
+        // A DO query in a signed zone gets signatures and proofs: the full path's.
+        let dnssec_ok = query.edns.as_ref().is_some_and(|e| e.dnssec_ok);
+        if dnssec_ok && answer.zone.is_some_and(|z| z.dnssec.is_some()) {
+            return false;
+        }
+        let rcode = response_code(answer.rcode);
+        let scope = match &source {
+            Source::Ecs(subnet) => echoed_scope(subnet, answer.ecs_scope),
+            Source::Resolver(_) => 0,
+        };
+        let reply = fast_path::Reply {
+            query: &query,
+            answer: &answer,
+            flags: fast_path::response_flags(&query, &answer, rcode),
+            opt: query
+                .edns
+                .as_ref()
+                .map(|e| fast_path::ResponseOpt::new(e, self.limits.max_payload, scope)),
+            limit: match protocol {
+                Protocol::Udp => self
+                    .limits
+                    .response_size(query.edns.as_ref().map(|e| e.payload)),
+                _ => u16::MAX,
+            },
+        };
+        if !fast_path::encode(out, &reply) {
+            return false;
         }
         let counters = answer.domain.map(|d| snapshot.counters[d].as_ref());
         self.finish(counters, query.qtype, rcode, started);
         if let Some(log) = self.query_log.as_ref().filter(|l| l.admit()) {
-            log.push(log_entry(
-                &snapshot,
-                src.ip(),
-                &query.name,
-                query.qtype,
-                rcode,
-                &answer.records,
-                answer.domain,
-                answer.decision,
-                answer.ecs_scope,
-                started,
-            ));
+            log.push(Entry {
+                transport: transport_name(protocol),
+                ecs: log_ecs(&source),
+                ..log_entry(
+                    &snapshot,
+                    src.ip(),
+                    &query.name,
+                    query.qtype,
+                    rcode,
+                    &answer.records,
+                    answer.domain,
+                    answer.decision,
+                    answer.ecs_scope,
+                    started,
+                )
+            });
         }
         true
     }
@@ -589,6 +557,31 @@ impl GtmHandler {
     }
 }
 
+/// The response code of the engine's `rcode`.
+fn response_code(rcode: Rcode) -> ResponseCode {
+    match rcode {
+        Rcode::NoError => ResponseCode::NoError,
+        Rcode::NxDomain => ResponseCode::NXDomain,
+        Rcode::Refused => ResponseCode::Refused,
+    }
+}
+
+/// The query log's name of a transport.
+fn transport_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Udp => "udp",
+        _ => "tcp",
+    }
+}
+
+/// The query log's ECS field: the subnet asked for, if any.
+fn log_ecs(source: &Source) -> Option<String> {
+    match source {
+        Source::Ecs(s) => Some(format!("{}/{}", s.addr(), s.source_prefix())),
+        Source::Resolver(_) => None,
+    }
+}
+
 /// A query log entry for a UDP query from `resolver` without ECS (the caller fills in the
 /// rest).
 #[allow(clippy::too_many_arguments)]
@@ -629,171 +622,6 @@ fn log_entry(
     }
 }
 
-/// The header flags of the response to a plain query.
-fn response_flags(
-    query: &PlainQuery,
-    answer: &crate::engine::Answer<'_>,
-    rcode: ResponseCode,
-) -> u16 {
-    let mut flags = FLAG_QR | (query.flags & COPIED_FLAGS) | u16::from(rcode.low());
-    if answer.zone.is_some() {
-        flags |= FLAG_AA;
-    }
-    flags
-}
-
-/// The common answer, written directly: only A and AAAA records, no authority section, within
-/// 512 bytes. The question is copied as received (its case included) and every record's owner
-/// is a pointer to it: the engine answers records owned by the name asked. Returns false,
-/// having written nothing useful, for any other answer.
-fn encode_addresses(
-    out: &mut Vec<u8>,
-    packet: &[u8],
-    query: &PlainQuery,
-    answer: &crate::engine::Answer<'_>,
-    flags: u16,
-) -> bool {
-    const POINTER_TO_QUESTION: u16 = 0xC000 | 12;
-    if answer.is_negative() || !answer.additionals.is_empty() {
-        return false;
-    }
-    let question = &packet[12..query.question_end];
-    let mut size = 12 + question.len();
-    for record in &answer.records {
-        size += match fixed_address(record) {
-            Some(IpAddr::V4(_)) => 16,
-            Some(IpAddr::V6(_)) => 28,
-            None => return false,
-        };
-    }
-    if size > usize::from(PLAIN_UDP_MAX) {
-        return false;
-    }
-    let count = answer.records.len() as u16; // at most 31 records fit 512 bytes
-    for word in [query.id, flags, 1, count, 0, 0] {
-        out.extend_from_slice(&word.to_be_bytes());
-    }
-    out.extend_from_slice(question);
-    for record in &answer.records {
-        debug_assert!(LowerName::new(&record.name) == LowerName::new(&query.name));
-        let data: &[u8] = match fixed_address(record) {
-            Some(IpAddr::V4(a)) => &a.octets(),
-            Some(IpAddr::V6(a)) => &a.octets(),
-            None => unreachable!("checked above"),
-        };
-        out.extend_from_slice(&POINTER_TO_QUESTION.to_be_bytes());
-        out.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
-        out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
-        out.extend_from_slice(&record.ttl.to_be_bytes());
-        out.extend_from_slice(&(data.len() as u16).to_be_bytes());
-        out.extend_from_slice(data);
-    }
-    true
-}
-
-/// The address an answer record carries when the fast path writes it itself, by the
-/// access-domain record type it answers: addresses (A, AAAA) are written as they are; a CNAME
-/// (a compressible name) is left to the full path. Exhaustive over the contract's record
-/// types: a new one fails to compile here until the fast path decides how it is written.
-fn fixed_address(record: &Record) -> Option<IpAddr> {
-    match of_qtype(record.record_type())? {
-        DomainType::A | DomainType::AAAA => match &record.data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-            _ => None,
-        },
-        DomainType::CNAME => None,
-    }
-}
-
-/// A negative answer (NXDOMAIN or NODATA), written directly: the question as received and the
-/// zone's SOA in the authority section, its owner a pointer to the zone's apex inside the
-/// question. Returns false, having written nothing useful, for any other answer.
-fn encode_negative(
-    out: &mut Vec<u8>,
-    packet: &[u8],
-    query: &PlainQuery,
-    answer: &crate::engine::Answer<'_>,
-    flags: u16,
-) -> bool {
-    let Some(zone) = answer.zone.filter(|_| answer.is_negative()) else {
-        return false;
-    };
-    // The offsets of the question name's labels, to point at the apex's.
-    let mut labels = [0usize; 128];
-    let (mut count, mut at) = (0, 12);
-    loop {
-        let len = usize::from(packet[at]);
-        if len == 0 {
-            break;
-        }
-        if len & 0xC0 != 0 || count == labels.len() {
-            return false;
-        }
-        labels[count] = at;
-        count += 1;
-        at += 1 + len;
-    }
-    let apex_labels = usize::from(zone.name.num_labels());
-    let Some(apex_at) = count
-        .checked_sub(apex_labels)
-        .map(|i| if i == count { at } else { labels[i] })
-    else {
-        return false;
-    };
-    let question = &packet[12..query.question_end];
-    if 12 + question.len() + 2 + zone.soa_wire_after_owner.len() > usize::from(PLAIN_UDP_MAX) {
-        return false;
-    }
-    for word in [query.id, flags, 1, 0, 1, 0] {
-        out.extend_from_slice(&word.to_be_bytes());
-    }
-    out.extend_from_slice(question);
-    out.extend_from_slice(&(0xC000 | apex_at as u16).to_be_bytes());
-    out.extend_from_slice(&zone.soa_wire_after_owner);
-    true
-}
-
-/// Encodes the response to a plain query as the full path would: the question echoed, the
-/// answer records, the SOA in the authority section of a negative answer, the additional
-/// records, no EDNS. Fails when it exceeds 512 bytes (the full path then truncates).
-fn encode_plain(
-    out: &mut Vec<u8>,
-    query: &PlainQuery,
-    answer: &crate::engine::Answer<'_>,
-    flags: u16,
-) -> Result<(), ProtoError> {
-    let soa = answer.zone.filter(|_| answer.is_negative()).map(|z| &z.soa);
-    let count = |n: usize| u16::try_from(n).map_err(|_| ProtoError::from("too many records"));
-    let answers = count(answer.records.len())?;
-    let additionals = count(answer.additionals.len())?;
-    let mut encoder = BinEncoder::new(out);
-    encoder.set_max_size(PLAIN_UDP_MAX);
-    for word in [
-        query.id,
-        flags,
-        1,
-        answers,
-        u16::from(soa.is_some()),
-        additionals,
-    ] {
-        encoder.emit_u16(word)?;
-    }
-    query.name.emit(&mut encoder)?;
-    encoder.emit_u16(query.qtype.into())?;
-    encoder.emit_u16(DNSClass::IN.into())?;
-    for record in answer
-        .records
-        .iter()
-        .copied()
-        .chain(soa)
-        .chain(answer.additionals)
-    {
-        record.emit(&mut encoder)?;
-    }
-    Ok(())
-}
-
 /// Sends a response; on failure logs and reports SERVFAIL (nothing reached the client).
 async fn send<'a, R: ResponseHandler>(
     handle: &mut R,
@@ -826,7 +654,9 @@ mod tests {
     use std::net::Ipv6Addr;
 
     use hickory_server::proto::op::{Message, MessageType, Query};
+    use hickory_server::proto::rr::RData;
     use hickory_server::proto::rr::rdata::AAAA;
+    use hickory_server::proto::serialize::binary::{BinDecodable, BinDecoder};
 
     use super::*;
 

@@ -15,6 +15,7 @@ pub mod dnssec;
 pub mod dnstap;
 pub mod ecs;
 pub mod engine;
+mod fast_path;
 pub mod geoip;
 pub mod handler;
 pub mod http;

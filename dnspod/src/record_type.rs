@@ -3,7 +3,7 @@
 //!
 //! Every match on a record type in the DNS pod is exhaustive and every per-type table is a
 //! [`ByType`], so a record type added to the contract fails to compile until the engine
-//! (`engine`: which queries it answers), the UDP fast path (`handler`: whether it writes the
+//! (`engine`: which queries it answers), the fast path (`fast_path`: whether it writes the
 //! records itself) and the metrics (`metrics`: one counter row per type) handle it.
 
 use gtm_crds::RecordType as DomainType;

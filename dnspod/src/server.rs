@@ -1,7 +1,7 @@
 //! Binding the DNS listeners: every address gets a UDP socket and a TCP listener on the same
 //! port. TCP is served by [`crate::tcp`] (connections capped). UDP is served here, by threads blocked on the
 //! socket as in the fastest authoritative servers: each reads the queries queued (on Linux up to
-//! [`UDP_BATCH`] with one `recvmmsg`), answers plain queries on the handler's fast path and the
+//! [`UDP_BATCH`] with one `recvmmsg`), answers the common queries on the handler's fast path and the
 //! rest on its full path, and sends the responses (one `sendmmsg`). Per query that saves
 //! hickory's task and channel and most system calls, which dominate under load. Both stop on
 //! the TCP server's shutdown token.
@@ -150,7 +150,7 @@ fn respond_udp(
         Verdict::Slip => return rrl::write_slip(packet, response),
         Verdict::Drop => return false,
     }
-    if handler.answer_plain_udp(packet, src, response) {
+    if handler.answer_fast(packet, src, Protocol::Udp, response) {
         return true;
     }
     // The full path awaits nothing but its own encoding; no I/O driver is needed.

@@ -75,7 +75,7 @@ pub struct Zone {
     /// section of NS answers.
     pub glue: Vec<Record>,
     /// The SOA record in wire form after its owner name (type, class, TTL, length, data; names
-    /// uncompressed), for the UDP fast path's negative answers.
+    /// uncompressed), for the fast path's negative answers.
     pub soa_wire_after_owner: Vec<u8>,
     /// The signing key of a signed zone (`GtmZone` `dnssec`).
     pub dnssec: Option<Arc<ZoneKey>>,

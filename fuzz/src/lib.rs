@@ -45,3 +45,30 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 pub fn client() -> SocketAddr {
     "198.51.100.7:53000".parse().expect("an address")
 }
+
+/// Asserts that the fast path's `fast` response says what the full path's `full` says: the
+/// same header, question, sections (their records' owners, types and TTLs; the data may differ
+/// where a pool picks at random; owners compared without case, as the fast path points into
+/// the question as asked) and OPT record.
+pub fn fast_matches_full(fast: &[u8], full: Option<&[u8]>) {
+    use hickory_server::proto::op::Message;
+    let full = full.expect("the full path answers what the fast path answers");
+    let shape = |bytes: &[u8]| {
+        let m = Message::from_vec(bytes).expect("a decodable response");
+        let records = |rs: &[hickory_server::proto::rr::Record]| {
+            rs.iter()
+                .map(|r| (r.name.to_lowercase().to_string(), r.record_type(), r.ttl))
+                .collect::<Vec<_>>()
+        };
+        format!(
+            "{:?} {:?} {:?} {:?} {:?} {:?}",
+            m.metadata,
+            m.queries,
+            records(&m.answers),
+            records(&m.authorities),
+            records(&m.additionals),
+            m.edns
+        )
+    };
+    assert_eq!(shape(fast), shape(full));
+}

@@ -37,6 +37,8 @@ pub(crate) struct TestPod {
     pub(crate) shared: Arc<Shared>,
     /// The loader feeding `shared`.
     pub(crate) loader: Loader,
+    /// The handler the server answers with (to call its paths directly).
+    pub(crate) handler: GtmHandler,
     shutdown: CancellationToken,
 }
 
@@ -55,7 +57,7 @@ impl TestPod {
     pub(crate) async fn limited(geoip: Option<GeoIp>, limits: UdpLimits) -> Self {
         let shared = Shared::new();
         let handler = GtmHandler::new(shared.clone(), geoip.map(Arc::new)).with_udp_limits(limits);
-        let mut dns = DnsServer::bind(&["127.0.0.1:0".parse().unwrap()], handler)
+        let mut dns = DnsServer::bind(&["127.0.0.1:0".parse().unwrap()], handler.clone())
             .await
             .expect("bind");
         let shutdown = dns.server.shutdown_token().clone();
@@ -65,6 +67,7 @@ impl TestPod {
             addr,
             loader: Loader::new(shared.clone(), ZoneSettings::default()),
             shared,
+            handler,
             shutdown,
         }
     }
