@@ -31,6 +31,7 @@ import platform
 import random
 import re
 import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -42,6 +43,18 @@ import time
 import urllib.request
 
 ZONE = "gtm.example.com"
+# The throughput mixes: name, query file, dnsperf arguments. ECS: 10.1.2.0/24 (family 1, source
+# prefix 24, scope 0, three address bytes). TCP: the clients' connections each carry several
+# queries in flight (pipelining, -q over -c).
+MIXES = (
+    ("plain", "hits", ()),
+    ("EDNS", "hits", ("-e",)),
+    ("EDNS+DO", "hits", ("-D",)),
+    ("ECS", "hits", ("-E", "8:000118000a0102")),
+    ("90/10", "90/10", ("-e",)),
+    ("TCP", "hits", ("-e", "-m", "tcp")),
+)
+STEADY_QPS = 1000
 SECTIONS = ("throughput", "propagation", "scale", "failover", "prober", "cluster", "flood", "locations", "dnssec")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -403,6 +416,8 @@ class Bench:
                 "server:\n"
                 f"  rundir: {d}/run\n"
                 f"  listen: 127.0.0.1@{port}\n"
+                # ECS answered as RFC 7871 asks (the option echoed), as gdnsd and kube-gtm do.
+                "  edns-client-subnet: on\n"
                 "database:\n"
                 f"  storage: {d}\n"
                 "log:\n"
@@ -430,7 +445,7 @@ class Bench:
     # -----------------------------------------------------------------------------------------
     # 1. Throughput
 
-    def dnsperf(self, section, port, queries, seconds, outstanding, verbose_file=None, extra=()):
+    def dnsperf(self, section, port, queries, seconds, outstanding, extra=(), verbose_file=None, max_qps=None):
         argv = [
             "dnsperf",
             "-s",
@@ -442,13 +457,15 @@ class Bench:
             "-l",
             seconds,
             "-c",
-            1,
+            self.args.clients,
             "-q",
             outstanding,
             "-t",
             2,
             *extra,
         ]
+        if max_qps:
+            argv += ["-Q", max_qps]
         if verbose_file:
             argv.append("-v")
         argv = pinned(self.load_core, argv)
@@ -458,19 +475,46 @@ class Bench:
             subprocess.run([str(a) for a in argv], stdout=f, stderr=subprocess.STDOUT, check=True)
         return parse_dnsperf(out_file)
 
+    def profile(self, section, pid, name, run):
+        """Where the server process `pid` spends its CPU while `run()` loads it: `perf record`
+        (sampling, no call graphs), then the share of samples per binary and the top symbols."""
+        data = self.path(section, f"perf-{name}.data")
+        rec = start(section, ["perf", "record", "-q", "-F", "1999", "-p", pid, "-o", data])
+        time.sleep(0.5)
+        run()
+        stop(rec, signal.SIGINT, timeout=60)
+
+        def report(sort, limit):
+            argv = ["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", sort,
+                    "--percent-limit", limit]
+            record(section, argv)
+            out = subprocess.run(argv, capture_output=True, text=True)
+            rows = []
+            for line in out.stdout.splitlines():
+                m = re.match(r"\s+([0-9.]+)%\s+(\S+)\s*(?:\[[.k]\]\s+(.*))?$", line)
+                if m:
+                    rows.append((float(m.group(1)), m.group(2), (m.group(3) or "").strip()))
+            return rows
+
+        by_binary = [(pct, dso) for pct, dso, _ in report("dso", "0.5")]
+        symbols = report("dso,sym", "1")[:12]
+        os.remove(data)
+        return {"binaries": by_binary, "symbols": symbols}
+
     def throughput(self):
         section = "throughput"
         port = 15400 + random.randrange(500)
         addrs = [("127.0.50.1", 3), ("127.0.50.2", 2), ("127.0.50.3", 1)]
         backends = [start_backend(section, a, port) for a, _ in addrs]
 
-        # kube-gtm: operator local mode compiles the manifests; the DNS pod serves them.
+        # kube-gtm: operator local mode compiles the manifests; the DNS pod serves them. The
+        # operator's prober checks the backends every second meanwhile (on the load core).
         manifests = self.path(section, "manifests", "x")[:-2]
         output = self.path(section, "payloads", "x")[:-2]
         with open(os.path.join(manifests, "www.yaml"), "w") as f:
             f.write(
                 docs(
-                    template_yaml("tcp", 5, 2000, 3, 1),
+                    template_yaml("tcp", 1, 500, 3, 1),
                     pool_yaml("www", "Weighted", [(a, w, 1, None) for a, w in addrs], "tcp", port,
                               extra="  healthJudgement: AnyOk\n"),
                     domain_yaml("www", f"www.{ZONE}", 30, ["www"]),
@@ -479,8 +523,9 @@ class Bench:
         operator = self.start_operator(section, manifests, output)
         gtm, gtm_port, _, _ = self.start_dnspod(section, output, core=self.server_core)
 
+        # gdnsd's monitors run inside it, on the server core, at its shortest interval (2 s).
         service = (
-            f"  tcp_bench => {{ plugin => tcp_connect, port => {port}, interval => 5, timeout => 2,"
+            f"  tcp_bench => {{ plugin => tcp_connect, port => {port}, interval => 2, timeout => 1,"
             " up_thresh => 1, ok_thresh => 1, down_thresh => 3 }\n"
         )
         plugins = (
@@ -502,13 +547,13 @@ class Bench:
             assert rc == 0 and values == [], (name, rc, values)
             dns.close()
 
-        mixes = {
+        files = {
             "hits": self.path(section, "queries-hits.txt"),
             "90/10": self.path(section, "queries-mixed.txt"),
         }
-        with open(mixes["hits"], "w") as f:
+        with open(files["hits"], "w") as f:
             f.write(f"www.{ZONE} A\n" * 1000)
-        with open(mixes["90/10"], "w") as f:
+        with open(files["90/10"], "w") as f:
             for i in range(1000):
                 if i % 20 == 9:
                     f.write(f"nx{i}.{ZONE} A\n")  # NXDOMAIN
@@ -516,44 +561,87 @@ class Bench:
                     f.write(f"www.{ZONE} AAAA\n")  # NODATA
                 else:
                     f.write(f"www.{ZONE} A\n")
+        mixes = {name: (files[queries], extra) for name, queries, extra in MIXES}
 
-        seconds = 3 if self.quick else 10
+        seconds = 3 if self.quick else self.args.seconds
         outstanding = self.args.outstanding
-        runs = {}
+        runs, steady = {}, {}
         for rep in range(1 if self.quick else 3):
-            for mix, qfile in mixes.items():
+            for mix, (qfile, extra) in mixes.items():
                 for name, (proc, p) in servers.items():
                     # Plain run: throughput, average latency, server CPU.
                     t0, c0 = time.monotonic(), cpu_ticks(proc.pid)
-                    res = self.dnsperf(section, p, qfile, seconds, outstanding)
+                    res = self.dnsperf(section, p, qfile, seconds, outstanding, extra)
                     t1, c1 = time.monotonic(), cpu_ticks(proc.pid)
                     res["cpu_share"] = (c1 - c0) / CLK_TCK / (t1 - t0)
                     res["qps_per_core"] = res["qps"] / res["cpu_share"] if res["cpu_share"] else None
                     # Same settings with per-response logging (-v): the latency distribution.
-                    vfile = self.path(section, f"verbose-{name}-{mix.replace('/', '-')}-{rep}.txt")
-                    lat = self.dnsperf(section, p, qfile, seconds, outstanding, verbose_file=vfile)
+                    vfile = self.path(section, f"verbose-{name}-{slug(mix)}-{rep}.txt")
+                    lat = self.dnsperf(section, p, qfile, seconds, outstanding, extra, verbose_file=vfile)
                     os.remove(vfile)
-                    res["p99_ms"], res["v_qps"], res["v_avg_ms"] = lat["p99_ms"], lat["qps"], lat["avg_ms"]
-                    res["v_lost"] = lat["lost"]
+                    for k in ("p50_ms", "p99_ms", "p999_ms"):
+                        res[k] = lat[k]
+                    res["v_qps"], res["v_avg_ms"], res["v_lost"] = lat["qps"], lat["avg_ms"], lat["lost"]
                     res["loadavg"] = float(open("/proc/loadavg").read().split()[0])
                     log(
-                        f"{mix:6} {name:9} run {rep + 1}: {res['qps']:.0f} qps, avg {res['avg_ms']:.3f} ms,"
+                        f"{mix:8} {name:9} run {rep + 1}: {res['qps']:.0f} qps, avg {res['avg_ms']:.3f} ms,"
                         f" cpu {res['cpu_share']:.2f}, lost {res['lost']}; with -v: {lat['qps']:.0f} qps,"
-                        f" p99 {res['p99_ms']:.3f} ms"
+                        f" p50/p99/p99.9 {res['p50_ms']:.3f}/{res['p99_ms']:.3f}/{res['p999_ms']:.3f} ms"
                     )
                     runs.setdefault(mix, {}).setdefault(name, []).append(res)
+        # A steady 1 000 queries/s (what a busy authoritative server sees), latency only.
+        for mix, (qfile, extra) in mixes.items():
+            for name, (proc, p) in servers.items():
+                vfile = self.path(section, f"steady-{name}-{slug(mix)}.txt")
+                lat = self.dnsperf(section, p, qfile, seconds, outstanding, extra, verbose_file=vfile,
+                                   max_qps=STEADY_QPS)
+                os.remove(vfile)
+                steady.setdefault(mix, {})[name] = {
+                    k: lat[k] for k in ("qps", "p50_ms", "p99_ms", "p999_ms", "lost", "samples")
+                }
+                log(f"{mix:8} {name:9} at {STEADY_QPS}/s: p50/p99/p99.9 {lat['p50_ms']:.3f}/"
+                    f"{lat['p99_ms']:.3f}/{lat['p999_ms']:.3f} ms")
+        # What probing costs the answer path: the DNS pod's wake-ups while idle, and its latency at
+        # the steady rate with the prober running and then stopped (the pod keeps its config).
+        plain_file, plain_extra = mixes["plain"]
+        probing = {"idle_wakeups_per_s": wakeups(gtm.pid, 5)}
+        for state in ("probing", "prober stopped"):
+            if state == "prober stopped":
+                stop(operator)
+            vfile = self.path(section, f"steady-probing-{slug(state)}.txt")
+            lat = self.dnsperf(section, gtm_port, plain_file, seconds, outstanding, plain_extra,
+                               verbose_file=vfile, max_qps=STEADY_QPS)
+            os.remove(vfile)
+            probing[state] = {k: lat[k] for k in ("p50_ms", "p99_ms", "p999_ms", "lost")}
+            log(f"kube-gtm plain at {STEADY_QPS}/s, {state}: p50/p99/p99.9 {lat['p50_ms']:.3f}/"
+                f"{lat['p99_ms']:.3f}/{lat['p999_ms']:.3f} ms")
+        # Where kube-gtm's CPU goes on each path, from a profile at full load.
+        profiles = {}
+        if shutil.which("perf"):
+            for mix, (qfile, extra) in mixes.items():
+                profiles[mix] = self.profile(
+                    section, gtm.pid, f"kube-gtm-{slug(mix)}",
+                    lambda: self.dnsperf(section, gtm_port, qfile, min(seconds, 5), outstanding, extra),
+                )
         table = {}
         for mix, per_server in runs.items():
             for name, rs in per_server.items():
                 table.setdefault(mix, {})[name] = {
                     k: statistics.median(r[k] for r in rs)
-                    for k in ("qps", "avg_ms", "p99_ms", "cpu_share", "qps_per_core", "lost", "v_qps", "v_avg_ms")
+                    for k in ("qps", "avg_ms", "p50_ms", "p99_ms", "p999_ms", "cpu_share", "qps_per_core",
+                              "lost", "v_qps", "v_avg_ms")
                 } | {"rcodes": rs[-1]["rcodes"], "runs": len(rs)}
         result = {
             "seconds": seconds,
             "outstanding": outstanding,
+            "clients": self.args.clients,
+            "steady_qps": STEADY_QPS,
+            "mixes": {name: " ".join(extra) for name, (_, extra) in mixes.items()},
             "table": table,
             "runs": runs,
+            "steady": steady,
+            "profiles": profiles,
+            "probing": probing,
             "versions": {
                 "gdnsd": package_version("gdnsd"),
                 "knot": first_line(["knotd", "-V"]),
@@ -956,8 +1044,34 @@ def metric_value(http_port, series):
     return None
 
 
+def wakeups(pid, seconds):
+    """Context switches per second of the threads of `pid` over `seconds`, summed by thread name
+    (idle: each is a wake-up by a timer, a poll or another thread)."""
+
+    def snap():
+        counts = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                name = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+                status = open(f"/proc/{pid}/task/{tid}/status").read()
+            except OSError:
+                continue
+            switches = sum(int(n) for n in re.findall(r"^(?:non)?voluntary_ctxt_switches:\s+(\d+)", status, re.M))
+            counts[tid] = (name, switches)
+        return counts
+
+    before = snap()
+    time.sleep(seconds)
+    per_name = {}
+    for tid, (name, n) in snap().items():
+        if tid in before:
+            per_name[name] = per_name.get(name, 0) + (n - before[tid][1]) / seconds
+    return per_name
+
+
 def parse_dnsperf(path):
-    """dnsperf's summary, plus p99 from the per-response latencies of -v when present."""
+    """dnsperf's summary, plus p50, p99 and p99.9 from the per-response latencies of -v when
+    present."""
     latencies = []
     summary_lines = []
     with open(path) as f:
@@ -993,11 +1107,16 @@ def parse_dnsperf(path):
     }
     if latencies:
         latencies.sort()
-        res["p99_ms"] = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000
+        for key, q in (("p50_ms", 0.50), ("p99_ms", 0.99), ("p999_ms", 0.999)):
+            res[key] = latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
         res["samples"] = len(latencies)
     else:
-        res["p99_ms"] = float("nan")
+        res["p50_ms"] = res["p99_ms"] = res["p999_ms"] = float("nan")
     return res
+
+
+def slug(mix):
+    return re.sub(r"[^A-Za-z0-9]+", "-", mix)
 
 
 def summary(samples):
@@ -1094,6 +1213,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="short runs, to try the suite out")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     p.add_argument("--outstanding", type=int, default=32, help="dnsperf -q: queries in flight")
+    p.add_argument("--clients", type=int, default=8, help="dnsperf -c: client sockets (TCP connections)")
+    p.add_argument("--seconds", type=int, default=10, help="length of each throughput run")
     args = p.parse_args()
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, on_signal)

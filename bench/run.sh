@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kube-gtm benchmark suite (make bench; not part of make test).
 #
-# Installs what it needs when missing (dnsperf, gdnsd, Knot, taskset, openssl, dig; apt-get), builds the release
+# Installs what it needs when missing (dnsperf, gdnsd, Knot, taskset, openssl, dig, perf; apt-get), builds the release
 # binaries (gtm-dnspod, gtm-operator, the bench/scale helper), runs bench/bench.py on 127.0.0.1
 # only, and writes docs/benchmarks.md. Every process started is stopped on exit.
 #
@@ -22,6 +22,8 @@ command -v taskset >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
 command -v openssl >/dev/null || need+=(openssl)
 command -v dig >/dev/null || need+=(bind9-dnsutils)
+# perf: where the DNS pod's CPU goes on each path (the throughput section's profiles).
+command -v perf >/dev/null || need+=(linux-perf)
 if ((${#need[@]})); then
   echo "bench: installing ${need[*]}" >&2
   sudo=()
