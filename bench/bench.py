@@ -880,6 +880,7 @@ class Bench:
                 "qps": load["qps"],
                 "rcodes": load["rcodes"],
             }
+            res["health"] = self.scale_verdicts(output, dns, 10 if self.quick else 40)
             res["rss_peak_kb"] = proc_status(pod.pid, "VmHWM")
             res["rss_after_kb"] = proc_status(pod.pid, "VmRSS")
             dns.close()
@@ -891,6 +892,35 @@ class Bench:
             )
             results.append(res)
         self.results["sections"][section] = {"sizes": results}
+
+    def scale_verdicts(self, output, dns, changes):
+        """A verdict to the answer at this size: health.json (every task listed) is replaced
+        with the task of SCALE_FLIP_ADDRESS alternately Down and Up, as the operator writes it
+        on a verdict change; the time runs from the rename to the first moved answer of `d0`."""
+        path = os.path.join(output, "health.json")
+        with open(path) as f:
+            health = json.load(f)
+        task = next(t for t in health["tasks"] if t.endswith(f"@{SCALE_FLIP_ADDRESS}#8080"))
+        name = f"d0.{ZONE}"
+        wait_answer(dns, name, lambda v: v == [SCALE_FLIP_ADDRESS], 10)
+        samples = []
+        for i in range(changes):
+            time.sleep(random.uniform(0.05, 0.25))
+            down = i % 2 == 0
+            health["generation"] += 1
+            health["tasks"][task] = "Down" if down else "Up"
+            want = [SCALE_FLIP_STANDBY] if down else [SCALE_FLIP_ADDRESS]
+            tmp = os.path.join(output, ".health.json.tmp")
+            with open(tmp, "w") as f:
+                f.write(json.dumps(health, separators=(",", ":")))
+            t0 = time.monotonic()
+            os.rename(tmp, path)
+            t1 = wait_answer(dns, name, lambda v, w=want: v == w, 10)
+            samples.append((t1 - t0) * 1000)
+        result = summary(samples)
+        result["health_bytes"] = os.path.getsize(path)
+        log(f"scale: verdict to answer p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms")
+        return result
 
     # -----------------------------------------------------------------------------------------
     # 3. Failover
@@ -1130,20 +1160,28 @@ def summary(samples):
 
 def generate_scale_manifests(directory, domains, per_pool):
     """`domains` domains, each with one Weighted pool of `per_pool` loopback addresses, one TCP
-    template; 1 000 domains per file."""
+    template; 1 000 domains per file. The pool of `d0` is Sequential (its addresses in order),
+    so that one verdict moves its answer: SCALE_FLIP_ADDRESS, first, answers while it is up."""
     tmpl = template_yaml("tcp", 5, 2000, 3, 1)
     n = 0
     for start_i in range(0, domains, 1000):
         parts = [tmpl] if start_i == 0 else []
         for d in range(start_i, min(domains, start_i + 1000)):
             addrs = []
-            for _ in range(per_pool):
-                addrs.append((f"127.{1 + n // 65536}.{(n // 256) % 256}.{n % 256}", 1 + n % 5, 1, None))
+            for i in range(per_pool):
+                order = i + 1 if d == 0 else 1
+                addrs.append((f"127.{1 + n // 65536}.{(n // 256) % 256}.{n % 256}", 1 + n % 5, order, None))
                 n += 1
-            parts.append(pool_yaml(f"p{d}", "Weighted", addrs, "tcp", 8080))
+            policy = "Sequential" if d == 0 else "Weighted"
+            parts.append(pool_yaml(f"p{d}", policy, addrs, "tcp", 8080))
             parts.append(domain_yaml(f"d{d}", f"d{d}.{ZONE}", 30, [f"p{d}"]))
         with open(os.path.join(directory, f"scale-{start_i // 1000:03d}.yaml"), "w") as f:
             f.write(docs(*parts))
+
+
+# The first address of the scale manifests' `d0` pool, and the one answered while it is down.
+SCALE_FLIP_ADDRESS = "127.1.0.0"
+SCALE_FLIP_STANDBY = "127.1.0.1"
 
 
 def first_line(argv):

@@ -25,8 +25,10 @@ use crate::domain::{Fallback, RecordType};
 use crate::pool::{AddressMode, HealthState, PoolType};
 use crate::template::HealthCheckTemplateSpec;
 
+mod verdicts;
 mod zone_data;
 
+pub use verdicts::HealthVerdicts;
 pub use zone_data::{NameserverConfig, RecordData, RecordSetConfig, ZoneConfig};
 
 /// ConfigMap data key holding a [`GtmConfig`] as JSON.

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use gtm_crds::config::{HealthSnapshot, SCHEMA_VERSION};
+use gtm_crds::config::{HealthSnapshot, HealthVerdicts, SCHEMA_VERSION};
 use gtm_crds::manifest::ManifestValidator;
 use gtm_crds::pool::HealthState;
 use gtm_dnspod::engine::Compiled;
@@ -93,8 +93,11 @@ fn main() {
         gtm_crds::config::GtmConfig::from_json(&config_json).expect("config parses")
     });
     let settings = ZoneSettings::default();
+    let shared = std::sync::Arc::new(config.clone());
+    let verdicts = HealthVerdicts::of(&health);
     let (dnspod_build_s, _) = timed(runs, || {
-        Compiled::build(&config, &health, &settings, &Default::default(), None).expect("the DNS pod compiles the config")
+        Compiled::build(shared.clone(), &verdicts, &settings, &Default::default(), None)
+            .expect("the DNS pod compiles the config")
     });
 
     let out = Path::new(&output);

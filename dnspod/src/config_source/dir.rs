@@ -6,9 +6,13 @@
 //!
 //! The path is followed, not the directory it named at start-up: the parent directory is
 //! watched too, and when the path names another directory (`mv dir dir.old; mkdir dir`, a
-//! symbolic link pointed elsewhere) the watch moves to it. A periodic rescan
-//! ([`FollowOptions::rescan`]) catches what no event reports (a replaced parent, a lost
-//! event); an unchanged rescan changes nothing, since the loader compares digests. A read that
+//! symbolic link pointed elsewhere) the watch moves to it. An event re-reads only the files
+//! whose stamp ([`FileStamp`]: inode, size, times) changed since they were last read, so that a
+//! verdict written to `health.json` does not re-read a `config.json` of tens of megabytes.
+//! A periodic rescan
+//! ([`FollowOptions::rescan`]) reads both files whatever their stamps, and catches what no
+//! event reports (a replaced parent, a lost event, a write in place within the clock's
+//! resolution); an unchanged rescan changes nothing, since the loader compares digests. A read that
 //! fails (descriptor limit, I/O error) is counted and retried with backoff; a file that is not
 //! a regular file or is too large is refused once (see [`super::payload_file`]).
 
@@ -24,7 +28,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::payload_file::{DEFAULT_MAX_PAYLOAD_BYTES, ReadError, read_payload};
+use super::payload_file::{DEFAULT_MAX_PAYLOAD_BYTES, FileStamp, ReadError, read_payload};
 use crate::state::{Loader, Reloader};
 
 /// First wait before a failed read is retried; it doubles up to [`RETRY_MAX`].
@@ -110,31 +114,44 @@ pub async fn follow(
 
     let mut reader = Reader::new(dir.clone(), options.max_payload_bytes);
     let loader = Reloader::start(loader);
-    let mut retry = reader.load_all(&loader).await;
+    let mut retry = reader.load_all(&loader, Reread::All).await;
     let mut rescan = tokio::time::interval_at(Instant::now() + options.rescan, options.rescan);
     rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         let retry_at = retry;
-        tokio::select! {
+        let reread = tokio::select! {
             _ = shutdown.cancelled() => break,
             event = rx.recv() => {
                 if event.is_none() {
                     break;
                 }
                 while rx.try_recv().is_ok() {}
+                Reread::Changed
             }
-            _ = rescan.tick() => {}
-            () = reload.notified() => tracing::info!(dir = %dir.display(), "re-reading payload files"),
-            () = sleep_until(retry_at) => {}
-        }
+            _ = rescan.tick() => Reread::All,
+            () = reload.notified() => {
+                tracing::info!(dir = %dir.display(), "re-reading payload files");
+                Reread::All
+            }
+            () = sleep_until(retry_at) => Reread::All,
+        };
         for watch in std::iter::once(&mut watched).chain(parent.as_mut()) {
             if let Err(error) = watch.rearm(&mut watcher) {
                 tracing::warn!(path = %watch.path.display(), %error, "cannot watch; the rescan still follows it");
             }
         }
-        retry = reader.load_all(&loader).await;
+        retry = reader.load_all(&loader, reread).await;
     }
     Ok(())
+}
+
+/// Which payload files a pass reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reread {
+    /// Those whose stamp changed since they were last read (after an event).
+    Changed,
+    /// Both (at start-up, on a rescan, on SIGHUP, on a retry).
+    All,
 }
 
 /// Sleeps until `at`, or forever without one.
@@ -212,6 +229,8 @@ struct Reader {
     backoff: Backoff,
     /// Per payload file, the refusal last reported, so that a rescan does not report it again.
     refused: BTreeMap<&'static str, String>,
+    /// Per payload file, its stamp when it was last read.
+    stamps: BTreeMap<&'static str, FileStamp>,
 }
 
 impl Reader {
@@ -221,6 +240,7 @@ impl Reader {
             max_bytes,
             backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
             refused: BTreeMap::new(),
+            stamps: BTreeMap::new(),
         }
     }
 
@@ -228,10 +248,19 @@ impl Reader {
     /// have produced it yet). Health first: at start-up the loader keeps it until the config
     /// comes, and compiles once instead of twice (at 100 000 addresses, two compiled snapshots
     /// at once would double the peak memory). Returns when to retry a read that failed.
-    async fn load_all(&mut self, loader: &Reloader) -> Option<Instant> {
+    async fn load_all(&mut self, loader: &Reloader, reread: Reread) -> Option<Instant> {
         let mut failed = false;
         for payload in [Payload::Health, Payload::Config] {
             let path = self.dir.join(payload.key());
+            // Taken before the read: should the file change in between, the next event finds
+            // a stamp that differs and reads it again.
+            let stamp = FileStamp::at(&path);
+            if reread == Reread::Changed
+                && stamp.is_some()
+                && stamp.as_ref() == self.stamps.get(payload.key())
+            {
+                continue;
+            }
             let limit = self.max_bytes;
             let read_path = path.clone();
             let result = tokio::task::spawn_blocking(move || read_payload(&read_path, limit))
@@ -240,6 +269,10 @@ impl Reader {
             match result {
                 Ok(bytes) => {
                     self.refused.remove(payload.key());
+                    match stamp {
+                        Some(stamp) => self.stamps.insert(payload.key(), stamp),
+                        None => self.stamps.remove(payload.key()),
+                    };
                     if let Some(bytes) = bytes {
                         // A refusal is logged and counted by the loader.
                         let _ = loader.offer(payload, bytes).await;

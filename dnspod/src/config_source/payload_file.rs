@@ -62,6 +62,34 @@ pub fn read_payload(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, ReadErro
     read_at_most(file, limit).map(Some)
 }
 
+/// What tells one version of a file from another without reading it: device and inode (a
+/// file replaced by rename is a new inode), size, and modification and change times (a file
+/// written in place).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    /// The stamp of what `path` names now (symbolic links followed); `None` when it cannot be
+    /// looked up.
+    pub fn at(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
 /// Refuses what is not a regular file or is larger than `limit`.
 fn check(metadata: &std::fs::Metadata, limit: u64) -> Result<(), ReadError> {
     let kind = metadata.file_type();
@@ -119,8 +147,27 @@ mod tests {
         let dir = scratch("regular");
         let path = dir.join("config.json");
         assert!(read_payload(&path, 10).unwrap().is_none());
+        assert_eq!(FileStamp::at(&path), None);
         std::fs::write(&path, b"0123456789").unwrap();
         assert_eq!(read_payload(&path, 10).unwrap().unwrap(), b"0123456789");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_stamp_changes_with_a_rename_over_the_file_and_a_write_in_place() {
+        let dir = scratch("stamp");
+        let path = dir.join("health.json");
+        std::fs::write(&path, b"one").unwrap();
+        let first = FileStamp::at(&path).unwrap();
+        assert_eq!(FileStamp::at(&path), Some(first));
+        // Same size and content, a new inode.
+        std::fs::write(dir.join(".tmp"), b"one").unwrap();
+        std::fs::rename(dir.join(".tmp"), &path).unwrap();
+        let renamed = FileStamp::at(&path).unwrap();
+        assert_ne!(renamed, first);
+        // Same inode, another size.
+        std::fs::write(&path, b"three").unwrap();
+        assert_ne!(FileStamp::at(&path).unwrap(), renamed);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -119,7 +119,7 @@ fn dedup(records: &mut crate::engine::AnswerRecords<'_>) {
 
 #[cfg(test)]
 mod tests {
-    use gtm_crds::config::HealthSnapshot;
+    use gtm_crds::config::{HealthSnapshot, HealthVerdicts};
     use gtm_crds::zone::DnssecAlgorithm;
     use hickory_server::proto::dnssec::rdata::DNSSECRData;
     use hickory_server::proto::dnssec::{PublicKey, TBS};
@@ -141,7 +141,8 @@ mod tests {
         let keys = ZoneKeys::from([(fixtures::ZONE.to_string(), key.clone())]);
         let settings = ZoneSettings::default();
         let health = HealthSnapshot::empty();
-        let compiled = Compiled::build(&config, &health, &settings, &keys, None).unwrap();
+        let health = HealthVerdicts::of(&health);
+        let compiled = Compiled::build(Arc::new(config), &health, &settings, &keys, None).unwrap();
         (compiled, key)
     }
 

@@ -1,26 +1,19 @@
-//! Compiling a config and a health snapshot into a [`Compiled`] answer index. Runs off the
-//! query path on every reload; everything that does not depend on the query is decided here:
-//! availability, fail-open, `Sequential` picks, weights, records with owner name and TTL.
+//! Compiling a config into the [`Base`] of a [`Compiled`] answer index: zones, names, records
+//! with owner name and TTL, static record sets, and the indexes a health change needs (task
+//! ids, which pools have a task, which domains have a pool). Runs off the query path when a
+//! config changes; what the verdicts decide is the overlay's (`super::overlay`).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
-use gtm_crds::availability::{
-    MemberView, PoolChoice, address_available, address_choice, eligible_addresses, pool_available,
-    pool_choice, pool_eligible,
-};
-use gtm_crds::config::{
-    DEFAULT_MAX_ANSWERS, GtmConfig, HealthSnapshot, PoolConfig, ZoneConfig, in_zone,
-};
+use gtm_crds::config::{DEFAULT_MAX_ANSWERS, GtmConfig, HealthVerdicts, ZoneConfig, in_zone};
 use gtm_crds::pool::PoolType;
 use hickory_server::proto::rr::rdata::{A, AAAA, CNAME};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
 use rustc_hash::FxHashMap;
 
-use super::level::{Level, MemberSpec};
-use super::{
-    Compiled, DomainChoice, DomainPlan, MemberPlan, NameEntry, PoolPlan, Rotations, StaticSet,
-};
+use super::{Adjacency, Base, Compiled, DomainPlan, MemberPlan, NameEntry, Rotations, StaticSet};
 use crate::dnssec::ZoneKeys;
 use crate::sources::BadCidr;
 use crate::zone::{Zone, ZoneError, ZoneSettings, absolute_name, zone_names};
@@ -49,16 +42,39 @@ impl Compiled {
     /// [`GtmConfig::from_json`]) with `health`, the zone settings from the flags and the
     /// signing keys of the signed zones;
     /// `RoundRobin` levels continue from their positions in `previous`, the snapshot served
-    /// until now.
+    /// until now. A later health change goes through [`Compiled::with_health`] instead.
     pub fn build(
-        config: &GtmConfig,
-        health: &HealthSnapshot,
+        config: Arc<GtmConfig>,
+        health: &HealthVerdicts<'_>,
         settings: &ZoneSettings,
         keys: &ZoneKeys,
         previous: Option<&Compiled>,
     ) -> Result<Self, CompileError> {
-        let previous = previous.map(|p| &p.rotations);
         let mut rotations = Rotations::default();
+        let previous = previous.map(|p| &p.base.rotations);
+        let pool_rotations: Vec<_> = config
+            .pools
+            .iter()
+            .map(|p| rotations.take(previous, format!("pool:{}", p.id)))
+            .collect();
+        let domain_rotations: Vec<_> = config
+            .domains
+            .iter()
+            .map(|d| rotations.take(previous, format!("domain:{}", d.id)))
+            .collect();
+        let base = Arc::new(Base::build(config, settings, keys, rotations)?);
+        Self::overlay(base, health, pool_rotations, domain_rotations)
+    }
+}
+
+impl Base {
+    /// Compiles what `config` alone decides (with the signing keys of the signed zones).
+    fn build(
+        config: Arc<GtmConfig>,
+        settings: &ZoneSettings,
+        keys: &ZoneKeys,
+        rotations: Rotations,
+    ) -> Result<Self, CompileError> {
         // Zones the operator gave no serial (flag zones, payloads of schema 1.0) answer with
         // the config generation.
         let fallback = (config.generation & u64::from(u32::MAX)) as u32;
@@ -76,13 +92,14 @@ impl Compiled {
             .enumerate()
             .map(|(i, p)| (p.id.as_str(), i))
             .collect();
-        let mut pool_views = Vec::with_capacity(config.pools.len());
-        let mut pools = Vec::with_capacity(config.pools.len());
-        for pool in &config.pools {
-            let rotation = rotations.take(previous, format!("pool:{}", pool.id));
-            let (plan, view) = compile_pool(pool, health, rotation)?;
-            pools.push(plan);
-            pool_views.push(view);
+        let mut tasks: FxHashMap<Box<str>, u32> = FxHashMap::default();
+        let mut task_pools = Vec::new();
+        for (p, pool) in config.pools.iter().enumerate() {
+            for id in pool.addresses.iter().flat_map(|a| &a.tasks) {
+                let next = tasks.len() as u32;
+                let task = *tasks.entry(id.as_str().into()).or_insert(next);
+                task_pools.push((task, p as u32));
+            }
         }
 
         let mut names: FxHashMap<LowerName, NameEntry> = FxHashMap::default();
@@ -91,51 +108,16 @@ impl Compiled {
         }
         let statics = compile_statics(&config.zone_data, &zone_list, &mut names)?;
         let mut domains = Vec::with_capacity(config.domains.len());
+        let mut pool_domains = Vec::new();
         for (di, d) in config.domains.iter().enumerate() {
             let owner = absolute_name(&d.name)
                 .ok_or_else(|| CompileError::Name(format!("domain {}: bad name", d.id)))?;
-            let member_pools: Vec<usize> = d
+            let members = d
                 .pools
                 .iter()
-                .map(|m| pool_index[m.pool.as_str()])
-                .collect();
-            let views: Vec<MemberView> = d
-                .pools
-                .iter()
-                .zip(&member_pools)
-                .map(|(m, &p)| MemberView {
-                    order: m.order,
-                    ..pool_views[p]
-                })
-                .collect();
-            let specs: Vec<MemberSpec<'_>> = d.pools.iter().map(MemberSpec::from).collect();
-            let (choice, candidates) = match pool_choice(&views, d.when_all_unavailable) {
-                PoolChoice::Available(c) => (DomainChoice::Available, c),
-                PoolChoice::FailOpen(m) => (DomainChoice::FailOpen(m), Vec::new()),
-                PoolChoice::Nothing => (DomainChoice::Nothing, Vec::new()),
-            };
-            let active = health
-                .active
-                .domains
-                .get(&d.id)
-                .and_then(|p| d.pools.iter().position(|m| &m.pool == p));
-            let rotation = rotations.take(previous, format!("domain:{}", d.id));
-            let level = Level::new(
-                d.policy,
-                d.sequential_mode,
-                d.affinity,
-                &specs,
-                candidates,
-                active,
-                rotation,
-            )
-            .map_err(|source| CompileError::Source {
-                owner: d.id.clone(),
-                source,
-            })?;
-            let members = member_pools
-                .iter()
-                .map(|&p| {
+                .map(|m| {
+                    let p = pool_index[m.pool.as_str()];
+                    pool_domains.push((p as u32, di as u32));
                     let pool = &config.pools[p];
                     // Sized exactly: a collected `Result` grows by doubling, and records are
                     // large (most of the memory at 100 000 addresses).
@@ -149,8 +131,6 @@ impl Compiled {
             domains.push(DomainPlan {
                 name: d.name.clone(),
                 policy: d.policy,
-                choice,
-                level,
                 members,
                 max_answers: usize::from(d.max_answers.unwrap_or(DEFAULT_MAX_ANSWERS).max(1)),
             });
@@ -162,15 +142,18 @@ impl Compiled {
         for (name, entry) in &mut names {
             entry.zone = super::zone_index(&zones, name);
         }
+        let task_pools = Adjacency::new(tasks.len(), task_pools);
+        let pool_domains = Adjacency::new(config.pools.len(), pool_domains);
         Ok(Self {
-            generation: config.generation,
-            health_generation: health.generation,
+            config,
             zones,
             names,
             domains,
-            pools,
             statics,
             rotations,
+            tasks,
+            task_pools,
+            pool_domains,
         })
     }
 }
@@ -230,64 +213,6 @@ fn compile_statics(
         set.additionals = extra;
     }
     Ok(statics)
-}
-
-/// Compiles one pool; also returns how the domains see it (its order is the member's).
-fn compile_pool(
-    pool: &PoolConfig,
-    health: &HealthSnapshot,
-    rotation: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-) -> Result<(PoolPlan, MemberView), CompileError> {
-    let avail: Vec<bool> = pool
-        .addresses
-        .iter()
-        .map(|a| address_available(a, |t| health.task(t)))
-        .collect();
-    let available = pool_available(pool, &avail);
-    let eligible = eligible_addresses(pool);
-    let fail_open = !avail.iter().any(|a| *a);
-    let specs: Vec<MemberSpec<'_>> = pool.addresses.iter().map(MemberSpec::from).collect();
-    let active = health
-        .active
-        .pools
-        .get(&pool.id)
-        .and_then(|v| pool.addresses.iter().position(|a| &a.value == v));
-    let candidates = address_choice(pool, &avail);
-    let level = Level::new(
-        pool.policy,
-        pool.sequential_mode,
-        pool.affinity,
-        &specs,
-        candidates,
-        active,
-        rotation,
-    )
-    .map_err(|source| CompileError::Source {
-        owner: pool.id.clone(),
-        source,
-    })?;
-    let alias_fallback = eligible
-        .iter()
-        .copied()
-        .min_by_key(|&i| (pool.addresses[i].order, i));
-    let plan = PoolPlan {
-        id: pool.id.clone(),
-        alias: match pool.pool_type {
-            PoolType::IPv4 | PoolType::IPv6 => false,
-            PoolType::Domain => true,
-        },
-        level,
-        fail_open,
-        eligible,
-        alias_fallback,
-    };
-    let view = MemberView {
-        order: 0,
-        available,
-        eligible: pool_eligible(pool),
-        healthy: !fail_open,
-    };
-    Ok((plan, view))
 }
 
 /// The record answering `value` of a pool of `pool_type` at `owner`.

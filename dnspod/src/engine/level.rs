@@ -155,6 +155,26 @@ impl Level {
         })
     }
 
+    /// The level's `RoundRobin` position, for the same level compiled again.
+    pub(crate) fn rotation(&self) -> Arc<AtomicUsize> {
+        self.rotation.clone()
+    }
+
+    /// Everything the level decided, without its `RoundRobin` position (which a compile takes
+    /// over from the one before).
+    #[cfg(test)]
+    pub(crate) fn fingerprint(&self) -> String {
+        format!(
+            "{:?} {:?} {} {:?} {:?} {:?}",
+            self.policy,
+            self.candidates,
+            self.sequential,
+            self.cumulative,
+            self.sources,
+            self.sticky
+        )
+    }
+
     /// Whether no member may answer.
     pub(crate) fn is_empty(&self) -> bool {
         self.candidates.is_empty()

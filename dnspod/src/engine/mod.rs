@@ -34,6 +34,7 @@
 
 mod compile;
 mod level;
+mod overlay;
 mod sticky;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -42,7 +43,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use gtm_crds::RecordType as DomainType;
+use gtm_crds::availability::MemberView;
 use gtm_crds::common::LbPolicy;
+use gtm_crds::config::{ActiveSelections, GtmConfig};
+use gtm_crds::pool::HealthState;
 use hickory_server::proto::rr::{LowerName, RData, Record, RecordType};
 use rand::Rng;
 use rustc_hash::FxHashMap;
@@ -55,19 +59,79 @@ use crate::record_type::{ByType, of_qtype};
 use crate::sources::Client;
 use crate::zone::Zone;
 
-/// A config and a health snapshot compiled for answering.
+/// A config and a health snapshot compiled for answering: the config's part ([`Base`], shared
+/// by every snapshot of one config) under the health's part (the overlay: verdicts, and what
+/// they decide per pool and per domain). A health change rebuilds only the pools and domains
+/// whose verdicts or active members changed, see [`Compiled::with_health`].
 #[derive(Debug)]
 pub struct Compiled {
-    generation: u64,
+    base: Arc<Base>,
     health_generation: u64,
+    /// The verdict of every task, indexed like [`Base::tasks`].
+    verdicts: Vec<HealthState>,
+    /// The active members the health payload published.
+    active: ActiveSelections,
+    /// Per pool (indexed like the config's pools): its plan under these verdicts.
+    pools: Vec<Arc<PoolPlan>>,
+    /// Per pool: how the domains see it under these verdicts (order 0).
+    views: Vec<MemberView>,
+    /// Per access domain (indexed like [`Base::domains`]): its pick under these verdicts.
+    domain_levels: Vec<Arc<DomainLevel>>,
+}
+
+/// What a config alone decides: names, zones, records, and the indexes a health change needs
+/// to find what it touches.
+#[derive(Debug)]
+struct Base {
+    /// The config compiled, kept to recompile the pools and domains a health change touches.
+    config: Arc<GtmConfig>,
     zones: Vec<Zone>,
     /// Looked up once per query: a fast hash (the keys are our own names, not an attacker's
     /// choice of keys; a query only looks up).
     names: FxHashMap<LowerName, NameEntry>,
     domains: Vec<DomainPlan>,
-    pools: Vec<PoolPlan>,
     statics: Vec<StaticSet>,
     rotations: Rotations,
+    /// Every task id of the config's addresses, numbered.
+    tasks: FxHashMap<Box<str>, u32>,
+    /// Per task: the pools with an address that has it.
+    task_pools: Adjacency,
+    /// Per pool: the domains that have it as a member.
+    pool_domains: Adjacency,
+}
+
+/// Lists of indices per index, in two flat vectors (at 100 000 tasks, one vector per task
+/// would cost an allocation each).
+#[derive(Debug)]
+struct Adjacency {
+    starts: Vec<u32>,
+    targets: Vec<u32>,
+}
+
+impl Adjacency {
+    /// For `n` sources, the targets of each of the `(source, target)` pairs, deduplicated.
+    fn new(n: usize, mut pairs: Vec<(u32, u32)>) -> Self {
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut starts = Vec::with_capacity(n + 1);
+        let mut next = 0;
+        for source in 0..n {
+            starts.push(next as u32);
+            while next < pairs.len() && pairs[next].0 as usize == source {
+                next += 1;
+            }
+        }
+        starts.push(next as u32);
+        Self {
+            starts,
+            targets: pairs.into_iter().map(|(_, t)| t).collect(),
+        }
+    }
+
+    /// The targets of `source`.
+    fn of(&self, source: usize) -> &[u32] {
+        &self.targets[self.starts[source] as usize..self.starts[source + 1] as usize]
+    }
 }
 
 /// The `RoundRobin` position of every level, by level (`domain:<id>`, `pool:<id>`): a compile
@@ -134,16 +198,22 @@ fn answers_addresses(t: DomainType) -> bool {
     }
 }
 
+/// What the config decides about an access domain.
 #[derive(Debug)]
 struct DomainPlan {
     name: String,
     /// The pool-level policy (the level's, kept for the query log).
     policy: LbPolicy,
-    choice: DomainChoice,
-    level: Level,
     members: Vec<MemberPlan>,
     /// The domain's `maxAnswers`, or [`gtm_crds::config::DEFAULT_MAX_ANSWERS`].
     max_answers: usize,
+}
+
+/// What the verdicts decide about an access domain: which pools may answer, and how.
+#[derive(Debug)]
+struct DomainLevel {
+    choice: DomainChoice,
+    level: Level,
 }
 
 #[derive(Debug)]
@@ -166,8 +236,6 @@ struct MemberPlan {
 
 #[derive(Debug)]
 struct PoolPlan {
-    /// Object id of the `AddressPool`.
-    id: String,
     /// A Domain pool: answers one CNAME.
     alias: bool,
     level: Level,
@@ -274,7 +342,7 @@ impl Answer<'_> {
 impl Compiled {
     /// The config generation compiled.
     pub fn generation(&self) -> u64 {
-        self.generation
+        self.base.config.generation
     }
 
     /// The health snapshot generation compiled.
@@ -284,22 +352,22 @@ impl Compiled {
 
     /// The served zones.
     pub fn zones(&self) -> &[Zone] {
-        &self.zones
+        &self.base.zones
     }
 
     /// The access domain names, indexed like [`Answer::domain`].
     pub fn domain_names(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.domains.iter().map(|d| d.name.as_str())
+        self.base.domains.iter().map(|d| d.name.as_str())
     }
 
     /// The name of access domain `index` (as in [`Answer::domain`]).
     pub fn domain_name(&self, index: usize) -> Option<&str> {
-        self.domains.get(index).map(|d| d.name.as_str())
+        self.base.domains.get(index).map(|d| d.name.as_str())
     }
 
     /// The id of pool `index` (as in [`Decision::pool`]).
     pub fn pool_id(&self, index: usize) -> Option<&str> {
-        self.pools.get(index).map(|p| p.id.as_str())
+        self.base.config.pools.get(index).map(|p| p.id.as_str())
     }
 
     /// The types of the RRsets at `name` (the NSEC type bitmap of a NODATA proof): its
@@ -307,7 +375,7 @@ impl Compiled {
     /// DNSKEY. Empty for a name that does not exist or an empty non-terminal.
     pub fn types_at(&self, name: &LowerName) -> SmallVec<[RecordType; 8]> {
         let mut types = SmallVec::new();
-        if let Some(entry) = self.names.get(name) {
+        if let Some(entry) = self.base.names.get(name) {
             types.extend(
                 entry
                     .domains
@@ -326,7 +394,7 @@ impl Compiled {
 
     /// The served zone `name` lies in (the longest match).
     fn zone_of(&self, name: &LowerName) -> Option<&Zone> {
-        zone_index(&self.zones, name).map(|i| &self.zones[i])
+        zone_index(&self.base.zones, name).map(|i| &self.base.zones[i])
     }
 
     /// Answers a query for `qname`/`qtype` from `client` (`None`: location unknown, e.g. ECS
@@ -338,9 +406,9 @@ impl Compiled {
         client: Option<&Client<'_>>,
         rng: &mut impl Rng,
     ) -> Answer<'c> {
-        let entry = self.names.get(qname);
+        let entry = self.base.names.get(qname);
         let zone = match entry.and_then(|e| e.zone) {
-            Some(i) => Some(&self.zones[i]),
+            Some(i) => Some(&self.base.zones[i]),
             None => self.zone_of(qname),
         };
         let Some(zone) = zone else {
@@ -398,13 +466,13 @@ impl Compiled {
                 } else if d.is_none()
                     && let Some((_, s)) = entry.statics.first()
                 {
-                    answer.records.extend(&self.statics[*s].records);
+                    answer.records.extend(&self.base.statics[*s].records);
                 }
                 d
             }
             _ => match entry.static_set(qtype) {
                 Some(s) => {
-                    let set = &self.statics[s];
+                    let set = &self.base.statics[s];
                     answer.records.extend(&set.records);
                     answer.additionals = &set.additionals;
                     None
@@ -425,8 +493,7 @@ impl Compiled {
             },
         };
         if let Some(d) = domain {
-            let (scope, decision) =
-                self.answer_domain(&self.domains[d], client, rng, &mut answer.records);
+            let (scope, decision) = self.answer_domain(d, client, rng, &mut answer.records);
             answer.ecs_scope = scope;
             answer.decision = Some(decision);
         }
@@ -449,7 +516,7 @@ impl Compiled {
             .filter_map(|(_, d)| *d);
         for d in address_domains {
             let mut records = SmallVec::new();
-            let (scope, decision) = self.answer_domain(&self.domains[d], client, rng, &mut records);
+            let (scope, decision) = self.answer_domain(d, client, rng, &mut records);
             if records
                 .first()
                 .is_some_and(|r| matches!(r.data, RData::CNAME(_)))
@@ -462,15 +529,17 @@ impl Compiled {
         }
     }
 
-    /// Appends a domain's answer to `out`; returns the ECS scope it depended on and the
-    /// policy decision.
+    /// Appends the answer of access domain `index` to `out`; returns the ECS scope it
+    /// depended on and the policy decision.
     fn answer_domain<'c>(
         &'c self,
-        d: &'c DomainPlan,
+        index: usize,
         client: Option<&Client<'_>>,
         rng: &mut impl Rng,
         out: &mut AnswerRecords<'c>,
     ) -> (u8, Decision) {
+        let d = &self.base.domains[index];
+        let pick = &*self.domain_levels[index];
         let mut scope = 0;
         let mut decision = Decision {
             policy: d.policy,
@@ -485,7 +554,7 @@ impl Compiled {
                 decision.pool_fail_open = pool.fail_open || pool.level.is_empty();
             }
         };
-        match d.choice {
+        match pick.choice {
             DomainChoice::Nothing => {}
             DomainChoice::FailOpen(m) => {
                 decision.reason = Reason::FailOpen;
@@ -493,7 +562,7 @@ impl Compiled {
                 scope = self.answer_pool(&d.members[m], client, rng, out);
             }
             DomainChoice::Available => {
-                let (selection, s, reason) = d.level.select(client, rng);
+                let (selection, s, reason) = pick.level.select(client, rng);
                 scope = s;
                 decision.reason = reason;
                 for (i, m) in selection.iter().enumerate() {

@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use gtm_crds::common::{Cidr, LbPolicy, RequestSources, SequentialMode};
-use gtm_crds::config::{ActiveSelections, GtmConfig, HealthSnapshot};
+use gtm_crds::config::{ActiveSelections, GtmConfig, HealthSnapshot, HealthVerdicts};
 use gtm_crds::domain::{Fallback, RecordType as Rt};
 use gtm_crds::pool::AddressMode;
 use hickory_server::proto::rr::{LowerName, Name, RecordType};
@@ -22,8 +23,36 @@ use crate::zone::ZoneSettings;
 pub(crate) mod fixtures;
 use fixtures::*;
 
+/// Compiles `c` under `h` twice, directly and as an overlay on `c` compiled without verdicts,
+/// checks that both decided the same, and returns the overlay: every rule below holds for
+/// health applied both ways.
 fn compile(c: &GtmConfig, h: &HealthSnapshot) -> Compiled {
-    Compiled::build(c, h, &ZoneSettings::default(), &Default::default(), None).expect("compiles")
+    build(c, h, &ZoneSettings::default(), None)
+}
+
+fn build(
+    c: &GtmConfig,
+    h: &HealthSnapshot,
+    settings: &ZoneSettings,
+    previous: Option<&Compiled>,
+) -> Compiled {
+    let config = Arc::new(c.clone());
+    let health = HealthVerdicts::of(h);
+    let direct = Compiled::build(config.clone(), &health, settings, &Default::default(), None)
+        .expect("compiles");
+    let unknown = HealthSnapshot::empty();
+    let overlaid = Compiled::build(
+        config,
+        &HealthVerdicts::of(&unknown),
+        settings,
+        &Default::default(),
+        previous,
+    )
+    .expect("compiles")
+    .with_health(&health)
+    .expect("applies");
+    assert_eq!(direct.health_fingerprint(), overlaid.health_fingerprint());
+    overlaid
 }
 
 fn lower(name: &str) -> LowerName {
@@ -630,14 +659,7 @@ fn flag_zones_are_served_even_without_domains() {
         extra_zones: vec!["other.example".into()],
         ..ZoneSettings::default()
     };
-    let h = Compiled::build(
-        &c,
-        &health_down(1, &[]),
-        &settings,
-        &Default::default(),
-        None,
-    )
-    .unwrap();
+    let h = build(&c, &health_down(1, &[]), &settings, None);
     let mut rng = StdRng::seed_from_u64(1);
     let a = h.answer(&lower("x.other.example."), RecordType::A, None, &mut rng);
     assert_eq!(a.rcode, Rcode::NxDomain);
@@ -753,23 +775,9 @@ fn round_robin_keeps_its_rotation_across_recompiles() {
     assert_eq!(ask(&first, WWW, RecordType::A).1[0], "192.0.2.2");
     // A health change recompiles: the rotation goes on instead of starting over.
     let settings = ZoneSettings::default();
-    let second = Compiled::build(
-        &c,
-        &health_down(2, &[]),
-        &settings,
-        &Default::default(),
-        Some(&first),
-    )
-    .unwrap();
+    let second = build(&c, &health_down(2, &[]), &settings, Some(&first));
     assert_eq!(ask(&second, WWW, RecordType::A).1[0], "192.0.2.3");
-    let third = Compiled::build(
-        &c,
-        &health_down(3, &[]),
-        &settings,
-        &Default::default(),
-        Some(&second),
-    )
-    .unwrap();
+    let third = build(&c, &health_down(3, &[]), &settings, Some(&second));
     assert_eq!(ask(&third, WWW, RecordType::A).1[0], "192.0.2.1");
     // Without the previous snapshot (a restart), it starts from the first.
     assert_eq!(
