@@ -162,7 +162,16 @@ impl Loader {
     ///
     /// Each offer runs in a `payload_reload` span with fields `payload`, `bytes`, `generation`
     /// (of the payload, once parsed) and `result` (`unchanged`, `accepted` or `refused`).
-    pub fn offer(&mut self, payload: Payload, bytes: &[u8]) -> Result<bool, LoadError> {
+    ///
+    /// The bytes are taken by value so that a config's are freed as soon as they are parsed,
+    /// before the compile (18 MB of the reload's peak at 100 000 addresses), and a health
+    /// payload's are kept without a copy.
+    pub fn offer(
+        &mut self,
+        payload: Payload,
+        bytes: impl Into<Vec<u8>>,
+    ) -> Result<bool, LoadError> {
+        let bytes = bytes.into();
         let span = tracing::info_span!(
             "payload_reload",
             %payload,
@@ -175,7 +184,7 @@ impl Loader {
             Payload::Config => &mut self.last_config,
             Payload::Health => &mut self.last_health,
         };
-        let digest = Sha256::digest(bytes);
+        let digest = Sha256::digest(&bytes);
         if last.as_ref() == Some(&digest) {
             span.record("result", "unchanged");
             return Ok(false);
@@ -195,10 +204,11 @@ impl Loader {
         }
     }
 
-    fn accept(&mut self, payload: Payload, bytes: &[u8]) -> Result<(), LoadError> {
+    fn accept(&mut self, payload: Payload, bytes: Vec<u8>) -> Result<(), LoadError> {
         match payload {
             Payload::Config => {
-                let config = Arc::new(GtmConfig::from_json(bytes)?);
+                let config = Arc::new(GtmConfig::from_json(&bytes)?);
+                drop(bytes);
                 tracing::Span::current().record("generation", config.generation);
                 let empty = HealthSnapshot::empty();
                 // A copy, as the compile updates the loader (the keys' DS log): one per config,
@@ -211,7 +221,7 @@ impl Loader {
                 self.compile(config, &health)?;
             }
             Payload::Health => {
-                let health = HealthVerdicts::from_json(bytes)?;
+                let health = HealthVerdicts::from_json(&bytes)?;
                 tracing::Span::current().record("generation", health.generation);
                 match self.shared.snapshot() {
                     Some(serving) => self.overlay(&serving, &health)?,
@@ -220,7 +230,8 @@ impl Loader {
                         "health snapshot kept until a config arrives"
                     ),
                 }
-                self.health = Some(bytes.to_vec());
+                drop(health);
+                self.health = Some(bytes);
             }
         }
         Ok(())

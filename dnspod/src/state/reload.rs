@@ -35,7 +35,7 @@ impl Reloader {
             .name("gtm-reload".into())
             .spawn(move || {
                 while let Some(offer) = queue.blocking_recv() {
-                    let verdict = loader.offer(offer.payload, &offer.bytes);
+                    let verdict = loader.offer(offer.payload, offer.bytes);
                     // The source may have stopped waiting (shutdown); nothing to report to.
                     let _ = offer.verdict.send(verdict);
                 }
