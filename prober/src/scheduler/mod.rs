@@ -1,7 +1,8 @@
 //! [`Prober`]: holds the desired tasks and runs each on its own schedule.
 //!
 //! Scheduling rules:
-//! - every task runs on its own timer, every `intervalSeconds`; its first probe comes at a
+//! - every task runs on its own timer, every interval (`intervalMillis`, else `intervalSeconds`,
+//!   [`HealthCheckTemplateSpec::interval`]); its first probe comes at a
 //!   random point of its first interval, so that tasks added together spread out;
 //! - a task has at most one probe in flight; a tick that comes while its probe (or its wait for
 //!   a probe slot) still runs is skipped, keeping the task's phase;

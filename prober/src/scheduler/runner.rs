@@ -1,7 +1,7 @@
 //! The loop that probes one task on its interval.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -41,7 +41,7 @@ impl Runner {
     /// the reports' receiver is gone.
     pub(super) async fn run(self) {
         let spec = &self.task.spec;
-        let interval = Duration::from_secs(spec.interval_seconds.max(1).into());
+        let interval = spec.interval();
         let first = Instant::now() + interval.mul_f64(fastrand::f64());
         let mut ticks = tokio::time::interval_at(first, interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);

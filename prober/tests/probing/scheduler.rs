@@ -39,30 +39,34 @@ async fn each_task_probes_on_its_own_interval() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (mut prober, mut reports) = Prober::new(ProberConfig::default());
+    // Sub-second: `intervalMillis` takes the place of `intervalSeconds`.
+    let fast = json!({
+        "protocol": "TCP", "intervalSeconds": 5, "intervalMillis": 200, "timeoutMillis": 150
+    });
     let summary = prober.update([
         (id("every-1s"), tcp(1, addr)),
         (id("every-2s"), tcp(2, addr)),
+        (id("every-200ms"), task(fast, addr)),
     ]);
-    assert_eq!(summary.added, 2);
+    assert_eq!(summary.added, 3);
 
     let mut probes: HashMap<String, Vec<SystemTime>> = HashMap::new();
     reports_until(&mut reports, |report| {
         assert_eq!(report.outcome.result, Ok(()));
         let times = probes.entry(report.task_id.to_string()).or_default();
         times.push(report.health.last_probe.unwrap());
-        probes.len() == 2 && probes.values().all(|times| times.len() >= 3)
+        probes.len() == 3 && probes.values().all(|times| times.len() >= 3)
     })
     .await;
-    for (task, interval) in [("every-1s", 1000), ("every-2s", 2000)] {
+    // Probes never come more often than the interval, less its probe-time wobble.
+    for (task, least) in [("every-1s", 500), ("every-2s", 1500), ("every-200ms", 100)] {
         for pair in probes[task].windows(2) {
             let gap = pair[1].duration_since(pair[0]).unwrap();
-            // Probes never come more often than the interval (less its probe-time wobble).
-            assert!(
-                gap >= Duration::from_millis(interval - 500),
-                "{task}: {gap:?}"
-            );
+            assert!(gap >= Duration::from_millis(least), "{task}: {gap:?}");
         }
     }
+    // The sub-second task probed at least 5 times while the 2 s one probed 3 times.
+    assert!(probes["every-200ms"].len() >= 5, "{probes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
