@@ -267,7 +267,8 @@ def start_backend(section, addr, port):
 # Manifests
 
 
-def template_yaml(name, interval, timeout_ms, failure, success):
+def template_yaml(name, interval, timeout_ms, failure, success, interval_ms=None):
+    millis = f"  intervalMillis: {interval_ms}\n" if interval_ms else ""
     return f"""apiVersion: gtm.kubegtm.io/v1alpha1
 kind: HealthCheckTemplate
 metadata:
@@ -275,7 +276,7 @@ metadata:
 spec:
   protocol: TCP
   intervalSeconds: {interval}
-  timeoutMillis: {timeout_ms}
+{millis}  timeoutMillis: {timeout_ms}
   failureThreshold: {failure}
   successThreshold: {success}
 """
@@ -402,6 +403,42 @@ class Bench:
         proc = start(section, pinned(core, ["gdnsd", "-c", d, "start"]), stdout=log_file, stderr=subprocess.STDOUT)
         dns = Dns(port)
         wait_until("gdnsd answering", lambda: dns.query(f"ns1.{ZONE}")[0] == 0, timeout=30)
+        dns.close()
+        return proc, port
+
+    # --- PowerDNS (Authoritative, LUA records)
+
+    def start_pdns(self, section, zone_records, settings=""):
+        """pdns_server with the bind backend and LUA records on; every cache off, so that an
+        answer reflects the health checks' state as soon as it changes."""
+        port = free_port()
+        d = self.path(section, "pdns")
+        os.makedirs(d, exist_ok=True)
+        zone = os.path.join(d, "zone")
+        with open(zone, "w") as f:
+            f.write(
+                f"$ORIGIN {ZONE}.\n"
+                "@ 3600 IN SOA ns1 hostmaster 1 3600 600 86400 30\n"
+                "@ 3600 IN NS ns1\n"
+                "ns1 3600 IN A 127.0.0.1\n" + zone_records
+            )
+        with open(os.path.join(d, "named.conf"), "w") as f:
+            f.write(f'zone "{ZONE}" {{ type master; file "{zone}"; }};\n')
+        with open(os.path.join(d, "pdns.conf"), "w") as f:
+            f.write(
+                "launch=bind\n"
+                f"bind-config={d}/named.conf\n"
+                "local-address=127.0.0.1\n"
+                f"local-port={port}\n"
+                f"socket-dir={d}\n"
+                "enable-lua-records=yes\n"
+                "cache-ttl=0\nquery-cache-ttl=0\nnegquery-cache-ttl=0\n"
+                "guardian=no\ndaemon=no\nsetuid=\nsetgid=\n" + settings
+            )
+        log_file = open(self.path(section, "pdns.log"), "w")
+        proc = start(section, ["pdns_server", f"--config-dir={d}"], stdout=log_file, stderr=subprocess.STDOUT)
+        dns = Dns(port)
+        wait_until("pdns answering", lambda: dns.query(f"ns1.{ZONE}")[0] == 0, timeout=30)
         dns.close()
         return proc, port
 
@@ -949,43 +986,68 @@ class Bench:
         for b in gb.values():
             stop(b)
 
-        # kube-gtm: operator local mode (manifests, prober, health.json) + DNS pod.
-        k1, k2 = "127.0.80.1", "127.0.80.2"
-        kb = {a: start_backend(section, a, port) for a in (k1, k2)}
-        manifests = self.path(section, "manifests", "x")[:-2]
-        output = self.path(section, "payloads", "x")[:-2]
-        with open(os.path.join(manifests, "fo.yaml"), "w") as f:
-            f.write(
-                docs(
-                    template_yaml("tcp-fast", 1, 500, 1, 1),
-                    pool_yaml("fo", "Sequential", [(k1, 1, 1, None), (k2, 1, 2, None)], "tcp-fast", port,
-                              extra="  sequentialMode: Preemptive\n"),
-                    domain_yaml("fo", f"fo.{ZONE}", 5, ["fo"]),
+        # PowerDNS: a LUA record, ifportup over both addresses; its checks run every
+        # lua-health-checks-interval seconds (1, the smallest whole value; default 5), and
+        # `selector='all'` answers every address that is up (ifportup has no priority sets), so
+        # the primary leaving and coming back is what is timed.
+        if shutil.which("pdns_server"):
+            p1, p2 = "127.0.82.1", "127.0.82.2"
+            pb = {a: start_backend(section, a, port) for a in (p1, p2)}
+            record_line = f"fo 5 IN LUA A \"ifportup({port}, {{'{p1}', '{p2}'}}, {{selector='all'}})\"\n"
+            pd, pd_port = self.start_pdns(section, record_line, "lua-health-checks-interval=1\n")
+            result["powerdns"] = self.failover_trials(section, "powerdns", pd_port, f"fo.{ZONE}", pb, p1, p2, port, trials)
+            result["powerdns_settings"] = (
+                "LUA record `ifportup` (selector `all`), lua-health-checks-interval 1 s, caches off"
+            )
+            stop(pd)
+            for b in pb.values():
+                stop(b)
+
+        # kube-gtm: operator local mode (manifests, prober, health.json) + DNS pod, at a 1 s
+        # interval (as before) and at 100 ms (intervalMillis).
+        for key, addresses, interval_ms, timeout_ms in (
+            ("kube-gtm", ("127.0.80.1", "127.0.80.2"), None, 500),
+            ("kube-gtm-100ms", ("127.0.80.3", "127.0.80.4"), 100, 80),
+        ):
+            k1, k2 = addresses
+            kb = {a: start_backend(section, a, port) for a in (k1, k2)}
+            manifests = self.path(section, f"manifests-{key}", "x")[:-2]
+            output = self.path(section, f"payloads-{key}", "x")[:-2]
+            with open(os.path.join(manifests, "fo.yaml"), "w") as f:
+                f.write(
+                    docs(
+                        template_yaml("tcp-fast", 1, timeout_ms, 1, 1, interval_ms),
+                        pool_yaml("fo", "Sequential", [(k1, 1, 1, None), (k2, 1, 2, None)], "tcp-fast", port,
+                                  extra="  sequentialMode: Preemptive\n"),
+                        domain_yaml("fo", f"fo.{ZONE}", 5, ["fo"]),
+                    )
                 )
+            operator = self.start_operator(section, manifests, output)
+            pod, pod_port, _, _ = self.start_dnspod(section, output)
+            try:
+                result[key] = self.failover_trials(section, key, pod_port, f"fo.{ZONE}", kb, k1, k2, port, trials)
+            except RuntimeError as e:
+                # A build whose local mode publishes no health verdicts never fails over.
+                log(f"failover {key}: {e}")
+                result["note"] = (
+                    f"{key} not measured: {e} (does `gtm-operator local` run health checks in this build?)"
+                )
+            interval = f"{interval_ms} ms" if interval_ms else "1 s"
+            result[f"{key}_settings"] = (
+                f"TCP check interval {interval}, timeout {timeout_ms} ms, failure/success threshold 1"
             )
-        operator = self.start_operator(section, manifests, output)
-        pod, pod_port, _, _ = self.start_dnspod(section, output)
-        try:
-            result["kube-gtm"] = self.failover_trials(
-                section, "kube-gtm", pod_port, f"fo.{ZONE}", kb, k1, k2, port, trials
-            )
-        except RuntimeError as e:
-            # A build whose local mode publishes no health verdicts never fails over.
-            log(f"failover kube-gtm: {e}")
-            result["note"] = (
-                f"kube-gtm not measured: {e} (does `gtm-operator local` run health checks in this build?)"
-            )
-        result["kube-gtm_settings"] = "TCP check interval 1 s, timeout 500 ms, failure/success threshold 1"
-        stop(operator)
-        stop(pod)
-        for b in kb.values():
-            stop(b)
+            stop(operator)
+            stop(pod)
+            for b in kb.values():
+                stop(b)
         self.results["sections"][section] = result
 
     def failover_trials(self, section, name, port, fqdn, backends, primary, secondary, backend_port, trials):
+        """Out: the primary has left the answer and the secondary answers; back: the primary is
+        answered again (alone, or among the answers of a server that answers every live one)."""
         dns = Dns(port)
         # Up from the start: the primary answers (health verdicts may take a few intervals).
-        wait_answer(dns, fqdn, lambda v: v == [primary], 30, interval=0.01)
+        wait_answer(dns, fqdn, lambda v: primary in v, 30, interval=0.01)
         time.sleep(3)
         down, up = [], []
         for i in range(trials):
@@ -997,7 +1059,7 @@ class Bench:
             time.sleep(random.uniform(0.5, 1.5))
             t0 = time.monotonic()
             backends[primary] = start_backend(section, primary, backend_port)
-            t1 = wait_answer(dns, fqdn, lambda v: v == [primary], 30, interval=0.005)
+            t1 = wait_answer(dns, fqdn, lambda v: primary in v, 30, interval=0.005)
             up.append(t1 - t0)
             log(f"failover {name} trial {i + 1}: out after {down[-1]:.2f} s, back after {up[-1]:.2f} s")
         dns.close()
@@ -1014,20 +1076,27 @@ class Bench:
     # 5. Prober CPU
 
     def prober(self):
+        """The prober's CPU for 10 000 tasks at 1 s, and for 1 000 at 100 ms (as many probes a
+        second, sub-second): what a probe costs, and whether the interval changes it."""
         section = "prober"
-        argv = ["cargo", "run", "--release", "-q", "-p", "gtm-prober", "--example", "load"]
-        if self.quick:
-            argv += ["--", "10000", "10"]
-        record(section, argv)
-        out = subprocess.run(argv, cwd=self.args.root, capture_output=True, text=True, check=True)
-        text = out.stdout.strip()
-        m = re.search(r"prober CPU: ([^\n]*)", text)
-        share = re.search(r"([0-9.]+)\s*%", m.group(1)) if m else None
-        log("prober: " + (m.group(1) if m else text))
-        self.results["sections"][section] = {
-            "output": text,
-            "cpu_percent": float(share.group(1)) if share else None,
-        }
+        seconds = "10" if self.quick else "30"
+        runs = {}
+        for key, tasks, interval_ms in (("1s", "10000", "1000"), ("100ms", "1000", "100")):
+            argv = ["cargo", "run", "--release", "-q", "-p", "gtm-prober", "--example", "load",
+                    "--", tasks, seconds, interval_ms]
+            record(section, argv)
+            out = subprocess.run(argv, cwd=self.args.root, capture_output=True, text=True, check=True)
+            text = out.stdout.strip()
+            m = re.search(r"prober CPU: ([^\n]*)", text)
+            share = re.search(r"([0-9.]+)\s*%", m.group(1)) if m else None
+            per = re.search(r"prober CPU per probe: ([0-9.]+)", text)
+            log(f"prober {key}: " + (m.group(1) if m else text))
+            runs[key] = {
+                "output": text,
+                "cpu_percent": float(share.group(1)) if share else None,
+                "per_probe_us": float(per.group(1)) if per else None,
+            }
+        self.results["sections"][section] = {**runs["1s"], "runs": runs}
 
     # -----------------------------------------------------------------------------------------
     # Cluster mode against a real kube-apiserver (bench/cluster.py)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kube-gtm benchmark suite (make bench; not part of make test).
 #
-# Installs what it needs when missing (dnsperf, gdnsd, Knot, taskset, openssl, dig, perf; apt-get), builds the release
+# Installs what it needs when missing (dnsperf, gdnsd, Knot, PowerDNS, taskset, openssl, dig, perf; apt-get), builds the release
 # binaries (gtm-dnspod, gtm-operator, the bench/scale helper), runs bench/bench.py on 127.0.0.1
 # only, and writes docs/benchmarks.md. Every process started is stopped on exit.
 #
@@ -18,6 +18,7 @@ need=()
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v gdnsd >/dev/null || need+=(gdnsd)
 command -v knotd >/dev/null || need+=(knot)
+command -v pdns_server >/dev/null || need+=(pdns-server pdns-backend-bind)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
 command -v openssl >/dev/null || need+=(openssl)

@@ -359,9 +359,9 @@ mod tests {
     fn health_before_config_is_kept_and_applied_with_the_config() {
         let shared = Shared::new();
         let mut loader = Loader::new(shared.clone(), ZoneSettings::default());
-        assert!(loader.offer(Payload::Health, &health_json(4)).unwrap());
+        assert!(loader.offer(Payload::Health, health_json(4)).unwrap());
         assert!(!shared.is_ready());
-        assert!(loader.offer(Payload::Config, &config_json(2)).unwrap());
+        assert!(loader.offer(Payload::Config, config_json(2)).unwrap());
         let snap = shared.snapshot().unwrap();
         assert_eq!(
             (
@@ -376,7 +376,7 @@ mod tests {
     fn bad_payloads_are_refused_and_the_last_good_keeps_serving() {
         let shared = Shared::new();
         let mut loader = Loader::new(shared.clone(), ZoneSettings::default());
-        loader.offer(Payload::Config, &config_json(1)).unwrap();
+        loader.offer(Payload::Config, config_json(1)).unwrap();
         let future = String::from_utf8(config_json(9))
             .unwrap()
             .replace(&format!("\"{SCHEMA_VERSION}\""), "\"2.0\"");
@@ -396,8 +396,8 @@ mod tests {
     fn an_unchanged_payload_is_not_reloaded() {
         let shared = Shared::new();
         let mut loader = Loader::new(shared, ZoneSettings::default());
-        assert!(loader.offer(Payload::Config, &config_json(1)).unwrap());
-        assert!(!loader.offer(Payload::Config, &config_json(1)).unwrap());
+        assert!(loader.offer(Payload::Config, config_json(1)).unwrap());
+        assert!(!loader.offer(Payload::Config, config_json(1)).unwrap());
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -406,7 +406,7 @@ mod tests {
         let mut loader = Loader::new(Shared::new(), ZoneSettings::default());
         loader.runtime_probe = Some(probe);
         // Offered straight from a task, the compile would run on the runtime's thread.
-        assert!(loader.offer(Payload::Config, &config_json(1)).unwrap());
+        assert!(loader.offer(Payload::Config, config_json(1)).unwrap());
         assert_eq!(compiled_on_runtime.try_recv(), Ok(true));
 
         let reloader = Reloader::start(loader);
@@ -453,8 +453,8 @@ mod tests {
         let config = config_json(7);
         tracing::subscriber::with_default(subscriber, || {
             let mut loader = Loader::new(Shared::new(), ZoneSettings::default());
-            loader.offer(Payload::Config, &config).unwrap();
-            loader.offer(Payload::Config, &config).unwrap();
+            loader.offer(Payload::Config, config.clone()).unwrap();
+            loader.offer(Payload::Config, config.clone()).unwrap();
             loader.offer(Payload::Health, b"[]").unwrap_err();
         });
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

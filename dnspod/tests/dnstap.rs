@@ -98,11 +98,11 @@ async fn every_path_sends_auth_query_and_response_to_a_frame_streams_collector()
     loader
         .offer(
             Payload::Health,
-            &serde_json::to_vec(&health_down(1, &[])).unwrap(),
+            serde_json::to_vec(&health_down(1, &[])).unwrap(),
         )
         .unwrap();
     loader
-        .offer(Payload::Config, &www_only(1, "192.0.2.1").to_json())
+        .offer(Payload::Config, www_only(1, "192.0.2.1").to_json())
         .unwrap();
 
     // No collector yet: answered all the same, the frames dropped and counted.

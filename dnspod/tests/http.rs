@@ -44,7 +44,7 @@ async fn readiness_follows_the_first_config_and_metrics_are_exported() {
         gtm_dnspod::state::Loader::new(shared.clone(), gtm_dnspod::zone::ZoneSettings::default());
     let c = www_only(4, "192.0.2.1");
     loader
-        .offer(gtm_crds::parts::Payload::Config, &c.to_json())
+        .offer(gtm_crds::parts::Payload::Config, c.to_json())
         .unwrap();
     assert_eq!(get(http_addr, "/readyz").await.0, 200);
     let (status, body) = get(http_addr, "/metrics").await;
@@ -64,7 +64,7 @@ async fn a_stale_source_fails_readiness_only_under_a_limit() {
     loader
         .offer(
             gtm_crds::parts::Payload::Config,
-            &www_only(1, "192.0.2.1").to_json(),
+            www_only(1, "192.0.2.1").to_json(),
         )
         .unwrap();
     let stop = CancellationToken::new();

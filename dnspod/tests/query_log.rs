@@ -46,10 +46,10 @@ async fn every_path_logs_its_queries_as_json_lines() {
     loader
         .offer(
             Payload::Health,
-            &serde_json::to_vec(&health_down(1, &[])).unwrap(),
+            serde_json::to_vec(&health_down(1, &[])).unwrap(),
         )
         .unwrap();
-    loader.offer(Payload::Config, &config.to_json()).unwrap();
+    loader.offer(Payload::Config, config.to_json()).unwrap();
 
     udp(addr, &query("WWW.gtm.example.com.", RecordType::A)).await;
     udp(

@@ -65,7 +65,7 @@ async fn serve_www(addrs: &[&str], limits: TcpLimits) -> DnsServer {
     let shared = Shared::new();
     let mut loader = Loader::new(shared.clone(), ZoneSettings::default());
     loader
-        .offer(Payload::Config, &www_only(1, "192.0.2.1").to_json())
+        .offer(Payload::Config, www_only(1, "192.0.2.1").to_json())
         .unwrap();
     let addrs: Vec<SocketAddr> = addrs.iter().map(|a| a.parse().unwrap()).collect();
     DnsServer::bind_limited(&addrs, GtmHandler::new(shared, None), limits)

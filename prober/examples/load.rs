@@ -1,7 +1,10 @@
 //! Load measurement: 10 000 TCP tasks at a 1 s interval against local listeners, reporting the
-//! CPU time the prober's process used over 30 s.
+//! CPU time the prober's process used over 30 s, in all and per probe.
 //!
-//! `cargo run --release -p gtm-prober --example load [-- TASKS SECONDS]`
+//! `cargo run --release -p gtm-prober --example load [-- TASKS SECONDS [INTERVAL_MS]]`
+//!
+//! INTERVAL_MS (default 1000) below 1000 sets `intervalMillis`: 1 000 tasks at 100 ms probe as
+//! often as 10 000 at 1 s.
 //!
 //! The listeners run in a child process (this binary with the argument `listen`), so that the
 //! CPU measured is the prober's alone. They sit on 8 loopback addresses x 8 ports: the probe
@@ -31,7 +34,7 @@ fn main() {
         return listen();
     }
     let number = |i: usize, default: u64| args.get(i).map_or(default, |a| a.parse().unwrap());
-    let (tasks, seconds) = (number(0, 10_000), number(1, 30));
+    let (tasks, seconds, interval_ms) = (number(0, 10_000), number(1, 30), number(2, 1000));
 
     let mut child = Command::new(std::env::current_exe().unwrap())
         .arg("listen")
@@ -48,6 +51,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(measure(
         tasks,
+        interval_ms,
         Duration::from_secs(seconds),
         &listeners,
         child.id(),
@@ -56,9 +60,16 @@ fn main() {
     child.wait().unwrap();
 }
 
-async fn measure(tasks: u64, window: Duration, listeners: &[SocketAddr], child: u32) {
+async fn measure(
+    tasks: u64,
+    interval_ms: u64,
+    window: Duration,
+    listeners: &[SocketAddr],
+    child: u32,
+) {
     let spec: HealthCheckTemplateSpec = serde_json::from_value(serde_json::json!({
-        "protocol": "TCP", "intervalSeconds": 1, "timeoutMillis": 900,
+        "protocol": "TCP", "intervalSeconds": 1, "intervalMillis": interval_ms,
+        "timeoutMillis": interval_ms * 9 / 10,
     }))
     .unwrap();
     let (mut prober, mut reports) = Prober::new(ProberConfig::default());
@@ -108,7 +119,7 @@ async fn measure(tasks: u64, window: Duration, listeners: &[SocketAddr], child: 
     let cpu = cpu_seconds("self").since(cpu_start);
     let child_cpu = cpu_seconds(&child.to_string()).since(child_cpu_start);
     println!(
-        "tasks: {tasks} at a 1 s interval, {} listeners, window {wall:.1} s",
+        "tasks: {tasks} at a {interval_ms} ms interval, {} listeners, window {wall:.1} s",
         listeners.len()
     );
     println!(
@@ -121,6 +132,13 @@ async fn measure(tasks: u64, window: Duration, listeners: &[SocketAddr], child: 
         println!("  {count} x {error}");
     }
     println!("prober CPU: {}", cpu.describe(wall));
+    let probes = (passed + failed).max(1) as f64;
+    println!(
+        "prober CPU per probe: {:.1} µs (user {:.1} µs, system {:.1} µs)",
+        (cpu.user + cpu.system) * 1e6 / probes,
+        cpu.user * 1e6 / probes,
+        cpu.system * 1e6 / probes
+    );
     println!(
         "listener process CPU (not counted above): {}",
         child_cpu.describe(wall)

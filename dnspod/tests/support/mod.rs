@@ -91,10 +91,10 @@ impl TestPod {
     /// Offers a config and a health snapshot.
     pub(crate) fn load(&mut self, config: &GtmConfig, health: &HealthSnapshot) {
         self.loader
-            .offer(Payload::Health, &serde_json::to_vec(health).unwrap())
+            .offer(Payload::Health, serde_json::to_vec(health).unwrap())
             .expect("health accepted");
         self.loader
-            .offer(Payload::Config, &config.to_json())
+            .offer(Payload::Config, config.to_json())
             .expect("config accepted");
     }
 }
