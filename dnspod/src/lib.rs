@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! config_source (directory | ConfigMaps) --payload bytes--> state::Loader
-//!     validate + engine::Compiled::build (reload thread, off the runtime) --ArcSwap--> handler
+//!     validate + engine::Compiled::build (config) or ::with_health (health overlay)
+//!     (reload thread, off the runtime) --ArcSwap--> handler
 //! handler (hickory RequestHandler, UDP + TCP): query -> engine::Compiled::answer -> response
 //! http: /metrics, /healthz, /readyz (readiness: a config served, and the stale policy)
 //! ```

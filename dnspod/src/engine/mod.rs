@@ -1,7 +1,9 @@
 //! The answer engine: pure functions from (config, health, query, client) to an answer.
 //!
-//! [`Compiled::build`] turns a [`gtm_crds::config::GtmConfig`] and a
-//! [`gtm_crds::config::HealthSnapshot`] into an immutable index; [`Compiled::answer`] answers
+//! [`Compiled::build`] turns a [`gtm_crds::config::GtmConfig`] and the verdicts of a health
+//! payload ([`gtm_crds::config::HealthVerdicts`]) into an immutable index, and
+//! [`Compiled::with_health`] lays the next health payload over the same compiled config
+//! (`overlay`); [`Compiled::answer`] answers
 //! one query from it without locks, I/O or more allocation than the answer list itself
 //! (`SourceNearest` and GeoIP lookups allocate a little more).
 //!

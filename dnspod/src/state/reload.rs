@@ -1,6 +1,7 @@
 //! The reload thread: payloads are parsed, validated and compiled on a dedicated OS thread,
-//! never on the async runtime that serves TCP and HTTP (at 100 000 addresses one reload is
-//! about 0.15 s of JSON parsing and engine compiling). The config sources stay async: they
+//! never on the async runtime that serves TCP and HTTP (at 100 000 addresses a config reload is
+//! about 0.15 s of JSON parsing and engine compiling; a health payload, applied as an overlay,
+//! milliseconds). The config sources stay async: they
 //! hand each payload over and await its verdict, so they see the outcome of every offer, in
 //! order, as if they had compiled it themselves.
 
