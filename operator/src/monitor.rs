@@ -11,6 +11,7 @@ use gtm_prober::plan::Location;
 use gtm_prober::{ProbeReport, ProbeTask, Prober, ProberConfig};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::compile::CompiledTask;
 use crate::health::{Restored, TaskHealth};
@@ -25,6 +26,9 @@ pub(crate) const BATCH_WINDOW: Duration = Duration::from_millis(25);
 struct View {
     tasks: BTreeMap<String, TaskHealth>,
     transitions: usize,
+    /// When the first transition not yet reported arrived: its batch ends [`BATCH_WINDOW`]
+    /// later, however often [`Monitor::next_transitions`] is started and cancelled meanwhile.
+    pending_since: Option<Instant>,
 }
 
 /// The prober and the health view it feeds.
@@ -99,11 +103,23 @@ impl Monitor {
 
     /// Waits for the next state change, lets the batch window pass, and returns how many
     /// transitions the batch holds.
+    ///
+    /// Cancel safe: the operators' loops `select!` over it with other timers (local mode polls
+    /// the probe locations every 50 ms, inside the 25 ms window), and a cancelled wait leaves
+    /// the pending batch in the view, to end at its own deadline on the next call. (Waiting
+    /// for the notification again instead held a verdict back until some later event, up to
+    /// the manifests' 3 s rescan.)
     pub(crate) async fn next_transitions(&self) -> usize {
         loop {
-            self.changed.notified().await;
-            tokio::time::sleep(BATCH_WINDOW).await;
-            let n = std::mem::take(&mut lock(&self.view).transitions);
+            let pending = lock(&self.view).pending_since;
+            let Some(since) = pending else {
+                self.changed.notified().await;
+                continue;
+            };
+            tokio::time::sleep_until(since + BATCH_WINDOW).await;
+            let mut view = lock(&self.view);
+            view.pending_since = None;
+            let n = std::mem::take(&mut view.transitions);
             if n > 0 {
                 return n;
             }
@@ -143,6 +159,9 @@ fn apply_batch(batch: &mut Vec<ProbeReport>, view: &Mutex<View>, metrics: &Metri
         }
     }
     view.transitions += transitions;
+    if transitions > 0 && view.pending_since.is_none() {
+        view.pending_since = Some(Instant::now());
+    }
     tracing::Span::current().record("transitions", transitions);
     transitions
 }
@@ -178,7 +197,7 @@ mod tests {
     fn a_batch_of_reports_is_applied_in_a_probe_batch_span() {
         let view = Mutex::new(View {
             tasks: BTreeMap::from([("a".to_string(), TaskHealth::new(HealthState::Unknown, None))]),
-            transitions: 0,
+            ..View::default()
         });
         let metrics = Metrics::new();
         let (captured, _capture) = crate::spans::capture();
@@ -196,5 +215,30 @@ mod tests {
                 .any(|l| l.contains("probe_batch{reports=2 transitions=1}")),
             "{closed:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_cancelled_inside_the_batch_window_keeps_its_batch() {
+        let metrics = Metrics::new();
+        let monitor = Monitor::new(1, Arc::new(Metrics::new()));
+        lock(&monitor.view).tasks =
+            BTreeMap::from([("a".to_string(), TaskHealth::new(HealthState::Unknown, None))]);
+        let waiting = async {
+            // Cancelled 10 ms into the 25 ms window, as a faster timer in a `select!` does.
+            let cancelled =
+                tokio::time::timeout(Duration::from_millis(10), monitor.next_transitions()).await;
+            assert!(cancelled.is_err());
+            // The next wait ends with the batch at the same deadline, without another change.
+            tokio::time::timeout(Duration::from_millis(20), monitor.next_transitions()).await
+        };
+        let transition = async {
+            assert_eq!(
+                apply_batch(&mut vec![report("a", true)], &monitor.view, &metrics),
+                1
+            );
+            monitor.changed.notify_one();
+        };
+        let (batch, ()) = tokio::join!(waiting, transition);
+        assert_eq!(batch, Ok(1));
     }
 }
