@@ -10,6 +10,10 @@
 //! (RFC 6891 section 6.1.1), and flagged truncated (TC); clients then retry over TCP. The UDP
 //! server asks [`GtmHandler::rate_limit`] before answering.
 //!
+//! A query with the DO bit gets it echoed (RFC 3225); in a zone signed with `dnssec`, its answer
+//! also carries the signatures and denial proofs [`crate::dnssec`] makes (full path only), and
+//! a signed answer that does not fit is truncated whole, never split from its signatures.
+//!
 //! Queries of the common shapes (one question of class IN, with or without EDNS, DO or ECS),
 //! over UDP and TCP, take [`GtmHandler::answer_fast`]: decoded and encoded on the wire
 //! ([`crate::fast_path`]), without hickory's request and response messages, which cost more

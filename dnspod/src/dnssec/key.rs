@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use gtm_crds::zone::DnssecAlgorithm;
 use hickory_server::proto::ProtoError;
-use hickory_server::proto::dnssec::crypto::signing_key_from_der;
+use hickory_server::proto::dnssec::crypto::{Ed25519SigningKey, signing_key_from_der};
 use hickory_server::proto::dnssec::rdata::{DNSKEY, DNSSECRData, RRSIG, SigInput};
 use hickory_server::proto::dnssec::{Algorithm, DigestType, SigningKey, TBS};
 use hickory_server::proto::rr::{DNSClass, Name, RData, Record, SerialNumber};
@@ -88,8 +88,19 @@ impl ZoneKey {
             DnssecAlgorithm::ECDSAP256SHA256 => Algorithm::ECDSAP256SHA256,
             DnssecAlgorithm::ED25519 => Algorithm::ED25519,
         };
-        let key = signing_key_from_der(&der, algorithm)
-            .map_err(|e| format!("not a PKCS#8 {algorithm} key: {e}"))?;
+        let key: Box<dyn SigningKey> = match &der {
+            // OpenSSL writes Ed25519 keys as PKCS#8 v1 (no public key inside), which ring only
+            // reads unchecked; the public key is derived from the private one either way.
+            PrivateKeyDer::Pkcs8(pkcs8) if algorithm == Algorithm::ED25519 => Box::new(
+                ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(
+                    pkcs8.secret_pkcs8_der(),
+                )
+                .map(Ed25519SigningKey::from_ed25519)
+                .map_err(|e| format!("not a PKCS#8 {algorithm} key: {e}"))?,
+            ),
+            _ => signing_key_from_der(&der, algorithm)
+                .map_err(|e| format!("not a PKCS#8 {algorithm} key: {e}"))?,
+        };
         let public = key.to_public_key().map_err(|e| e.to_string())?;
         let dnskey = DNSKEY::with_flags(CSK_FLAGS, public);
         let key_tag = dnskey.calculate_key_tag().map_err(|e| e.to_string())?;
@@ -190,6 +201,40 @@ LxqOYZx3X6OeDotU/Bgur2UGchmGYSd8TaIPeKl/nfewDlmnvBNOQgtB
                 .starts_with(&format!("gtm.example.com. IN DS {} 13 2 ", key.key_tag()))
         );
         assert_eq!(key.ds().split(' ').nth(6).unwrap().len(), 64);
+    }
+
+    /// An Ed25519 key (`openssl genpkey -algorithm ed25519`).
+    const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIKoR3Ar7ihWDbAj1/JLBlJB1tavb+VnHa5EfcVU6DbFF
+-----END PRIVATE KEY-----
+";
+
+    #[test]
+    fn an_ed25519_key_signs_what_its_dnskey_verifies() {
+        use hickory_server::proto::dnssec::PublicKey;
+        use hickory_server::proto::rr::rdata::A;
+
+        let apex = Name::from_ascii("gtm.example.com.").unwrap();
+        let key = ZoneKey::from_pem(
+            apex.clone(),
+            ED25519_PEM.as_bytes(),
+            DnssecAlgorithm::ED25519,
+        )
+        .unwrap();
+        assert!(key.ds().contains(" 15 2 "), "{}", key.ds());
+        let www = Name::from_ascii("www.gtm.example.com.").unwrap();
+        let record = Record::from_rdata(www.clone(), 30, RData::A(A::new(192, 0, 2, 1)));
+        let rrsig = key.sign(&[&record], 1_800_000_000).unwrap();
+        let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &rrsig.data else {
+            panic!("not an RRSIG")
+        };
+        let RData::DNSSEC(DNSSECRData::DNSKEY(dnskey)) = &key.dnskey().data else {
+            panic!("not a DNSKEY")
+        };
+        let tbs = TBS::from_input(&www, DNSClass::IN, sig.input(), [&record].into_iter()).unwrap();
+        dnskey.public_key().verify(tbs.as_ref(), sig.sig()).unwrap();
+        let later = sig.input().sig_expiration.get() - sig.input().sig_inception.get();
+        assert_eq!(later, VALIDITY + INCEPTION_SKEW);
     }
 
     #[test]
