@@ -9,7 +9,9 @@ use std::fmt;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::{ActiveSelections, ContractError, HealthSnapshot, SchemaVersion, check_version};
+use super::{
+    ActiveSelections, ContractError, HealthSnapshot, SCHEMA_VERSION, SchemaVersion, check_version,
+};
 use crate::pool::HealthState;
 
 /// A [`HealthSnapshot`] whose task ids borrow from the payload's bytes.
@@ -30,10 +32,21 @@ pub struct HealthVerdicts<'a> {
 }
 
 impl<'a> HealthVerdicts<'a> {
-    /// Parses and version-checks a health payload, as [`HealthSnapshot::from_json`] does.
+    /// Parses and version-checks a health payload, as [`HealthSnapshot::from_json`] does, in
+    /// one pass over the bytes: the version alone is read (a second pass) only when the
+    /// payload does not parse, so that an unknown major still gets its own error.
     pub fn from_json(bytes: &'a [u8]) -> Result<Self, ContractError> {
-        check_version(bytes)?;
-        Ok(serde_json::from_slice(bytes)?)
+        match serde_json::from_slice::<Self>(bytes) {
+            Ok(verdicts) if verdicts.schema_version.major == SCHEMA_VERSION.major => Ok(verdicts),
+            Ok(verdicts) => Err(ContractError::UnsupportedVersion {
+                found: verdicts.schema_version,
+                supported_major: SCHEMA_VERSION.major,
+            }),
+            Err(error) => {
+                check_version(bytes)?;
+                Err(error.into())
+            }
+        }
     }
 
     /// The same verdicts borrowed from a snapshot.
@@ -82,7 +95,6 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::config::SCHEMA_VERSION;
 
     #[test]
     fn reads_what_a_snapshot_reads_borrowing_plain_ids() {

@@ -143,6 +143,8 @@ impl Base {
             entry.zone = super::zone_index(&zones, name);
         }
         let task_pools = Adjacency::new(tasks.len(), task_pools);
+        let mut tasks: Vec<(Box<str>, u32)> = tasks.into_iter().collect();
+        tasks.sort_unstable();
         let pool_domains = Adjacency::new(config.pools.len(), pool_domains);
         Ok(Self {
             config,

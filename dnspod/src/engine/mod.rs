@@ -94,8 +94,9 @@ struct Base {
     domains: Vec<DomainPlan>,
     statics: Vec<StaticSet>,
     rotations: Rotations,
-    /// Every task id of the config's addresses, numbered.
-    tasks: FxHashMap<Box<str>, u32>,
+    /// Every task id of the config's addresses with its number, sorted by id: the order in
+    /// which the operator lists verdicts, so that reading a health payload is a merge.
+    tasks: Vec<(Box<str>, u32)>,
     /// Per task: the pools with an address that has it.
     task_pools: Adjacency,
     /// Per pool: the domains that have it as a member.

@@ -27,14 +27,35 @@ use super::{Base, Compiled, DomainChoice, DomainLevel, PoolPlan};
 impl Base {
     /// The verdict of every task of the config, from a health payload (tasks it does not list
     /// are `Unknown`; tasks the config does not have are ignored).
+    ///
+    /// The operator lists the verdicts sorted by task id, as [`Base::tasks`] is: one pass over
+    /// both, a comparison or two per task (a hash lookup per task was a third of the time a
+    /// verdict took at 100 000 tasks); an id out of that order is looked up.
     fn verdicts(&self, health: &HealthVerdicts<'_>) -> Vec<HealthState> {
         let mut verdicts = vec![HealthState::Unknown; self.tasks.len()];
+        let mut next = 0;
         for (id, state) in &health.tasks {
-            if let Some(&task) = self.tasks.get(id.as_ref()) {
+            let id = id.as_ref();
+            while self.tasks.get(next).is_some_and(|(t, _)| &**t < id) {
+                next += 1;
+            }
+            let task = match self.tasks.get(next) {
+                Some((t, task)) if &**t == id => Some(*task),
+                _ => self.task(id),
+            };
+            if let Some(task) = task {
                 verdicts[task as usize] = *state;
             }
         }
         verdicts
+    }
+
+    /// The number of task `id`.
+    fn task(&self, id: &str) -> Option<u32> {
+        self.tasks
+            .binary_search_by(|(t, _)| (**t).cmp(id))
+            .ok()
+            .map(|i| self.tasks[i].1)
     }
 
     /// Compiles pool `index` under `verdicts` and `active`.
@@ -46,9 +67,8 @@ impl Base {
         rotation: Arc<AtomicUsize>,
     ) -> Result<(PoolPlan, MemberView), CompileError> {
         let verdict = |id: &str| {
-            self.tasks
-                .get(id)
-                .map_or(HealthState::Unknown, |&t| verdicts[t as usize])
+            self.task(id)
+                .map_or(HealthState::Unknown, |t| verdicts[t as usize])
         };
         compile_pool(&self.config.pools[index], verdict, active, rotation)
     }
@@ -483,5 +503,29 @@ mod tests {
             .collect();
         assert_eq!(same_domains, [false, true, true, false]);
         assert_eq!(after.health_generation, 3);
+    }
+
+    #[test]
+    fn verdicts_out_of_order_or_of_unknown_tasks_are_read_alike() {
+        let config = Arc::new(shared_config());
+        let settings = ZoneSettings::default();
+        let mut rng = StdRng::seed_from_u64(3);
+        for generation in 1..=20 {
+            let health = random_health(&mut rng, generation);
+            let sorted = HealthVerdicts::of(&health);
+            let mut shuffled = sorted.clone();
+            shuffled.tasks.reverse();
+            shuffled.tasks.insert(
+                shuffled.tasks.len() / 2,
+                ("ns/http@198.51.100.1#80".into(), HealthState::Down),
+            );
+            let build = |h: &HealthVerdicts<'_>| {
+                Compiled::build(config.clone(), h, &settings, &Default::default(), None).unwrap()
+            };
+            assert_eq!(
+                build(&sorted).health_fingerprint(),
+                build(&shuffled).health_fingerprint()
+            );
+        }
     }
 }
