@@ -26,6 +26,10 @@ pub enum LbPolicy {
     /// weights hold over many networks; when a member goes down only its networks move, and
     /// they come back when it recovers.
     Sticky,
+    /// Latency steering, access domains only: each client gets the available pool with the
+    /// lowest latency measured from the probe location its network maps to (see `latency`),
+    /// switching only when another pool is faster by the margins.
+    Latency,
 }
 
 /// How `Sticky` groups clients into networks that stay on one member; only with it.
@@ -217,6 +221,16 @@ pub(crate) const SEQUENTIAL_MODE_RULE: &str =
 pub(crate) const AFFINITY_RULE: &str = "!has(self.affinity) || self.policy == 'Sticky'";
 /// Message for [`AFFINITY_RULE`].
 pub(crate) const AFFINITY_MESSAGE: &str = "affinity may only be set when policy is Sticky";
+/// CEL rule of a domain: `latency` goes with `Latency`, and only with it.
+pub(crate) const LATENCY_RULE: &str = "has(self.latency) == (self.policy == 'Latency')";
+/// Message for [`LATENCY_RULE`].
+pub(crate) const LATENCY_MESSAGE: &str =
+    "policy Latency needs latency, and latency needs policy Latency";
+/// CEL rule of a pool: latency steering picks pools, not addresses.
+pub(crate) const NOT_LATENCY_RULE: &str = "self.policy != 'Latency'";
+/// Message for [`NOT_LATENCY_RULE`].
+pub(crate) const NOT_LATENCY_MESSAGE: &str =
+    "Latency picks pools: it is a GtmAccessDomain policy, not an AddressPool one";
 /// Message for [`SEQUENTIAL_MODE_RULE`].
 pub(crate) const SEQUENTIAL_MODE_MESSAGE: &str =
     "sequentialMode may only be set when policy is Sequential";

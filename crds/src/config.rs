@@ -22,6 +22,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::common::{Affinity, HealthJudgement, LbPolicy, RequestSources, SequentialMode};
 use crate::domain::{Fallback, RecordType};
+use crate::latency::LatencySteering;
 use crate::pool::{AddressMode, HealthState, PoolType};
 use crate::template::HealthCheckTemplateSpec;
 
@@ -46,8 +47,9 @@ pub const DEFAULT_MAX_ANSWERS: u8 = 8;
 /// The schema version this build writes.
 ///
 /// 1.1 added [`GtmConfig::zone_data`], [`GtmConfig::serials`] and [`GtmConfig::templates`]
-/// (which `gtm-prober` reads).
-pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion { major: 1, minor: 1 };
+/// (which `gtm-prober` reads). 1.2 added latency steering: [`DomainConfig::latency`],
+/// [`ActiveSelections::latency`] and the verdicts' `latencyMillis`.
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion { major: 1, minor: 2 };
 
 /// A `MAJOR.MINOR` payload schema version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +183,9 @@ pub struct DomainConfig {
     /// How `Sticky` groups clients; the defaults of [`Affinity`] when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+    /// Latency steering's locations and margins; set exactly when `policy` is `Latency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencySteering>,
     /// Cap on records per answer; [`DEFAULT_MAX_ANSWERS`] when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_answers: Option<u8>,
@@ -283,6 +288,11 @@ pub struct ActiveSelections {
     /// Pool id to the value of its active address.
     #[serde(default)]
     pub pools: BTreeMap<String, String>,
+    /// Latency steering: per `Latency` domain id, per probe location, the pools ranked (the
+    /// pool the location answers first, then the others fastest first; only pools available
+    /// and measured from there). A DNS pod answers the first that is available in its view.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub latency: BTreeMap<String, BTreeMap<String, Vec<String>>>,
 }
 
 impl HealthSnapshot {
@@ -393,6 +403,12 @@ impl GtmConfig {
             return bad("two pools share an id".into());
         }
         for pool in &self.pools {
+            if pool.policy == LbPolicy::Latency {
+                return bad(format!(
+                    "pool {} has policy Latency, a domain policy",
+                    pool.id
+                ));
+            }
             let mut seen = HashSet::new();
             for a in &pool.addresses {
                 if !seen.insert(a.value.as_str()) {
@@ -435,6 +451,12 @@ impl GtmConfig {
                 return bad(format!(
                     "{} {:?} is also a static record of its zone",
                     d.name, d.record_type
+                ));
+            }
+            if d.latency.is_some() != (d.policy == LbPolicy::Latency) {
+                return bad(format!(
+                    "domain {}: latency is set exactly with policy Latency",
+                    d.id
                 ));
             }
             if d.ttl == 0 || d.pools.is_empty() {

@@ -6,11 +6,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    AFFINITY_MESSAGE, AFFINITY_RULE, Affinity, HOSTNAME_PATTERN, LbPolicy, RequestSources,
-    SEQUENTIAL_MODE_MESSAGE, SEQUENTIAL_MODE_RULE, SequentialMode, default_order, default_true,
-    default_weight,
+    AFFINITY_MESSAGE, AFFINITY_RULE, Affinity, HOSTNAME_PATTERN, LATENCY_MESSAGE, LATENCY_RULE,
+    LbPolicy, RequestSources, SEQUENTIAL_MODE_MESSAGE, SEQUENTIAL_MODE_RULE, SequentialMode,
+    default_order, default_true, default_weight,
 };
 use crate::history::HistoryEntry;
+use crate::latency::LatencySteering;
 
 /// Most pools one access domain may reference (GTM 3.0 allows 50).
 pub const MAX_POOLS_PER_DOMAIN: usize = 64;
@@ -53,7 +54,8 @@ pub const MAX_POOLS_PER_DOMAIN: usize = 64;
 )]
 #[x_kube(
     validation = kube::core::Rule::new(SEQUENTIAL_MODE_RULE).message(SEQUENTIAL_MODE_MESSAGE),
-    validation = kube::core::Rule::new(AFFINITY_RULE).message(AFFINITY_MESSAGE)
+    validation = kube::core::Rule::new(AFFINITY_RULE).message(AFFINITY_MESSAGE),
+    validation = kube::core::Rule::new(LATENCY_RULE).message(LATENCY_MESSAGE)
 )]
 #[serde(rename_all = "camelCase")]
 pub struct GtmAccessDomainSpec {
@@ -87,6 +89,10 @@ pub struct GtmAccessDomainSpec {
     /// it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+    /// Which probe locations stand for which clients, and the margins a faster pool must beat
+    /// before a location switches to it; required with `policy: Latency`, and only with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencySteering>,
     /// The pools that serve this domain (at most 64), each listed once.
     #[schemars(length(min = 1, max = 64))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]

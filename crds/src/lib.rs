@@ -21,6 +21,7 @@ pub mod config;
 #[allow(unreachable_pub)]
 pub mod domain;
 pub mod history;
+pub mod latency;
 pub mod location;
 pub mod manifest;
 pub mod parts;

@@ -169,6 +169,11 @@ pub struct Verdicts {
     /// Tasks judged `Down`, sorted.
     #[serde(default)]
     pub down: Vec<String>,
+    /// The latency of `Up` tasks, in milliseconds, by task id: what latency steering
+    /// ([`crate::latency`]) ranks pools by. Reported only when it moves by more than
+    /// [`crate::latency::REPORT_CHANGE_PERCENT`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub latency_millis: BTreeMap<String, u32>,
 }
 
 impl Verdicts {
@@ -194,6 +199,7 @@ impl Verdicts {
             generation,
             up,
             down,
+            latency_millis: BTreeMap::new(),
         }
     }
 

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{
     AFFINITY_MESSAGE, AFFINITY_RULE, Affinity, CheckTask, HealthJudgement, LbPolicy,
-    PROBE_TARGET_MESSAGE, PROBE_TARGET_RULE, RequestSources, SEQUENTIAL_MODE_MESSAGE,
-    SEQUENTIAL_MODE_RULE, SequentialMode, default_order, default_true, default_weight,
+    NOT_LATENCY_MESSAGE, NOT_LATENCY_RULE, PROBE_TARGET_MESSAGE, PROBE_TARGET_RULE, RequestSources,
+    SEQUENTIAL_MODE_MESSAGE, SEQUENTIAL_MODE_RULE, SequentialMode, default_order, default_true,
+    default_weight,
 };
 use crate::history::HistoryEntry;
 
@@ -59,6 +60,7 @@ pub const MAX_ADDRESSES_PER_POOL: usize = 256;
 #[x_kube(
     validation = kube::core::Rule::new(SEQUENTIAL_MODE_RULE).message(SEQUENTIAL_MODE_MESSAGE),
     validation = kube::core::Rule::new(AFFINITY_RULE).message(AFFINITY_MESSAGE),
+    validation = kube::core::Rule::new(NOT_LATENCY_RULE).message(NOT_LATENCY_MESSAGE),
     validation = kube::core::Rule::new("self.type != 'IPv4' || self.addresses.all(a, isIP(a.value) && ip(a.value).family() == 4)").message("every address of an IPv4 pool must be an IPv4 address"),
     validation = kube::core::Rule::new("self.type != 'IPv6' || self.addresses.all(a, isIP(a.value) && ip(a.value).family() == 6)").message("every address of an IPv6 pool must be an IPv6 address"),
     validation = kube::core::Rule::new(r"self.type != 'Domain' || self.addresses.all(a, !isIP(a.value) && a.value.matches('^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.?$'))").message("every address of a Domain pool must be a host name"),

@@ -8,6 +8,7 @@ use gtm_crds::pool::HealthState;
 
 use crate::compile::Compilation;
 use crate::health::TaskHealth;
+use crate::locations::LatencyView;
 use crate::selection::{DomainView, PoolView, active_selections, domain_view, pool_views};
 
 /// A compilation under a health view.
@@ -21,11 +22,13 @@ pub(crate) struct Evaluation {
     pub domains: BTreeMap<String, DomainView>,
 }
 
-/// Evaluates a compilation; `previous` holds the last active selections, which
-/// non-preemptive levels keep while their member stays available.
+/// Evaluates a compilation; `latency` is what the probe locations measure (latency
+/// steering); `previous` holds the last active selections, which non-preemptive levels keep
+/// while their member stays available and latency steering while no pool beats the margins.
 pub(crate) fn evaluate(
     compilation: &Compilation,
     tasks: &BTreeMap<String, TaskHealth>,
+    latency: &LatencyView,
     previous: &ActiveSelections,
 ) -> Evaluation {
     let task = |id: &str| tasks.get(id).map_or(HealthState::Unknown, |t| t.state);
@@ -34,6 +37,7 @@ pub(crate) fn evaluate(
         &compilation.config,
         compilation.pools.values(),
         &pools,
+        latency,
         previous,
     );
     let by_id: BTreeMap<&str, &PoolConfig> = compilation

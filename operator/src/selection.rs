@@ -10,7 +10,10 @@ use gtm_crds::availability::{
     sequential_pick,
 };
 use gtm_crds::config::{ActiveSelections, DomainConfig, GtmConfig, PoolConfig};
+use gtm_crds::latency::rank;
 use gtm_crds::pool::HealthState;
+
+use crate::locations::LatencyView;
 use gtm_crds::{LbPolicy, SequentialMode};
 
 /// Availability of one pool's addresses and of the pool.
@@ -65,14 +68,53 @@ fn sequential_pick_or_keep<'a>(
 }
 
 /// The active member of every `Sequential` domain of a config and of every `Sequential` pool
-/// in `views` (given as `pools`).
+/// in `views` (given as `pools`), and the pool ranking of every location of every `Latency`
+/// domain by what the locations measure (`latency`).
 pub(crate) fn active_selections<'a>(
     config: &GtmConfig,
-    pools: impl IntoIterator<Item = &'a PoolConfig>,
+    pools: impl IntoIterator<Item = &'a PoolConfig> + Clone,
     views: &BTreeMap<String, PoolView>,
+    latency: &LatencyView,
     previous: &ActiveSelections,
 ) -> ActiveSelections {
     let mut active = ActiveSelections::default();
+    let by_id: BTreeMap<&str, &PoolConfig> = pools
+        .clone()
+        .into_iter()
+        .map(|p| (p.id.as_str(), p))
+        .collect();
+    for domain in &config.domains {
+        let Some(steering) = &domain.latency else {
+            continue;
+        };
+        let mut rankings = BTreeMap::new();
+        for location in &steering.locations {
+            let measured = latency.get(&location.name);
+            let candidates: Vec<(String, u32)> = domain
+                .pools
+                .iter()
+                .filter(|m| views.get(&m.pool).is_some_and(|v| v.available))
+                .filter_map(|m| {
+                    let pool = by_id.get(m.pool.as_str())?;
+                    let ms = pool_latency(pool, &views[&m.pool], |t| measured?.get(t).copied())?;
+                    Some((m.pool.clone(), ms))
+                })
+                .collect();
+            let held = previous
+                .latency
+                .get(&domain.id)
+                .and_then(|l| l.get(&location.name))
+                .and_then(|r| r.first())
+                .map(String::as_str);
+            let ranked = rank(&candidates, held, steering);
+            if !ranked.is_empty() {
+                rankings.insert(location.name.clone(), ranked);
+            }
+        }
+        if !rankings.is_empty() {
+            active.latency.insert(domain.id.clone(), rankings);
+        }
+    }
     for pool in pools.into_iter().filter(|p| has_active_member(p.policy)) {
         let view = &views[&pool.id];
         let members = pool
@@ -102,14 +144,36 @@ pub(crate) fn active_selections<'a>(
     active
 }
 
+/// A pool's latency from one location: the mean over its available addresses of each one's
+/// fastest task (`task` gives a task's latency there); `None` when no available address is
+/// measured.
+fn pool_latency(
+    pool: &PoolConfig,
+    view: &PoolView,
+    task: impl Fn(&str) -> Option<u32>,
+) -> Option<u32> {
+    let per_address: Vec<u64> = pool
+        .addresses
+        .iter()
+        .zip(&view.addresses)
+        .filter(|(_, ok)| **ok)
+        .filter_map(|(a, _)| a.tasks.iter().filter_map(|t| task(t)).min())
+        .map(u64::from)
+        .collect();
+    let n = u64::try_from(per_address.len()).ok().filter(|n| *n > 0)?;
+    u32::try_from(per_address.iter().sum::<u64>() / n).ok()
+}
+
 /// Whether a level with `policy` answers one chosen member, its active one, which the operator
 /// decides and publishes so that every DNS pod answers the same.
 pub(crate) fn has_active_member(policy: LbPolicy) -> bool {
     match policy {
         LbPolicy::Sequential => true,
-        LbPolicy::RoundRobin | LbPolicy::Weighted | LbPolicy::SourceNearest | LbPolicy::Sticky => {
-            false
-        }
+        LbPolicy::RoundRobin
+        | LbPolicy::Weighted
+        | LbPolicy::SourceNearest
+        | LbPolicy::Sticky
+        | LbPolicy::Latency => false,
     }
 }
 
@@ -117,7 +181,7 @@ pub(crate) fn has_active_member(policy: LbPolicy) -> bool {
 /// failed over: answering from something other than its first choice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct DomainView {
-    /// Pool ids answering (for `SourceNearest`, the pools some client may get).
+    /// Pool ids answering (for `SourceNearest` and `Latency`, the pools some client may get).
     pub answering: Vec<String>,
     /// True when no pool is available and the domain fails open (or answers nothing).
     pub all_unavailable: bool,
@@ -176,7 +240,8 @@ pub(crate) fn domain_view(
                 LbPolicy::RoundRobin
                 | LbPolicy::Weighted
                 | LbPolicy::SourceNearest
-                | LbPolicy::Sticky => (
+                | LbPolicy::Sticky
+                | LbPolicy::Latency => (
                     idx.iter().copied().map(id).collect(),
                     idx.len() < members.len(),
                 ),

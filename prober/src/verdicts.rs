@@ -9,6 +9,9 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
+use gtm_crds::latency::{quantised_millis, worth_reporting};
 use gtm_crds::location::Verdicts;
 use gtm_crds::pool::HealthState;
 
@@ -17,6 +20,9 @@ use gtm_crds::pool::HealthState;
 pub struct VerdictBook {
     location: String,
     states: BTreeMap<String, HealthState>,
+    /// The latency to report per task (ms): changed only when a probe measures a real move
+    /// ([`worth_reporting`]), so that a wobble does not rewrite the verdicts.
+    latency: BTreeMap<String, u32>,
     generation: u64,
     published: Option<Verdicts>,
 }
@@ -27,6 +33,10 @@ impl VerdictBook {
         Self {
             location: location.into(),
             states: BTreeMap::new(),
+            latency: published
+                .as_ref()
+                .map(|p| p.latency_millis.clone())
+                .unwrap_or_default(),
             generation: published.as_ref().map_or(0, |v| v.generation),
             published,
         }
@@ -38,14 +48,27 @@ impl VerdictBook {
             .into_iter()
             .map(|(id, state)| (id.to_string(), state))
             .collect();
+        let states = &self.states;
+        self.latency.retain(|id, _| states.contains_key(id));
     }
 
-    /// Takes a task's state after a probe; a task not followed is ignored (its report was
-    /// queued before the task was removed).
-    pub fn observe(&mut self, id: &str, state: HealthState) {
-        if let Some(current) = self.states.get_mut(id) {
-            *current = state;
+    /// Takes a task's state after a probe, and the latency of its last successful probe; a
+    /// task not followed is ignored (its report was queued before the task was removed).
+    /// Returns whether the latency to report changed.
+    pub fn observe(&mut self, id: &str, state: HealthState, latency: Option<Duration>) -> bool {
+        let Some(current) = self.states.get_mut(id) else {
+            return false;
+        };
+        *current = state;
+        let Some(measured) = latency.map(quantised_millis) else {
+            return false;
+        };
+        let reported = self.latency.get(id).copied();
+        if !worth_reporting(reported, measured) {
+            return false;
         }
+        self.latency.insert(id.to_string(), measured);
+        true
     }
 
     /// How many followed tasks are in each state: (up, down, unknown).
@@ -62,15 +85,21 @@ impl VerdictBook {
     /// The verdicts to publish, numbered one above the last, when they differ from the ones
     /// published; `None` when they do not.
     pub fn next(&self) -> Option<Verdicts> {
-        let current = Verdicts::new(
+        let mut current = Verdicts::new(
             &self.location,
             self.generation + 1,
             self.states.iter().map(|(id, s)| (id.as_str(), *s)),
         );
-        let unchanged = self
-            .published
-            .as_ref()
-            .is_some_and(|p| p.up == current.up && p.down == current.down);
+        current.latency_millis = current
+            .up
+            .iter()
+            .filter_map(|id| Some((id.clone(), *self.latency.get(id)?)))
+            .collect();
+        let unchanged = self.published.as_ref().is_some_and(|p| {
+            p.up == current.up
+                && p.down == current.down
+                && p.latency_millis == current.latency_millis
+        });
         (!unchanged).then_some(current)
     }
 
@@ -95,8 +124,8 @@ mod tests {
         book.published(first);
         assert_eq!(book.next(), None, "nothing changed");
 
-        book.observe("a", Up);
-        book.observe("gone", Down);
+        book.observe("a", Up, None);
+        book.observe("gone", Down, None);
         let second = book.next().unwrap();
         assert_eq!(
             (second.generation, second.up.clone()),
@@ -119,8 +148,28 @@ mod tests {
         assert_eq!(first.generation, 42);
         assert!(first.up.is_empty() && first.down.is_empty());
         book.published(first);
-        book.observe("a", Up);
-        book.observe("b", Down);
+        book.observe("a", Up, None);
+        book.observe("b", Down, None);
         assert_eq!(book.next().unwrap().generation, 43);
+    }
+
+    #[test]
+    fn latency_is_reported_for_up_tasks_and_only_when_it_really_moves() {
+        let ms = Duration::from_millis;
+        let mut book = VerdictBook::new("eu", None);
+        book.follow([("a", Unknown), ("b", Unknown)]);
+        assert!(book.observe("a", Up, Some(ms(40))));
+        assert!(book.observe("b", Down, Some(ms(9))));
+        let first = book.next().unwrap();
+        assert_eq!(
+            first.latency_millis,
+            BTreeMap::from([("a".to_string(), 40)]),
+            "a Down task's latency is not reported"
+        );
+        book.published(first);
+        assert!(!book.observe("a", Up, Some(ms(43))), "7 %: noise");
+        assert_eq!(book.next(), None, "nothing to write");
+        assert!(book.observe("a", Up, Some(ms(60))));
+        assert_eq!(book.next().unwrap().latency_millis["a"], 60);
     }
 }

@@ -17,6 +17,7 @@ pub(crate) fn sample() -> GtmConfig {
             policy: LbPolicy::Sequential,
             sequential_mode: SequentialMode::NonPreemptive,
             affinity: None,
+            latency: None,
             max_answers: Some(2),
             when_all_unavailable: Fallback::FailOpen,
             pools: vec![PoolMember {
@@ -77,7 +78,7 @@ fn health_round_trips_through_json() {
 #[test]
 fn payload_json_uses_camel_case_and_a_version_string() {
     let v: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
-    assert_eq!(v["schemaVersion"], "1.1");
+    assert_eq!(v["schemaVersion"], "1.2");
     assert_eq!(v["domains"][0]["recordType"], "A");
     assert_eq!(v["domains"][0]["whenAllUnavailable"], "FailOpen");
     assert_eq!(

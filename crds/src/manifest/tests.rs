@@ -76,6 +76,14 @@ fn domain_rules_accept_what_they_allow() {
                       "pools": [{"name": "p", "requestSources": {"cidrs": ["10.0.0.0/8", "2001:db8::/32"],
                       "asns": [64500], "continents": ["EU"], "countries": ["DE"], "subdivisions": ["US-CA"]}}]}),
     );
+    accepts(
+        d,
+        json!({"domain": "app.gtm.example.com", "recordType": "A", "policy": "Latency",
+               "latency": {"locations": [{"name": "eu", "sources": {"continents": ["EU"]}},
+                                         {"name": "us", "sources": {"default": true}}],
+                           "marginPercent": 30},
+               "pools": [{"name": "eu"}, {"name": "us"}]}),
+    );
 }
 
 #[test]

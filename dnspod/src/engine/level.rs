@@ -69,6 +69,32 @@ pub(crate) struct Level {
     /// `RoundRobin` position, shared with the same level of the previous and the next compile
     /// ([`super::Rotations`]).
     rotation: Arc<AtomicUsize>,
+    /// The probe locations and their pool rankings, for `Latency`.
+    latency: Option<LatencyTable>,
+}
+
+/// Latency steering of one domain: which clients each probe location stands for, and the
+/// members each location ranks (fastest first, as the operator published).
+#[derive(Debug)]
+pub(crate) struct LatencyTable {
+    /// The locations' sources (member index = location index).
+    locations: SourceTable,
+    /// Per location, member indices in ranking order.
+    rankings: Vec<Vec<usize>>,
+}
+
+impl LatencyTable {
+    /// A table over `locations` (their sources, and their rankings as member indices).
+    pub(crate) fn new<'s>(
+        locations: impl IntoIterator<Item = (&'s RequestSources, Vec<usize>)>,
+    ) -> Result<Self, BadCidr> {
+        let (sources, rankings): (Vec<&RequestSources>, Vec<Vec<usize>>) =
+            locations.into_iter().unzip();
+        Ok(Self {
+            locations: SourceTable::new(sources.into_iter().enumerate())?,
+            rankings,
+        })
+    }
 }
 
 /// The members a level picked for one query: `list` from `start` on, wrapping around.
@@ -131,9 +157,11 @@ impl Level {
             LbPolicy::SourceNearest => {
                 SourceTable::new(candidates.iter().map(|&m| (m, members[m].sources)))?
             }
-            LbPolicy::RoundRobin | LbPolicy::Sequential | LbPolicy::Weighted | LbPolicy::Sticky => {
-                SourceTable::default()
-            }
+            LbPolicy::RoundRobin
+            | LbPolicy::Sequential
+            | LbPolicy::Weighted
+            | LbPolicy::Sticky
+            | LbPolicy::Latency => SourceTable::default(),
         };
         let sticky = (policy == LbPolicy::Sticky).then(|| {
             StickyTable::new(
@@ -152,6 +180,7 @@ impl Level {
             sources,
             sticky,
             rotation,
+            latency: None,
         })
     }
 
@@ -165,14 +194,42 @@ impl Level {
     #[cfg(test)]
     pub(crate) fn fingerprint(&self) -> String {
         format!(
-            "{:?} {:?} {} {:?} {:?} {:?}",
+            "{:?} {:?} {} {:?} {:?} {:?} {:?}",
             self.policy,
             self.candidates,
             self.sequential,
             self.cumulative,
             self.sources,
-            self.sticky
+            self.sticky,
+            self.latency
         )
+    }
+
+    /// The same level steering by `table` (`Latency`).
+    pub(crate) fn with_latency(self, table: LatencyTable) -> Self {
+        Self {
+            latency: Some(table),
+            ..self
+        }
+    }
+
+    /// `Latency`: the first member of the client's location's ranking that is a candidate,
+    /// as a candidate position, and the ECS scope; `None` when no location maps the client
+    /// (nothing matches and none is a default) or its location ranks no candidate.
+    fn fastest(&self, client: Option<&Client<'_>>) -> (Option<usize>, u8) {
+        let Some(table) = &self.latency else {
+            return (None, 0);
+        };
+        let (locations, scope, how) = table.locations.select(client);
+        if how == SourceMatch::All {
+            return (None, scope);
+        }
+        let position = locations.first().and_then(|&l| {
+            table.rankings[l]
+                .iter()
+                .find_map(|m| self.candidates.iter().position(|c| c == m))
+        });
+        (position, scope)
     }
 
     /// Whether no member may answer.
@@ -209,6 +266,11 @@ impl Level {
                 )
             }
             LbPolicy::Sequential => (one(self.sequential), 0, self.sequential_reason),
+            // No location for the client, or nothing measured from it: the pools' order.
+            LbPolicy::Latency => match self.fastest(client) {
+                (Some(position), scope) => (one(position), scope, Reason::Latency),
+                (None, scope) => (one(self.sequential), scope, Reason::LatencyFallback),
+            },
             LbPolicy::Weighted => (one(self.weighted_draw(rng)), 0, Reason::Weighted),
             // A client without a location (ECS source prefix 0) is drawn by weight.
             LbPolicy::Sticky => match (&self.sticky, client) {

@@ -292,6 +292,12 @@ pub enum Reason {
     SourceFallback,
     /// `Sticky`: the consistent hash of the client's network.
     Sticky,
+    /// `Latency`: the pool the client's probe location measures fastest (or keeps, within
+    /// the margins).
+    Latency,
+    /// `Latency`: no probe location maps the client, or its location has measured no
+    /// available pool: the pools' order, as `Sequential`.
+    LatencyFallback,
     /// No pool is available: the domain fails open to its lowest-order non-empty pool.
     FailOpen,
     /// No pool is available and the domain answers none (`whenAllUnavailable: NoAnswer`).

@@ -6,7 +6,7 @@
 //! compiling the config again: it compares the verdicts task by task and the active members
 //! level by level, recompiles only the pools that have a changed task or active member, and
 //! only the domains that have such a pool whose availability changed (or whose own active
-//! member changed); everything else (names, records, the other pools and domains) is shared
+//! member or latency ranking changed); everything else (names, records, the other pools and domains) is shared
 //! with the snapshot before. At 100 000 addresses one flapping address costs the work of its
 //! pool and its domains, not of the config.
 
@@ -21,7 +21,7 @@ use gtm_crds::config::{ActiveSelections, DomainConfig, HealthVerdicts, PoolConfi
 use gtm_crds::pool::{HealthState, PoolType};
 
 use super::compile::CompileError;
-use super::level::{Level, MemberSpec};
+use super::level::{LatencyTable, Level, MemberSpec};
 use super::{Base, Compiled, DomainChoice, DomainLevel, PoolPlan};
 
 impl Base {
@@ -171,6 +171,12 @@ impl Compiled {
             &domain_ids,
             base.config.domains.iter().map(|d| &d.id),
         ));
+        // Latency steering: the domains whose rankings changed.
+        let ranked_ids = changed_keys(&self.active.latency, &health.active.latency);
+        touched_domains.extend(indices_of(
+            &ranked_ids,
+            base.config.domains.iter().map(|d| &d.id),
+        ));
         touched_domains.sort_unstable();
         touched_domains.dedup();
 
@@ -217,9 +223,9 @@ impl Compiled {
 }
 
 /// The keys whose values differ between `old` and `new` (present in one only, or changed).
-fn changed_keys<'m>(
-    old: &'m std::collections::BTreeMap<String, String>,
-    new: &'m std::collections::BTreeMap<String, String>,
+fn changed_keys<'m, V: PartialEq>(
+    old: &'m std::collections::BTreeMap<String, V>,
+    new: &'m std::collections::BTreeMap<String, V>,
 ) -> Vec<&'m str> {
     let removed_or_changed = old.iter().filter(|(k, v)| new.get(*k) != Some(v));
     let added = new.iter().filter(|(k, _)| !old.contains_key(*k));
@@ -329,6 +335,26 @@ fn compile_domain_level(
         owner: d.id.clone(),
         source,
     })?;
+    let level = match &d.latency {
+        Some(steering) => {
+            let ranked = active.latency.get(&d.id);
+            let table = LatencyTable::new(steering.locations.iter().map(|l| {
+                let ranking = ranked
+                    .and_then(|r| r.get(&l.name))
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| d.pools.iter().position(|m| &m.pool == p))
+                    .collect();
+                (&l.sources, ranking)
+            }))
+            .map_err(|source| CompileError::Source {
+                owner: d.id.clone(),
+                source,
+            })?;
+            level.with_latency(table)
+        }
+        None => level,
+    };
     Ok(DomainLevel { choice, level })
 }
 

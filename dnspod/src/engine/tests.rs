@@ -933,3 +933,84 @@ fn the_decision_says_how_the_client_found_its_pool() {
         assert_eq!(why, reason, "{policy:?}");
     }
 }
+
+#[test]
+fn latency_answers_the_pool_the_clients_location_ranks_first_that_is_available() {
+    use gtm_crds::latency::{LatencyLocation, LatencySteering};
+    let location = |name: &str, cidr: &str| LatencyLocation {
+        name: name.into(),
+        sources: RequestSources {
+            cidrs: vec![Cidr(cidr.into())],
+            ..RequestSources::default()
+        },
+    };
+    let mut us = member("ns/us");
+    us.order = 2;
+    let mut d = www(LbPolicy::Latency, vec![member("ns/eu"), us]);
+    d.latency = Some(LatencySteering {
+        locations: vec![
+            location("eu", "198.51.100.0/24"),
+            location("us", "203.0.113.0/24"),
+        ],
+        margin_percent: 20,
+        margin_millis: 5,
+    });
+    let c = config(
+        1,
+        vec![d],
+        vec![
+            pool("ns/eu", LbPolicy::RoundRobin, vec![addr("192.0.2.1")]),
+            pool("ns/us", LbPolicy::RoundRobin, vec![addr("192.0.2.2")]),
+        ],
+    );
+    let ranked = |eu: &[&str], us: &[&str]| ActiveSelections {
+        latency: [(
+            "ns/www-a".to_string(),
+            [
+                ("eu".to_string(), eu.iter().map(|p| p.to_string()).collect()),
+                ("us".to_string(), us.iter().map(|p| p.to_string()).collect()),
+            ]
+            .into(),
+        )]
+        .into(),
+        ..ActiveSelections::default()
+    };
+    let client = |a: &str| Client::new(a.parse().unwrap(), None);
+    let (eu_client, us_client) = (client("198.51.100.9"), client("203.0.113.9"));
+    let steered = compile(
+        &c,
+        &health_active(1, &[], ranked(&["ns/eu", "ns/us"], &["ns/us", "ns/eu"])),
+    );
+    assert_eq!(
+        decided(&steered, Some(&eu_client)),
+        (Some("ns/eu"), Reason::Latency, false)
+    );
+    assert_eq!(
+        ask_from(&steered, WWW, RecordType::A, Some(&us_client)).1,
+        vec!["192.0.2.2"]
+    );
+    let mut rng = StdRng::seed_from_u64(1);
+    let scope = steered
+        .answer(&lower(WWW), RecordType::A, Some(&us_client), &mut rng)
+        .ecs_scope;
+    assert_eq!(scope, 24, "the answer depends on the client's /24");
+    // A client no location stands for, and a location with nothing measured: the order.
+    assert_eq!(
+        decided(&steered, Some(&client("192.0.2.77"))),
+        (Some("ns/eu"), Reason::LatencyFallback, false)
+    );
+    let unmeasured = compile(&c, &health_active(1, &[], ranked(&[], &["ns/us"])));
+    assert_eq!(
+        decided(&unmeasured, Some(&eu_client)),
+        (Some("ns/eu"), Reason::LatencyFallback, false)
+    );
+    // The first-ranked pool down in this pod's view: the next in the ranking.
+    let eu_down = compile(
+        &c,
+        &health_active(1, &["192.0.2.1"], ranked(&["ns/eu", "ns/us"], &["ns/us"])),
+    );
+    assert_eq!(
+        decided(&eu_down, Some(&eu_client)),
+        (Some("ns/us"), Reason::Latency, false)
+    );
+}

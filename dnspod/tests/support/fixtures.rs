@@ -114,6 +114,7 @@ pub(crate) fn domain(
         policy,
         sequential_mode: SequentialMode::Preemptive,
         affinity: None,
+        latency: None,
         max_answers: None,
         when_all_unavailable: Fallback::FailOpen,
         pools,

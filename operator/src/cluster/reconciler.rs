@@ -245,7 +245,12 @@ impl Reconciler {
         now: &Time,
     ) -> kube::Result<Report> {
         let mut report = Report::default();
-        let evaluation = evaluate(compilation, &view.tasks, self.publisher.active());
+        let evaluation = evaluate(
+            compilation,
+            &view.tasks,
+            &view.latency,
+            self.publisher.active(),
+        );
         let confirmation = confirmation(configmaps);
         let mut sink = ConfigMapSink {
             configmaps: &mut self.configmaps,

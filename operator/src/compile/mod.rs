@@ -461,6 +461,7 @@ fn compile_domain(
         policy: spec.policy,
         sequential_mode: spec.sequential_mode.unwrap_or_default(),
         affinity: spec.affinity,
+        latency: spec.latency.clone(),
         max_answers: spec.max_answers,
         when_all_unavailable: spec.when_all_unavailable,
         pools: members,
@@ -532,9 +533,11 @@ fn answers_every_pool_at_once(policy: LbPolicy) -> bool {
     // Exhaustive: a new policy does not compile until it says how it answers.
     match policy {
         LbPolicy::RoundRobin => true,
-        LbPolicy::Sequential | LbPolicy::Weighted | LbPolicy::SourceNearest | LbPolicy::Sticky => {
-            false
-        }
+        LbPolicy::Sequential
+        | LbPolicy::Weighted
+        | LbPolicy::SourceNearest
+        | LbPolicy::Sticky
+        | LbPolicy::Latency => false,
     }
 }
 

@@ -275,7 +275,12 @@ impl LocalOperator {
         compilation: &Compilation,
         now: &Time,
     ) -> anyhow::Result<BTreeMap<ObjectKey, ObjectStatus>> {
-        let evaluation = evaluate(compilation, &self.view.tasks, self.publisher.active());
+        let evaluation = evaluate(
+            compilation,
+            &self.view.tasks,
+            &self.view.latency,
+            self.publisher.active(),
+        );
         let confirm_file = self.opts.manifests.join(CONFIRM_FILE);
         let confirmation = std::fs::read_to_string(&confirm_file).ok();
         let mut sink = files::FileSink(&self.opts.output);

@@ -28,6 +28,8 @@ pub(crate) struct RemoteLocation {
     pub interval: Duration,
     /// Its verdicts by task id.
     pub verdicts: HashMap<String, HealthState>,
+    /// The latency it measures to its `Up` tasks, milliseconds by task id.
+    pub latency: HashMap<String, u32>,
     /// The generation of its verdicts.
     pub generation: u64,
     /// Whether it was fresh at the last [`LocationBook::refresh`].
@@ -102,10 +104,16 @@ impl LocationBook {
             .states()
             .map(|(id, state)| (id.to_string(), state))
             .collect();
-        if !new && location.verdicts == states {
+        let latency: HashMap<String, u32> = verdicts
+            .latency_millis
+            .iter()
+            .map(|(id, ms)| (id.clone(), *ms))
+            .collect();
+        if !new && location.verdicts == states && location.latency == latency {
             return false;
         }
         location.verdicts = states;
+        location.latency = latency;
         location.generation = verdicts.generation;
         true
     }
@@ -165,6 +173,11 @@ impl LocationBook {
     /// A location's verdict of a task, if it has one.
     pub(crate) fn verdict(&self, name: &str, task: &str) -> Option<HealthState> {
         self.locations.get(name)?.verdicts.get(task).copied()
+    }
+
+    /// The latency a location measures to a task, in milliseconds, if it reports one.
+    pub(crate) fn latency(&self, name: &str, task: &str) -> Option<u32> {
+        self.locations.get(name)?.latency.get(task).copied()
     }
 
     /// Every location, by name.

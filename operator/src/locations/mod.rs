@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use gtm_crds::location::{EMBEDDED_LOCATION, Heartbeat, Verdicts};
 
 pub(crate) use book::{FreshnessChange, LocationBook};
-pub(crate) use quorum::{Embedded, HealthView, Quorum, Reporting};
+pub(crate) use quorum::{Embedded, HealthView, LatencyView, Quorum, Reporting};
 pub(crate) use vote::Votes;
 
 /// Why a report was not taken.

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use gtm_crds::latency::quantised_millis;
 use gtm_crds::pool::HealthState;
 use gtm_prober::plan::Location;
 
@@ -46,7 +47,13 @@ pub(crate) struct HealthView {
     /// What each remote location the task's template selects sees of it, by task id (for the
     /// topology page; the embedded prober's view is the task's status).
     pub remote: RemoteResults,
+    /// What latency steering ranks pools by: the latency each fresh location (the embedded
+    /// one included) measures to the tasks it judges `Up`.
+    pub latency: LatencyView,
 }
+
+/// Latency in milliseconds, by location, then by task id.
+pub(crate) type LatencyView = BTreeMap<String, BTreeMap<String, u32>>;
 
 impl HealthView {
     /// The view of tasks that were not voted on (tests, and the state before a first pass).
@@ -108,7 +115,7 @@ impl Quorum {
                     location: name.clone(),
                     fresh,
                     state: book.verdict(name, id).unwrap_or_default(),
-                    latency_millis: None,
+                    latency_millis: book.latency(name, id),
                     last_error: None,
                 })
                 .collect();
@@ -117,12 +124,22 @@ impl Quorum {
             }
             let mut votes = Votes::default();
             for name in &reporting.fresh {
-                let state = if name == &embedded.location.name {
-                    local.map(|h| h.state)
+                let (state, latency) = if name == &embedded.location.name {
+                    let up = local.filter(|h| h.state == HealthState::Up);
+                    (
+                        local.map(|h| h.state),
+                        up.and_then(|h| h.latency).map(quantised_millis),
+                    )
                 } else {
-                    book.verdict(name, id)
+                    (book.verdict(name, id), book.latency(name, id))
                 };
                 votes.add(state.unwrap_or_default());
+                if let Some(ms) = latency {
+                    view.latency
+                        .entry(name.clone())
+                        .or_default()
+                        .insert(id.clone(), ms);
+                }
             }
             let (previous, previous_since) = self
                 .last

@@ -18,6 +18,8 @@ const MAX_REDIRECTS: usize = 5;
 const IDLE_LIFETIME: Duration = Duration::from_secs(2 * 3600);
 /// How often the cache looks for idle clients.
 const SWEEP_PERIOD: Duration = Duration::from_secs(60);
+/// The User-Agent of HTTP(S) probes; a probe location appends ` (location NAME)`, so that a
+/// backend's logs tell the locations apart.
 const USER_AGENT: &str = concat!("kube-gtm-prober/", env!("CARGO_PKG_VERSION"));
 
 /// The settings that need a client of their own.
@@ -35,6 +37,7 @@ pub(super) struct ClientKey {
 
 /// The clients, built on first use and shared by all probes with the same [`ClientKey`].
 pub(super) struct HttpClients {
+    user_agent: String,
     tls: TlsConfigs,
     cache: Mutex<ClientCache>,
 }
@@ -50,8 +53,13 @@ struct CachedClient {
 }
 
 impl HttpClients {
-    pub(super) fn new() -> Self {
+    /// Clients sending the User-Agent of `location` (`None`: the plain one).
+    pub(super) fn new(location: Option<&str>) -> Self {
         Self {
+            user_agent: match location {
+                Some(name) => format!("{USER_AGENT} (location {name})"),
+                None => USER_AGENT.to_string(),
+            },
             tls: TlsConfigs::load(),
             cache: Mutex::new(ClientCache {
                 clients: HashMap::new(),
@@ -97,7 +105,7 @@ impl HttpClients {
             .redirect(redirects)
             .pool_max_idle_per_host(0)
             .no_proxy()
-            .user_agent(USER_AGENT);
+            .user_agent(self.user_agent.as_str());
         if let Some((name, addr)) = &key.pinned {
             builder = builder.resolve(name, *addr);
         }

@@ -31,7 +31,16 @@ impl ProbeContext {
     /// honoured); ICMP sockets are opened on first use.
     pub fn new() -> Self {
         Self {
-            http: HttpClients::new(),
+            http: HttpClients::new(None),
+            icmp: IcmpClients::default(),
+        }
+    }
+
+    /// The same for probe location `name`, which HTTP(S) probes name in their User-Agent
+    /// (`kube-gtm-prober/VERSION (location NAME)`).
+    pub fn for_location(name: &str) -> Self {
+        Self {
+            http: HttpClients::new(Some(name)),
             icmp: IcmpClients::default(),
         }
     }

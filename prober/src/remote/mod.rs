@@ -118,6 +118,7 @@ pub async fn run(opts: RemoteOptions) -> anyhow::Result<()> {
         max_concurrent_probes: opts.probe_concurrency,
         ..ProberConfig::default()
     });
+    let prober = prober.located(&opts.location.name);
     let mut location = RemoteLocation {
         book: VerdictBook::new(&opts.location.name, published),
         opts,
@@ -267,10 +268,16 @@ impl RemoteLocation {
     /// Takes a batch of probe reports.
     fn take(&mut self, batch: &mut Vec<ProbeReport>) {
         let mut transitions = false;
+        let mut latency = false;
         for report in batch.drain(..) {
             self.metrics.probes.observe(&report);
-            self.book.observe(&report.task_id, report.health.state);
+            latency |=
+                self.book
+                    .observe(&report.task_id, report.health.state, report.health.latency);
             transitions |= report.transition.is_some();
+        }
+        if latency && !transitions {
+            self.schedule();
         }
         if transitions {
             self.metrics.set_tasks(self.book.counts());

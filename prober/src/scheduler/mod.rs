@@ -143,6 +143,15 @@ impl Prober {
         (prober, receiver)
     }
 
+    /// The same prober for probe location `name`, which its HTTP(S) probes name in their
+    /// User-Agent; call it before the first [`Self::update`].
+    pub fn located(self, name: &str) -> Self {
+        Self {
+            context: Arc::new(ProbeContext::for_location(name)),
+            ..self
+        }
+    }
+
     /// Makes `tasks` (id to task; ids unique) the running set. New ids start from their
     /// [`initial`](ProbeTask::initial) health; tasks whose check, target or port changed
     /// restart with the health they had (counts reset) so their verdict holds until the new

@@ -94,7 +94,12 @@ fn pass(inventory: &Inventory, down: &[&str], previous: Option<&Snapshot>, at: i
             (id.clone(), health)
         })
         .collect();
-    let evaluation = evaluate(&compilation, &tasks, &ActiveSelections::default());
+    let evaluation = evaluate(
+        &compilation,
+        &tasks,
+        &Default::default(),
+        &ActiveSelections::default(),
+    );
     let statuses = compute_all(
         inventory,
         |key, _| previous.and_then(|p| p.statuses.get(key)),
