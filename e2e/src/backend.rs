@@ -2,10 +2,14 @@
 //! the tests need no other image.
 //!
 //! `GET /healthz` answers 200 until `POST /fail`, then 503 until `POST /recover`; `GET /` names
-//! the backend. A tiny HTTP/1.1 server, one request per connection (`Connection: close`).
+//! the backend. A tiny HTTP/1.1 server, one request per connection (`Connection: close`). The
+//! local-mode tests can slow it down for one probe location ([`Backend::slow_for`]), which its
+//! probes name in their User-Agent: that location's own network view, without `tc`.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -15,6 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct Backend {
     failing: AtomicBool,
     name: String,
+    /// Delay of the answers to a probe location, by location name.
+    slow: Mutex<BTreeMap<String, Duration>>,
 }
 
 impl Backend {
@@ -23,7 +29,31 @@ impl Backend {
         Arc::new(Self {
             failing: AtomicBool::new(false),
             name: name.into(),
+            slow: Mutex::default(),
         })
+    }
+
+    /// Answers the probes of location `location` (User-Agent `... (location NAME)`) only
+    /// after `delay`.
+    pub fn slow_for(&self, location: &str, delay: Duration) {
+        self.slow
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(location.into(), delay);
+    }
+
+    /// How long to hold the answer to a request with this head.
+    fn delay(&self, head: &str) -> Option<Duration> {
+        let agent = head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("user-agent").then_some(value)
+        })?;
+        let location = agent.split("(location ").nth(1)?.split(')').next()?;
+        self.slow
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(location)
+            .copied()
     }
 
     /// Whether `/healthz` fails now.
@@ -56,6 +86,8 @@ impl Backend {
 pub struct Listener {
     /// Where it listens.
     pub addr: std::net::SocketAddr,
+    /// Its state.
+    pub backend: Arc<Backend>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -63,9 +95,11 @@ impl Listener {
     /// Starts listening on `addr`.
     pub async fn start(addr: std::net::SocketAddr) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        let task = tokio::spawn(serve(listener, Backend::new(addr.to_string())));
+        let backend = Backend::new(addr.to_string());
+        let task = tokio::spawn(serve(listener, backend.clone()));
         Ok(Self {
             addr,
+            backend,
             task: Some(task),
         })
     }
@@ -120,6 +154,9 @@ async fn handle(mut stream: TcpStream, backend: &Backend) -> std::io::Result<()>
         parts.next().unwrap_or_default(),
     );
     let (status, body) = backend.respond(method, path);
+    if let Some(delay) = backend.delay(&head) {
+        tokio::time::sleep(delay).await;
+    }
     write(&mut stream, status, &body, method == "HEAD").await
 }
 
@@ -204,6 +241,27 @@ mod tests {
             "failing takes a POST"
         );
         assert_eq!(request(addr, "GET", "/healthz?probe=1").await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn a_slowed_location_waits_and_the_others_do_not() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let backend = Backend::new("b");
+        backend.slow_for("us", std::time::Duration::from_millis(300));
+        tokio::spawn(serve(listener, backend));
+        let timed = |agent: &'static str| async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let req = format!("GET /healthz HTTP/1.1\r\nuser-agent: {agent}\r\n\r\n");
+            let started = std::time::Instant::now();
+            stream.write_all(req.as_bytes()).await.unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.unwrap();
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+            started.elapsed()
+        };
+        assert!(timed("kube-gtm-prober/0.1.0 (location us)").await >= Duration::from_millis(300));
+        assert!(timed("kube-gtm-prober/0.1.0 (location eu)").await < Duration::from_millis(300));
     }
 
     #[tokio::test]

@@ -157,6 +157,7 @@ mod tests {
             policy: LbPolicy::RoundRobin,
             sequential_mode: SequentialMode::Preemptive,
             affinity: None,
+            latency: None,
             max_answers: None,
             when_all_unavailable: Fallback::FailOpen,
             pools: vec![],

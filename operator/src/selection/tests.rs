@@ -47,6 +47,7 @@ fn config(domain_policy: LbPolicy, mode: SequentialMode) -> GtmConfig {
             policy: domain_policy,
             sequential_mode: mode,
             affinity: None,
+            latency: None,
             max_answers: None,
             when_all_unavailable: Fallback::FailOpen,
             pools: vec![
@@ -92,7 +93,7 @@ fn step(
         }
     };
     let views = pool_views(&c.pools, &task);
-    let active = active_selections(c, &c.pools, &views, previous);
+    let active = active_selections(c, &c.pools, &views, &LatencyView::new(), previous);
     let by_id: BTreeMap<&str, &PoolConfig> = c.pools.iter().map(|p| (p.id.as_str(), p)).collect();
     let view = domain_view(&c.domains[0], &by_id, &views, &active);
     (active, view)
@@ -189,4 +190,60 @@ fn other_policies_answer_every_available_pool() {
     let (_, v) = step(&c, &["10.0.1.1"], &a);
     assert_eq!(v.answering, ["ns/primary"]);
     assert!(v.failed_over);
+}
+
+#[test]
+fn latency_ranks_each_locations_pools_and_holds_within_the_margins() {
+    use gtm_crds::latency::{LatencyLocation, LatencySteering};
+    let mut c = config(LbPolicy::Latency, SequentialMode::Preemptive);
+    let location = |name: &str| LatencyLocation {
+        name: name.into(),
+        sources: Default::default(),
+    };
+    c.domains[0].latency = Some(LatencySteering {
+        locations: vec![location("eu"), location("us"), location("ap")],
+        margin_percent: 20,
+        margin_millis: 5,
+    });
+    // eu: primary (mean of its addresses, 30 and 50) 40 ms, standby 90; us: standby faster.
+    let measured = |primary: [u32; 2], standby: u32| {
+        BTreeMap::from([
+            ("t@10.0.0.1".to_string(), primary[0]),
+            ("t@10.0.0.2".to_string(), primary[1]),
+            ("t@10.0.1.1".to_string(), standby),
+        ])
+    };
+    let mut latency = LatencyView::from([
+        ("eu".to_string(), measured([30, 50], 90)),
+        ("us".to_string(), measured([120, 140], 20)),
+    ]);
+    let task = |_: &str| HealthState::Up;
+    let views = pool_views(&c.pools, &task);
+    let first = active_selections(&c, &c.pools, &views, &latency, &ActiveSelections::default());
+    let rankings = &first.latency["ns/app"];
+    assert_eq!(rankings["eu"], ["ns/primary", "ns/standby"]);
+    assert_eq!(rankings["us"], ["ns/standby", "ns/primary"]);
+    assert!(!rankings.contains_key("ap"), "ap measures nothing");
+    // eu's standby gets a little faster than its primary: within the margins, eu holds.
+    latency.insert("eu".into(), measured([30, 50], 36));
+    let second = active_selections(&c, &c.pools, &views, &latency, &first);
+    assert_eq!(second.latency["ns/app"]["eu"], ["ns/primary", "ns/standby"]);
+    // Much faster: eu switches. A down address leaves the mean.
+    latency.insert("eu".into(), measured([30, 50], 10));
+    let third = active_selections(&c, &c.pools, &views, &latency, &second);
+    assert_eq!(third.latency["ns/app"]["eu"], ["ns/standby", "ns/primary"]);
+    let primary_down = |id: &str| {
+        if id.ends_with("10.0.0.1") || id.ends_with("10.0.0.2") {
+            HealthState::Down
+        } else {
+            HealthState::Up
+        }
+    };
+    let down_views = pool_views(&c.pools, &primary_down);
+    let fourth = active_selections(&c, &c.pools, &down_views, &latency, &third);
+    assert_eq!(
+        fourth.latency["ns/app"]["us"],
+        ["ns/standby"],
+        "an unavailable pool is not ranked"
+    );
 }
