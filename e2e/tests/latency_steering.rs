@@ -129,7 +129,7 @@ async fn each_client_gets_the_pool_its_location_measures_fastest_and_it_does_not
     let to_us = wait_answer(&gtm, US_CLIENT, &u).await;
     println!("probes started to the us client answered by pool us: {to_us:?}");
     wait_answer(&gtm, EU_CLIENT, &e).await;
-    assert_eq!(answer(&gtm, ELSEWHERE).await, [e.clone()]);
+    assert_eq!(answer(&gtm, ELSEWHERE).await, [e.as_str()]);
 
     // 2. No flapping while the probes go on measuring (every second, with jitter).
     let end = Instant::now() + Duration::from_secs(4);
@@ -137,12 +137,12 @@ async fn each_client_gets_the_pool_its_location_measures_fastest_and_it_does_not
     while Instant::now() < end {
         assert_eq!(
             answer(&gtm, EU_CLIENT).await,
-            [e.clone()],
+            [e.as_str()],
             "after {queries}"
         );
         assert_eq!(
             answer(&gtm, US_CLIENT).await,
-            [u.clone()],
+            [u.as_str()],
             "after {queries}"
         );
         queries += 2;
