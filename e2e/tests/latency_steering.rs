@@ -10,7 +10,9 @@
 //! 1. a client in 198.51.100.0/24 gets pool `eu`, one in 203.0.113.0/24 pool `us`, and one
 //!    no location stands for the pools' order (`eu`);
 //! 2. the answers hold (no flapping) while the probes go on measuring;
-//! 3. pool `eu` down: its clients get `us`, health gating before latency.
+//! 3. each backend turns slow (400 ms) for its own location: both locations switch, the
+//!    clients swap pools;
+//! 4. pool `eu` down: the clients on it get `us`, health gating before latency.
 //!
 //! Elapsed times are printed (run with `--nocapture`), never asserted.
 
@@ -39,7 +41,7 @@ metadata: {{name: web}}
 spec:
   protocol: HTTP
   intervalSeconds: 1
-  timeoutMillis: 1000
+  timeoutMillis: 900
   failureThreshold: 1
   successThreshold: 1
   locations: {{names: [eu, us]}}
@@ -149,9 +151,16 @@ async fn each_client_gets_the_pool_its_location_measures_fastest_and_it_does_not
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // 3. Health gates before latency: pool eu down, its clients go to us.
+    // 3. Each pool turns slower than the other for its own location: both switch.
+    eu.backend.slow_for("eu", Duration::from_millis(400));
+    us.backend.slow_for("us", Duration::from_millis(400));
+    let switched = wait_answer(&gtm, US_CLIENT, &e).await;
+    wait_answer(&gtm, EU_CLIENT, &u).await;
+    println!("backends slowed to the clients swapping pools: {switched:?}");
+
+    // 4. Health gates before latency: pool eu down, the clients on it go to us.
     eu.kill().await;
-    let failover = wait_answer(&gtm, EU_CLIENT, &u).await;
+    let failover = wait_answer(&gtm, US_CLIENT, &u).await;
     println!("pool eu down to its clients answered by pool us: {failover:?}");
 
     gtm.check_running().unwrap();
