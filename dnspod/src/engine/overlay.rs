@@ -6,8 +6,8 @@
 //! compiling the config again: it compares the verdicts task by task and the active members
 //! level by level, recompiles only the pools that have a changed task or active member, and
 //! only the domains that have such a pool whose availability changed (or whose own active
-//! member or latency ranking changed); everything else (names, records, the other pools and domains) is shared
-//! with the snapshot before. At 100 000 addresses one flapping address costs the work of its
+//! member or latency ranking changed); everything else (names, records, the other pools and
+//! domains) is shared with the snapshot before. At 100 000 addresses one flapping address costs the work of its
 //! pool and its domains, not of the config.
 
 use std::sync::Arc;
