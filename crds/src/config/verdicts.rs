@@ -108,6 +108,10 @@ mod tests {
             active: ActiveSelections {
                 domains: BTreeMap::from([("ns/d".into(), "ns/p".into())]),
                 pools: BTreeMap::new(),
+                latency: BTreeMap::from([(
+                    "ns/l".into(),
+                    BTreeMap::from([("eu".into(), vec!["ns/p".into(), "ns/q".into()])]),
+                )]),
             },
         };
         let json = serde_json::to_vec(&snapshot).unwrap();
