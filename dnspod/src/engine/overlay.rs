@@ -166,15 +166,11 @@ impl Compiled {
             pools[p] = Arc::new(plan);
             views[p] = view;
         }
-        let domain_ids = changed_keys(&self.active.domains, &health.active.domains);
+        // The domains whose active members or (latency steering) rankings changed.
+        let mut domain_ids = changed_keys(&self.active.domains, &health.active.domains);
+        domain_ids.extend(changed_keys(&self.active.latency, &health.active.latency));
         touched_domains.extend(indices_of(
             &domain_ids,
-            base.config.domains.iter().map(|d| &d.id),
-        ));
-        // Latency steering: the domains whose rankings changed.
-        let ranked_ids = changed_keys(&self.active.latency, &health.active.latency);
-        touched_domains.extend(indices_of(
-            &ranked_ids,
             base.config.domains.iter().map(|d| &d.id),
         ));
         touched_domains.sort_unstable();
