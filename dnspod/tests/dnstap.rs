@@ -14,13 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gtm_crds::parts::Payload;
 use gtm_dnspod::dnstap::{Dnstap, DnstapSettings};
 use gtm_dnspod::handler::GtmHandler;
-use gtm_dnspod::server::DnsServer;
-use gtm_dnspod::state::{Loader, Shared};
-use gtm_dnspod::udp_limits::UdpLimits;
-use gtm_dnspod::zone::ZoneSettings;
+use gtm_dnspod::state::Shared;
 use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::RecordType;
 use support::fixtures::*;
@@ -83,27 +79,11 @@ async fn every_path_sends_auth_query_and_response_to_a_frame_streams_collector()
     };
     let dnstap = Dnstap::start(&settings, metrics.clone()).unwrap();
     let handler = GtmHandler::new(shared.clone(), None)
-        .with_udp_limits(UdpLimits {
-            rrl: None,
-            ..UdpLimits::default()
-        })
+        .with_udp_limits(no_rrl())
         .with_dnstap(Arc::new(dnstap));
-    let mut dns = DnsServer::bind(&["127.0.0.1:0".parse().unwrap()], handler)
-        .await
-        .unwrap();
-    let addr = dns.addrs[0];
-    let stop = dns.server.shutdown_token().clone();
-    tokio::spawn(async move { dns.server.block_until_done().await });
-    let mut loader = Loader::new(shared.clone(), ZoneSettings::default());
-    loader
-        .offer(
-            Payload::Health,
-            serde_json::to_vec(&health_down(1, &[])).unwrap(),
-        )
-        .unwrap();
-    loader
-        .offer(Payload::Config, www_only(1, "192.0.2.1").to_json())
-        .unwrap();
+    let mut pod = TestPod::answering(shared.clone(), handler).await;
+    pod.load(&www_only(1, "192.0.2.1"), &health_down(1, &[]));
+    let addr = pod.addr;
 
     // No collector yet: answered all the same, the frames dropped and counted.
     let reply = udp(addr, &query("www.gtm.example.com.", RecordType::A)).await;
@@ -133,7 +113,7 @@ async fn every_path_sends_auth_query_and_response_to_a_frame_streams_collector()
     let over_tcp = tcp(addr, &query("nope.gtm.example.com.", RecordType::TXT)).await;
     assert_eq!(over_tcp.metadata.response_code, ResponseCode::NXDomain);
     wait_until("six frames sent", || metrics.sent.get() == 6).await;
-    stop.cancel();
+    drop(pod);
     collector.stop();
 
     let decoded = Command::new("dnstap-ldns")

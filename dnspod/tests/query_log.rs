@@ -7,13 +7,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gtm_crds::parts::Payload;
 use gtm_dnspod::handler::GtmHandler;
 use gtm_dnspod::query_log::{QueryLog, QueryLogSettings};
-use gtm_dnspod::server::DnsServer;
-use gtm_dnspod::state::{Loader, Shared};
-use gtm_dnspod::udp_limits::UdpLimits;
-use gtm_dnspod::zone::ZoneSettings;
+use gtm_dnspod::state::Shared;
 use hickory_server::proto::rr::RecordType;
 use support::fixtures::*;
 use support::*;
@@ -30,26 +26,11 @@ async fn every_path_logs_its_queries_as_json_lines() {
     };
     let log = QueryLog::start(&settings, shared.metrics.query_log.clone()).unwrap();
     let handler = GtmHandler::new(shared.clone(), None)
-        .with_udp_limits(UdpLimits {
-            rrl: None,
-            ..UdpLimits::default()
-        })
+        .with_udp_limits(no_rrl())
         .with_query_log(Arc::new(log));
-    let mut dns = DnsServer::bind(&["127.0.0.1:0".parse().unwrap()], handler)
-        .await
-        .unwrap();
-    let addr = dns.addrs[0];
-    let stop = dns.server.shutdown_token().clone();
-    tokio::spawn(async move { dns.server.block_until_done().await });
-    let mut loader = Loader::new(shared.clone(), ZoneSettings::default());
-    let config = www_only(1, "192.0.2.1");
-    loader
-        .offer(
-            Payload::Health,
-            serde_json::to_vec(&health_down(1, &[])).unwrap(),
-        )
-        .unwrap();
-    loader.offer(Payload::Config, config.to_json()).unwrap();
+    let mut pod = TestPod::answering(shared.clone(), handler).await;
+    pod.load(&www_only(1, "192.0.2.1"), &health_down(1, &[]));
+    let addr = pod.addr;
 
     udp(addr, &query("WWW.gtm.example.com.", RecordType::A)).await;
     udp(
@@ -73,7 +54,7 @@ async fn every_path_logs_its_queries_as_json_lines() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    stop.cancel();
+    drop(pod);
     let _ = std::fs::remove_dir_all(&dir);
     assert!((3..=4).contains(&lines.len()), "{lines:?}");
     let fast = &lines[0];

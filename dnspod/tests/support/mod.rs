@@ -46,17 +46,18 @@ impl TestPod {
     /// A pod with nothing loaded yet, its UDP responses capped as by default but not rate
     /// limited (every test client is 127.0.0.1).
     pub(crate) async fn empty(geoip: Option<GeoIp>) -> Self {
-        let limits = UdpLimits {
-            rrl: None,
-            ..UdpLimits::default()
-        };
-        Self::limited(geoip, limits).await
+        Self::limited(geoip, no_rrl()).await
     }
 
     /// A pod with nothing loaded yet and these UDP limits.
     pub(crate) async fn limited(geoip: Option<GeoIp>, limits: UdpLimits) -> Self {
         let shared = Shared::new();
         let handler = GtmHandler::new(shared.clone(), geoip.map(Arc::new)).with_udp_limits(limits);
+        Self::answering(shared, handler).await
+    }
+
+    /// A pod with nothing loaded yet, answering with `handler` (which serves `shared`).
+    pub(crate) async fn answering(shared: Arc<Shared>, handler: GtmHandler) -> Self {
         let mut dns = DnsServer::bind(&["127.0.0.1:0".parse().unwrap()], handler.clone())
             .await
             .expect("bind");
@@ -102,6 +103,15 @@ impl TestPod {
 impl Drop for TestPod {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// The UDP limits of a test pod: capped as by default but not rate limited (every test client
+/// is 127.0.0.1).
+pub(crate) fn no_rrl() -> UdpLimits {
+    UdpLimits {
+        rrl: None,
+        ..UdpLimits::default()
     }
 }
 
