@@ -7,12 +7,20 @@ use std::path::{Path, PathBuf};
 use gtm_crds::manifest::{Kind, ManifestError, ManifestValidator, parse_yaml_stream};
 use gtm_crds::{AddressPool, GtmAccessDomain, GtmZone, HealthCheckTemplate};
 
+/// The `.yaml` files in `dir` and its subdirectories (examples that need more than the others,
+/// such as `examples/dnssec`, live in their own).
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+    let mut files = Vec::new();
+    for path in fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
+    {
+        if path.is_dir() {
+            files.extend(yaml_files(&path));
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            files.push(path);
+        }
+    }
     files.sort();
     files
 }

@@ -99,14 +99,21 @@ mod tests {
 
     #[test]
     fn every_example_parses_into_gtm_objects() {
-        let mut files: Vec<_> = std::fs::read_dir(examples_dir())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
+        // Top level and one level down (examples/dnssec).
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(examples_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            } else {
+                files.push(path);
+            }
+        }
         files.sort();
         assert!(!files.is_empty());
         for path in files {
-            let objects = load_example(path.file_name().unwrap().to_str().unwrap()).unwrap();
+            let relative = path.strip_prefix(examples_dir()).unwrap();
+            let objects = load_example(relative.to_str().unwrap()).unwrap();
             assert!(!objects.is_empty(), "{}", path.display());
             for o in objects {
                 assert_eq!(

@@ -158,9 +158,20 @@ async fn the_api_server_and_the_offline_validator_agree() {
     let validator = ManifestValidator::new();
     let mut disagreements = Vec::new();
 
+    // Top level and one level down (examples/dnssec).
     let mut examples: Vec<_> = std::fs::read_dir(repo_root().join("examples"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .flat_map(|p| {
+            if p.is_dir() {
+                std::fs::read_dir(&p)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .collect()
+            } else {
+                vec![p]
+            }
+        })
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     examples.sort();
