@@ -28,7 +28,13 @@ use serde::{Deserialize, Serialize};
         name = "Interval",
         type_ = "integer",
         json_path = ".spec.intervalSeconds",
-        description = "seconds between probes"
+        description = "seconds between probes (unless Interval-Ms is set)"
+    ),
+    printcolumn(
+        name = "Interval-Ms",
+        type_ = "integer",
+        json_path = ".spec.intervalMillis",
+        description = "milliseconds between probes, when set: it takes the place of Interval"
     ),
     printcolumn(
         name = "Timeout",
