@@ -6,7 +6,8 @@
 //! - the availability rules both binaries must compute identically ([`availability`]);
 //! - client-side validation of manifests against the generated schemas ([`manifest`]);
 //! - what probe locations report to the operator ([`location`]);
-//! - how the binaries retry their watches of the API ([`watch`]).
+//! - how the binaries retry their watches of the API ([`watch`]);
+//! - with feature `dnssec`, a signed zone's key, its DNSKEY and DS (`dnssec`).
 //!
 //! Nothing here does Kubernetes or network I/O.
 
@@ -18,6 +19,8 @@ pub mod availability;
 pub mod common;
 pub mod condition;
 pub mod config;
+#[cfg(feature = "dnssec")]
+pub mod dnssec;
 #[allow(unreachable_pub)]
 pub mod domain;
 pub mod history;

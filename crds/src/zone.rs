@@ -40,6 +40,12 @@ use crate::common::HOSTNAME_PATTERN;
         description = "record sets published, glue included"
     ),
     printcolumn(
+        name = "Key-Tag",
+        type_ = "integer",
+        json_path = ".status.dnssec.keyTag",
+        description = "key tag of the DNSSEC key whose DS (status.dnssec.ds) the parent zone needs"
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type=='Ready')].status"
@@ -314,8 +320,11 @@ pub struct GtmZoneStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Accepted` (valid, served, no older `GtmZone` for the zone) and `Ready` (published to
-    /// the DNS pods).
+    /// `Accepted` (valid, served, no older `GtmZone` for the zone), `Ready` (published to
+    /// the DNS pods; `False` with reason `DnssecKeyNotReady` while the DNS pods would refuse
+    /// the zone's key) and, for a zone with `dnssec`, `DnssecKeyReady` (the operator read a
+    /// key of the zone's algorithm; reasons `KeyNotFound`, `KeyUnreadable`,
+    /// `AlgorithmMismatch`, `KeySourceNotSet`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -325,6 +334,33 @@ pub struct GtmZoneStatus {
     /// Record sets published: the static records and the name servers' glue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<u32>,
+    /// The zone's DNSSEC key as the operator read it, for a zone with `dnssec` whose key is
+    /// ready: the DS record to give the parent zone (registrar) and the DNSKEY the DNS pods
+    /// serve. Absent while the key is missing or unusable (see `DnssecKeyReady`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<DnssecStatus>,
+}
+
+/// What the parent zone needs to validate a signed zone: its DS record, field by field as
+/// registrars ask for it and whole in presentation form, and the DNSKEY it is made from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DnssecStatus {
+    /// The key tag of the zone's key (RFC 4034 appendix B), e.g. `41521`.
+    pub key_tag: u16,
+    /// The key's algorithm number: 13 (ECDSAP256SHA256) or 15 (ED25519).
+    pub algorithm: u8,
+    /// The DS digest type: 2 (SHA-256).
+    pub digest_type: u8,
+    /// The DS digest: SHA-256 over the zone's name and its DNSKEY, upper-case hex (64
+    /// characters).
+    pub digest: String,
+    /// The DS record in presentation form, e.g. `gtm.example.com. IN DS 41521 13 2 7954...`:
+    /// add it to the parent zone (at your registrar) to make the zone validate.
+    pub ds: String,
+    /// The DNSKEY record the DNS pods serve at the apex (flags 257: one combined signing
+    /// key), in presentation form, for registrars that take the DNSKEY and compute the DS.
+    pub dnskey: String,
 }
 
 fn default_nameserver_ttl() -> u32 {

@@ -5,19 +5,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use gtm_crds::dnssec::{ZoneSigningKey, key_file_name};
 use gtm_crds::zone::DnssecAlgorithm;
 use hickory_server::proto::ProtoError;
-use hickory_server::proto::dnssec::crypto::{Ed25519SigningKey, signing_key_from_der};
-use hickory_server::proto::dnssec::rdata::{DNSKEY, DNSSECRData, RRSIG, SigInput};
-use hickory_server::proto::dnssec::{Algorithm, DigestType, SigningKey, TBS};
+use hickory_server::proto::dnssec::rdata::{DNSSECRData, RRSIG, SigInput};
+use hickory_server::proto::dnssec::TBS;
 use hickory_server::proto::rr::{DNSClass, Name, RData, Record, SerialNumber};
-use rustls_pki_types::PrivateKeyDer;
-use rustls_pki_types::pem::PemObject;
 
-/// TTL of the DNSKEY record (and of its signature).
-pub const DNSKEY_TTL: u32 = 3600;
-/// DNSKEY flags of a combined signing key: zone key and secure entry point.
-const CSK_FLAGS: u16 = 257;
+pub use gtm_crds::dnssec::DNSKEY_TTL;
 /// Signatures are valid from this long before they are made (clocks of validators lag).
 const INCEPTION_SKEW: u32 = 3600;
 /// Signatures are valid for this long after they are made.
@@ -37,15 +32,12 @@ pub struct KeyError {
 
 /// The key file of `zone` (canonical) in `dir`: `<zone>.key`.
 pub fn key_file(dir: &Path, zone: &str) -> PathBuf {
-    dir.join(format!("{zone}.key"))
+    dir.join(key_file_name(zone))
 }
 
 /// A zone's signing key with its DNSKEY record.
 pub struct ZoneKey {
-    key: Box<dyn SigningKey>,
-    algorithm: Algorithm,
-    key_tag: u16,
-    apex: Name,
+    key: ZoneSigningKey,
     dnskey: Record,
     ds: String,
     /// Unique to this load: cached signatures are keyed by it (see `cache`).
@@ -55,9 +47,7 @@ pub struct ZoneKey {
 impl fmt::Debug for ZoneKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ZoneKey")
-            .field("apex", &self.apex)
-            .field("algorithm", &self.algorithm)
-            .field("key_tag", &self.key_tag)
+            .field("key", &self.key)
             .finish_non_exhaustive()
     }
 }
@@ -82,48 +72,16 @@ impl ZoneKey {
 
     /// The key in `pem` (a PKCS#8 `PRIVATE KEY`) for the zone at `apex`.
     pub fn from_pem(apex: Name, pem: &[u8], algorithm: DnssecAlgorithm) -> Result<Self, String> {
-        let der = PrivateKeyDer::from_pem_slice(pem)
-            .map_err(|e| format!("not a PEM private key: {e}"))?;
-        let algorithm = match algorithm {
-            DnssecAlgorithm::ECDSAP256SHA256 => Algorithm::ECDSAP256SHA256,
-            DnssecAlgorithm::ED25519 => Algorithm::ED25519,
-        };
-        let key: Box<dyn SigningKey> = match &der {
-            // OpenSSL writes Ed25519 keys as PKCS#8 v1 (no public key inside), which ring only
-            // reads unchecked; the public key is derived from the private one either way.
-            PrivateKeyDer::Pkcs8(pkcs8) if algorithm == Algorithm::ED25519 => Box::new(
-                ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(
-                    pkcs8.secret_pkcs8_der(),
-                )
-                .map(Ed25519SigningKey::from_ed25519)
-                .map_err(|e| format!("not a PKCS#8 {algorithm} key: {e}"))?,
-            ),
-            _ => signing_key_from_der(&der, algorithm)
-                .map_err(|e| format!("not a PKCS#8 {algorithm} key: {e}"))?,
-        };
-        let public = key.to_public_key().map_err(|e| e.to_string())?;
-        let dnskey = DNSKEY::with_flags(CSK_FLAGS, public);
-        let key_tag = dnskey.calculate_key_tag().map_err(|e| e.to_string())?;
-        let digest = dnskey
-            .to_digest(&apex, DigestType::SHA256)
-            .map_err(|e| e.to_string())?;
-        let ds = format!(
-            "{apex} IN DS {key_tag} {} 2 {}",
-            u8::from(algorithm),
-            data_encoding::HEXUPPER.encode(digest.as_ref())
-        );
+        let key = ZoneSigningKey::from_pem(apex, pem, algorithm).map_err(|e| e.to_string())?;
         let dnskey = Record::from_rdata(
-            apex.clone(),
+            key.apex().clone(),
             DNSKEY_TTL,
-            RData::DNSSEC(DNSSECRData::DNSKEY(dnskey)),
+            RData::DNSSEC(DNSSECRData::DNSKEY(key.dnskey().clone())),
         );
         Ok(Self {
-            key,
-            algorithm,
-            key_tag,
-            apex,
+            ds: key.status().ds,
             dnskey,
-            ds,
+            key,
             epoch: EPOCHS.fetch_add(1, Ordering::Relaxed),
         })
     }
@@ -140,7 +98,7 @@ impl ZoneKey {
 
     /// The key tag.
     pub fn key_tag(&self) -> u16 {
-        self.key_tag
+        self.key.key_tag()
     }
 
     /// This load's epoch.
@@ -154,17 +112,18 @@ impl ZoneKey {
         let first = rrset.first().ok_or("an empty RRset has no signature")?;
         let input = SigInput {
             type_covered: first.record_type(),
-            algorithm: self.algorithm,
+            algorithm: self.key.algorithm(),
             num_labels: first.name.num_labels(),
             original_ttl: first.ttl,
             sig_expiration: SerialNumber::new(now.wrapping_add(VALIDITY)),
             sig_inception: SerialNumber::new(now.wrapping_sub(INCEPTION_SKEW)),
-            key_tag: self.key_tag,
-            signer_name: self.apex.clone(),
+            key_tag: self.key.key_tag(),
+            signer_name: self.key.apex().clone(),
         };
         let tbs = TBS::from_input(&first.name, DNSClass::IN, &input, rrset.iter().copied())?;
         let signature = self
             .key
+            .signer()
             .sign(&tbs)
             .map_err(|e| ProtoError::from(format!("signing failed: {e}")))?;
         Ok(Record::from_rdata(
