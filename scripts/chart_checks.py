@@ -205,6 +205,9 @@ def check_workloads(docs, profile):
     kinds = "Service,Ingress,Gateway" if profile == "all-features" else None
     check(f"{profile}: operator discovers endpoints of {kinds}", env_value(c, "GTM_ENDPOINT_KINDS") == kinds)
     check(f"{profile}: operator leader election on", env_value(c, "GTM_LEADER_ELECTION") == "true")
+    keys_secret = "gtm-dnssec" if profile == "all-features" else None
+    check(f"{profile}: operator reads the DNSSEC keys Secret only when dns.dnssec.keysSecret is set",
+          env_value(c, "GTM_DNSSEC_KEYS_SECRET") == keys_secret)
     check(f"{profile}: operator replicas", op["spec"]["replicas"] == (3 if profile == "all-features" else 2))
     check_hardening(op, f"{profile}: operator", expect_net_raw=icmp)
     sysctls = op["spec"]["template"]["spec"]["securityContext"].get("sysctls")
@@ -351,14 +354,20 @@ def check_rbac(docs, profile):
             for r in d.get("rules", []):
                 flat = r.get("apiGroups", []) + r.get("resources", []) + r.get("verbs", [])
                 check(f"{profile}: {d['kind']} {d['metadata']['name']} has no wildcard", "*" not in flat)
-                check(f"{profile}: {d['kind']} {d['metadata']['name']} grants nothing on secrets",
-                      "secrets" not in r.get("resources", []))
+                # The one exception: `get` on the DNSSEC keys Secret by name (checked below).
+                keys_get = (r.get("verbs") == ["get"] and r.get("resourceNames") == ["gtm-dnssec"]
+                            and d["metadata"]["name"].endswith("-operator-payload"))
+                check(f"{profile}: {d['kind']} {d['metadata']['name']} grants nothing on secrets"
+                      " but `get` on the DNSSEC keys Secret",
+                      "secrets" not in r.get("resources", []) or keys_get)
     crds = one(docs, "ClusterRole", "-operator-crds")
     check(f"{profile}: operator reads only its CRDs, by name",
           crds is not None and rules_set(crds["rules"]) == CRD_READ_RULES)
     payload = one(docs, "Role", "-operator-payload")
     expected_payload = (expand("", ["configmaps"], ["get", "list", "watch", "create", "patch", "delete"])
                         | expand("events.k8s.io", ["events"], ["create"]))
+    if profile == "all-features":
+        expected_payload |= expand("", ["secrets"], ["get"], ["gtm-dnssec"])
     lease = "gtm-leader" if profile == "all-features" else None
     if payload:
         lease_rules = {r for r in rules_set(payload["rules"]) if r[0] == "coordination.k8s.io"}
@@ -367,7 +376,7 @@ def check_rbac(docs, profile):
             check(f"{profile}: lease name {lease}", lease_name == lease, str(lease_name))
         expected_payload |= expand("coordination.k8s.io", ["leases"], ["create"])
         expected_payload |= expand("coordination.k8s.io", ["leases"], ["get", "patch"], [lease_name or ""])
-    check(f"{profile}: operator's own-namespace Role: ConfigMaps, Events and its Lease only",
+    check(f"{profile}: operator's own-namespace Role: ConfigMaps, Events, its Lease and the keys Secret by name only",
           payload is not None and rules_set(payload["rules"]) == expected_payload,
           str(rules_set(payload["rules"]) ^ expected_payload) if payload else "missing")
     dns_role = one(docs, "Role", "-dns")

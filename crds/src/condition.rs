@@ -22,6 +22,9 @@ pub const ENDPOINTS_RESOLVED: &str = "EndpointsResolved";
 pub const LOCATIONS_REPORTING: &str = "LocationsReporting";
 /// Condition type (domains): the domain answers from other pools than its first choice.
 pub const FAILED_OVER: &str = "FailedOver";
+/// Condition type (zones with `dnssec`): the operator read the zone's key and it is of the
+/// zone's algorithm, so `status.dnssec` shows the DS the parent zone needs.
+pub const DNSSEC_KEY_READY: &str = "DnssecKeyReady";
 
 /// The `status` of a condition, spelled as Kubernetes does (`"True"`, `"False"`, `"Unknown"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

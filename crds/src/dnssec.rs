@@ -135,7 +135,9 @@ impl ZoneSigningKey {
             expected: algorithm,
             detail,
         };
-        let public = signer.to_public_key().map_err(|e| unusable(e.to_string()))?;
+        let public = signer
+            .to_public_key()
+            .map_err(|e| unusable(e.to_string()))?;
         let dnskey = DNSKEY::with_flags(CSK_FLAGS, public);
         let key_tag = dnskey
             .calculate_key_tag()

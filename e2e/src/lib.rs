@@ -22,6 +22,7 @@ pub mod dashboard;
 pub mod diag;
 pub mod dig;
 pub mod dns;
+pub mod ds;
 pub mod env;
 pub mod local;
 pub mod manifests;

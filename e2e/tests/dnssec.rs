@@ -12,7 +12,7 @@ use e2e::backend::Listener;
 use e2e::dig::{Dig, dig};
 use e2e::local::{LocalGtm, failover_manifests, free_port};
 use e2e::validators::{Unbound, delv};
-use e2e::wait::Deadline;
+use e2e::wait::{Check, Deadline, wait_for};
 
 const DEADLINE: Deadline = Deadline {
     timeout: Duration::from_secs(60),
@@ -23,12 +23,7 @@ const ZONE: &str = "gtm.example.com";
 
 /// The zone's key: a P-256 key as `openssl genpkey -algorithm EC -pkeyopt
 /// ec_paramgen_curve:P-256` writes it.
-const KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg86iGobmeLA/zrYnz
-c3nK89vtZwjBsPnGcS8GpVnLS6GhRANCAAQuDqTGi7iN+p6h0Uw17xMbHDZGzYA8
-LxqOYZx3X6OeDotU/Bgur2UGchmGYSd8TaIPeKl/nfewDlmnvBNOQgtB
------END PRIVATE KEY-----
-";
+const KEY: &str = include_str!("../../crds/tests/keys/p256.pem");
 
 /// Asks `server` with `dig` until `ready` holds.
 async fn wait_dig(
@@ -68,6 +63,18 @@ fn secure_denial(d: &Dig, name: &str) -> bool {
         && of_type(&d.authority, "NSEC")
             .iter()
             .any(|l| l.starts_with(&format!("{name}. ")))
+}
+
+/// `status.dnssec.ds` of the example's `GtmZone` in local mode's `status.json`, once there.
+fn zone_ds(output: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(output.join("status.json")).ok()?;
+    let file: serde_json::Value = serde_json::from_str(&text).ok()?;
+    file["objects"]
+        .as_array()?
+        .iter()
+        .find(|o| o["kind"] == "GtmZone")?["status"]["dnssec"]["ds"]
+        .as_str()
+        .map(str::to_string)
 }
 
 fn write(dir: &Path, file: &str, text: &str) {
@@ -112,6 +119,20 @@ async fn a_signed_zone_validates_through_unbound_and_delv_across_a_failover() {
         .unwrap()
         .to_string();
     assert!(dnskey.starts_with("257 3 13 "), "a CSK: {dnskey}");
+    // The operator shows the DS of the served DNSKEY in the zone's status (status.json here).
+    let ds = e2e::ds::ds_of_dnskey(ZONE, &dnskey).unwrap();
+    wait_for(
+        "status.dnssec.ds of the served DNSKEY",
+        DEADLINE,
+        || async {
+            Ok::<_, std::convert::Infallible>(match zone_ds(output.path()) {
+                Some(shown) if shown == ds => Check::Ready(()),
+                shown => Check::Pending(format!("status.dnssec.ds {shown:?}, served {ds}")),
+            })
+        },
+    )
+    .await
+    .unwrap();
     let unbound = Unbound::start(validators.path(), ZONE, &dnskey, gtm.dns)
         .await
         .unwrap();

@@ -97,6 +97,13 @@ pub struct RunArgs {
     /// Probe locations.
     #[command(flatten)]
     pub locations: LocationArgs,
+    /// The Secret (in `--namespace`) holding the signed zones' keys, one `<zone>.key` item
+    /// each: the one the DNS pods mount (chart `dns.dnssec.keysSecret`, which sets this). The
+    /// operator reads it (`get` on this name only) at every reconcile pass with signed zones,
+    /// at least every 30 s, to show each `GtmZone`'s DS record in `status.dnssec`; unset,
+    /// those zones' `DnssecKeyReady` is `False` (`KeySourceNotSet`).
+    #[arg(long, env = "GTM_DNSSEC_KEYS_SECRET")]
+    pub dnssec_keys_secret: Option<String>,
 }
 
 impl From<RunArgs> for ClusterOptions {
@@ -120,6 +127,7 @@ impl From<RunArgs> for ClusterOptions {
             endpoint_kinds: a.endpoint_kinds,
             location: a.locations.embedded(),
             stale_after: a.locations.stale_after(),
+            dnssec_keys_secret: a.dnssec_keys_secret,
         }
     }
 }
@@ -292,11 +300,17 @@ pub struct LocalArgs {
     /// Probe locations.
     #[command(flatten)]
     pub locations: LocationArgs,
+    /// Directory of the signed zones' keys (`<zone>.key`), read for the DS record each
+    /// `GtmZone` with `dnssec` shows in status: the DNS pod's `--dnssec-keys`;
+    /// `<output>/dnssec` when unset (where `gtm-dnspod --config-dir <output>` reads them).
+    #[arg(long, env = "GTM_DNSSEC_KEYS", value_hint = clap::ValueHint::DirPath)]
+    pub dnssec_keys: Option<PathBuf>,
 }
 
 impl From<LocalArgs> for LocalOptions {
     fn from(a: LocalArgs) -> Self {
         LocalOptions {
+            dnssec_keys: a.dnssec_keys.unwrap_or_else(|| a.output.join("dnssec")),
             locations: a
                 .locations_dir
                 .unwrap_or_else(|| a.output.join(gtm_prober::remote::REPORT_SUBDIR)),

@@ -4,8 +4,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 pub(crate) use gtm_crds::condition::{
-    ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, ConditionStatus, DEGRADED, ENDPOINTS_RESOLVED,
-    FAILED_OVER, LOCATIONS_REPORTING, READY,
+    ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, ConditionStatus, DEGRADED, DNSSEC_KEY_READY,
+    ENDPOINTS_RESOLVED, FAILED_OVER, LOCATIONS_REPORTING, READY,
 };
 
 /// Reasons of the `FailedOver` condition of a domain: what it answers from.

@@ -31,3 +31,4 @@ mod serials;
 #[cfg(test)]
 mod spans;
 mod status;
+mod zone_keys;

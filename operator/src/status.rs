@@ -19,8 +19,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::compile::{Compilation, Publication, Verdict};
 use crate::conditions::{
-    ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, Cond, DEGRADED, FAILED_OVER, LOCATIONS_REPORTING, READY,
-    capped, failed_over, settle,
+    ACCEPTED, AVAILABLE, CHECKS_RUNNABLE, Cond, DEGRADED, DNSSEC_KEY_READY, FAILED_OVER,
+    LOCATIONS_REPORTING, READY, capped, failed_over, settle,
 };
 use crate::endpoints::PoolEndpoints;
 use crate::evaluate::Evaluation;
@@ -29,6 +29,7 @@ use crate::history;
 use crate::inventory::{Inventory, ObjectKey};
 use crate::locations::{HealthView, Reporting, Votes};
 use crate::selection::{DomainView, PoolView};
+use crate::zone_keys::{self, KeyState, KeyStates};
 
 /// `Accepted` and `Ready` from a verdict.
 fn verdict_conditions(verdict: &Verdict, kind_noun: &str) -> Vec<Cond> {
@@ -125,30 +126,57 @@ fn locations_reporting(r: &Reporting) -> Cond {
 }
 
 /// Status of a zone; `published` is its data in the compiled config, `serial` the zone's
-/// SOA serial as published.
+/// SOA serial as published, `key` its DNSSEC key's state when it is signed.
 pub(crate) fn zone_status(
     obj: &GtmZone,
     previous: Option<&GtmZoneStatus>,
     verdict: &Verdict,
     published: Option<&ZoneConfig>,
     serial: Option<u32>,
+    key: Option<&KeyState>,
     now: &Time,
 ) -> GtmZoneStatus {
     let previous = previous
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     let generation = obj.metadata.generation;
+    let mut conds = verdict_conditions(verdict, "zone");
+    if let Some(key) = key {
+        if key.refused_by_dns_pods()
+            && let Some(ready) = conds.iter_mut().find(|c| c.type_ == READY && c.status)
+        {
+            *ready = Cond::new(
+                READY,
+                false,
+                "DnssecKeyNotReady",
+                "the zone is signed but its key is not usable (see DnssecKeyReady): the DNS pods refuse every config that signs it and keep serving the last good one",
+            );
+        }
+        conds.push(match key {
+            KeyState::Ready(s) => Cond::new(
+                DNSSEC_KEY_READY,
+                true,
+                zone_keys::reason::KEY_LOADED,
+                format!(
+                    "key tag {}, algorithm {}: give the parent zone the DS record in status.dnssec.ds",
+                    s.key_tag, s.algorithm
+                ),
+            ),
+            KeyState::Problem { reason, message } => {
+                Cond::new(DNSSEC_KEY_READY, false, *reason, message.clone())
+            }
+        });
+    }
     GtmZoneStatus {
         observed_generation: generation,
-        conditions: settle(
-            previous,
-            verdict_conditions(verdict, "zone"),
-            generation,
-            now,
-        ),
+        conditions: settle(previous, conds, generation, now),
         serial,
         records: published
             .map(|z| u32::try_from(z.records.len() + z.glue().len()).unwrap_or(u32::MAX)),
+        dnssec: match key {
+            Some(KeyState::Ready(s)) => Some(s.clone()),
+            _ => None,
+        },
     }
 }
 
@@ -474,6 +502,14 @@ impl ObjectStatus {
     }
 }
 
+/// What zone statuses show besides the compilation, by zone (canonical).
+pub(crate) struct ZoneFacts<'a> {
+    /// The SOA serials as published.
+    pub serials: &'a BTreeMap<String, u32>,
+    /// The states of the signed zones' keys.
+    pub keys: &'a KeyStates,
+}
+
 /// The status every object of an inventory should have, each computed from its previous one:
 /// `newer`'s for the object (by key and uid) where it has one, else the object's own. `newer`
 /// holds what this process wrote or computed last, which the objects may not show yet (a
@@ -482,7 +518,7 @@ pub(crate) fn compute_all<'a>(
     inventory: &Inventory,
     newer: impl Fn(&ObjectKey, Option<&str>) -> Option<&'a ObjectStatus>,
     compilation: &Compilation,
-    serials: &BTreeMap<String, u32>,
+    zones: &ZoneFacts<'_>,
     evaluation: &Evaluation,
     view: &HealthView,
     now: &Time,
@@ -552,8 +588,17 @@ pub(crate) fn compute_all<'a>(
             Some(ObjectStatus::Zone(s)) => Some(s),
             _ => z.status.as_ref(),
         };
-        let serial = published.and_then(|d| serials.get(&d.name).copied());
-        let s = zone_status(z, previous, &verdict(&key), published, serial, now);
+        let serial = published.and_then(|d| zones.serials.get(&d.name).copied());
+        let key_state = published.and_then(|d| zones.keys.get(&d.name));
+        let s = zone_status(
+            z,
+            previous,
+            &verdict(&key),
+            published,
+            serial,
+            key_state,
+            now,
+        );
         out.insert(key, ObjectStatus::Zone(s));
     }
     out

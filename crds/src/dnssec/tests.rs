@@ -1,22 +1,13 @@
 //! Known answers: the DNSKEY of each key below was derived with `openssl pkey -pubout` (the
 //! raw public key after the SubjectPublicKeyInfo header) and its DS computed from that DNSKEY
-//! with `dnssec-dsfromkey -2` (BIND 9.18), independently of this crate.
+//! with `dnssec-dsfromkey -2` (BIND 9.18), independently of this crate (`crds/tests/keys`).
 
 use super::*;
 
-/// A P-256 key (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`).
-const P256_PEM: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg86iGobmeLA/zrYnz
-c3nK89vtZwjBsPnGcS8GpVnLS6GhRANCAAQuDqTGi7iN+p6h0Uw17xMbHDZGzYA8
-LxqOYZx3X6OeDotU/Bgur2UGchmGYSd8TaIPeKl/nfewDlmnvBNOQgtB
------END PRIVATE KEY-----
-";
-
-/// An Ed25519 key (`openssl genpkey -algorithm ed25519`, PKCS#8 v1).
-const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----
-MC4CAQAwBQYDK2VwBCIEIKoR3Ar7ihWDbAj1/JLBlJB1tavb+VnHa5EfcVU6DbFF
------END PRIVATE KEY-----
-";
+/// A P-256 key (`crds/tests/keys`).
+const P256_PEM: &str = include_str!("../../tests/keys/p256.pem");
+/// An Ed25519 key as OpenSSL writes it (PKCS#8 v1).
+const ED25519_PEM: &str = include_str!("../../tests/keys/ed25519.pem");
 
 #[test]
 fn a_p256_key_gives_the_ds_bind_computes() {
@@ -64,8 +55,8 @@ fn an_ed25519_key_gives_the_ds_bind_computes() {
 #[test]
 fn a_key_of_the_other_algorithm_is_named_as_such() {
     let zone = "gtm.example.com";
-    let error = ZoneSigningKey::for_zone(zone, P256_PEM.as_bytes(), DnssecAlgorithm::ED25519)
-        .unwrap_err();
+    let error =
+        ZoneSigningKey::for_zone(zone, P256_PEM.as_bytes(), DnssecAlgorithm::ED25519).unwrap_err();
     assert_eq!(
         error,
         KeyError::WrongAlgorithm {
@@ -80,7 +71,9 @@ fn a_key_of_the_other_algorithm_is_named_as_such() {
     )
     .unwrap_err();
     assert!(
-        error.to_string().contains("an ED25519 key but the zone's dnssec.algorithm is ECDSAP256SHA256"),
+        error
+            .to_string()
+            .contains("an ED25519 key but the zone's dnssec.algorithm is ECDSAP256SHA256"),
         "{error}"
     );
 }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use gtm_crds::dnssec::{ZoneSigningKey, key_file_name};
 use gtm_crds::zone::DnssecAlgorithm;
 use hickory_server::proto::ProtoError;
-use hickory_server::proto::dnssec::rdata::{DNSSECRData, RRSIG, SigInput};
 use hickory_server::proto::dnssec::TBS;
+use hickory_server::proto::dnssec::rdata::{DNSSECRData, RRSIG, SigInput};
 use hickory_server::proto::rr::{DNSClass, Name, RData, Record, SerialNumber};
 
 pub use gtm_crds::dnssec::DNSKEY_TTL;
@@ -139,12 +139,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// A P-256 key (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`).
-    pub(crate) const P256_PEM: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg86iGobmeLA/zrYnz
-c3nK89vtZwjBsPnGcS8GpVnLS6GhRANCAAQuDqTGi7iN+p6h0Uw17xMbHDZGzYA8
-LxqOYZx3X6OeDotU/Bgur2UGchmGYSd8TaIPeKl/nfewDlmnvBNOQgtB
------END PRIVATE KEY-----
-";
+    pub(crate) const P256_PEM: &str = include_str!("../../../crds/tests/keys/p256.pem");
 
     #[test]
     fn a_p256_key_gives_a_csk_and_its_ds() {
@@ -163,10 +158,7 @@ LxqOYZx3X6OeDotU/Bgur2UGchmGYSd8TaIPeKl/nfewDlmnvBNOQgtB
     }
 
     /// An Ed25519 key (`openssl genpkey -algorithm ed25519`).
-    const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----
-MC4CAQAwBQYDK2VwBCIEIKoR3Ar7ihWDbAj1/JLBlJB1tavb+VnHa5EfcVU6DbFF
------END PRIVATE KEY-----
-";
+    const ED25519_PEM: &str = include_str!("../../../crds/tests/keys/ed25519.pem");
 
     #[test]
     fn an_ed25519_key_signs_what_its_dnskey_verifies() {

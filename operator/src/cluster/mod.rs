@@ -82,6 +82,9 @@ pub struct ClusterOptions {
     pub location: Location,
     /// A remote location is stale (abstains) after this long without a heartbeat.
     pub stale_after: Duration,
+    /// The Secret of `namespace` holding the signed zones' keys (`<zone>.key` items), read
+    /// for the DS records in status.
+    pub dnssec_keys_secret: Option<String>,
 }
 
 /// The reflector stores of one kind, one per watched namespace (or one for all).
@@ -234,6 +237,7 @@ fn new_reconciler(client: &Client, opts: &ClusterOptions, metrics: Arc<Metrics>)
             part_bytes: gtm_crds::parts::MAX_PART_BYTES,
             concurrency: opts.concurrency,
             address_metrics: opts.address_metrics,
+            keys_secret: opts.dnssec_keys_secret.clone(),
         },
         reporter,
         metrics,

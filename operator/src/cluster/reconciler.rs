@@ -12,7 +12,7 @@ use gtm_crds::location::heartbeat_configmap_name;
 use gtm_crds::manifest::Kind;
 use gtm_crds::parts::Payload;
 use gtm_crds::{AddressPool, GtmAccessDomain, GtmZone, HealthCheckTemplate};
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -33,7 +33,8 @@ use crate::locations::{FreshnessChange, HealthView};
 use crate::metrics::{AddressLabels, DomainLabel, KindCondition, Metrics, PoolLabel};
 use crate::page::{Feed, Snapshot, Source};
 use crate::publish::{Plan, Proposal, Publisher, unix_now};
-use crate::status::{ObjectStatus, compute_all};
+use crate::status::{ObjectStatus, ZoneFacts, compute_all};
+use crate::zone_keys::{self, KeyLog, KeyStates, Lookup};
 
 /// What a pass wrote.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -73,6 +74,18 @@ pub(super) struct Reconciler {
     written: HashMap<ObjectKey, Written>,
     holds: HoldReports,
     page: Option<Feed>,
+    keys: Option<KeysSecret>,
+    key_log: KeyLog,
+}
+
+/// The Secret holding the signed zones' keys, read with `get` at every pass that has signed
+/// zones (its RBAC grants `get` on this one name only; a pass runs at least every
+/// [`STATUS_REFRESH`], so a changed Secret shows within that).
+struct KeysSecret {
+    api: Api<Secret>,
+    /// `namespace/name`, for messages.
+    id: String,
+    name: String,
 }
 
 /// The drop guard's holds as reported by events: each hold once, and its end once.
@@ -133,6 +146,8 @@ pub(super) struct Settings {
     pub concurrency: usize,
     /// Whether `gtm_operator_address_up` has a series per address.
     pub address_metrics: bool,
+    /// The Secret of `namespace` holding the signed zones' keys, if the operator is told.
+    pub keys_secret: Option<String>,
 }
 
 impl Reconciler {
@@ -143,6 +158,11 @@ impl Reconciler {
         reporter: Reporter,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let keys = settings.keys_secret.map(|name| KeysSecret {
+            api: Api::namespaced(client.clone(), &settings.namespace),
+            id: format!("{}/{name}", settings.namespace),
+            name,
+        });
         let configmaps = PayloadConfigMaps::new(
             Api::namespaced(client.clone(), &settings.namespace),
             &settings.namespace,
@@ -167,6 +187,8 @@ impl Reconciler {
             written: HashMap::new(),
             holds: HoldReports::default(),
             page: None,
+            keys,
+            key_log: KeyLog::default(),
         }
     }
 
@@ -291,11 +313,16 @@ impl Reconciler {
                 .map(|w| &w.status)
         };
         let serials = self.publisher.serials();
+        let keys = self.read_keys(compilation).await;
+        self.key_log.log_changes(&keys);
         let statuses = compute_all(
             inventory,
             newer,
             compilation,
-            &serials,
+            &ZoneFacts {
+                serials: &serials,
+                keys: &keys,
+            },
             &evaluation,
             view,
             now,
@@ -394,6 +421,37 @@ impl Reconciler {
                 tracing::warn!("recording the {} event failed: {e}", event.reason);
                 0
             }
+        }
+    }
+
+    /// The key states of the zones `compilation` signs, from the keys Secret: one `get`, and
+    /// none when no zone is signed. A failed read is each zone's `KeyUnreadable`, not a failed
+    /// pass: the other statuses are still written.
+    async fn read_keys(&self, compilation: &Compilation) -> KeyStates {
+        let signed = zone_keys::signed_zones(&compilation.config.zone_data);
+        if signed.is_empty() {
+            return KeyStates::new();
+        }
+        let Some(secret) = &self.keys else {
+            return zone_keys::unset_states(&signed);
+        };
+        let from = format!("Secret {}", secret.id);
+        match secret.api.get_opt(&secret.name).await {
+            Ok(Some(s)) => zone_keys::key_states(&signed, |item| {
+                match s.data.as_ref().and_then(|d| d.get(item)) {
+                    Some(bytes) => Lookup::Found {
+                        from: format!("{from} item {item}"),
+                        pem: bytes.0.clone(),
+                    },
+                    None => Lookup::Missing(format!("{from} has no item {item}")),
+                }
+            }),
+            Ok(None) => zone_keys::key_states(&signed, |_| {
+                Lookup::Missing(format!("{from} does not exist"))
+            }),
+            Err(e) => zone_keys::key_states(&signed, |_| {
+                Lookup::Unreadable(format!("reading {from}: {e}"))
+            }),
         }
     }
 

@@ -117,7 +117,8 @@ fn address_events(old: &AddressPoolStatus, new: &AddressPoolStatus) -> Vec<Event
 }
 
 /// The event for a condition that flipped, mirroring GTM's alert types: warnings when an object
-/// is refused, a pool becomes unavailable, an endpoint source has no address (with the
+/// is refused, a signed zone's key is not usable (with the condition's reason), a pool becomes
+/// unavailable, an endpoint source has no address (with the
 /// condition's reason: `SourceNotFound`, `NoAddressYet`, `SourceNotWatched`) or a domain fails
 /// over; normal events when they recover. A new object gets an event only when something is wrong.
 fn event_for(
@@ -128,7 +129,7 @@ fn event_for(
     message: &str,
     new_object: bool,
 ) -> Option<Event> {
-    use crate::conditions::{ACCEPTED, AVAILABLE, ENDPOINTS_RESOLVED};
+    use crate::conditions::{ACCEPTED, AVAILABLE, DNSSEC_KEY_READY, ENDPOINTS_RESOLVED};
     let (warning, event_reason, action) = match (type_, status) {
         (ACCEPTED, false) => (true, reason.to_string(), "Validate"),
         (ACCEPTED, true) if !new_object => (false, "Accepted".to_string(), "Validate"),
@@ -142,6 +143,8 @@ fn event_for(
         (ENDPOINTS_RESOLVED, true) if !new_object => {
             (false, "EndpointsResolved".into(), "Discover")
         }
+        (DNSSEC_KEY_READY, false) => (true, reason.to_string(), "DnssecKey"),
+        (DNSSEC_KEY_READY, true) if !new_object => (false, "DnssecKeyLoaded".into(), "DnssecKey"),
         (FAILED_OVER, true) => (true, reason::FAILOVER.into(), "Failover"),
         (FAILED_OVER, false) if !new_object => (false, reason::FAILBACK.into(), "Failover"),
         _ => return None,

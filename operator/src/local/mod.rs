@@ -3,7 +3,8 @@
 //! for the DNS pod (`gtm-dnspod --config-dir`), prints each object's status as a table on
 //! every change (and on SIGUSR1) and keeps the statuses in `status.json` next to the payloads;
 //! SIGHUP reads the manifests again. Its HTTP port serves `/metrics`, `/healthz`, `/readyz` and
-//! the topology page, as in a cluster. The reports of `gtm-prober --config-dir` locations are
+//! the topology page, as in a cluster. The signed zones' keys are read from the DNS pod's key
+//! directory at every pass and every [`RESCAN`], for the DS records in status ([`zone_keys`]). The reports of `gtm-prober --config-dir` locations are
 //! read from a directory every [`LOCATION_POLL`] and voted on with the embedded prober's
 //! verdicts.
 
@@ -42,7 +43,8 @@ use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::page::{Feed, Snapshot, Source};
 use crate::publish::{Proposal, Publisher, unix_now};
-use crate::status::{ObjectStatus, compute_all};
+use crate::status::{ObjectStatus, ZoneFacts, compute_all};
+use crate::zone_keys::{self, KeyLog, KeyStates};
 
 /// How often the manifest directory is read even without a change event (a safety net for
 /// missed events; a rescan that finds nothing new changes nothing).
@@ -77,6 +79,8 @@ pub struct LocalOptions {
     pub locations: PathBuf,
     /// A remote location is stale (abstains) after this long without a heartbeat.
     pub stale_after: Duration,
+    /// Directory of the signed zones' keys (`<zone>.key`), the DNS pod's `--dnssec-keys`.
+    pub dnssec_keys: PathBuf,
 }
 
 /// The state local mode keeps between passes.
@@ -102,6 +106,9 @@ pub struct LocalOperator {
     compilation: Option<Compilation>,
     table: String,
     page: Option<Feed>,
+    /// The signed zones' keys as last read.
+    keys: KeyStates,
+    key_log: KeyLog,
 }
 
 impl LocalOperator {
@@ -138,6 +145,8 @@ impl LocalOperator {
             compilation: None,
             table: String::new(),
             page: None,
+            keys: KeyStates::new(),
+            key_log: KeyLog::default(),
         })
     }
 
@@ -215,6 +224,25 @@ impl LocalOperator {
             return Ok(None);
         }
         self.republish(now).await
+    }
+
+    /// Reads the signed zones' keys again; republishes when one changed (a key file made,
+    /// replaced or removed). Returns the status table when it changed.
+    pub async fn keys_changed(&mut self, now: &Time) -> anyhow::Result<Option<String>> {
+        let changed = self
+            .compilation
+            .as_ref()
+            .is_some_and(|c| self.read_keys(c) != self.keys);
+        if !changed {
+            return Ok(None);
+        }
+        self.republish(now).await
+    }
+
+    /// The key states of the zones `compilation` signs, from the key directory.
+    fn read_keys(&self, compilation: &Compilation) -> KeyStates {
+        let signed = zone_keys::signed_zones(&compilation.config.zone_data);
+        zone_keys::read_dir(&self.opts.dnssec_keys, &signed)
     }
 
     /// Votes every task, evaluates the last compilation under that health, writes the payloads
@@ -310,12 +338,17 @@ impl LocalOperator {
         }
         self.refused = refused;
         self.publisher.write(plan.writes, &mut sink).await?;
+        self.keys = self.read_keys(compilation);
+        self.key_log.log_changes(&self.keys);
         // Objects read from files have no status: each starts from the one it had.
         Ok(compute_all(
             inventory,
             |key, _| self.statuses.get(key),
             compilation,
-            &self.publisher.serials(),
+            &ZoneFacts {
+                serials: &self.publisher.serials(),
+                keys: &self.keys,
+            },
             &evaluation,
             &self.view,
             now,
@@ -375,6 +408,8 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
     let mut watch = ManifestWatch::new(&opts.manifests, RESCAN)?;
     let mut locations = tokio::time::interval(LOCATION_POLL);
     locations.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut keys = tokio::time::interval(RESCAN);
+    keys.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(
         manifests = %opts.manifests.display(),
         output = %opts.output.display(),
@@ -397,6 +432,7 @@ pub async fn run(opts: LocalOptions) -> anyhow::Result<()> {
                 print_reload(operator.health_changed(&monitor.tasks(), &now()).await);
             }
             _ = locations.tick() => print_reload(operator.locations_changed(&now()).await),
+            _ = keys.tick() => print_reload(operator.keys_changed(&now()).await),
             _ = usr1.recv() => println!("{}", operator.table()),
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,

@@ -10,7 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::compile::Rejection;
 use crate::conditions::{
-    ACCEPTED, AVAILABLE, ConditionStatus, FAILED_OVER, LOCATIONS_REPORTING, READY, capped, holds,
+    ACCEPTED, AVAILABLE, ConditionStatus, DNSSEC_KEY_READY, FAILED_OVER, LOCATIONS_REPORTING,
+    READY, capped, holds,
 };
 use crate::inventory::ObjectKey;
 use crate::status::ObjectStatus;
@@ -102,11 +103,16 @@ pub(super) fn render(
                 }
             }
             (_, ObjectStatus::Zone(z)) => format!(
-                "{} record sets{}",
+                "{} record sets{}{}",
                 z.records.unwrap_or(0),
                 z.serial
                     .map(|s| format!(", serial {s}"))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                match (&z.dnssec, cond(conds, DNSSEC_KEY_READY)) {
+                    (Some(d), _) => format!(", signed; parent needs {}", d.ds),
+                    (None, Some(c)) => format!(", DNSSEC key {}: {}", c.reason, c.message),
+                    (None, None) => String::new(),
+                }
             ),
         };
         let detail = match ready {

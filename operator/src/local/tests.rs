@@ -49,6 +49,7 @@ fn fixture() -> Fixture {
         },
         locations: output.path().join("locations"),
         stale_after: Duration::from_secs(30),
+        dnssec_keys: output.path().join("dnssec"),
     })
     .unwrap();
     Fixture {
@@ -379,4 +380,78 @@ async fn transitions_are_kept_in_status_json_and_survive_a_restart() {
             "AddressDown"
         ]
     );
+}
+
+#[tokio::test]
+async fn a_signed_zone_shows_its_ds_once_its_key_file_is_there() {
+    use crate::zone_keys::tests::{P256_DS, P256_PEM};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    let mut f = fixture();
+    std::fs::write(
+        f.manifests.path().join("zone.yaml"),
+        "apiVersion: gtm.kubegtm.io/v1alpha1
+kind: GtmZone
+metadata: {name: zone}
+spec:
+  zone: gtm.example.com
+  dnssec: {algorithm: ECDSAP256SHA256}
+",
+    )
+    .unwrap();
+    let table = f.op.reload(&now()).await.unwrap().unwrap();
+    fn zone(op: &LocalOperator) -> gtm_crds::GtmZoneStatus {
+        match &op.statuses[&ObjectKey::new(Kind::GtmZone, "default", "zone")] {
+            ObjectStatus::Zone(z) => z.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+    fn condition(op: &LocalOperator, type_: &str) -> Condition {
+        zone(op)
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == type_)
+            .unwrap()
+    }
+    assert_eq!(zone(&f.op).dnssec, None);
+    let key = condition(&f.op, "DnssecKeyReady");
+    assert_eq!(
+        (key.status.as_str(), key.reason.as_str()),
+        ("False", "KeyNotFound")
+    );
+    let ready = condition(&f.op, "Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "DnssecKeyNotReady")
+    );
+    assert!(
+        table.contains("DNSSEC key KeyNotFound: no key file"),
+        "{table}"
+    );
+    assert_eq!(
+        f.op.keys_changed(&now()).await.unwrap(),
+        None,
+        "nothing changed"
+    );
+
+    let keys = f.output.path().join("dnssec");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(keys.join("gtm.example.com.key"), P256_PEM).unwrap();
+    let table =
+        f.op.keys_changed(&now())
+            .await
+            .unwrap()
+            .expect("the key is read");
+    assert_eq!(zone(&f.op).dnssec.unwrap().ds, P256_DS);
+    assert_eq!(condition(&f.op, "DnssecKeyReady").reason, "KeyLoaded");
+    assert_eq!(condition(&f.op, "Ready").status, "True");
+    assert!(
+        table.contains(&format!("signed; parent needs {P256_DS}")),
+        "{table}"
+    );
+    // The private key reaches neither the table nor status.json.
+    let saved = std::fs::read_to_string(f.output.path().join(status_file::STATUS_FILE)).unwrap();
+    assert!(saved.contains(P256_DS), "{saved}");
+    for line in P256_PEM.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!saved.contains(line) && !table.contains(line));
+    }
 }

@@ -93,6 +93,15 @@ fn setup(part_bytes: usize) -> (Reconciler, ApiServer, Arc<Metrics>) {
 
 /// [`setup`] with or without per-address metrics.
 fn setup_with(part_bytes: usize, address_metrics: bool) -> (Reconciler, ApiServer, Arc<Metrics>) {
+    setup_full(part_bytes, address_metrics, None)
+}
+
+/// [`setup_with`], told the Secret holding the zone keys (or not).
+fn setup_full(
+    part_bytes: usize,
+    address_metrics: bool,
+    keys_secret: Option<&str>,
+) -> (Reconciler, ApiServer, Arc<Metrics>) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let metrics = Arc::new(Metrics::new());
@@ -105,6 +114,7 @@ fn setup_with(part_bytes: usize, address_metrics: bool) -> (Reconciler, ApiServe
             part_bytes,
             concurrency: 1,
             address_metrics,
+            keys_secret: keys_secret.map(str::to_string),
         },
         Reporter {
             controller: FIELD_MANAGER.into(),
@@ -1206,4 +1216,202 @@ async fn a_pass_is_a_reconcile_span_and_each_status_write_a_status_write_span() 
             "no {span}:\n{text}"
         );
     }
+}
+
+/// A zone signed with algorithm 13.
+const SIGNED_ZONE: &str = "apiVersion: gtm.kubegtm.io/v1alpha1
+kind: GtmZone
+metadata: {name: signed, generation: 1, uid: z1}
+spec:
+  zone: gtm.example.com
+  dnssec: {algorithm: ECDSAP256SHA256}
+";
+
+const ZONE_STATUS_URI: &str = "/apis/gtm.kubegtm.io/v1alpha1/namespaces/default/gtmzones/signed/status?&force=true&fieldManager=gtm-operator";
+const SECRET_URI: &str = "/api/v1/namespaces/gtm-system/secrets/gtm-dnssec";
+
+/// Runs a pass over `inv` while the server answers: the keys Secret with `secret` (status
+/// and body), a zone status patch with the zone and that status, anything else by echo.
+/// Returns what the server saw.
+async fn zone_pass(
+    r: &mut Reconciler,
+    server: &mut ApiServer,
+    inv: &Inventory,
+    configmaps: &[Arc<ConfigMap>],
+    secret: (u16, Value),
+    n: usize,
+) -> (Report, Vec<Seen>) {
+    let zone = object_json(&inv.gtm_zones, "signed");
+    let serve = async {
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            let (s, send) = server.receive().await;
+            let response = if s.uri == SECRET_URI {
+                reply(send, secret.0, &secret.1);
+                seen.push(s);
+                continue;
+            } else if s.uri.contains("/status") {
+                let mut obj = zone.clone();
+                obj["status"] = s.body["status"].clone();
+                obj
+            } else {
+                s.body.clone()
+            };
+            reply(send, 200, &response);
+            seen.push(s);
+        }
+        seen
+    };
+    let compilation = r.compile(inv);
+    let (view, now) = (HealthView::default(), t0());
+    let (report, seen) = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(
+            r.reconcile(inv, &compilation, &view, configmaps, &now),
+            serve
+        )
+    })
+    .await
+    .expect("the pass made more requests than expected");
+    (report.expect("the pass succeeds"), seen)
+}
+
+fn condition<'v>(status: &'v Value, type_: &str) -> &'v Value {
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} in {status}"))
+}
+
+#[tokio::test]
+async fn a_signed_zone_gets_its_ds_from_the_keys_secret_and_a_warning_without_it() {
+    use crate::zone_keys::tests::{P256_DS, P256_PEM};
+    let (mut r, mut server, _) = setup_full(64 * 1024, true, Some("gtm-dnssec"));
+    let mut inv = inventory(SIGNED_ZONE);
+    let not_found = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "secrets \"gtm-dnssec\" not found", "reason": "NotFound", "code": 404
+    });
+
+    // No Secret yet: config, health, the Secret read, the zone's status, a warning event.
+    let (report, seen) = zone_pass(&mut r, &mut server, &inv, &[], (404, not_found), 5).await;
+    let uris: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|s| (s.method.as_str(), s.uri.as_str()))
+        .collect();
+    assert_eq!(
+        uris[2..],
+        [
+            ("GET", SECRET_URI),
+            ("PATCH", ZONE_STATUS_URI),
+            ("POST", "/apis/events.k8s.io/v1/namespaces/default/events?")
+        ]
+    );
+    assert_eq!(report.events, 1);
+    let status = &seen[3].body["status"];
+    assert_eq!(seen[3].body["kind"], "GtmZone");
+    assert_eq!(status.get("dnssec"), None);
+    let key = condition(status, "DnssecKeyReady");
+    assert_eq!(
+        (&key["status"], &key["reason"]),
+        (&json!("False"), &json!("KeyNotFound"))
+    );
+    assert!(
+        key["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Secret gtm-system/gtm-dnssec does not exist: make the zone's key"),
+        "{key}"
+    );
+    let ready = condition(status, "Ready");
+    assert_eq!(
+        (&ready["status"], &ready["reason"]),
+        (&json!("False"), &json!("DnssecKeyNotReady"))
+    );
+    let event = &seen[4].body;
+    assert_eq!(
+        (&event["type"], &event["reason"]),
+        (&json!("Warning"), &json!("KeyNotFound"))
+    );
+    assert_eq!(event["regarding"]["name"], "signed");
+    assert_eq!(event["note"], key["message"]);
+
+    // The Secret appears: the DS in status, the key condition and Ready true, a normal event.
+    apply_zone_status(&mut inv, &seen[3]);
+    let cms = configmaps_from(&seen);
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "gtm-dnssec", "namespace": NS},
+        "data": {"gtm.example.com.key": data_encoding_base64(P256_PEM.as_bytes())}
+    });
+    let (report, seen) = zone_pass(&mut r, &mut server, &inv, &cms, (200, secret.clone()), 3).await;
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].uri.as_str()),
+        ("GET", SECRET_URI)
+    );
+    assert_eq!(seen[1].uri, ZONE_STATUS_URI);
+    let status = &seen[1].body["status"];
+    assert_eq!(
+        status["dnssec"],
+        json!({
+            "keyTag": 58220,
+            "algorithm": 13,
+            "digestType": 2,
+            "digest": "FEE52E5B84EFDC57D29CC033AED157AE9A5F8E5F9BD6181ED9BB0658CB9971A3",
+            "ds": P256_DS,
+            "dnskey": "gtm.example.com. 3600 IN DNSKEY 257 3 13 Lg6kxou4jfqeodFMNe8TGxw2Rs2APC8ajmGcd1+jng6LVPwYLq9lBnIZhmEnfE2iD3ipf533sA5Zp7wTTkILQQ=="
+        })
+    );
+    assert_eq!(condition(status, "DnssecKeyReady")["reason"], "KeyLoaded");
+    assert_eq!(condition(status, "Ready")["status"], "True");
+    assert_eq!(report.events, 1);
+    assert_eq!(seen[2].body["reason"], "DnssecKeyLoaded");
+    assert_eq!(seen[2].body["type"], "Normal");
+    // Nothing of the private key was sent anywhere but read.
+    for s in &seen[1..] {
+        let body = s.body.to_string();
+        for line in P256_PEM.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!body.contains(line), "{body}");
+        }
+    }
+
+    // Unchanged: the Secret is read again, nothing is written.
+    apply_zone_status(&mut inv, &seen[1]);
+    let (report, seen) = zone_pass(&mut r, &mut server, &inv, &cms, (200, secret), 1).await;
+    assert_eq!(seen[0].uri, SECRET_URI);
+    assert_eq!(report, Report::default());
+}
+
+#[tokio::test]
+async fn without_a_keys_secret_a_signed_zone_says_so_and_nothing_is_read() {
+    let (mut r, mut server, _) = setup(64 * 1024);
+    let inv = inventory(SIGNED_ZONE);
+    let (_, seen) = zone_pass(&mut r, &mut server, &inv, &[], (500, Value::Null), 4).await;
+    assert!(seen.iter().all(|s| !s.uri.contains("/secrets/")));
+    let status = &seen[2].body["status"];
+    assert_eq!(
+        condition(status, "DnssecKeyReady")["reason"],
+        "KeySourceNotSet"
+    );
+    assert_eq!(
+        condition(status, "Ready")["status"],
+        "True",
+        "the DNS pods may have the key"
+    );
+    assert_eq!(seen[3].body["reason"], "KeySourceNotSet");
+}
+
+/// Gives the inventory's zone the status a patch wrote, as the watch would.
+fn apply_zone_status(inv: &mut Inventory, patch: &Seen) {
+    set_status(&mut inv.gtm_zones, "signed", &patch.body["status"]);
+}
+
+/// Standard base64, as Secret data is encoded.
+fn data_encoding_base64(bytes: &[u8]) -> String {
+    serde_json::to_value(k8s_openapi::ByteString(bytes.to_vec()))
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
 }

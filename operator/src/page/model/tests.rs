@@ -104,7 +104,10 @@ fn pass(inventory: &Inventory, down: &[&str], previous: Option<&Snapshot>, at: i
         inventory,
         |key, _| previous.and_then(|p| p.statuses.get(key)),
         &compilation,
-        &BTreeMap::new(),
+        &crate::status::ZoneFacts {
+            serials: &BTreeMap::new(),
+            keys: &BTreeMap::new(),
+        },
         &evaluation,
         &crate::locations::HealthView::of(tasks),
         &t(at),
