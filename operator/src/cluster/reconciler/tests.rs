@@ -233,12 +233,22 @@ async fn pass_with_health(
         }
         seen
     };
+    run_pass(r, inv, &HealthView::of(tasks.clone()), configmaps, serve).await
+}
+
+/// Runs a pass over `inv` under `view` at [`t0`] while `serve` plays the API server.
+async fn run_pass(
+    r: &mut Reconciler,
+    inv: &Inventory,
+    view: &HealthView,
+    configmaps: &[Arc<ConfigMap>],
+    serve: impl Future<Output = Vec<Seen>>,
+) -> (Report, Vec<Seen>) {
     let now = t0();
     let compilation = r.compile(inv);
-    let view = HealthView::of(tasks.clone());
     let (report, seen) = tokio::time::timeout(Duration::from_secs(10), async {
         tokio::join!(
-            r.reconcile(inv, &compilation, &view, configmaps, &now),
+            r.reconcile(inv, &compilation, view, configmaps, &now),
             serve
         )
     })
@@ -1262,17 +1272,7 @@ async fn zone_pass(
         }
         seen
     };
-    let compilation = r.compile(inv);
-    let (view, now) = (HealthView::default(), t0());
-    let (report, seen) = tokio::time::timeout(Duration::from_secs(10), async {
-        tokio::join!(
-            r.reconcile(inv, &compilation, &view, configmaps, &now),
-            serve
-        )
-    })
-    .await
-    .expect("the pass made more requests than expected");
-    (report.expect("the pass succeeds"), seen)
+    run_pass(r, inv, &HealthView::default(), configmaps, serve).await
 }
 
 fn condition<'v>(status: &'v Value, type_: &str) -> &'v Value {
