@@ -17,14 +17,16 @@ use anyhow::{Context, Result, ensure};
 use e2e::apiserver::{Component, ControlPlane, GtmProcess, PodSpec, repo_root};
 use e2e::backend::{Backend, serve};
 use e2e::cluster::{apply, condition, events_for, get, gtm_resource, samples};
+use e2e::dig::dig;
 use e2e::dns::{Answer, Transport, query};
+use e2e::ds::ds_of_dnskey;
 use e2e::manifests::{domain_of, load_example, parse_documents, rewrite};
 use e2e::wait::{Check, Deadline, wait_for};
 use gtm_crds::manifest::{ManifestError, ManifestValidator, parse_yaml_stream};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -1585,6 +1587,140 @@ async fn a_probe_location_in_an_edge_cluster_votes_with_its_own_account() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 13. DNSSEC: the DS in status, from the keys Secret
+// ---------------------------------------------------------------------------------------------
+
+/// The Secret holding the signed zone's key, named in `dns.dnssec.keysSecret`.
+const KEYS_SECRET: &str = "gtm-dnssec-keys";
+
+#[tokio::test]
+async fn a_signed_zone_shows_the_ds_of_the_key_its_dns_pods_serve() {
+    const TEST: &str = "a_signed_zone_shows_the_ds_of_the_key_its_dns_pods_serve";
+    let Some(cp) = ControlPlane::get_or_skip(TEST, "main").await else {
+        return;
+    };
+    // The Secret exists before the DNS process mounts it, as it must before a pod starts.
+    namespace_named(&cp, "gtm-dnssec").await.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(cp.client.clone(), "gtm-dnssec");
+    let _ = secrets.delete(KEYS_SECRET, &Default::default()).await;
+    let key = include_str!("../../crds/tests/keys/p256.pem");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": KEYS_SECRET},
+        "stringData": {format!("{ZONE}.key"): key}
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let keys = format!("dns.dnssec.keysSecret={KEYS_SECRET}");
+    with_gtm_values(
+        TEST,
+        "dnssec",
+        &["--set", &keys],
+        119,
+        1,
+        |cp, release, gtm| {
+            Box::pin(async move {
+                // The operator may get this one Secret, and no other, nor list or watch them.
+                let ns = release.namespace.as_str();
+                let op = release.spec(Component::Operator).await?.service_account;
+                let this = format!("secrets/{KEYS_SECRET}");
+                ensure!(
+                    cp.can_i(ns, &op, "get", &this, ns).await?,
+                    "operator may get {this}"
+                );
+                for (verb, resource) in [
+                    ("get", "secrets/other"),
+                    ("list", "secrets"),
+                    ("watch", "secrets"),
+                ] {
+                    ensure!(
+                        !cp.can_i(ns, &op, verb, resource, ns).await?,
+                        "operator must not {verb} {resource}"
+                    );
+                }
+                let zone = json!({
+                    "apiVersion": "gtm.kubegtm.io/v1alpha1",
+                    "kind": "GtmZone",
+                    "metadata": {"name": "signed"},
+                    "spec": {"zone": ZONE, "dnssec": {"algorithm": "ECDSAP256SHA256"}}
+                });
+                apply(&gtm.client, &gtm.apps, &[zone]).await?;
+
+                // The DS of the DNSKEY the DNS process serves is the one in status.
+                let dns = gtm.dns[0].dns.context("a DNS process")?;
+                let dnskey = wait_for("the zone's DNSKEY served", DEADLINE, || async {
+                    let d = dig(dns, ZONE, "DNSKEY", &["+dnssec"]).await?;
+                    let key = d
+                        .answer
+                        .iter()
+                        .find(|l| l.split(' ').nth(3) == Some("DNSKEY"))
+                        .and_then(|l| l.splitn(5, ' ').nth(4));
+                    Ok::<_, anyhow::Error>(match key {
+                        Some(k) => Check::Ready(k.to_string()),
+                        None => Check::Pending(format!("{:?}", d.answer)),
+                    })
+                })
+                .await?;
+                let ds = ds_of_dnskey(ZONE, &dnskey)?;
+                let zone = wait_for("status.dnssec.ds", DEADLINE, || async {
+                    let object = get(&gtm.client, &gtm.apps, "GtmZone", "signed").await?;
+                    Ok::<_, anyhow::Error>(if object["status"]["dnssec"]["ds"] == ds.as_str() {
+                        Check::Ready(object)
+                    } else {
+                        Check::Pending(format!("status {}, served DS {ds}", object["status"]))
+                    })
+                })
+                .await?;
+                ensure!(
+                    condition(&zone, "DnssecKeyReady") == Some(("True".into(), "KeyLoaded".into()))
+                        && condition(&zone, "Ready").is_some_and(|(s, _)| s == "True"),
+                    "conditions: {}",
+                    zone["status"]["conditions"]
+                );
+
+                // The Secret goes: the zone says so (a touch of the zone starts a pass at once;
+                // else the next one comes within 30 s) and its DNS process keeps its key.
+                Api::<Secret>::namespaced(gtm.client.clone(), ns)
+                    .delete(KEYS_SECRET, &Default::default())
+                    .await?;
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(gtm.client.clone(), &gtm.apps, &gtm_resource("GtmZone"));
+                let poke = json!({"metadata": {"annotations": {"test.kubegtm.io/poke": "1"}}});
+                api.patch("signed", &PatchParams::default(), &Patch::Merge(&poke))
+                    .await?;
+                let zone = wait_for("DnssecKeyReady=False", DEADLINE, || async {
+                    let object = get(&gtm.client, &gtm.apps, "GtmZone", "signed").await?;
+                    Ok::<_, anyhow::Error>(match condition(&object, "DnssecKeyReady") {
+                        Some((s, r)) if s == "False" => {
+                            ensure!(r == "KeyNotFound", "reason {r}");
+                            Check::Ready(object)
+                        }
+                        other => Check::Pending(format!("{other:?}")),
+                    })
+                })
+                .await?;
+                ensure!(
+                    condition(&zone, "Ready") == Some(("False".into(), "DnssecKeyNotReady".into()))
+                        && zone["status"].get("dnssec").is_none(),
+                    "status without the Secret: {}",
+                    zone["status"]
+                );
+                gtm.wait_events("signed", &["KeyNotFound"]).await?;
+                let still = dig(dns, ZONE, "DNSKEY", &["+dnssec"]).await?;
+                ensure!(
+                    still.answer.iter().any(|l| l.ends_with(&dnskey)),
+                    "the DNS process still serves its key: {still:?}"
+                );
+                gtm.check_running()
+            })
+        },
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------------
 
@@ -1815,8 +1951,16 @@ impl Release {
         let domain = domain_of(&objects).context("a domain")?;
         apply(&self.cp.client, &apps, &objects).await?;
 
+        let logs = self.cp.work_dir.join(&self.name);
+        let _ = std::fs::remove_dir_all(&logs);
+        std::fs::create_dir_all(&logs)?;
         let op_spec = self.spec(Component::Operator).await?;
-        let dns_spec = self.spec(Component::Dns).await?;
+        // The DNS pod's Secret volumes (`dns.dnssec.keysSecret`), as kubelet would mount them.
+        let dns_spec = self
+            .spec(Component::Dns)
+            .await?
+            .with_mounted_secrets(&self.cp.client, &self.namespace, &logs.join("dns-0"))
+            .await?;
         let op_config = self
             .cp
             .service_account_kubeconfig(&self.namespace, &op_spec.service_account)
@@ -1825,9 +1969,6 @@ impl Release {
             .cp
             .service_account_kubeconfig(&self.namespace, &dns_spec.service_account)
             .await?;
-        let logs = self.cp.work_dir.join(&self.name);
-        let _ = std::fs::remove_dir_all(&logs);
-        std::fs::create_dir_all(&logs)?;
         let mut ops = Vec::new();
         for i in 0..operators {
             let spec = op_spec.replica(&format!("op-{i}"));
