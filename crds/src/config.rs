@@ -354,9 +354,29 @@ impl GtmConfig {
     /// Parses, version-checks and consistency-checks a config.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ContractError> {
         check_version(bytes)?;
-        let config: Self = serde_json::from_slice(bytes)?;
+        let mut config: Self = serde_json::from_slice(bytes)?;
         config.check_consistency()?;
+        config.shrink_to_fit();
         Ok(config)
+    }
+
+    /// Frees the spare capacity of every list. Parsing grows each list by doubling, from 4
+    /// items: at 100 000 addresses (10 per pool, one task each) that is 24 MB of the 53 MB a
+    /// parsed config takes, which a DNS pod would keep for as long as it serves the config.
+    pub fn shrink_to_fit(&mut self) {
+        self.zones.shrink_to_fit();
+        self.domains.shrink_to_fit();
+        for domain in &mut self.domains {
+            domain.pools.shrink_to_fit();
+        }
+        self.pools.shrink_to_fit();
+        for pool in &mut self.pools {
+            pool.addresses.shrink_to_fit();
+            for address in &mut pool.addresses {
+                address.tasks.shrink_to_fit();
+            }
+        }
+        self.zone_data.shrink_to_fit();
     }
 
     /// Serializes the config (compact JSON).

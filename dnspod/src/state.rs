@@ -224,14 +224,17 @@ impl Loader {
         drop(bytes);
         tracing::Span::current().record("generation", config.generation);
         let empty = HealthSnapshot::empty();
-        // A copy, as the compile updates the loader (the keys' DS log): one per config,
-        // of a few megabytes, against a compile of tenths of a second.
-        let kept = self.health.clone();
-        let health = match &kept {
-            Some(bytes) => HealthVerdicts::from_json(bytes)?,
-            None => HealthVerdicts::of(&empty),
+        // Taken out for the compile, which updates the loader (the keys' DS log), and put
+        // back whatever its outcome: a copy would add its megabytes to the reload's peak.
+        let kept = self.health.take();
+        let compiled = match &kept {
+            Some(bytes) => HealthVerdicts::from_json(bytes)
+                .map_err(LoadError::from)
+                .and_then(|health| self.compile(config, &health)),
+            None => self.compile(config, &HealthVerdicts::of(&empty)),
         };
-        self.compile(config, &health)
+        self.health = kept;
+        compiled
     }
 
     fn accept_health(&mut self, bytes: Vec<u8>) -> Result<(), LoadError> {

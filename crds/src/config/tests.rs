@@ -62,6 +62,24 @@ fn config_round_trips_through_json() {
 }
 
 #[test]
+fn a_parsed_config_keeps_no_spare_capacity() {
+    let c = GtmConfig::from_json(&sample().to_json()).unwrap();
+    let spare = |len: usize, capacity: usize| capacity - len;
+    assert_eq!(spare(c.domains.len(), c.domains.capacity()), 0);
+    assert_eq!(
+        spare(c.domains[0].pools.len(), c.domains[0].pools.capacity()),
+        0
+    );
+    assert_eq!(spare(c.pools.len(), c.pools.capacity()), 0);
+    let address = &c.pools[0].addresses;
+    assert_eq!(spare(address.len(), address.capacity()), 0);
+    assert_eq!(
+        spare(address[0].tasks.len(), address[0].tasks.capacity()),
+        0
+    );
+}
+
+#[test]
 fn health_round_trips_through_json() {
     let mut h = HealthSnapshot::empty();
     h.generation = 3;

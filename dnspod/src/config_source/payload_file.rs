@@ -58,8 +58,9 @@ pub fn read_payload(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, ReadErro
         Err(e) => return Err(e.into()),
     };
     // ...and again on the open descriptor: the path may have been replaced in between.
-    check(&file.metadata()?, limit)?;
-    read_at_most(file, limit).map(Some)
+    let metadata = file.metadata()?;
+    check(&metadata, limit)?;
+    read_at_most(file, metadata.len(), limit).map(Some)
 }
 
 /// What tells one version of a file from another without reading it: device and inode (a
@@ -115,9 +116,11 @@ fn check(metadata: &std::fs::Metadata, limit: u64) -> Result<(), ReadError> {
     Ok(())
 }
 
-/// Reads `file` to its end, refusing it once it grows past `limit`.
-fn read_at_most(file: File, limit: u64) -> Result<Vec<u8>, ReadError> {
-    let mut bytes = Vec::new();
+/// Reads `file` (of `size` bytes when it was looked at) to its end, refusing it once it grows
+/// past `limit`. The buffer is sized to the file: grown by doubling from empty, an 18 MB
+/// config took a 32 MiB buffer.
+fn read_at_most(file: File, size: u64, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let mut bytes = Vec::with_capacity(usize::try_from(size.min(limit)).unwrap_or(0));
     file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
     let size = bytes.len() as u64;
     if size > limit {
@@ -150,6 +153,18 @@ mod tests {
         assert_eq!(FileStamp::at(&path), None);
         std::fs::write(&path, b"0123456789").unwrap();
         assert_eq!(read_payload(&path, 10).unwrap().unwrap(), b"0123456789");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_payload_is_read_into_a_buffer_of_its_size() {
+        let dir = scratch("sized");
+        let path = dir.join("config.json");
+        std::fs::write(&path, vec![b'x'; 100_003]).unwrap();
+        let bytes = read_payload(&path, DEFAULT_MAX_PAYLOAD_BYTES)
+            .unwrap()
+            .unwrap();
+        assert_eq!((bytes.len(), bytes.capacity()), (100_003, 100_003));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

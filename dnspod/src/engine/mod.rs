@@ -230,11 +230,11 @@ enum DomainChoice {
 }
 
 /// A pool as a member of one domain: the pool, and one record per address with the domain's
-/// name and TTL.
+/// name and TTL (shared with the compile before when they are the same).
 #[derive(Debug)]
 struct MemberPlan {
     pool: usize,
-    records: Vec<Record>,
+    records: Arc<[Record]>,
 }
 
 #[derive(Debug)]

@@ -787,6 +787,35 @@ fn round_robin_keeps_its_rotation_across_recompiles() {
 }
 
 #[test]
+fn a_recompile_shares_the_records_of_unchanged_members_and_builds_changed_ones() {
+    let c = one_pool(
+        LbPolicy::RoundRobin,
+        vec![addr("192.0.2.1"), addr("192.0.2.2")],
+    );
+    let settings = ZoneSettings::default();
+    let records = |s: &Compiled| s.base.domains[0].members[0].records.clone();
+    let sorted = |s: &Compiled| {
+        let mut data = ask(s, WWW, RecordType::A).1;
+        data.sort();
+        data
+    };
+    let first = compile(&c, &health_down(1, &[]));
+    let mut next = c.clone();
+    next.generation = 2;
+    let same = build(&next, &health_down(1, &[]), &settings, Some(&first));
+    assert!(Arc::ptr_eq(&records(&first), &records(&same)));
+    // A new TTL, or another address, is built again.
+    next.domains[0].ttl += 1;
+    let ttl = build(&next, &health_down(1, &[]), &settings, Some(&same));
+    assert!(!Arc::ptr_eq(&records(&same), &records(&ttl)));
+    assert!(records(&ttl).iter().all(|r| r.ttl == next.domains[0].ttl));
+    next.pools[0].addresses[1].value = "192.0.2.9".into();
+    let moved = build(&next, &health_down(1, &[]), &settings, Some(&ttl));
+    assert_eq!(sorted(&ttl), ["192.0.2.1", "192.0.2.2"]);
+    assert_eq!(sorted(&moved), ["192.0.2.1", "192.0.2.9"]);
+}
+
+#[test]
 fn sticky_keeps_a_client_network_on_one_address_and_moves_only_those_of_a_failed_one() {
     let c = one_pool(
         LbPolicy::Sticky,
