@@ -508,8 +508,11 @@ class Bench:
         argv = pinned(self.load_core, argv)
         record(section, argv)
         out_file = verbose_file or self.path(section, "dnsperf.out")
+        # dnsperf stops sending after `seconds` and waits at most its `-t` for the rest: far more
+        # than that means it is stuck, which fails the section instead of hanging the suite.
         with open(out_file, "w") as f:
-            subprocess.run([str(a) for a in argv], stdout=f, stderr=subprocess.STDOUT, check=True)
+            subprocess.run([str(a) for a in argv], stdout=f, stderr=subprocess.STDOUT, check=True,
+                           timeout=int(seconds) + 120)
         return parse_dnsperf(out_file)
 
     def profile(self, section, pid, name, run):

@@ -6,6 +6,7 @@
 # only, and writes docs/benchmarks.md. Every process started is stopped on exit.
 #
 # Usage: bench/run.sh [--quick] [--only throughput,propagation,scale,failover,prober,cluster,flood,locations,dnssec]
+#   The scale helper (bench/scale) is built only when propagation or scale runs.
 #   cluster: a control plane of its own (scripts/controlplane.sh, built where Go is present) and helm.
 #   BENCH_OUT   report to write (default docs/benchmarks.md)
 #   CARGO_TARGET_DIR is honoured.
@@ -35,12 +36,25 @@ fi
 
 target=${CARGO_TARGET_DIR:-$root/target}
 export CARGO_TARGET_DIR=$target
+# The sections asked for (--only LIST or --only=LIST; every section by default).
+sections=all
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case ${args[i]} in
+    --only) sections=${args[i + 1]:-} ;;
+    --only=*) sections=${args[i]#--only=} ;;
+  esac
+done
 echo "bench: building release binaries (CARGO_TARGET_DIR=$target)" >&2
 cargo build --release --locked -p gtm-dnspod -p gtm-operator
-# The scale helper is its own workspace; it takes the project's lock file so that the versions
-# match the binaries'.
-cp Cargo.lock bench/scale/Cargo.lock
-cargo build --release --manifest-path bench/scale/Cargo.toml
+# The scale helper, for the sections that run it (propagation, scale) only: it is its own
+# workspace, so it compiles the operator and the DNS pod a second time, which on a loaded 2-core
+# machine takes as long as the build above (about 25 minutes), far longer than a quick section.
+# It takes the project's lock file so that the versions match the binaries'.
+if [[ $sections == all || ,$sections, == *,propagation,* || ,$sections, == *,scale,* ]]; then
+  cp Cargo.lock bench/scale/Cargo.lock
+  cargo build --release --manifest-path bench/scale/Cargo.toml
+fi
 
 json=$(mktemp --suffix=.json)
 pid=
