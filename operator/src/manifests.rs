@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use gtm_crds::manifest::{Kind, ManifestError, ManifestValidator, parse_yaml_stream};
+use gtm_crds::{AddressPool, GtmAccessDomain, GtmZone, HealthCheckTemplate};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
 use serde_json::Value;
 
 use crate::compile::{RejectReason, Rejection};
@@ -69,6 +69,10 @@ pub fn load_file(
 ///
 /// `created` remembers when each object was first seen; objects have no creation time outside
 /// a cluster, and conflicts are settled by age. New objects get `now`.
+///
+/// The YAML parse (per file) and the validation and typing (per object) are pure and run on
+/// all cores ([`in_parallel`]); naming, deduplication and the order of the problems are settled
+/// in one pass in between, so the result is the same as reading the objects one by one.
 pub fn load(
     sources: &[(String, String)],
     default_namespace: &str,
@@ -76,15 +80,14 @@ pub fn load(
     created: &mut HashMap<ObjectKey, Time>,
     now: &Time,
 ) -> Loaded {
-    let mut loaded = Loaded::default();
+    let parsed = in_parallel(sources, 1, |(_, text)| parse_yaml_stream(text));
+    let mut steps = Vec::new();
     let mut seen: HashMap<ObjectKey, String> = HashMap::new();
-    for (source, text) in sources {
-        let docs = match parse_yaml_stream(text) {
+    for ((source, _), docs) in sources.iter().zip(parsed) {
+        let docs = match docs {
             Ok(docs) => docs,
             Err(e) => {
-                loaded
-                    .problems
-                    .push(format!("{source}: not valid YAML: {e}"));
+                steps.push(Step::Problem(format!("{source}: not valid YAML: {e}")));
                 continue;
             }
         };
@@ -93,40 +96,125 @@ pub fn load(
             let key = key_of(&doc);
             if let Some(key) = &key {
                 if let Some(first) = seen.get(key) {
-                    loaded.problems.push(format!(
+                    steps.push(Step::Problem(format!(
                         "{source}: {key} is defined again (first in {first}); the first definition is used"
-                    ));
+                    )));
                     continue;
                 }
                 seen.insert(key.clone(), source.clone());
                 let t = created.entry(key.clone()).or_insert_with(|| now.clone());
                 set_creation_time(&mut doc, t);
             }
-            match validator.validate(&doc) {
-                Ok(valid) => {
-                    if let Err(e) = add(&mut loaded.inventory, valid.kind, valid.object) {
-                        loaded.problems.push(format!("{source}: {e}"));
-                    }
-                }
-                Err(ManifestError::Invalid { kind, causes, .. }) => match key {
-                    Some(key) => {
-                        loaded.invalid.insert(
-                            key,
-                            Rejection::new(RejectReason::Invalid, causes.join("; ")),
-                        );
-                    }
-                    // Without a name (or namespace) string there is no object to report on.
-                    None => loaded.problems.push(format!(
-                        "{source}: a {kind} without a usable metadata.name: {}",
-                        causes.join("; ")
-                    )),
-                },
-                Err(e) => loaded.problems.push(format!("{source}: {e}")),
-            }
+            steps.push(Step::Check { source, key, doc });
         }
     }
     created.retain(|k, _| seen.contains_key(k));
+
+    let checked = in_parallel(&steps, CHECKS_PER_THREAD, |step| match step {
+        Step::Check { doc, .. } => Some(check(validator, doc)),
+        Step::Problem(_) => None,
+    });
+    let mut loaded = Loaded::default();
+    for (step, checked) in steps.into_iter().zip(checked) {
+        let (source, key) = match step {
+            Step::Problem(problem) => {
+                loaded.problems.push(problem);
+                continue;
+            }
+            Step::Check { source, key, .. } => (source, key),
+        };
+        match checked.expect("every check step was checked") {
+            Ok(Ok(object)) => object.add_to(&mut loaded.inventory),
+            Ok(Err(e)) => loaded.problems.push(format!("{source}: {e}")),
+            Err(ManifestError::Invalid { kind, causes, .. }) => match key {
+                Some(key) => {
+                    loaded.invalid.insert(
+                        key,
+                        Rejection::new(RejectReason::Invalid, causes.join("; ")),
+                    );
+                }
+                // Without a name (or namespace) string there is no object to report on.
+                None => loaded.problems.push(format!(
+                    "{source}: a {kind} without a usable metadata.name: {}",
+                    causes.join("; ")
+                )),
+            },
+            Err(e) => loaded.problems.push(format!("{source}: {e}")),
+        }
+    }
     loaded
+}
+
+/// One document of the sources, in order: a problem found before validation, or an object to
+/// validate.
+enum Step<'s> {
+    Problem(String),
+    Check {
+        source: &'s str,
+        key: Option<ObjectKey>,
+        doc: Value,
+    },
+}
+
+/// Below this many objects per thread, validating on more threads costs more than it saves.
+const CHECKS_PER_THREAD: usize = 64;
+
+/// `f` over `items`, the results in order, on up to as many threads as there are cores, each
+/// taking a contiguous run of at least `min_per_thread` items (fewer items run on this thread).
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    min_per_thread: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = items.len().div_ceil(threads).max(min_per_thread).max(1);
+    if items.len() <= per_thread {
+        return items.iter().map(f).collect();
+    }
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = items
+            .chunks(per_thread)
+            .map(|run| scope.spawn(|| run.iter().map(&f).collect::<Vec<_>>()))
+            .collect();
+        runs.into_iter()
+            .flat_map(|run| run.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+/// A valid object, typed.
+enum Object {
+    Domain(GtmAccessDomain),
+    Pool(AddressPool),
+    Template(HealthCheckTemplate),
+    Zone(GtmZone),
+}
+
+impl Object {
+    fn add_to(self, inventory: &mut Inventory) {
+        match self {
+            Self::Domain(o) => inventory.domains.push(Arc::new(o)),
+            Self::Pool(o) => inventory.pools.push(Arc::new(o)),
+            Self::Template(o) => inventory.templates.push(Arc::new(o)),
+            Self::Zone(o) => inventory.gtm_zones.push(Arc::new(o)),
+        }
+    }
+}
+
+/// Validates one document and types it: the rejection, or the typed object (or why the valid
+/// object does not fit its type).
+fn check(
+    validator: &ManifestValidator,
+    doc: &Value,
+) -> Result<Result<Object, serde_json::Error>, ManifestError> {
+    let valid = validator.validate(doc)?;
+    let object = valid.object;
+    Ok(match valid.kind {
+        Kind::GtmAccessDomain => serde_json::from_value(object).map(Object::Domain),
+        Kind::AddressPool => serde_json::from_value(object).map(Object::Pool),
+        Kind::HealthCheckTemplate => serde_json::from_value(object).map(Object::Template),
+        Kind::GtmZone => serde_json::from_value(object).map(Object::Zone),
+    })
 }
 
 fn set_default_namespace(doc: &mut Value, namespace: &str) {
@@ -157,22 +245,6 @@ fn key_of(doc: &Value) -> Option<ObjectKey> {
     let name = doc.pointer("/metadata/name").and_then(Value::as_str)?;
     let namespace = doc.pointer("/metadata/namespace").and_then(Value::as_str)?;
     Some(ObjectKey::new(kind, namespace, name))
-}
-
-fn add(inventory: &mut Inventory, kind: Kind, object: Value) -> Result<(), serde_json::Error> {
-    match kind {
-        Kind::GtmAccessDomain => inventory.domains.push(Arc::new(typed(object)?)),
-        Kind::AddressPool => inventory.pools.push(Arc::new(typed(object)?)),
-        Kind::HealthCheckTemplate => inventory.templates.push(Arc::new(typed(object)?)),
-        Kind::GtmZone => inventory.gtm_zones.push(Arc::new(typed(object)?)),
-    }
-    Ok(())
-}
-
-fn typed<K: serde::de::DeserializeOwned + ResourceExt>(
-    object: Value,
-) -> Result<K, serde_json::Error> {
-    serde_json::from_value(object)
 }
 
 #[cfg(test)]
