@@ -758,6 +758,9 @@ class Bench:
             down = i % 2 == 0
             health["generation"] += 1
             health["tasks"][task] = "Down" if down else "Up"
+            if number is not None:
+                verdicts[number] = ord("D" if down else "U")
+                health["numbered"]["verdicts"] = verdicts.decode("ascii")
             want = ["127.0.71.2"] if down else ["127.0.71.1"]
             text = json.dumps(health)
             tmp = os.path.join(hout, ".health.json.tmp")
@@ -934,13 +937,21 @@ class Bench:
         self.results["sections"][section] = {"sizes": results}
 
     def scale_verdicts(self, output, dns, changes):
-        """A verdict to the answer at this size: health.json (every task listed) is replaced
-        with the task of SCALE_FLIP_ADDRESS alternately Down and Up, as the operator writes it
-        on a verdict change; the time runs from the rename to the first moved answer of `d0`."""
+        """A verdict to the answer at this size: health.json (every task listed by id and by
+        number) is replaced with the task of SCALE_FLIP_ADDRESS alternately Down and Up, as the
+        operator writes it on a verdict change; the time runs from the rename to the first moved answer of `d0`."""
         path = os.path.join(output, "health.json")
         with open(path) as f:
             health = json.load(f)
         task = next(t for t in health["tasks"] if t.endswith(f"@{SCALE_FLIP_ADDRESS}#8080"))
+        # The task's number: its position in the config's task list (first appearance).
+        number = None
+        if "numbered" in health:
+            with open(os.path.join(output, "config.json")) as f:
+                config = json.load(f)
+            ids = dict.fromkeys(t for p in config["pools"] for a in p["addresses"] for t in a.get("tasks", []))
+            number = list(ids).index(task)
+            verdicts = bytearray(health["numbered"]["verdicts"], "ascii")
         name = f"d0.{ZONE}"
         wait_answer(dns, name, lambda v: v == [SCALE_FLIP_ADDRESS], 10)
         samples = []
@@ -949,6 +960,9 @@ class Bench:
             down = i % 2 == 0
             health["generation"] += 1
             health["tasks"][task] = "Down" if down else "Up"
+            if number is not None:
+                verdicts[number] = ord("D" if down else "U")
+                health["numbered"]["verdicts"] = verdicts.decode("ascii")
             want = [SCALE_FLIP_STANDBY] if down else [SCALE_FLIP_ADDRESS]
             tmp = os.path.join(output, ".health.json.tmp")
             with open(tmp, "w") as f:

@@ -4,8 +4,9 @@
 //!
 //! - [`GtmConfig`] (key [`CONFIG_KEY`]): zones, compiled access domains and pools. Changes when
 //!   a manifest changes. Can be large.
-//! - [`HealthSnapshot`] (key [`HEALTH_KEY`]): per-task health verdicts and the active member of
-//!   every `Sequential` level. Changes when the world changes. Small.
+//! - [`HealthSnapshot`] (key [`HEALTH_KEY`]): per-task health verdicts (by task id, and by task
+//!   number against the config's task list) and the active member of every `Sequential` level.
+//!   Changes when the world changes.
 //!
 //! The config also carries each served zone's own data ([`ZoneConfig`], from its `GtmZone`):
 //! name servers with glue, SOA fields and static records.
@@ -26,9 +27,11 @@ use crate::latency::LatencySteering;
 use crate::pool::{AddressMode, HealthState, PoolType};
 use crate::template::HealthCheckTemplateSpec;
 
+mod numbered;
 mod verdicts;
 mod zone_data;
 
+pub use numbered::{NumberedVerdicts, TaskList};
 pub use verdicts::HealthVerdicts;
 pub use zone_data::{NameserverConfig, RecordData, RecordSetConfig, ZoneConfig};
 
@@ -48,8 +51,10 @@ pub const DEFAULT_MAX_ANSWERS: u8 = 8;
 ///
 /// 1.1 added [`GtmConfig::zone_data`], [`GtmConfig::serials`] and [`GtmConfig::templates`]
 /// (which `gtm-prober` reads). 1.2 added latency steering: [`DomainConfig::latency`],
-/// [`ActiveSelections::latency`] and the verdicts' `latencyMillis`.
-pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion { major: 1, minor: 2 };
+/// [`ActiveSelections::latency`] and the verdicts' `latencyMillis`. 1.3 added
+/// [`HealthSnapshot::numbered`], the verdicts by task number, beside the verdicts by task id
+/// (which stay, so that readers of 1.2 read 1.3 payloads as before).
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion { major: 1, minor: 3 };
 
 /// A `MAJOR.MINOR` payload schema version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,6 +275,11 @@ pub struct HealthSnapshot {
     pub schema_version: SchemaVersion,
     /// Increases with every published change.
     pub generation: u64,
+    /// The same verdicts as [`Self::tasks`], numbered by the task list of the config published
+    /// with them ([`TaskList`]): what a DNS pod serving that config reads instead of the ids.
+    /// Absent in payloads before schema 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numbered: Option<NumberedVerdicts<'static>>,
     /// Verdict per task id; a task not listed is `Unknown`.
     #[serde(default)]
     pub tasks: BTreeMap<String, HealthState>,
@@ -301,6 +311,7 @@ impl HealthSnapshot {
         Self {
             schema_version: SCHEMA_VERSION,
             generation: 0,
+            numbered: None,
             tasks: BTreeMap::new(),
             active: ActiveSelections::default(),
         }
@@ -309,6 +320,16 @@ impl HealthSnapshot {
     /// The verdict of a task.
     pub fn task(&self, id: &str) -> HealthState {
         self.tasks.get(id).copied().unwrap_or_default()
+    }
+
+    /// The same snapshot with its verdicts also numbered by `list`, the task list of the
+    /// config the DNS pods will serve with it.
+    pub fn numbered_by(self, list: &TaskList<'_>) -> Self {
+        let numbered = list.number(|id| self.task(id));
+        Self {
+            numbered: Some(numbered),
+            ..self
+        }
     }
 
     /// Parses and version-checks a snapshot.

@@ -226,9 +226,11 @@ impl Loader {
         let empty = HealthSnapshot::empty();
         // Taken out for the compile, which updates the loader (the keys' DS log), and put
         // back whatever its outcome: a copy would add its megabytes to the reload's peak.
+        // The new config's task list is not known before its compile: the kept verdicts are
+        // read by id (a config reload parses and compiles tens of megabytes anyway).
         let kept = self.health.take();
         let compiled = match &kept {
-            Some(bytes) => HealthVerdicts::from_json(bytes)
+            Some(bytes) => HealthVerdicts::from_json(bytes, None)
                 .map_err(LoadError::from)
                 .and_then(|health| self.compile(config, &health)),
             None => self.compile(config, &HealthVerdicts::of(&empty)),
@@ -248,11 +250,15 @@ impl Loader {
     }
 
     /// Lays a health payload over the snapshot being served, or keeps it for the first config.
+    ///
+    /// Verdicts numbered by the served config's task list are read by number, else by id.
     fn apply_health(&self, bytes: &[u8]) -> Result<(), LoadError> {
-        let health = HealthVerdicts::from_json(bytes)?;
+        let serving = self.shared.snapshot();
+        let task_list = serving.as_deref().map(|s| s.compiled.task_list());
+        let health = HealthVerdicts::from_json(bytes, task_list)?;
         tracing::Span::current().record("generation", health.generation);
-        match self.shared.snapshot() {
-            Some(serving) => self.overlay(&serving, &health)?,
+        match &serving {
+            Some(serving) => self.overlay(serving, &health)?,
             None => tracing::info!(
                 generation = health.generation,
                 "health snapshot kept until a config arrives"

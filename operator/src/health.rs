@@ -15,7 +15,8 @@ use kube::ResourceExt;
 pub(crate) use gtm_prober::TaskHealth;
 
 /// The health payload for the DNS pods: verdicts of the tasks that have one (a missing task
-/// reads as `Unknown`) and the active selections.
+/// reads as `Unknown`) and the active selections; numbered when it is published
+/// ([`HealthSnapshot::numbered_by`]).
 pub(crate) fn snapshot(
     tasks: &BTreeMap<String, TaskHealth>,
     active: &ActiveSelections,
@@ -24,6 +25,7 @@ pub(crate) fn snapshot(
     HealthSnapshot {
         schema_version: SCHEMA_VERSION,
         generation,
+        numbered: None,
         tasks: tasks
             .iter()
             .filter(|(_, t)| t.state != HealthState::Unknown)

@@ -155,6 +155,15 @@ impl PayloadState {
         self.config.published.as_ref()
     }
 
+    /// The config the DNS pods serve once this pass's writes land: the one being written, or
+    /// else the one last published.
+    pub(crate) fn config_to_serve(&self) -> Option<&GtmConfig> {
+        self.config
+            .pending
+            .as_ref()
+            .or(self.config.published.as_ref())
+    }
+
     /// The health snapshot last published.
     pub(crate) fn last_health(&self) -> Option<&HealthSnapshot> {
         self.health.published.as_ref()

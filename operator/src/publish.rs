@@ -10,13 +10,14 @@
 //! 3. the health snapshot follows, after the config (a DNS pod never holds health for a config
 //!    it lacks). While the published config is not the compiled one (held or refused), the tasks
 //!    and active members only the published config has keep their last published health
-//!    ([`held_health`]);
+//!    ([`held_health`]). Its verdicts are numbered by the task list of the config the DNS pods
+//!    will serve ([`gtm_crds::config::TaskList`]), beside the verdicts by task id;
 //! 4. a payload whose stored copy someone altered ([`Sink::intact`]) is written again as it was.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use gtm_crds::config::{ActiveSelections, ContractError, GtmConfig, HealthSnapshot};
+use gtm_crds::config::{ActiveSelections, ContractError, GtmConfig, HealthSnapshot, TaskList};
 use gtm_crds::parts::Payload;
 
 use crate::drop_guard::{DropGuard, DropGuardSettings, Hold, Release, held_health};
@@ -179,6 +180,12 @@ impl Publisher {
                 |t| proposal.tasks.contains_key(t),
                 self.payloads.last_health(),
             );
+        }
+        // Numbered by the task list of the config the DNS pods will serve with it, so that
+        // they read 100 000 verdicts as as many bytes, not ids; the ids stay for readers of
+        // schemas before 1.3 and for pods that hold another config.
+        if let Some(serving) = self.payloads.config_to_serve() {
+            health = health.numbered_by(&TaskList::of(serving));
         }
         let health = self.payloads.next_health(health);
         let payloads = [(Payload::Config, config), (Payload::Health, health)]
@@ -396,10 +403,19 @@ mod tests {
         };
         let plan = publisher.plan(&proposal(&good, &tasks), &mut sink);
         publisher.write(plan.writes, &mut sink).await.unwrap();
+        let numbered_by_good = Some(TaskList::of(&good).number(|_| HealthState::Down));
+        let health = HealthSnapshot::from_json(sink.stored[&Payload::Health].as_bytes()).unwrap();
+        assert_eq!(
+            health.numbered, numbered_by_good,
+            "numbered by the config written"
+        );
 
         // A config breaking the contract, and its task no longer probed.
         let mut bad = good.clone();
         bad.zones = vec!["Not.Canonical".into()];
+        bad.pools[0].addresses[0]
+            .tasks
+            .push("ns/other@192.0.2.9#1".into());
         let none = BTreeMap::new();
         let plan = publisher.plan(&proposal(&bad, &none), &mut sink);
         assert!(plan.refused.is_some());
@@ -410,6 +426,10 @@ mod tests {
             health.tasks.get(TASK),
             Some(&HealthState::Down),
             "the serving config's task keeps its verdict"
+        );
+        assert_eq!(
+            health.numbered, numbered_by_good,
+            "numbered by the serving config's task list, not the refused one's"
         );
     }
 }

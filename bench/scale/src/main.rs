@@ -5,14 +5,15 @@
 //! - `gtm_operator::compile::compile` (the operator's compile step),
 //! - `gtm_dnspod::engine::Compiled::build` (the DNS pod's index build on a reload).
 //!
-//! Writes `config.json` (generation 1) and `health.json` (every task `Up`) to OUTPUT_DIR, as the
+//! Writes `config.json` (generation 1) and `health.json` (every task `Up`, by id and by number)
+//! to OUTPUT_DIR, as the
 //! operator publishes them, and prints one JSON object with the counts, timings and sizes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use gtm_crds::config::{HealthSnapshot, HealthVerdicts, SCHEMA_VERSION};
+use gtm_crds::config::{HealthSnapshot, HealthVerdicts, SCHEMA_VERSION, TaskList};
 use gtm_crds::manifest::ManifestValidator;
 use gtm_crds::pool::HealthState;
 use gtm_dnspod::engine::Compiled;
@@ -81,13 +82,15 @@ fn main() {
     let health = HealthSnapshot {
         schema_version: SCHEMA_VERSION,
         generation: 1,
+        numbered: None,
         tasks: compilation
             .tasks
             .keys()
             .map(|id| (id.clone(), HealthState::Up))
             .collect::<BTreeMap<_, _>>(),
         active: Default::default(),
-    };
+    }
+    .numbered_by(&TaskList::of(&config));
     let health_json = serde_json::to_vec(&health).expect("health serializes");
     let (parse_s, _) = timed(runs, || {
         gtm_crds::config::GtmConfig::from_json(&config_json).expect("config parses")
@@ -96,8 +99,14 @@ fn main() {
     let shared = std::sync::Arc::new(config.clone());
     let verdicts = HealthVerdicts::of(&health);
     let (dnspod_build_s, _) = timed(runs, || {
-        Compiled::build(shared.clone(), &verdicts, &settings, &Default::default(), None)
-            .expect("the DNS pod compiles the config")
+        Compiled::build(
+            shared.clone(),
+            &verdicts,
+            &settings,
+            &Default::default(),
+            None,
+        )
+        .expect("the DNS pod compiles the config")
     });
 
     let out = Path::new(&output);

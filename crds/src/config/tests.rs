@@ -96,7 +96,7 @@ fn health_round_trips_through_json() {
 #[test]
 fn payload_json_uses_camel_case_and_a_version_string() {
     let v: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
-    assert_eq!(v["schemaVersion"], "1.2");
+    assert_eq!(v["schemaVersion"], "1.3");
     assert_eq!(v["domains"][0]["recordType"], "A");
     assert_eq!(v["domains"][0]["whenAllUnavailable"], "FailOpen");
     assert_eq!(

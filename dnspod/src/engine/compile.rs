@@ -8,7 +8,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use gtm_crds::config::{
-    DEFAULT_MAX_ANSWERS, DomainConfig, GtmConfig, HealthVerdicts, PoolConfig, ZoneConfig, in_zone,
+    DEFAULT_MAX_ANSWERS, DomainConfig, GtmConfig, HealthVerdicts, PoolConfig, TaskList, ZoneConfig,
+    in_zone,
 };
 use gtm_crds::pool::PoolType;
 use hickory_server::proto::rr::rdata::{A, AAAA, CNAME};
@@ -37,6 +38,9 @@ pub enum CompileError {
     /// A name or address is not usable in DNS.
     #[error("{0}")]
     Name(String),
+    /// The health payload's numbered verdicts do not fit the config's task list.
+    #[error(transparent)]
+    Verdicts(#[from] gtm_crds::config::ContractError),
 }
 
 impl Compiled {
@@ -98,15 +102,27 @@ impl Base {
             .enumerate()
             .map(|(i, p)| (p.id.as_str(), i))
             .collect();
-        let mut tasks: FxHashMap<Box<str>, u32> = FxHashMap::default();
-        let mut task_pools = Vec::new();
-        for (p, pool) in config.pools.iter().enumerate() {
-            for id in pool.addresses.iter().flat_map(|a| &a.tasks) {
-                let next = tasks.len() as u32;
-                let task = *tasks.entry(id.as_str().into()).or_insert(next);
-                task_pools.push((task, p as u32));
+        // The task list's ids are dropped here, before the records are built (the reload's
+        // peak).
+        let (tasks, task_list, task_pools) = {
+            let list = TaskList::of(&config);
+            let numbers: FxHashMap<&str, u32> = (0..)
+                .zip(list.ids())
+                .map(|(number, id)| (*id, number))
+                .collect();
+            let mut task_pools = Vec::new();
+            for (p, pool) in config.pools.iter().enumerate() {
+                for id in pool.addresses.iter().flat_map(|a| &a.tasks) {
+                    task_pools.push((numbers[id.as_str()], p as u32));
+                }
             }
-        }
+            let mut tasks: Vec<(Box<str>, u32)> = numbers
+                .into_iter()
+                .map(|(id, number)| (id.into(), number))
+                .collect();
+            tasks.sort_unstable();
+            (tasks, list.digest().to_owned(), task_pools)
+        };
 
         let mut names: FxHashMap<LowerName, NameEntry> = FxHashMap::default();
         for zone in &zones {
@@ -162,8 +178,6 @@ impl Base {
             entry.zone = super::zone_index(&zones, name);
         }
         let task_pools = Adjacency::new(tasks.len(), task_pools);
-        let mut tasks: Vec<(Box<str>, u32)> = tasks.into_iter().collect();
-        tasks.sort_unstable();
         let pool_domains = Adjacency::new(config.pools.len(), pool_domains);
         Ok(Self {
             config,
@@ -173,6 +187,7 @@ impl Base {
             statics,
             rotations,
             tasks,
+            task_list,
             task_pools,
             pool_domains,
         })

@@ -94,9 +94,12 @@ struct Base {
     domains: Vec<DomainPlan>,
     statics: Vec<StaticSet>,
     rotations: Rotations,
-    /// Every task id of the config's addresses with its number, sorted by id: the order in
-    /// which the operator lists verdicts, so that reading a health payload is a merge.
+    /// Every task id of the config's addresses with its number (its position in the config's
+    /// [`gtm_crds::config::TaskList`]), sorted by id: the order in which the operator lists
+    /// verdicts by id, so that reading them is a merge.
     tasks: Vec<(Box<str>, u32)>,
+    /// The digest of the config's task list: numbered verdicts apply only when theirs is this.
+    task_list: String,
     /// Per task: the pools with an address that has it.
     task_pools: Adjacency,
     /// Per pool: the domains that have it as a member.
@@ -357,6 +360,12 @@ impl Compiled {
     /// The health snapshot generation compiled.
     pub fn health_generation(&self) -> u64 {
         self.health_generation
+    }
+
+    /// The digest of the config's task list ([`gtm_crds::config::TaskList::digest`]): health
+    /// payloads numbered by it are read by number.
+    pub fn task_list(&self) -> &str {
+        &self.base.task_list
     }
 
     /// The served zones.
