@@ -43,5 +43,10 @@ pub(crate) fn capture() -> (Captured, DefaultGuard) {
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_ansi(false)
         .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // A callsite another test's thread registered while this subscriber was being set may have
+    // cached the interest of the dispatchers before it ("never"); recompute it for every
+    // callsite now that this one is in the list, so its spans reach the capture.
+    tracing::callsite::rebuild_interest_cache();
+    (captured, guard)
 }
