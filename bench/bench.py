@@ -308,6 +308,29 @@ def docs(*parts):
     return "---\n".join(parts)
 
 
+class VerdictFlip:
+    """One task's verdict in a health payload (`health`, parsed from `output`/health.json) as
+    the operator writes it on a change: by task id, and by task number (schema 1.3: the task's
+    position in the task list of `output`/config.json, its first appearance) when the payload
+    carries numbered verdicts. `set` also moves the generation."""
+
+    def __init__(self, output, health, task):
+        self.health, self.task, self.number = health, task, None
+        if "numbered" in health:
+            with open(os.path.join(output, "config.json")) as f:
+                config = json.load(f)
+            ids = dict.fromkeys(t for p in config["pools"] for a in p["addresses"] for t in a.get("tasks", []))
+            self.number = list(ids).index(task)
+            self.verdicts = bytearray(health["numbered"]["verdicts"], "ascii")
+
+    def set(self, down):
+        self.health["generation"] += 1
+        self.health["tasks"][self.task] = "Down" if down else "Up"
+        if self.number is not None:
+            self.verdicts[self.number] = ord("D" if down else "U")
+            self.health["numbered"]["verdicts"] = self.verdicts.decode("ascii")
+
+
 # ---------------------------------------------------------------------------------------------
 # The servers
 
@@ -749,6 +772,7 @@ class Bench:
         with open(os.path.join(hout, "health.json")) as f:
             health = json.load(f)
         task = next(t for t in health["tasks"] if "127.0.71.1" in t)
+        flip = VerdictFlip(hout, health, task)
         pod, port, _, _ = self.start_dnspod(section, hout, log_name="dnspod-health.log")
         dns = Dns(port)
         wait_answer(dns, f"seq.{ZONE}", lambda v: v == ["127.0.71.1"], 10)
@@ -756,11 +780,7 @@ class Bench:
         for i in range(changes):
             time.sleep(random.uniform(0.05, 0.25))
             down = i % 2 == 0
-            health["generation"] += 1
-            health["tasks"][task] = "Down" if down else "Up"
-            if number is not None:
-                verdicts[number] = ord("D" if down else "U")
-                health["numbered"]["verdicts"] = verdicts.decode("ascii")
+            flip.set(down)
             want = ["127.0.71.2"] if down else ["127.0.71.1"]
             text = json.dumps(health)
             tmp = os.path.join(hout, ".health.json.tmp")
@@ -944,25 +964,14 @@ class Bench:
         with open(path) as f:
             health = json.load(f)
         task = next(t for t in health["tasks"] if t.endswith(f"@{SCALE_FLIP_ADDRESS}#8080"))
-        # The task's number: its position in the config's task list (first appearance).
-        number = None
-        if "numbered" in health:
-            with open(os.path.join(output, "config.json")) as f:
-                config = json.load(f)
-            ids = dict.fromkeys(t for p in config["pools"] for a in p["addresses"] for t in a.get("tasks", []))
-            number = list(ids).index(task)
-            verdicts = bytearray(health["numbered"]["verdicts"], "ascii")
+        flip = VerdictFlip(output, health, task)
         name = f"d0.{ZONE}"
         wait_answer(dns, name, lambda v: v == [SCALE_FLIP_ADDRESS], 10)
         samples = []
         for i in range(changes):
             time.sleep(random.uniform(0.05, 0.25))
             down = i % 2 == 0
-            health["generation"] += 1
-            health["tasks"][task] = "Down" if down else "Up"
-            if number is not None:
-                verdicts[number] = ord("D" if down else "U")
-                health["numbered"]["verdicts"] = verdicts.decode("ascii")
+            flip.set(down)
             want = [SCALE_FLIP_STANDBY] if down else [SCALE_FLIP_ADDRESS]
             tmp = os.path.join(output, ".health.json.tmp")
             with open(tmp, "w") as f:
