@@ -55,6 +55,9 @@ MIXES = (
     ("TCP", "hits", ("-e", "-m", "tcp")),
 )
 STEADY_QPS = 1000
+# Length of each run at the steady rate (4 000 responses), and which percentiles are kept.
+STEADY_SECONDS = 4
+STEADY_KEYS = ("p50_ms", "p99_ms", "p999_ms")
 SECTIONS = ("throughput", "propagation", "scale", "failover", "prober", "cluster", "flood", "locations", "dnssec")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -371,13 +374,13 @@ class Bench:
         wait_until("operator config.json", lambda: os.path.exists(os.path.join(output, "config.json")))
         return proc
 
-    def start_dnspod(self, section, config_dir, core=None, log_name="dnspod.log", rrl=False):
-        """gtm-dnspod on `config_dir`; response rate limiting only with `rrl` (the other sections
-        measure serving, from one source)."""
+    def start_dnspod(self, section, config_dir, core=None, log_name="dnspod.log", rrl=False, bin_dir=None):
+        """gtm-dnspod (from `bin_dir`, else the build measured) on `config_dir`; response rate
+        limiting only with `rrl` (the other sections measure serving, from one source)."""
         dns_port, http_port = free_port(), free_port()
         log_file = open(self.path(section, log_name), "w")
         argv = [
-            os.path.join(self.bin, "gtm-dnspod"),
+            os.path.join(bin_dir or self.bin, "gtm-dnspod"),
             "--config-dir",
             config_dir,
             "--dns-listen",
@@ -599,6 +602,17 @@ class Bench:
         gd, gd_port = self.start_gdnsd(section, "www 30 DYNA weighted!www\n", plugins, service, core=self.server_core)
         kn, kn_port = self.start_knot(section, f"www 30 A {addrs[0][0]}\n", core=self.server_core)
         servers = {"kube-gtm": (gtm, gtm_port), "gdnsd": (gd, gd_port), "knot": (kn, kn_port)}
+        if self.args.baseline_bin:
+            # Another build of the DNS pod on the same payloads, measured beside (before/after).
+            base = self.start_dnspod(section, output, core=self.server_core, log_name="dnspod-baseline.log",
+                                     bin_dir=self.args.baseline_bin)
+            servers["kube-gtm-baseline"] = base[:2]
+            backends.append(base[0])
+        if self.args.mixes:
+            wanted = self.args.mixes.split(",")
+            mixes_run = [m for m in MIXES if m[0] in wanted]
+        else:
+            mixes_run = MIXES
 
         # Every server must give the same kinds of answers before it is measured.
         for name, (_, p) in servers.items():
@@ -624,12 +638,12 @@ class Bench:
                     f.write(f"www.{ZONE} AAAA\n")  # NODATA
                 else:
                     f.write(f"www.{ZONE} A\n")
-        mixes = {name: (files[queries], extra) for name, queries, extra in MIXES}
+        mixes = {name: (files[queries], extra) for name, queries, extra in mixes_run}
 
         seconds = 3 if self.quick else self.args.seconds
         outstanding = self.args.outstanding
         runs, steady = {}, {}
-        for rep in range(1 if self.quick else 3):
+        for rep in range(1 if self.quick else self.args.saturation_rounds):
             for mix, (qfile, extra) in mixes.items():
                 for name, (proc, p) in servers.items():
                     # Plain run: throughput, average latency, server CPU.
@@ -652,35 +666,51 @@ class Bench:
                         f" p50/p99/p99.9 {res['p50_ms']:.3f}/{res['p99_ms']:.3f}/{res['p999_ms']:.3f} ms"
                     )
                     runs.setdefault(mix, {}).setdefault(name, []).append(res)
-        # A steady 1 000 queries/s (what a busy authoritative server sees), latency only.
-        for mix, (qfile, extra) in mixes.items():
-            for name, (proc, p) in servers.items():
-                vfile = self.path(section, f"steady-{name}-{slug(mix)}.txt")
-                lat = self.dnsperf(section, p, qfile, seconds, outstanding, extra, verbose_file=vfile,
-                                   max_qps=STEADY_QPS)
-                os.remove(vfile)
-                steady.setdefault(mix, {})[name] = {
-                    k: lat[k] for k in ("qps", "p50_ms", "p99_ms", "p999_ms", "lost", "samples")
-                }
-                log(f"{mix:8} {name:9} at {STEADY_QPS}/s: p50/p99/p99.9 {lat['p50_ms']:.3f}/"
-                    f"{lat['p99_ms']:.3f}/{lat['p999_ms']:.3f} ms")
+        # A steady 1 000 queries/s (what a busy authoritative server sees), latency only. A run's
+        # p99 at this rate rests on a few dozen responses and moves with whatever else the machine
+        # does, so the servers take turns over several rounds and the median of the runs decides.
+        steady_seconds = 3 if self.quick else STEADY_SECONDS
+        rounds = 1 if self.quick else self.args.steady_rounds
+        steady_runs = {}
+        for rep in range(rounds):
+            for mix, (qfile, extra) in mixes.items():
+                for name, (proc, p) in servers.items():
+                    vfile = self.path(section, f"steady-{name}-{slug(mix)}.txt")
+                    lat = self.dnsperf(section, p, qfile, steady_seconds, outstanding, extra,
+                                       verbose_file=vfile, max_qps=STEADY_QPS)
+                    os.remove(vfile)
+                    res = {k: lat[k] for k in STEADY_KEYS + ("qps", "lost", "samples")}
+                    res["loadavg"] = float(open("/proc/loadavg").read().split()[0])
+                    steady_runs.setdefault(mix, {}).setdefault(name, []).append(res)
+                    log(f"{mix:8} {name:9} at {STEADY_QPS}/s, round {rep + 1}: p50/p99/p99.9 "
+                        f"{lat['p50_ms']:.3f}/{lat['p99_ms']:.3f}/{lat['p999_ms']:.3f} ms, load {res['loadavg']:.2f}")
+        steady = {
+            mix: {name: steady_median(rs) for name, rs in per.items()} for mix, per in steady_runs.items()
+        }
         # What probing costs the answer path: the DNS pod's wake-ups while idle, and its latency at
-        # the steady rate with the prober running and then stopped (the pod keeps its config).
-        plain_file, plain_extra = mixes["plain"]
+        # the steady rate with the operator probing and paused (SIGSTOP: the pod keeps its config
+        # and health), in turns.
+        plain_file, plain_extra = mixes.get("plain", next(iter(mixes.values())))
         probing = {"idle_wakeups_per_s": wakeups(gtm.pid, 5)}
-        for state in ("probing", "prober stopped"):
-            if state == "prober stopped":
-                stop(operator)
-            vfile = self.path(section, f"steady-probing-{slug(state)}.txt")
-            lat = self.dnsperf(section, gtm_port, plain_file, seconds, outstanding, plain_extra,
-                               verbose_file=vfile, max_qps=STEADY_QPS)
-            os.remove(vfile)
-            probing[state] = {k: lat[k] for k in ("p50_ms", "p99_ms", "p999_ms", "lost")}
-            log(f"kube-gtm plain at {STEADY_QPS}/s, {state}: p50/p99/p99.9 {lat['p50_ms']:.3f}/"
-                f"{lat['p99_ms']:.3f}/{lat['p999_ms']:.3f} ms")
+        probing_runs = {}
+        for rep in range(rounds):
+            for state in ("probing", "prober paused"):
+                os.kill(operator.pid, signal.SIGSTOP if state == "prober paused" else signal.SIGCONT)
+                vfile = self.path(section, f"steady-probing-{slug(state)}.txt")
+                lat = self.dnsperf(section, gtm_port, plain_file, steady_seconds, outstanding, plain_extra,
+                                   verbose_file=vfile, max_qps=STEADY_QPS)
+                os.remove(vfile)
+                res = {k: lat[k] for k in STEADY_KEYS + ("lost",)}
+                res["loadavg"] = float(open("/proc/loadavg").read().split()[0])
+                probing_runs.setdefault(state, []).append(res)
+                log(f"kube-gtm plain at {STEADY_QPS}/s, {state}, round {rep + 1}: p50/p99/p99.9 "
+                    f"{lat['p50_ms']:.3f}/{lat['p99_ms']:.3f}/{lat['p999_ms']:.3f} ms")
+        os.kill(operator.pid, signal.SIGCONT)
+        for state, rs in probing_runs.items():
+            probing[state] = steady_median(rs)
         # Where kube-gtm's CPU goes on each path, from a profile at full load.
         profiles = {}
-        if shutil.which("perf"):
+        if shutil.which("perf") and runs:
             for mix, (qfile, extra) in mixes.items():
                 profiles[mix] = self.profile(
                     section, gtm.pid, f"kube-gtm-{slug(mix)}",
@@ -699,6 +729,8 @@ class Bench:
             "outstanding": outstanding,
             "clients": self.args.clients,
             "steady_qps": STEADY_QPS,
+            "steady_seconds": steady_seconds,
+            "steady_runs": steady_runs,
             "mixes": {name: " ".join(extra) for name, (_, extra) in mixes.items()},
             "table": table,
             "runs": runs,
@@ -1240,6 +1272,11 @@ def parse_dnsperf(path):
     return res
 
 
+def steady_median(runs):
+    """The median of each percentile over the runs at the steady rate, and the runs themselves."""
+    return {k: statistics.median(r[k] for r in runs) for k in STEADY_KEYS} | {"runs": runs}
+
+
 def slug(mix):
     return re.sub(r"[^A-Za-z0-9]+", "-", mix)
 
@@ -1348,6 +1385,13 @@ def main():
     p.add_argument("--outstanding", type=int, default=32, help="dnsperf -q: queries in flight")
     p.add_argument("--clients", type=int, default=8, help="dnsperf -c: client sockets (TCP connections)")
     p.add_argument("--seconds", type=int, default=10, help="length of each throughput run")
+    p.add_argument("--saturation-rounds", type=int, default=3,
+                   help="rounds of the full-load runs (0: none, and no profiles)")
+    p.add_argument("--mixes", help="comma-separated subset of the throughput mixes (default: all)")
+    p.add_argument("--baseline-bin",
+                   help="directory of another gtm-dnspod build, measured beside as kube-gtm-baseline")
+    p.add_argument("--steady-rounds", type=int, default=5,
+                   help="rounds of the runs at a steady 1 000 queries/s (the servers take turns)")
     args = p.parse_args()
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, on_signal)

@@ -4,7 +4,10 @@
 //! [`UDP_BATCH`] with one `recvmmsg`), answers the common queries on the handler's fast path and the
 //! rest on its full path, and sends the responses (one `sendmmsg`). Per query that saves
 //! hickory's task and channel and most system calls, which dominate under load. Both stop on
-//! the TCP server's shutdown token.
+//! the TCP server's shutdown token. A blocked UDP thread wakes only for queries: at shutdown
+//! (or when the runtime that serves TCP goes away) the socket's reading side is shut, which
+//! returns every blocked read at once (Linux; elsewhere the threads look at the token five
+//! times a second).
 //!
 //! Over UDP only queries get a response (never a message with QR set, decodable or not: that
 //! would reflect), within the handler's size cap, and only as the response rate limiter allows
@@ -14,7 +17,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
@@ -67,8 +69,7 @@ impl DnsServer {
             bound.push(udp.local_addr()?);
             let udp = udp.into_std()?;
             udp.set_nonblocking(false)?;
-            // Blocked threads look at the shutdown token this often.
-            udp.set_read_timeout(Some(UDP_SHUTDOWN_POLL))?;
+            wake_at_shutdown(&udp, shutdown.clone())?;
             let runtime = tokio::runtime::Handle::current();
             for _ in 0..threads {
                 let socket = udp.try_clone()?;
@@ -104,8 +105,43 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
 const UDP_BUFFER: usize = 4096;
 /// Queries read, answered and sent together.
 pub const UDP_BATCH: usize = 32;
-/// How often a UDP thread blocked on its socket looks at the shutdown token.
-const UDP_SHUTDOWN_POLL: Duration = Duration::from_millis(200);
+/// How often a UDP thread blocked on its socket looks at the shutdown token, where shutting the
+/// socket's reading side does not wake it.
+#[cfg(not(target_os = "linux"))]
+const UDP_SHUTDOWN_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Makes the UDP threads blocked on `socket` return when `shutdown` is cancelled, or when the
+/// runtime is dropped before: a task holds a [`ReadShutter`] until then. No timer wakes them
+/// meanwhile, so an idle pod's answering threads sleep until a query comes.
+#[cfg(target_os = "linux")]
+fn wake_at_shutdown(socket: &std::net::UdpSocket, shutdown: CancellationToken) -> io::Result<()> {
+    let shutter = ReadShutter(socket.try_clone()?);
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        drop(shutter);
+    });
+    Ok(())
+}
+
+/// Where a blocked read cannot be woken, the UDP threads look at the token now and then.
+#[cfg(not(target_os = "linux"))]
+fn wake_at_shutdown(socket: &std::net::UdpSocket, _shutdown: CancellationToken) -> io::Result<()> {
+    socket.set_read_timeout(Some(UDP_SHUTDOWN_POLL))
+}
+
+/// Shuts the reading side of a UDP socket when dropped. On Linux that returns every read
+/// blocked on the socket, and every later one, at once with an empty message from no sender
+/// (`shutdown` itself reports `ENOTCONN` for an unconnected socket, but wakes the readers).
+#[cfg(target_os = "linux")]
+struct ReadShutter(std::net::UdpSocket);
+
+#[cfg(target_os = "linux")]
+impl Drop for ReadShutter {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        let _ = nix::sys::socket::shutdown(self.0.as_raw_fd(), nix::sys::socket::Shutdown::Read);
+    }
+}
 
 /// Answers one UDP query into `response` at `now` (for the rate limiter); false when it gets
 /// no response.
@@ -163,8 +199,8 @@ fn respond_udp(
     }
 }
 
-/// Serves the UDP queries of the blocking `socket` until `shutdown`: a batch at a time with
-/// `recvmmsg` and `sendmmsg`.
+/// Serves the UDP queries of the blocking `socket` until `shutdown` or until its reading side is
+/// shut ([`ReadShutter`]): a batch at a time with `recvmmsg` and `sendmmsg`.
 #[cfg(target_os = "linux")]
 fn serve_udp(
     socket: &std::net::UdpSocket,
@@ -214,6 +250,10 @@ fn serve_udp(
                     continue;
                 }
             }
+        }
+        // A datagram always has a sender: an empty read from none is the shut socket.
+        if received.first() == Some(&(0, None)) {
+            break;
         }
         destinations.clear();
         let now = handler.rate_limit_now();

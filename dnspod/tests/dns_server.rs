@@ -371,3 +371,58 @@ async fn queries_are_counted_by_type_rcode_and_access_domain() {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
 }
+
+/// Polls until the UDP port of `addr` can be bound again: every UDP thread has left its blocked
+/// read and closed the socket. Fails after [`REPLY_TIMEOUT`].
+async fn until_udp_port_free(addr: std::net::SocketAddr) {
+    let deadline = std::time::Instant::now() + REPLY_TIMEOUT;
+    while let Err(error) = std::net::UdpSocket::bind(addr) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "UDP {addr} still bound after shutdown: {error}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// The UDP threads sleep in their reads with no timer; shutdown wakes them, and they let the
+/// socket go.
+#[tokio::test]
+async fn shutdown_wakes_the_udp_threads_and_frees_the_port() {
+    let pod = pod().await;
+    let addr = pod.addr;
+    let r = udp(addr, &query(WWW, RecordType::A)).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+    drop(pod);
+    until_udp_port_free(addr).await;
+}
+
+/// A server whose runtime goes away without a shutdown stops answering UDP too, rather than
+/// keeping threads that nothing can stop.
+#[tokio::test]
+async fn dropping_the_runtime_stops_the_udp_threads() {
+    let (addr, runtime) = std::thread::spawn(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let shared = gtm_dnspod::state::Shared::new();
+        let handler = gtm_dnspod::handler::GtmHandler::new(shared, None);
+        let dns = runtime
+            .block_on(gtm_dnspod::server::DnsServer::bind(
+                &["127.0.0.1:0".parse().unwrap()],
+                handler,
+            ))
+            .expect("bind");
+        (dns.addrs[0], (runtime, dns))
+    })
+    .join()
+    .unwrap();
+    assert!(
+        std::net::UdpSocket::bind(addr).is_err(),
+        "served while the runtime lives"
+    );
+    std::thread::spawn(move || drop(runtime)).join().unwrap();
+    until_udp_port_free(addr).await;
+}
