@@ -15,6 +15,7 @@
 //! major it knows (minor versions only add optional fields) and refuses other majors with
 //! [`ContractError::UnsupportedVersion`], keeping its last good payload.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
@@ -139,22 +140,33 @@ pub fn in_zone(name: &str, zone: &str) -> bool {
 }
 
 /// The compiled configuration: everything the DNS pods need to answer, except health.
+///
+/// `P` is how a pool is held: a [`PoolConfig`] (the default), or a reader's own handle on
+/// one (a DNS pod shares the pools that a new config leaves unchanged with the config it
+/// serves, so that a reload does not hold two copies of them).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GtmConfig {
+#[serde(rename_all = "camelCase", bound(deserialize = "P: Deserialize<'de>"))]
+pub struct GtmConfig<P = PoolConfig> {
     /// Payload schema version.
     pub schema_version: SchemaVersion,
     /// Increases with every published change; readers report it as a metric.
     pub generation: u64,
     /// Zones the DNS pods are authoritative for (canonical names).
+    #[serde(deserialize_with = "shrunk")]
     pub zones: Vec<String>,
     /// Accepted, enabled access domains.
+    #[serde(deserialize_with = "shrunk")]
     pub domains: Vec<DomainConfig>,
     /// Every pool some domain references.
-    pub pools: Vec<PoolConfig>,
+    #[serde(deserialize_with = "shrunk")]
+    pub pools: Vec<P>,
     /// The own data of the zones that have a `GtmZone` (name servers, SOA, static records).
     /// Empty in payloads of schema 1.0.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "shrunk",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub zone_data: Vec<ZoneConfig>,
     /// The SOA serial of each served zone, by zone: assigned by the operator when it publishes
     /// (it changes only when the zone's published content does, and never goes backwards).
@@ -198,6 +210,7 @@ pub struct DomainConfig {
     #[serde(default)]
     pub when_all_unavailable: Fallback,
     /// The pools, in the order the user listed them.
+    #[serde(deserialize_with = "shrunk")]
     pub pools: Vec<PoolMember>,
 }
 
@@ -240,6 +253,7 @@ pub struct PoolConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_available: Option<u16>,
     /// The addresses, in the order the user listed them.
+    #[serde(deserialize_with = "shrunk")]
     pub addresses: Vec<AddressConfig>,
 }
 
@@ -263,8 +277,22 @@ pub struct AddressConfig {
     /// Judgement over the tasks.
     pub health_judgement: HealthJudgement,
     /// Ids of the address's health-check tasks (see [`crate::task_id::TaskId`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "shrunk",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tasks: Vec<String>,
+}
+
+/// A list parsed without spare capacity. Parsing grows a list by doubling, from 4 items: at
+/// 100 000 addresses (10 per pool, one task each) that was 24 MB of the 53 MB a parsed config
+/// took. Shrunk as each list is parsed rather than after the whole config, so that the
+/// spare capacity of every list is never held at once.
+fn shrunk<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    let mut list = Vec::<T>::deserialize(d)?;
+    list.shrink_to_fit();
+    Ok(list)
 }
 
 /// Health verdicts and active selections, published apart from the config.
@@ -374,37 +402,42 @@ impl GtmConfig {
 
     /// Parses, version-checks and consistency-checks a config.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ContractError> {
-        check_version(bytes)?;
-        let mut config: Self = serde_json::from_slice(bytes)?;
-        config.check_consistency()?;
-        config.shrink_to_fit();
-        Ok(config)
-    }
-
-    /// Frees the spare capacity of every list. Parsing grows each list by doubling, from 4
-    /// items: at 100 000 addresses (10 per pool, one task each) that is 24 MB of the 53 MB a
-    /// parsed config takes, which a DNS pod would keep for as long as it serves the config.
-    pub fn shrink_to_fit(&mut self) {
-        self.zones.shrink_to_fit();
-        self.domains.shrink_to_fit();
-        for domain in &mut self.domains {
-            domain.pools.shrink_to_fit();
-        }
-        self.pools.shrink_to_fit();
-        for pool in &mut self.pools {
-            pool.addresses.shrink_to_fit();
-            for address in &mut pool.addresses {
-                address.tasks.shrink_to_fit();
-            }
-        }
-        self.zone_data.shrink_to_fit();
+        Self::parse(bytes)
     }
 
     /// Serializes the config (compact JSON).
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a config always serializes")
     }
+}
 
+impl<P> GtmConfig<P> {
+    /// The same config holding each pool as `f` makes it.
+    pub fn map_pools<Q>(self, f: impl FnMut(P) -> Q) -> GtmConfig<Q> {
+        GtmConfig {
+            schema_version: self.schema_version,
+            generation: self.generation,
+            zones: self.zones,
+            domains: self.domains,
+            pools: self.pools.into_iter().map(f).collect(),
+            zone_data: self.zone_data,
+            serials: self.serials,
+            templates: self.templates,
+        }
+    }
+}
+
+impl<P: Borrow<PoolConfig> + serde::de::DeserializeOwned> GtmConfig<P> {
+    /// Parses, version-checks and consistency-checks a config, each pool read as a `P`.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ContractError> {
+        check_version(bytes)?;
+        let config: Self = serde_json::from_slice(bytes)?;
+        config.check_consistency()?;
+        Ok(config)
+    }
+}
+
+impl<P: Borrow<PoolConfig>> GtmConfig<P> {
     /// The rules a reader relies on: names canonical and inside a served zone, one domain per
     /// (name, type), every referenced pool present, pool types fit the record type, weights
     /// and TTLs in range, no duplicate addresses; zone data only for served zones, once each,
@@ -438,12 +471,15 @@ impl GtmConfig {
                     .push(set.data.record_type());
             }
         }
-        let pools: HashMap<&str, &PoolConfig> =
-            self.pools.iter().map(|p| (p.id.as_str(), p)).collect();
+        let pools: HashMap<&str, &PoolConfig> = self
+            .pools
+            .iter()
+            .map(|p| (p.borrow().id.as_str(), p.borrow()))
+            .collect();
         if pools.len() != self.pools.len() {
             return bad("two pools share an id".into());
         }
-        for pool in &self.pools {
+        for pool in self.pools.iter().map(Borrow::borrow) {
             if pool.policy == LbPolicy::Latency {
                 return bad(format!(
                     "pool {} has policy Latency, a domain policy",

@@ -26,6 +26,7 @@ pub mod readiness;
 mod record_type;
 pub mod rrl;
 pub mod server;
+pub mod shared_pools;
 pub mod sources;
 pub mod state;
 mod static_records;

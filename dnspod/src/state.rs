@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
-use gtm_crds::config::{GtmConfig, HealthSnapshot, HealthVerdicts};
+use gtm_crds::config::{HealthSnapshot, HealthVerdicts};
 use gtm_crds::parts::Payload;
 use sha2::{Digest as _, Sha256};
 
@@ -28,6 +28,7 @@ use crate::dnssec::{KeyError, ZoneKey, ZoneKeys};
 use crate::engine::Compiled;
 use crate::metrics::{DomainCounters, Metrics};
 use crate::readiness::{Readiness, StalePolicy};
+use crate::shared_pools::{self, ServedConfig};
 use crate::zone::ZoneSettings;
 
 mod reload;
@@ -220,8 +221,10 @@ impl Loader {
     }
 
     fn accept_config(&mut self, bytes: Vec<u8>) -> Result<(), LoadError> {
-        let config = Arc::new(GtmConfig::from_json(&bytes)?);
-        drop(bytes);
+        let serving = self.shared.snapshot();
+        let served = serving.as_deref().map(|s| s.compiled.config());
+        let config = Arc::new(shared_pools::parse(&bytes, served)?);
+        drop((bytes, serving));
         tracing::Span::current().record("generation", config.generation);
         let empty = HealthSnapshot::empty();
         // Taken out for the compile, which updates the loader (the keys' DS log), and put
@@ -268,7 +271,7 @@ impl Loader {
     }
 
     /// The keys of the zones `config` signs, read from the key directory.
-    fn load_keys(&self, config: &GtmConfig) -> Result<ZoneKeys, LoadError> {
+    fn load_keys(&self, config: &ServedConfig) -> Result<ZoneKeys, LoadError> {
         let mut keys = ZoneKeys::new();
         for zone in &config.zone_data {
             let Some(dnssec) = &zone.dnssec else {
@@ -308,7 +311,7 @@ impl Loader {
     /// Compiles `config` with `health` and serves it.
     fn compile(
         &mut self,
-        config: Arc<GtmConfig>,
+        config: Arc<ServedConfig>,
         health: &HealthVerdicts<'_>,
     ) -> Result<(), LoadError> {
         #[cfg(test)]
@@ -359,7 +362,7 @@ impl Loader {
 
 #[cfg(test)]
 mod tests {
-    use gtm_crds::config::SCHEMA_VERSION;
+    use gtm_crds::config::{GtmConfig, SCHEMA_VERSION};
 
     use super::*;
 

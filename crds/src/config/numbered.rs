@@ -8,14 +8,14 @@
 //! config whose task list has the same digest, and reads the ids otherwise (a config and its
 //! health payload travel apart, so a pod may hold the one before the other).
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::{ContractError, GtmConfig};
+use super::{ContractError, GtmConfig, PoolConfig};
 use crate::pool::HealthState;
 
 /// The verdicts of a health payload by task number. Read from a payload, the fields are owned
@@ -72,12 +72,12 @@ pub struct TaskList<'c> {
 
 impl<'c> TaskList<'c> {
     /// The task list of `config`.
-    pub fn of(config: &'c GtmConfig) -> Self {
+    pub fn of<P: Borrow<PoolConfig>>(config: &'c GtmConfig<P>) -> Self {
         let mut seen = HashSet::new();
         let ids: Vec<&str> = config
             .pools
             .iter()
-            .flat_map(|p| &p.addresses)
+            .flat_map(|p| &p.borrow().addresses)
             .flat_map(|a| &a.tasks)
             .map(String::as_str)
             .filter(|id| seen.insert(*id))

@@ -142,7 +142,8 @@ mod tests {
         let settings = ZoneSettings::default();
         let health = HealthSnapshot::empty();
         let health = HealthVerdicts::of(&health);
-        let compiled = Compiled::build(Arc::new(config), &health, &settings, &keys, None).unwrap();
+        let config = Arc::new(crate::shared_pools::served(config));
+        let compiled = Compiled::build(config, &health, &settings, &keys, None).unwrap();
         (compiled, key)
     }
 

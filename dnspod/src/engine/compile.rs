@@ -8,8 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use gtm_crds::config::{
-    DEFAULT_MAX_ANSWERS, DomainConfig, GtmConfig, HealthVerdicts, PoolConfig, TaskList, ZoneConfig,
-    in_zone,
+    DEFAULT_MAX_ANSWERS, DomainConfig, HealthVerdicts, PoolConfig, TaskList, ZoneConfig, in_zone,
 };
 use gtm_crds::pool::PoolType;
 use hickory_server::proto::rr::rdata::{A, AAAA, CNAME};
@@ -18,6 +17,7 @@ use rustc_hash::FxHashMap;
 
 use super::{Adjacency, Base, Compiled, DomainPlan, MemberPlan, NameEntry, Rotations, StaticSet};
 use crate::dnssec::ZoneKeys;
+use crate::shared_pools::ServedConfig;
 use crate::sources::BadCidr;
 use crate::zone::{Zone, ZoneError, ZoneSettings, absolute_name, zone_names};
 
@@ -45,12 +45,12 @@ pub enum CompileError {
 
 impl Compiled {
     /// Compiles `config` (already consistency-checked, see
-    /// [`GtmConfig::from_json`]) with `health`, the zone settings from the flags and the
+    /// [`crate::shared_pools::parse`]) with `health`, the zone settings from the flags and the
     /// signing keys of the signed zones;
     /// `RoundRobin` levels continue from their positions in `previous`, the snapshot served
     /// until now. A later health change goes through [`Compiled::with_health`] instead.
     pub fn build(
-        config: Arc<GtmConfig>,
+        config: Arc<ServedConfig>,
         health: &HealthVerdicts<'_>,
         settings: &ZoneSettings,
         keys: &ZoneKeys,
@@ -79,7 +79,7 @@ impl Base {
     /// answer records `previous` (the config served until now) has for the same domain and
     /// pool are shared rather than built again, see [`Base::same_records`].
     fn build(
-        config: Arc<GtmConfig>,
+        config: Arc<ServedConfig>,
         settings: &ZoneSettings,
         keys: &ZoneKeys,
         rotations: Rotations,

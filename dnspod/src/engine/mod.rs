@@ -47,7 +47,7 @@ use std::sync::atomic::AtomicUsize;
 use gtm_crds::RecordType as DomainType;
 use gtm_crds::availability::MemberView;
 use gtm_crds::common::LbPolicy;
-use gtm_crds::config::{ActiveSelections, GtmConfig};
+use gtm_crds::config::ActiveSelections;
 use gtm_crds::pool::HealthState;
 use hickory_server::proto::rr::{LowerName, RData, Record, RecordType};
 use rand::Rng;
@@ -58,6 +58,7 @@ pub use compile::CompileError;
 use level::Level;
 
 use crate::record_type::{ByType, of_qtype};
+use crate::shared_pools::ServedConfig;
 use crate::sources::Client;
 use crate::zone::Zone;
 
@@ -86,7 +87,7 @@ pub struct Compiled {
 #[derive(Debug)]
 struct Base {
     /// The config compiled, kept to recompile the pools and domains a health change touches.
-    config: Arc<GtmConfig>,
+    config: Arc<ServedConfig>,
     zones: Vec<Zone>,
     /// Looked up once per query: a fast hash (the keys are our own names, not an attacker's
     /// choice of keys; a query only looks up).
@@ -355,6 +356,12 @@ impl Compiled {
     /// The config generation compiled.
     pub fn generation(&self) -> u64 {
         self.base.config.generation
+    }
+
+    /// The config compiled: the next config shares its unchanged pools
+    /// ([`crate::shared_pools::parse`]).
+    pub fn config(&self) -> &ServedConfig {
+        &self.base.config
     }
 
     /// The health snapshot generation compiled.

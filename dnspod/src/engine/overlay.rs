@@ -372,6 +372,7 @@ mod tests {
 
     use super::super::tests::fixtures::*;
     use super::*;
+    use crate::shared_pools::served;
     use crate::zone::ZoneSettings;
 
     /// Pools of every policy sharing addresses (and so tasks), judged at 50 %, in domains of
@@ -455,7 +456,7 @@ mod tests {
 
     #[test]
     fn a_chain_of_health_changes_decides_what_a_full_compile_decides() {
-        let config = Arc::new(shared_config());
+        let config = Arc::new(served(shared_config()));
         let settings = ZoneSettings::default();
         let mut rng = StdRng::seed_from_u64(14);
         let unknown = HealthSnapshot::empty();
@@ -505,7 +506,7 @@ mod tests {
 
     #[test]
     fn one_changed_verdict_recompiles_its_pools_and_their_domains_only() {
-        let config = Arc::new(shared_config());
+        let config = Arc::new(served(shared_config()));
         let settings = ZoneSettings::default();
         let all_up = health_down(1, &[]);
         let served = Compiled::build(
@@ -546,7 +547,7 @@ mod tests {
 
     #[test]
     fn verdicts_out_of_order_or_of_unknown_tasks_are_read_alike() {
-        let config = Arc::new(shared_config());
+        let config = Arc::new(served(shared_config()));
         let settings = ZoneSettings::default();
         let mut rng = StdRng::seed_from_u64(3);
         for generation in 1..=20 {

@@ -15,6 +15,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::{Compiled, Rcode, Reason};
+use crate::shared_pools::served;
 use crate::sources::Client;
 use crate::zone::ZoneSettings;
 
@@ -36,7 +37,7 @@ fn build(
     settings: &ZoneSettings,
     previous: Option<&Compiled>,
 ) -> Compiled {
-    let config = Arc::new(c.clone());
+    let config = Arc::new(served(c.clone()));
     let health = HealthVerdicts::of(h);
     let direct = Compiled::build(config.clone(), &health, settings, &Default::default(), None)
         .expect("compiles");
