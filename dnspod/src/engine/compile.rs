@@ -116,11 +116,19 @@ impl Base {
                     task_pools.push((numbers[id.as_str()], p as u32));
                 }
             }
-            let mut tasks: Vec<(Box<str>, u32)> = numbers
-                .into_iter()
-                .map(|(id, number)| (id.into(), number))
-                .collect();
-            tasks.sort_unstable();
+            // The same task list numbers the same ids alike: shared with the config served,
+            // rather than 100 000 ids allocated again at every republish.
+            let tasks = match previous.filter(|p| p.task_list == list.digest()) {
+                Some(previous) => previous.tasks.clone(),
+                None => {
+                    let mut tasks: Vec<(Box<str>, u32)> = numbers
+                        .into_iter()
+                        .map(|(id, number)| (id.into(), number))
+                        .collect();
+                    tasks.sort_unstable();
+                    tasks.into()
+                }
+            };
             (tasks, list.digest().to_owned(), task_pools)
         };
 

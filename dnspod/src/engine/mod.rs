@@ -97,8 +97,9 @@ struct Base {
     rotations: Rotations,
     /// Every task id of the config's addresses with its number (its position in the config's
     /// [`gtm_crds::config::TaskList`]), sorted by id: the order in which the operator lists
-    /// verdicts by id, so that reading them is a merge.
-    tasks: Vec<(Box<str>, u32)>,
+    /// verdicts by id, so that reading them is a merge. Shared by the compiles of configs
+    /// with the same task list.
+    tasks: Arc<[(Box<str>, u32)]>,
     /// The digest of the config's task list: numbered verdicts apply only when theirs is this.
     task_list: String,
     /// Per task: the pools with an address that has it.

@@ -788,7 +788,7 @@ fn round_robin_keeps_its_rotation_across_recompiles() {
 }
 
 #[test]
-fn a_recompile_shares_the_records_of_unchanged_members_and_builds_changed_ones() {
+fn a_recompile_shares_the_records_of_unchanged_members_and_the_task_ids_of_the_same_task_list() {
     let c = one_pool(
         LbPolicy::RoundRobin,
         vec![addr("192.0.2.1"), addr("192.0.2.2")],
@@ -805,13 +805,17 @@ fn a_recompile_shares_the_records_of_unchanged_members_and_builds_changed_ones()
     next.generation = 2;
     let same = build(&next, &health_down(1, &[]), &settings, Some(&first));
     assert!(Arc::ptr_eq(&records(&first), &records(&same)));
+    assert!(Arc::ptr_eq(&first.base.tasks, &same.base.tasks));
     // A new TTL, or another address, is built again.
     next.domains[0].ttl += 1;
     let ttl = build(&next, &health_down(1, &[]), &settings, Some(&same));
     assert!(!Arc::ptr_eq(&records(&same), &records(&ttl)));
     assert!(records(&ttl).iter().all(|r| r.ttl == next.domains[0].ttl));
-    next.pools[0].addresses[1].value = "192.0.2.9".into();
+    assert!(Arc::ptr_eq(&same.base.tasks, &ttl.base.tasks));
+    next.pools[0].addresses[1] = addr("192.0.2.9");
     let moved = build(&next, &health_down(1, &[]), &settings, Some(&ttl));
+    assert!(!Arc::ptr_eq(&ttl.base.tasks, &moved.base.tasks));
+    assert!(moved.base.tasks.iter().any(|(id, _)| **id == task("192.0.2.9")));
     assert_eq!(sorted(&ttl), ["192.0.2.1", "192.0.2.2"]);
     assert_eq!(sorted(&moved), ["192.0.2.1", "192.0.2.9"]);
 }
