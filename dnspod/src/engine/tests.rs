@@ -815,7 +815,13 @@ fn a_recompile_shares_the_records_of_unchanged_members_and_the_task_ids_of_the_s
     next.pools[0].addresses[1] = addr("192.0.2.9");
     let moved = build(&next, &health_down(1, &[]), &settings, Some(&ttl));
     assert!(!Arc::ptr_eq(&ttl.base.tasks, &moved.base.tasks));
-    assert!(moved.base.tasks.iter().any(|(id, _)| **id == task("192.0.2.9")));
+    assert!(
+        moved
+            .base
+            .tasks
+            .iter()
+            .any(|(id, _)| **id == task("192.0.2.9"))
+    );
     assert_eq!(sorted(&ttl), ["192.0.2.1", "192.0.2.2"]);
     assert_eq!(sorted(&moved), ["192.0.2.1", "192.0.2.9"]);
 }
