@@ -426,6 +426,29 @@ mod tests {
     }
 
     #[test]
+    fn a_republished_config_is_served_with_the_pools_of_the_one_before() {
+        use crate::engine::tests::fixtures::www_only;
+        let shared = Shared::new();
+        let mut loader = Loader::new(shared.clone(), ZoneSettings::default());
+        loader
+            .offer(Payload::Config, www_only(1, "192.0.2.1").to_json())
+            .unwrap();
+        let first = shared.snapshot().unwrap();
+        loader
+            .offer(Payload::Config, www_only(2, "192.0.2.1").to_json())
+            .unwrap();
+        let second = shared.snapshot().unwrap();
+        assert_eq!(second.compiled.generation(), 2);
+        let pool = |s: &Snapshot| s.compiled.config().pools[0].clone();
+        assert!(pool(&second).is_shared_with(&pool(&first)));
+        loader
+            .offer(Payload::Config, www_only(3, "192.0.2.2").to_json())
+            .unwrap();
+        let third = shared.snapshot().unwrap();
+        assert!(!pool(&third).is_shared_with(&pool(&second)));
+    }
+
+    #[test]
     fn an_unchanged_payload_is_not_reloaded() {
         let shared = Shared::new();
         let mut loader = Loader::new(shared, ZoneSettings::default());
