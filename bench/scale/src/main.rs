@@ -93,10 +93,10 @@ fn main() {
     .numbered_by(&TaskList::of(&config));
     let health_json = serde_json::to_vec(&health).expect("health serializes");
     let (parse_s, _) = timed(runs, || {
-        gtm_crds::config::GtmConfig::from_json(&config_json).expect("config parses")
+        gtm_dnspod::shared_pools::parse(&config_json, None).expect("config parses")
     });
     let settings = ZoneSettings::default();
-    let shared = std::sync::Arc::new(config.clone());
+    let shared = std::sync::Arc::new(gtm_dnspod::shared_pools::served(config.clone()));
     let verdicts = HealthVerdicts::of(&health);
     let (dnspod_build_s, _) = timed(runs, || {
         Compiled::build(
