@@ -114,6 +114,9 @@ pub async fn run(
         shutdown.clone(),
     ));
     tokio::select! {
+        // A source ends when shutdown is cancelled: both are ready then, and the shutdown is
+        // what happened (unbiased, one SIGTERM in three exited with "config source stopped").
+        biased;
         _ = shutdown.cancelled() => {}
         result = source => {
             // The source only ends on shutdown; anything else is fatal.
