@@ -687,27 +687,29 @@ class Bench:
         steady = {
             mix: {name: steady_median(rs) for name, rs in per.items()} for mix, per in steady_runs.items()
         }
-        # What probing costs the answer path: the DNS pod's wake-ups while idle, and its latency at
-        # the steady rate with the operator probing and paused (SIGSTOP: the pod keeps its config
-        # and health), in turns.
+        # What probing costs the answer path: the DNS pod's wake-ups while idle, and every server's
+        # latency at the steady rate with the operator probing and paused (SIGSTOP: the pod keeps
+        # its config and health), in turns. Every server is measured both ways: the operator's
+        # probes are work on the machine (its core, the backends' accepts) that any server sees.
         plain_file, plain_extra = mixes.get("plain", next(iter(mixes.values())))
         probing = {"idle_wakeups_per_s": wakeups(gtm.pid, 5)}
         probing_runs = {}
         for rep in range(rounds):
             for state in ("probing", "prober paused"):
                 os.kill(operator.pid, signal.SIGSTOP if state == "prober paused" else signal.SIGCONT)
-                vfile = self.path(section, f"steady-probing-{slug(state)}.txt")
-                lat = self.dnsperf(section, gtm_port, plain_file, steady_seconds, outstanding, plain_extra,
-                                   verbose_file=vfile, max_qps=STEADY_QPS)
-                os.remove(vfile)
-                res = {k: lat[k] for k in STEADY_KEYS + ("lost",)}
-                res["loadavg"] = float(open("/proc/loadavg").read().split()[0])
-                probing_runs.setdefault(state, []).append(res)
-                log(f"kube-gtm plain at {STEADY_QPS}/s, {state}, round {rep + 1}: p50/p99/p99.9 "
-                    f"{lat['p50_ms']:.3f}/{lat['p99_ms']:.3f}/{lat['p999_ms']:.3f} ms")
+                for name, (_, p) in servers.items():
+                    vfile = self.path(section, f"steady-probing-{name}-{slug(state)}.txt")
+                    lat = self.dnsperf(section, p, plain_file, steady_seconds, outstanding, plain_extra,
+                                       verbose_file=vfile, max_qps=STEADY_QPS)
+                    os.remove(vfile)
+                    res = {k: lat[k] for k in STEADY_KEYS + ("lost",)}
+                    res["loadavg"] = float(open("/proc/loadavg").read().split()[0])
+                    probing_runs.setdefault(state, {}).setdefault(name, []).append(res)
+                    log(f"{name:9} plain at {STEADY_QPS}/s, {state}, round {rep + 1}: p50/p99/p99.9 "
+                        f"{lat['p50_ms']:.3f}/{lat['p99_ms']:.3f}/{lat['p999_ms']:.3f} ms")
         os.kill(operator.pid, signal.SIGCONT)
-        for state, rs in probing_runs.items():
-            probing[state] = steady_median(rs)
+        for state, per in probing_runs.items():
+            probing[state] = {name: steady_median(rs) for name, rs in per.items()}
         # Where kube-gtm's CPU goes on each path, from a profile at full load.
         profiles = {}
         if shutil.which("perf") and runs:

@@ -140,15 +140,28 @@ def render_throughput(w, t):
     if probing:
         wake = ", ".join(f"{name} {n:.1f}" for name, n in sorted(probing["idle_wakeups_per_s"].items()))
         on, off = probing["probing"], probing["prober paused"]
+        rounds = len(next(iter(on.values()))["runs"])
         w("**What probing costs the answer path.** ")
         w(
             f"The DNS pod's context switches per second while idle, by thread (prober running): {wake}. "
-            f"Plain queries at a steady {fmt(t['steady_qps'])}/s, p50 / p99 / p99.9: "
-            f"{fmt(on['p50_ms'], 3)} / {fmt(on['p99_ms'], 3)} / {fmt(on['p999_ms'], 3)} ms with the "
-            f"operator probing every second, {fmt(off['p50_ms'], 3)} / {fmt(off['p99_ms'], 3)} / "
-            f"{fmt(off['p999_ms'], 3)} ms with it paused (`SIGSTOP`; medians of {len(on['runs'])} runs each, "
-            "in turns).\n"
+            f"Plain queries at a steady {fmt(t['steady_qps'])}/s with the operator probing every second "
+            f"and paused (`SIGSTOP`), every server both ways, in turns ({rounds} rounds, medians):\n"
         )
+        w("| server | probing: p50 / p99 / p99.9 | paused: p50 / p99 / p99.9 |")
+        w("|---|---|---|")
+        for name, x in on.items():
+            y = off[name]
+            w(
+                f"| {name} | {fmt(x['p50_ms'], 3)} / {fmt(x['p99_ms'], 3)} / {fmt(x['p999_ms'], 3)} ms | "
+                f"{fmt(y['p50_ms'], 3)} / {fmt(y['p99_ms'], 3)} / {fmt(y['p999_ms'], 3)} ms |"
+            )
+        w("")
+        for state, per in probing.items():
+            if state == "idle_wakeups_per_s":
+                continue
+            for name, x in per.items():
+                w(f"- {name}, {state}: " + "; ".join(steady_run(r) for r in x["runs"]))
+        w("")
         w(PROBING_PROSE)
     profiles = t.get("profiles")
     if profiles:
