@@ -198,3 +198,28 @@ async fn a_payload_larger_than_the_limit_is_refused() {
     source.wait_for_generation(2).await;
     source.stop().await;
 }
+
+#[tokio::test]
+async fn a_write_in_place_no_event_reports_is_caught_by_the_rescan() {
+    let tmp = tempdir();
+    let dir = tmp.as_path().join("payloads");
+    let elsewhere = tmp.as_path().join("elsewhere");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::create_dir(&elsewhere).unwrap();
+    write_atomically(&dir, "config.json", &config_bytes(1));
+    // The same file under a path no watch covers: writes through it raise no event here.
+    let link = elsewhere.join("config.json");
+    std::fs::hard_link(dir.join("config.json"), &link).unwrap();
+    let source = Source::start(
+        &dir,
+        FollowOptions {
+            rescan: Duration::from_millis(100),
+            ..FollowOptions::default()
+        },
+    );
+    source.wait_for_generation(1).await;
+    // In place (the same inode), another size and time: only the rescan's stamps tell.
+    std::fs::write(&link, config_bytes(12)).unwrap();
+    source.wait_for_generation(12).await;
+    source.stop().await;
+}

@@ -7,6 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The default size limit of one payload: 64 MiB, several times the config of 100 000
 /// addresses.
@@ -88,6 +89,20 @@ impl FileStamp {
             mtime: (m.mtime(), m.mtime_nsec()),
             ctime: (m.ctime(), m.ctime_nsec()),
         })
+    }
+
+    /// Whether the file last changed (its modification and change times) before `time`. A
+    /// stamp taken within a timestamp's granularity of the file's last change cannot tell that
+    /// version from a later write in place of the same size.
+    pub fn changed_before(&self, time: SystemTime) -> bool {
+        let Ok(since_epoch) = time.duration_since(UNIX_EPOCH) else {
+            return false;
+        };
+        let time = (
+            i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
+            i64::from(since_epoch.subsec_nanos()),
+        );
+        self.mtime.max(self.ctime) < time
     }
 }
 
@@ -183,6 +198,19 @@ mod tests {
         // Same inode, another size.
         std::fs::write(&path, b"three").unwrap();
         assert_ne!(FileStamp::at(&path).unwrap(), renamed);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_stamp_tells_whether_the_file_changed_before_a_time() {
+        let dir = scratch("changed-before");
+        let path = dir.join("health.json");
+        let before = SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::write(&path, b"one").unwrap();
+        let stamp = FileStamp::at(&path).unwrap();
+        assert!(!stamp.changed_before(before));
+        assert!(stamp.changed_before(SystemTime::now() + std::time::Duration::from_secs(60)));
+        assert!(!stamp.changed_before(UNIX_EPOCH));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
