@@ -3,7 +3,7 @@
 //! the last. What counts as published is only what was written whole: a failed write keeps the
 //! last published payload (the drop guard compares against it) and has the next pass write again.
 
-use gtm_crds::config::{ActiveSelections, ContractError, GtmConfig, HealthSnapshot};
+use gtm_crds::config::{ActiveSelections, ContractError, GtmConfig, HealthSnapshot, TaskList};
 use gtm_crds::parts::Payload;
 
 /// A payload that is numbered and written as JSON.
@@ -92,6 +92,10 @@ impl<T: Numbered> Track<T> {
 pub(crate) struct PayloadState {
     config: Track<GtmConfig>,
     health: Track<HealthSnapshot>,
+    /// The task list of the config to serve and that config's generation: computed once per
+    /// config, not at every health publish (at 100 000 addresses, a set and a SHA-256 over
+    /// 100 000 ids).
+    task_list: Option<(u64, TaskList<'static>)>,
 }
 
 impl PayloadState {
@@ -101,6 +105,7 @@ impl PayloadState {
         Self {
             config: Track::resume(config),
             health: Track::resume(health),
+            task_list: None,
         }
     }
 
@@ -155,13 +160,19 @@ impl PayloadState {
         self.config.published.as_ref()
     }
 
-    /// The config the DNS pods serve once this pass's writes land: the one being written, or
-    /// else the one last published.
-    pub(crate) fn config_to_serve(&self) -> Option<&GtmConfig> {
-        self.config
+    /// The task list ([`TaskList`]) of the config the DNS pods serve once this pass's writes
+    /// land: the one being written, or else the one last published. Every config handed out
+    /// has a generation of its own, by which the list is kept.
+    pub(crate) fn task_list_to_serve(&mut self) -> Option<&TaskList<'static>> {
+        let config = self
+            .config
             .pending
             .as_ref()
-            .or(self.config.published.as_ref())
+            .or(self.config.published.as_ref())?;
+        if self.task_list.as_ref().map(|(generation, _)| *generation) != Some(config.generation) {
+            self.task_list = Some((config.generation, TaskList::of(config).into_owned()));
+        }
+        self.task_list.as_ref().map(|(_, list)| list)
     }
 
     /// The health snapshot last published.

@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use gtm_crds::config::{ActiveSelections, ContractError, GtmConfig, HealthSnapshot, TaskList};
+use gtm_crds::config::{ActiveSelections, ContractError, GtmConfig, HealthSnapshot};
 use gtm_crds::parts::Payload;
 
 use crate::drop_guard::{DropGuard, DropGuardSettings, Hold, Release, held_health};
@@ -184,8 +184,8 @@ impl Publisher {
         // Numbered by the task list of the config the DNS pods will serve with it, so that
         // they read 100 000 verdicts as as many bytes, not ids; the ids stay for readers of
         // schemas before 1.3 and for pods that hold another config.
-        if let Some(serving) = self.payloads.config_to_serve() {
-            health = health.numbered_by(&TaskList::of(serving));
+        if let Some(list) = self.payloads.task_list_to_serve() {
+            health = health.numbered_by(list);
         }
         let health = self.payloads.next_health(health);
         let payloads = [(Payload::Config, config), (Payload::Health, health)]
@@ -234,6 +234,7 @@ impl Publisher {
 
 #[cfg(test)]
 mod tests {
+    use gtm_crds::config::TaskList;
     use gtm_crds::pool::HealthState;
 
     use super::*;
@@ -354,6 +355,27 @@ mod tests {
         let (_, written) = pass.run(&c).await;
         assert_eq!(written, Ok(vec![Payload::Config, Payload::Health]));
         assert_eq!(pass.sink.stored, before);
+    }
+
+    #[tokio::test]
+    async fn health_is_numbered_by_the_task_list_of_the_config_published_with_it() {
+        let mut pass = Passes::new();
+        let one = config(&["ns/a"]);
+        let mut two = one.clone();
+        two.pools[0].addresses[0]
+            .tasks
+            .push("ns/u@192.0.2.1#81".into());
+        // The list is kept per config: back to the first config, back to its list.
+        for (compiled, tasks) in [(&one, 1), (&two, 2), (&one, 1)] {
+            let (_, written) = pass.run(compiled).await;
+            assert_eq!(written, Ok(vec![Payload::Config, Payload::Health]));
+            let health =
+                HealthSnapshot::from_json(pass.sink.stored[&Payload::Health].as_bytes()).unwrap();
+            let numbered = health.numbered.expect("numbered verdicts");
+            let list = TaskList::of(&published(&pass.sink)).into_owned();
+            assert_eq!(numbered.task_list, list.digest());
+            assert_eq!(numbered.verdicts.len(), tasks);
+        }
     }
 
     #[tokio::test]

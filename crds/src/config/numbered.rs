@@ -63,10 +63,12 @@ impl NumberedVerdicts<'_> {
 }
 
 /// The tasks of a config, numbered: in the order they first appear in its pools' addresses'
-/// task lists, each once.
+/// task lists, each once. The ids are borrowed from the config; [`Self::into_owned`] keeps
+/// them beyond it (the operator numbers every health payload by the list of the config it
+/// serves, and computes the list once per config).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskList<'c> {
-    ids: Vec<&'c str>,
+    ids: Vec<Cow<'c, str>>,
     digest: String,
 }
 
@@ -74,13 +76,14 @@ impl<'c> TaskList<'c> {
     /// The task list of `config`.
     pub fn of<P: Borrow<PoolConfig>>(config: &'c GtmConfig<P>) -> Self {
         let mut seen = HashSet::new();
-        let ids: Vec<&str> = config
+        let ids: Vec<Cow<'c, str>> = config
             .pools
             .iter()
             .flat_map(|p| &p.borrow().addresses)
             .flat_map(|a| &a.tasks)
             .map(String::as_str)
             .filter(|id| seen.insert(*id))
+            .map(Cow::Borrowed)
             .collect();
         let mut hasher = Sha256::new();
         for id in &ids {
@@ -95,8 +98,20 @@ impl<'c> TaskList<'c> {
     }
 
     /// The task ids; a task's number is its position.
-    pub fn ids(&self) -> &[&'c str] {
+    pub fn ids(&self) -> &[Cow<'c, str>] {
         &self.ids
+    }
+
+    /// The same list, its ids owned.
+    pub fn into_owned(self) -> TaskList<'static> {
+        TaskList {
+            ids: self
+                .ids
+                .into_iter()
+                .map(|id| Cow::Owned(id.into_owned()))
+                .collect(),
+            digest: self.digest,
+        }
     }
 
     /// SHA-256 of the ids in order, each preceded by its length in bytes (eight bytes, little
@@ -159,6 +174,9 @@ mod tests {
             [HealthState::Up, HealthState::Down]
         );
         assert_eq!(list.number(|_| HealthState::Unknown).verdicts, "--");
+        let owned: TaskList<'static> = list.clone().into_owned();
+        assert_eq!(owned, list);
+        assert!(owned.ids().iter().all(|id| matches!(id, Cow::Owned(_))));
     }
 
     #[test]

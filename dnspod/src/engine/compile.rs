@@ -108,7 +108,7 @@ impl Base {
             let list = TaskList::of(&config);
             let numbers: FxHashMap<&str, u32> = (0..)
                 .zip(list.ids())
-                .map(|(number, id)| (*id, number))
+                .map(|(number, id)| (id.as_ref(), number))
                 .collect();
             let mut task_pools = Vec::new();
             for (p, pool) in config.pools.iter().enumerate() {
