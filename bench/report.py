@@ -374,7 +374,8 @@ def render(r):
             "1 000 of the names while `config.json` is republished with a new generation every 2 s, "
             "then verdicts: `health.json` (every task listed) replaced with the first address of `d0` "
             "(a `Sequential` pool) alternately `Down` and `Up`, timed from the rename to the first "
-            "moved answer (polled every millisecond), as in Propagation but at this size.\n"
+            "moved answer (polled every millisecond), as in Propagation but at this size; 200 verdicts at "
+            "full size, so the p99 (nearest rank) is the 198th sample, not the slowest.\n"
         )
         w("| size | load + validate | compile | published config.json / health.json | DNS pod parse + build | DNS pod ready | RSS serving | RSS peak | reload under load | verdict to answer (p50 / p99, n) |")
         w("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
