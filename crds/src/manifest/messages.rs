@@ -123,7 +123,7 @@ pub(super) fn unknown_field(path: &str) -> String {
 
 /// A CEL rule's violation as the API server reports it: the rule's field path, the value there
 /// and the rule's message, in the form of the rule's reason.
-pub(super) fn cel_violation(error: &kube::core::cel::ValidationError, object: &Value) -> String {
+pub(super) fn cel_violation(error: &super::cel_rules::RuleViolation, object: &Value) -> String {
     let path = if error.field_path.is_empty() {
         "<root>"
     } else {
