@@ -34,7 +34,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::payload_file::{DEFAULT_MAX_PAYLOAD_BYTES, FileStamp, ReadError, read_payload};
+use super::payload_file::{DEFAULT_MAX_PAYLOAD_BYTES, FileStamp, read_payload};
 use crate::state::{Loader, Reloader};
 
 /// First wait before a failed read is retried; it doubles up to [`RETRY_MAX`].
@@ -308,11 +308,13 @@ impl Reader {
             }
             let limit = self.max_bytes;
             let read_path = path.clone();
-            let result = tokio::task::spawn_blocking(move || read_payload(&read_path, limit))
-                .await
-                .unwrap_or_else(|e| Err(ReadError::Io(std::io::Error::other(e))));
+            // Read on the reload thread, which loads what it read: no thread in between.
+            // A refusal by the loader is logged and counted there.
+            let result = loader
+                .read_and_offer(payload, move || read_payload(&read_path, limit))
+                .await;
             match result {
-                Ok(bytes) => {
+                Ok(_) => {
                     self.refused.remove(payload.key());
                     match stamp {
                         Some(stamp) => self
@@ -320,10 +322,6 @@ impl Reader {
                             .insert(payload.key(), ReadStamp::taken(stamp, taken)),
                         None => self.stamps.remove(payload.key()),
                     };
-                    if let Some(bytes) = bytes {
-                        // A refusal is logged and counted by the loader.
-                        let _ = loader.offer(payload, bytes).await;
-                    }
                 }
                 Err(error) if error.is_transient() => {
                     failed = true;
