@@ -1,10 +1,9 @@
 //! The reload thread: payloads are read (from files), parsed, validated and compiled on a
-//! dedicated OS thread,
-//! never on the async runtime that serves TCP and HTTP (at 100 000 addresses a config reload is
-//! about 0.15 s of JSON parsing and engine compiling; a health payload, applied as an overlay,
-//! milliseconds). The config sources stay async: they
-//! hand each payload over and await its verdict, so they see the outcome of every offer, in
-//! order, as if they had compiled it themselves.
+//! dedicated OS thread, never on the async runtime that serves TCP and HTTP (at 100 000
+//! addresses a config reload is about 0.15 s of JSON parsing and engine compiling; a health
+//! payload, applied as an overlay, milliseconds). The config sources stay async: they hand each
+//! payload (or the read of its file) over and await its verdict, so they see the outcome of
+//! every offer, in order, as if they had compiled it themselves.
 
 use std::sync::Arc;
 
