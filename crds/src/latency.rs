@@ -10,6 +10,10 @@
 //!   quantised ([`quantised_millis`]) and only when it moves by more than
 //!   [`REPORT_CHANGE_PERCENT`], so that a latency wobble neither rewrites reports nor
 //!   recompiles the DNS pods.
+//! - A location ranks pools only once it has a verdict on every available pool's addresses:
+//!   its first probes land spread over an interval, and the first to come back is not the
+//!   fastest. Until then its clients get the pools' order; later, while it has yet to judge an
+//!   address (a new one), it keeps its ranking, less any pool that went unavailable.
 //! - Hysteresis ([`rank`]): a location keeps the pool it answers until another available
 //!   pool is faster by both `marginPercent` and `marginMillis`; a pool that goes unavailable
 //!   loses its place at once. The operator decides the ranking and publishes it in the health

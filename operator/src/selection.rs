@@ -3,7 +3,7 @@
 //! operator decides it so that every DNS pod answers alike), and which pools a domain answers
 //! from. Pure: the same function serves status, events, metrics and the health payload.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use gtm_crds::availability::{
     MemberView, PoolChoice, address_available, pool_available, pool_choice, pool_eligible,
@@ -87,26 +87,44 @@ pub(crate) fn active_selections<'a>(
         let Some(steering) = &domain.latency else {
             continue;
         };
+        let available: Vec<(&str, &PoolConfig, &PoolView)> = domain
+            .pools
+            .iter()
+            .filter_map(|m| {
+                let view = views.get(&m.pool).filter(|v| v.available)?;
+                Some((m.pool.as_str(), *by_id.get(m.pool.as_str())?, view))
+            })
+            .collect();
         let mut rankings = BTreeMap::new();
         for location in &steering.locations {
-            let measured = latency.get(&location.name);
-            let candidates: Vec<(String, u32)> = domain
-                .pools
-                .iter()
-                .filter(|m| views.get(&m.pool).is_some_and(|v| v.available))
-                .filter_map(|m| {
-                    let pool = by_id.get(m.pool.as_str())?;
-                    let ms = pool_latency(pool, &views[&m.pool], |t| measured?.get(t).copied())?;
-                    Some((m.pool.clone(), ms))
-                })
-                .collect();
+            let seen = latency.get(&location.name);
             let held = previous
                 .latency
                 .get(&domain.id)
-                .and_then(|l| l.get(&location.name))
-                .and_then(|r| r.first())
-                .map(String::as_str);
-            let ranked = rank(&candidates, held, steering);
+                .and_then(|l| l.get(&location.name));
+            let awaited = seen.is_some_and(|s| {
+                available
+                    .iter()
+                    .any(|(_, pool, view)| awaits_verdict(pool, view, &s.unjudged))
+            });
+            let ranked = if awaited {
+                // Ranking now would crown whichever pool it happened to probe first.
+                held.into_iter()
+                    .flatten()
+                    .filter(|p| available.iter().any(|(id, ..)| id == p))
+                    .cloned()
+                    .collect()
+            } else {
+                let candidates: Vec<(String, u32)> = available
+                    .iter()
+                    .filter_map(|(id, pool, view)| {
+                        let ms = pool_latency(pool, view, |t| seen?.measured.get(t).copied())?;
+                        Some((id.to_string(), ms))
+                    })
+                    .collect();
+                let held = held.and_then(|r| r.first()).map(String::as_str);
+                rank(&candidates, held, steering)
+            };
             if !ranked.is_empty() {
                 rankings.insert(location.name.clone(), ranked);
             }
@@ -142,6 +160,18 @@ pub(crate) fn active_selections<'a>(
         }
     }
     active
+}
+
+/// Whether a location has yet to judge one of `pool`'s available addresses: one of the
+/// address's tasks is `unjudged` there.
+fn awaits_verdict(pool: &PoolConfig, view: &PoolView, unjudged: &BTreeSet<String>) -> bool {
+    !unjudged.is_empty()
+        && pool
+            .addresses
+            .iter()
+            .zip(&view.addresses)
+            .filter(|(_, ok)| **ok)
+            .any(|(a, _)| a.tasks.iter().any(|t| unjudged.contains(t)))
 }
 
 /// A pool's latency from one location: the mean over its available addresses of each one's

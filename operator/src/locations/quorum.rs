@@ -13,7 +13,7 @@
 //! With no remote location, every task's only voter is the embedded prober, and the view is
 //! the embedded prober's own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use gtm_crds::latency::quantised_millis;
@@ -47,13 +47,23 @@ pub(crate) struct HealthView {
     /// What each remote location the task's template selects sees of it, by task id (for the
     /// topology page; the embedded prober's view is the task's status).
     pub remote: RemoteResults,
-    /// What latency steering ranks pools by: the latency each fresh location (the embedded
-    /// one included) measures to the tasks it judges `Up`.
+    /// What latency steering ranks pools by: what each fresh location (the embedded one
+    /// included) measures.
     pub latency: LatencyView,
 }
 
-/// Latency in milliseconds, by location, then by task id.
-pub(crate) type LatencyView = BTreeMap<String, BTreeMap<String, u32>>;
+/// What each fresh location measures, by location.
+pub(crate) type LatencyView = BTreeMap<String, LocationLatency>;
+
+/// What one fresh location measures, for latency steering.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LocationLatency {
+    /// The latency in milliseconds of each task it judges `Up`, by task id.
+    pub measured: BTreeMap<String, u32>,
+    /// The tasks its templates give it that it has no verdict on yet (not probed, or not
+    /// enough times): until it has, it cannot say which pool is fastest.
+    pub unjudged: BTreeSet<String>,
+}
 
 impl HealthView {
     /// The view of tasks that were not voted on (tests, and the state before a first pass).
@@ -133,12 +143,14 @@ impl Quorum {
                 } else {
                     (book.verdict(name, id), book.latency(name, id))
                 };
-                votes.add(state.unwrap_or_default());
-                if let Some(ms) = latency {
-                    view.latency
-                        .entry(name.clone())
-                        .or_default()
-                        .insert(id.clone(), ms);
+                let state = state.unwrap_or_default();
+                votes.add(state);
+                if state == HealthState::Unknown {
+                    let seen = view.latency.entry(name.clone()).or_default();
+                    seen.unjudged.insert(id.clone());
+                } else if let Some(ms) = latency {
+                    let seen = view.latency.entry(name.clone()).or_default();
+                    seen.measured.insert(id.clone(), ms);
                 }
             }
             let (previous, previous_since) = self
@@ -378,6 +390,33 @@ mod tests {
         assert_eq!(
             fresh.vote(&tasks(50, None), &embedded, &b, at(8)).tasks[TASK].state,
             Unknown
+        );
+    }
+
+    #[test]
+    fn latency_steering_sees_what_each_location_measured_and_what_it_has_yet_to_judge() {
+        let location = local();
+        let mut local_health = health(Up);
+        local_health.get_mut(TASK).unwrap().latency = Some(Duration::from_millis(3));
+        let embedded = Embedded {
+            location: &location,
+            tasks: &local_health,
+        };
+        let b = book(&[("eu", Unknown), ("us", Down)]);
+        let view = Quorum::default().vote(&tasks(50, None), &embedded, &b, at(1));
+        assert_eq!(view.latency[EMBEDDED_LOCATION].measured[TASK], 3);
+        assert!(view.latency[EMBEDDED_LOCATION].unjudged.is_empty());
+        assert_eq!(
+            view.latency["eu"],
+            LocationLatency {
+                measured: BTreeMap::new(),
+                unjudged: BTreeSet::from([TASK.to_string()]),
+            },
+            "no verdict yet"
+        );
+        assert!(
+            !view.latency.contains_key("us"),
+            "judged down: nothing to rank by"
         );
     }
 }

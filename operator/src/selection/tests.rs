@@ -4,6 +4,7 @@ use gtm_crds::domain::{Fallback, RecordType};
 use gtm_crds::pool::{AddressMode, PoolType};
 
 use super::*;
+use crate::locations::quorum::LocationLatency;
 
 fn address(value: &str, order: u16) -> AddressConfig {
     AddressConfig {
@@ -206,12 +207,13 @@ fn latency_ranks_each_locations_pools_and_holds_within_the_margins() {
         margin_millis: 5,
     });
     // eu: primary (mean of its addresses, 30 and 50) 40 ms, standby 90; us: standby faster.
-    let measured = |primary: [u32; 2], standby: u32| {
-        BTreeMap::from([
+    let measured = |primary: [u32; 2], standby: u32| LocationLatency {
+        measured: BTreeMap::from([
             ("t@10.0.0.1".to_string(), primary[0]),
             ("t@10.0.0.2".to_string(), primary[1]),
             ("t@10.0.1.1".to_string(), standby),
-        ])
+        ]),
+        unjudged: BTreeSet::new(),
     };
     let mut latency = LatencyView::from([
         ("eu".to_string(), measured([30, 50], 90)),
@@ -246,4 +248,76 @@ fn latency_ranks_each_locations_pools_and_holds_within_the_margins() {
         ["ns/standby"],
         "an unavailable pool is not ranked"
     );
+}
+
+#[test]
+fn a_location_ranks_only_once_it_has_judged_every_available_pool() {
+    use gtm_crds::latency::{LatencyLocation, LatencySteering};
+    let mut c = config(LbPolicy::Latency, SequentialMode::Preemptive);
+    c.domains[0].latency = Some(LatencySteering {
+        locations: vec![LatencyLocation {
+            name: "eu".into(),
+            sources: Default::default(),
+        }],
+        margin_percent: 20,
+        margin_millis: 5,
+    });
+    let task = |_: &str| HealthState::Up;
+    let views = pool_views(&c.pools, &task);
+    let seen = |measured: &[(&str, u32)], unjudged: &[&str]| {
+        LatencyView::from([(
+            "eu".to_string(),
+            LocationLatency {
+                measured: measured
+                    .iter()
+                    .map(|(t, ms)| (t.to_string(), *ms))
+                    .collect(),
+                unjudged: unjudged.iter().map(|t| t.to_string()).collect(),
+            },
+        )])
+    };
+    // The first probe back is the slow standby's: no ranking yet, the pools' order answers.
+    let slow_first = seen(&[("t@10.0.1.1", 150)], &["t@10.0.0.1", "t@10.0.0.2"]);
+    let first = active_selections(
+        &c,
+        &c.pools,
+        &views,
+        &slow_first,
+        &ActiveSelections::default(),
+    );
+    assert!(first.latency.is_empty(), "{:?}", first.latency);
+    // One primary address measured, the other not yet: still waiting.
+    let half = seen(&[("t@10.0.1.1", 150), ("t@10.0.0.1", 3)], &["t@10.0.0.2"]);
+    let second = active_selections(&c, &c.pools, &views, &half, &first);
+    assert!(second.latency.is_empty());
+    // Every pool judged: ranked.
+    let all = seen(
+        &[("t@10.0.1.1", 150), ("t@10.0.0.1", 3), ("t@10.0.0.2", 5)],
+        &[],
+    );
+    let third = active_selections(&c, &c.pools, &views, &all, &second);
+    assert_eq!(third.latency["ns/app"]["eu"], ["ns/primary", "ns/standby"]);
+    // A new, unjudged address of the standby: the ranking holds as it was, even though the
+    // primary now measures slower than the standby by the margins.
+    let new_address = seen(
+        &[("t@10.0.1.1", 10), ("t@10.0.0.1", 300), ("t@10.0.0.2", 300)],
+        &["t@10.0.1.1"],
+    );
+    let fourth = active_selections(&c, &c.pools, &views, &new_address, &third);
+    assert_eq!(fourth.latency["ns/app"]["eu"], ["ns/primary", "ns/standby"]);
+    // While waiting, an unavailable pool still leaves the ranking at once.
+    let primary_down = |id: &str| {
+        if id.ends_with("10.0.0.1") || id.ends_with("10.0.0.2") {
+            HealthState::Down
+        } else {
+            HealthState::Up
+        }
+    };
+    let down_views = pool_views(&c.pools, &primary_down);
+    let fifth = active_selections(&c, &c.pools, &down_views, &new_address, &fourth);
+    assert_eq!(fifth.latency["ns/app"]["eu"], ["ns/standby"]);
+    // A task the location judged Down is judged: it just has no latency.
+    let judged = seen(&[("t@10.0.1.1", 150), ("t@10.0.0.1", 3)], &[]);
+    let sixth = active_selections(&c, &c.pools, &views, &judged, &ActiveSelections::default());
+    assert_eq!(sixth.latency["ns/app"]["eu"], ["ns/primary", "ns/standby"]);
 }
