@@ -127,6 +127,22 @@ def pinned(core, argv):
     return ["taskset", "-c", str(core)] + list(argv)
 
 
+def keep_on_core(section, proc, core, name):
+    """Pins every thread of a server that answers to `core` again (`taskset -a -p`). knotd sets
+    its UDP workers' affinity itself (worker i on CPU i mod the CPUs online), which puts one of
+    them beside the load generator, where it answers without a cross-core wake-up: a server that
+    leaves its core is no longer measured on one core."""
+    if core is None:
+        return
+    tids = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task")]
+    moved = sum(1 for t in tids if os.sched_getaffinity(t) != {core})
+    argv = ["taskset", "-a", "-c", "-p", str(core), str(proc.pid)]
+    record(section, argv)
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    if moved:
+        log(f"{name}: {moved} of {len(tids)} threads had left core {core}; pinned back")
+
+
 def cpu_ticks(pid):
     """utime + stime of a process, all its threads, in clock ticks."""
     with open(f"/proc/{pid}/stat") as f:
@@ -395,6 +411,7 @@ class Bench:
         started = time.monotonic()
         wait_until("gtm-dnspod ready", lambda: http_ok(f"http://127.0.0.1:{http_port}/readyz"), timeout=120)
         ready_s = time.monotonic() - started
+        keep_on_core(section, proc, core, "gtm-dnspod")
         return proc, dns_port, http_port, ready_s
 
     # --- gdnsd
@@ -430,6 +447,7 @@ class Bench:
         dns = Dns(port)
         wait_until("gdnsd answering", lambda: dns.query(f"ns1.{ZONE}")[0] == 0, timeout=30)
         dns.close()
+        keep_on_core(section, proc, core, "gdnsd")
         return proc, port
 
     # --- PowerDNS (Authoritative, LUA records)
@@ -503,6 +521,7 @@ class Bench:
         dns = Dns(port)
         wait_until("knotd answering", lambda: dns.query(f"ns1.{ZONE}")[0] == 0, timeout=30)
         dns.close()
+        keep_on_core(section, proc, core, "knotd")
         return proc, port
 
     # -----------------------------------------------------------------------------------------

@@ -203,7 +203,9 @@ def render(r):
     cores = r.get("cores", {})
     w(
         f"- Pinning (`taskset`): servers on core {cores.get('server')}, dnsperf and the operator on core "
-        f"{cores.get('load_generator')}"
+        f"{cores.get('load_generator')}; every thread of a server is pinned again once it answers "
+        "(`taskset -a -p`), because knotd moves its UDP workers to CPUs of its own choosing (worker i "
+        "to CPU i mod the CPUs online), one of them beside dnsperf"
     )
     if v:
         w(f"- Versions: kube-gtm {v.get('kube-gtm', '?')}, {v.get('rustc', '?')}")
