@@ -128,19 +128,33 @@ def pinned(core, argv):
 
 
 def keep_on_core(section, proc, core, name):
-    """Pins every thread of a server that answers to `core` again (`taskset -a -p`). knotd sets
-    its UDP workers' affinity itself (worker i on CPU i mod the CPUs online), which puts one of
-    them beside the load generator, where it answers without a cross-core wake-up: a server that
-    leaves its core is no longer measured on one core."""
+    """Pins every thread of a server that answers to `core` again (as `taskset -a -p`). knotd
+    sets each UDP worker's affinity itself as the worker starts (worker i on CPU i mod the CPUs
+    online), which puts one of them beside the load generator, where it answers without a
+    cross-core wake-up: a server that leaves its core is no longer measured on one core. Passes
+    until two in a row find every thread on the core (a worker may start after the first)."""
     if core is None:
         return
-    tids = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task")]
-    moved = sum(1 for t in tids if os.sched_getaffinity(t) != {core})
-    argv = ["taskset", "-a", "-c", "-p", str(core), str(proc.pid)]
-    record(section, argv)
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    record(section, ["taskset", "-a", "-c", "-p", core, "PID"])
+    moved, settled = 0, 0
+    for _ in range(50):
+        strays = 0
+        for tid in os.listdir(f"/proc/{proc.pid}/task"):
+            try:
+                if os.sched_getaffinity(int(tid)) != {core}:
+                    os.sched_setaffinity(int(tid), {core})
+                    strays += 1
+            except ProcessLookupError:
+                pass  # the thread ended meanwhile
+        moved += strays
+        settled = settled + 1 if strays == 0 else 0
+        if settled == 2:
+            break
+        time.sleep(0.05)
+    else:
+        raise RuntimeError(f"{name}: its threads keep leaving core {core}")
     if moved:
-        log(f"{name}: {moved} of {len(tids)} threads had left core {core}; pinned back")
+        log(f"{name}: {moved} thread(s) had left core {core}; pinned back")
 
 
 def cpu_ticks(pid):

@@ -10,10 +10,11 @@
 //!   quantised ([`quantised_millis`]) and only when it moves by more than
 //!   [`REPORT_CHANGE_PERCENT`], so that a latency wobble neither rewrites reports nor
 //!   recompiles the DNS pods.
-//! - A location ranks pools only once it has a verdict on every available pool's addresses:
-//!   its first probes land spread over an interval, and the first to come back is not the
-//!   fastest. Until then its clients get the pools' order; later, while it has yet to judge an
-//!   address (a new one), it keeps its ranking, less any pool that went unavailable.
+//! - A location ranks pools only once it has a verdict on every available address its
+//!   templates give it (its first probes land spread over an interval, and the first to come
+//!   back is not the fastest), or [`first_verdict_within`] has passed. Meanwhile it keeps the
+//!   ranking it had, less any pool that went unavailable; with none, its clients get the
+//!   pools' order.
 //! - Hysteresis ([`rank`]): a location keeps the pool it answers until another available
 //!   pool is faster by both `marginPercent` and `marginMillis`; a pool that goes unavailable
 //!   loses its place at once. The operator decides the ranking and publishes it in the health
@@ -24,6 +25,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::RequestSources;
+use crate::template::HealthCheckTemplateSpec;
 
 /// A probe location's reported latency changes only when it moves by more than this share.
 pub const REPORT_CHANGE_PERCENT: u32 = 10;
@@ -77,6 +79,18 @@ pub fn quantised_millis(d: std::time::Duration) -> u32 {
     u32::try_from(d.as_micros().div_ceil(1000))
         .unwrap_or(u32::MAX)
         .max(1)
+}
+
+/// How long latency steering waits for a location's first verdict on a task of `template`
+/// before it ranks without it: the interval times the larger threshold, plus two intervals
+/// (the first probe lands anywhere in the first one). A target that never meets a threshold
+/// (it alternates) or a location that never gets the task holds no ranking back for longer.
+pub fn first_verdict_within(template: &HealthCheckTemplateSpec) -> std::time::Duration {
+    let probes = template
+        .success_threshold
+        .max(template.failure_threshold)
+        .max(1);
+    template.interval() * (u32::from(probes) + 2)
 }
 
 /// Whether a newly measured latency differs enough from the reported one to be reported:
@@ -195,5 +209,18 @@ mod tests {
         assert!(worth_reporting(Some(20), 23));
         assert!(!worth_reporting(Some(5), 6), "1 ms");
         assert!(worth_reporting(Some(200), 100));
+    }
+
+    #[test]
+    fn a_first_verdict_is_awaited_for_the_larger_threshold_plus_two_intervals() {
+        let template = |json| -> HealthCheckTemplateSpec { serde_json::from_value(json).unwrap() };
+        let seconds = template(serde_json::json!({
+            "protocol": "TCP", "intervalSeconds": 1, "successThreshold": 1, "failureThreshold": 3
+        }));
+        assert_eq!(first_verdict_within(&seconds), Duration::from_secs(5));
+        let fast = template(serde_json::json!({
+            "protocol": "TCP", "intervalMillis": 100, "successThreshold": 1, "failureThreshold": 1
+        }));
+        assert_eq!(first_verdict_within(&fast), Duration::from_millis(300));
     }
 }

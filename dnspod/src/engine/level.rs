@@ -266,7 +266,7 @@ impl Level {
                 )
             }
             LbPolicy::Sequential => (one(self.sequential), 0, self.sequential_reason),
-            // No location for the client, or nothing measured from it: the pools' order.
+            // No location for the client, or no ranking from it: the pools' order.
             LbPolicy::Latency => match self.fastest(client) {
                 (Some(position), scope) => (one(position), scope, Reason::Latency),
                 (None, scope) => (one(self.sequential), scope, Reason::LatencyFallback),

@@ -300,8 +300,8 @@ pub enum Reason {
     /// `Latency`: the pool the client's probe location measures fastest (or keeps, within
     /// the margins).
     Latency,
-    /// `Latency`: no probe location maps the client, or its location has measured no
-    /// available pool: the pools' order, as `Sequential`.
+    /// `Latency`: no probe location maps the client, or its location ranks no available
+    /// pool (it has not judged them yet): the pools' order, as `Sequential`.
     LatencyFallback,
     /// No pool is available: the domain fails open to its lowest-order non-empty pool.
     FailOpen,

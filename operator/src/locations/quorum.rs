@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
-use gtm_crds::latency::quantised_millis;
+use gtm_crds::latency::{first_verdict_within, quantised_millis};
 use gtm_crds::pool::HealthState;
 use gtm_prober::plan::Location;
 
@@ -60,8 +60,9 @@ pub(crate) type LatencyView = BTreeMap<String, LocationLatency>;
 pub(crate) struct LocationLatency {
     /// The latency in milliseconds of each task it judges `Up`, by task id.
     pub measured: BTreeMap<String, u32>,
-    /// The tasks its templates give it that it has no verdict on yet (not probed, or not
-    /// enough times): until it has, it cannot say which pool is fastest.
+    /// The tasks its templates give it that it has no verdict of its own on yet (not probed,
+    /// or not enough times) and is still awaited on ([`first_verdict_within`]): until it has,
+    /// it cannot say which pool is fastest.
     pub unjudged: BTreeSet<String>,
 }
 
@@ -84,18 +85,45 @@ pub(crate) struct Embedded<'a> {
     pub tasks: &'a BTreeMap<String, TaskHealth>,
 }
 
-/// The last verdict of every task, which a task with no voter keeps.
+/// The last verdict of every task, which a task with no voter keeps, and since when each
+/// location has had a task to judge that it has not judged yet.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Quorum {
     last: BTreeMap<String, Restored>,
+    awaited: Awaited,
 }
+
+/// Since when each location has been awaited on each task, by location, then by task id.
+type Awaited = BTreeMap<String, BTreeMap<String, SystemTime>>;
 
 impl Quorum {
     /// Starts from the verdicts recorded before a restart.
     pub(crate) fn new(restored: &BTreeMap<String, Restored>) -> Self {
         Self {
             last: restored.clone(),
+            awaited: Awaited::new(),
         }
+    }
+
+    /// Whether latency steering still waits for `location`'s first verdict on `task` (see
+    /// [`first_verdict_within`]); records in `next` since when it has been awaited.
+    fn still_awaited(
+        &self,
+        location: &str,
+        task: &CompiledTask,
+        now: SystemTime,
+        next: &mut Awaited,
+    ) -> bool {
+        let since = self
+            .awaited
+            .get(location)
+            .and_then(|t| t.get(&task.id))
+            .copied()
+            .unwrap_or(now);
+        next.entry(location.to_string())
+            .or_default()
+            .insert(task.id.clone(), since);
+        now.duration_since(since).unwrap_or_default() < first_verdict_within(&task.spec)
     }
 
     /// Votes every task of `tasks` at `now`.
@@ -108,6 +136,7 @@ impl Quorum {
     ) -> HealthView {
         let mut view = HealthView::default();
         let mut last = BTreeMap::new();
+        let mut awaited = Awaited::new();
         for (id, task) in tasks {
             let template = task.template.id();
             let reporting = view
@@ -134,20 +163,25 @@ impl Quorum {
             }
             let mut votes = Votes::default();
             for name in &reporting.fresh {
-                let (state, latency) = if name == &embedded.location.name {
+                // The embedded prober's verdict counts as its own once it has probed (after a
+                // restart its tasks start from the verdicts recorded before).
+                let (state, latency, probed) = if name == &embedded.location.name {
                     let up = local.filter(|h| h.state == HealthState::Up);
                     (
                         local.map(|h| h.state),
                         up.and_then(|h| h.latency).map(quantised_millis),
+                        local.is_some_and(|h| h.last_probe.is_some()),
                     )
                 } else {
-                    (book.verdict(name, id), book.latency(name, id))
+                    (book.verdict(name, id), book.latency(name, id), true)
                 };
                 let state = state.unwrap_or_default();
                 votes.add(state);
-                if state == HealthState::Unknown {
-                    let seen = view.latency.entry(name.clone()).or_default();
-                    seen.unjudged.insert(id.clone());
+                if state == HealthState::Unknown || !probed {
+                    if self.still_awaited(name, task, now, &mut awaited) {
+                        let seen = view.latency.entry(name.clone()).or_default();
+                        seen.unjudged.insert(id.clone());
+                    }
                 } else if let Some(ms) = latency {
                     let seen = view.latency.entry(name.clone()).or_default();
                     seen.measured.insert(id.clone(), ms);
@@ -179,6 +213,7 @@ impl Quorum {
             view.votes.insert(id.clone(), votes);
         }
         self.last = last;
+        self.awaited = awaited;
         view
     }
 }
@@ -397,7 +432,9 @@ mod tests {
     fn latency_steering_sees_what_each_location_measured_and_what_it_has_yet_to_judge() {
         let location = local();
         let mut local_health = health(Up);
-        local_health.get_mut(TASK).unwrap().latency = Some(Duration::from_millis(3));
+        let probed = local_health.get_mut(TASK).unwrap();
+        probed.latency = Some(Duration::from_millis(3));
+        probed.last_probe = Some(at(0));
         let embedded = Embedded {
             location: &location,
             tasks: &local_health,
@@ -418,5 +455,43 @@ mod tests {
             !view.latency.contains_key("us"),
             "judged down: nothing to rank by"
         );
+    }
+
+    #[test]
+    fn a_verdict_restored_or_never_reached_is_awaited_for_a_bounded_time() {
+        let location = local();
+        // After a restart the embedded prober starts from the recorded verdict, unprobed.
+        let restored = health(Up);
+        let embedded = Embedded {
+            location: &location,
+            tasks: &restored,
+        };
+        let b = book(&[("eu", Unknown)]);
+        let mut tasks = tasks(50, None);
+        // Short enough that every vote below falls within the locations' freshness.
+        tasks.get_mut(TASK).unwrap().spec.interval_seconds = 1;
+        let bound = first_verdict_within(&tasks[TASK].spec);
+        assert!(bound * 3 < BOUND);
+        let mut q = Quorum::default();
+        let awaited = |view: &HealthView, location: &str| {
+            view.latency
+                .get(location)
+                .is_some_and(|l| l.unjudged.contains(TASK))
+        };
+        let view = q.vote(&tasks, &embedded, &b, at(1));
+        assert!(awaited(&view, EMBEDDED_LOCATION) && awaited(&view, "eu"));
+        let almost = at(1) + bound - Duration::from_millis(1);
+        let view = q.vote(&tasks, &embedded, &b, almost);
+        assert!(awaited(&view, EMBEDDED_LOCATION) && awaited(&view, "eu"));
+        // Past the bound (a target that never meets a threshold), ranking goes on without it.
+        let view = q.vote(&tasks, &embedded, &b, at(1) + bound);
+        assert!(!awaited(&view, EMBEDDED_LOCATION) && !awaited(&view, "eu"));
+        // A verdict clears the wait; losing it later starts a new one.
+        let b = book(&[("eu", Up)]);
+        let view = q.vote(&tasks, &embedded, &b, at(1) + bound * 2);
+        assert!(!awaited(&view, "eu"));
+        let b = book(&[("eu", Unknown)]);
+        let view = q.vote(&tasks, &embedded, &b, at(1) + bound * 3);
+        assert!(awaited(&view, "eu"));
     }
 }

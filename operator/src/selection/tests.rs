@@ -299,25 +299,38 @@ fn a_location_ranks_only_once_it_has_judged_every_available_pool() {
     assert_eq!(third.latency["ns/app"]["eu"], ["ns/primary", "ns/standby"]);
     // A new, unjudged address of the standby: the ranking holds as it was, even though the
     // primary now measures slower than the standby by the margins.
+    c.pools[1].addresses.push(address("10.0.1.2", 2));
+    let views = pool_views(&c.pools, &task);
     let new_address = seen(
         &[("t@10.0.1.1", 10), ("t@10.0.0.1", 300), ("t@10.0.0.2", 300)],
-        &["t@10.0.1.1"],
+        &["t@10.0.1.2"],
     );
     let fourth = active_selections(&c, &c.pools, &views, &new_address, &third);
     assert_eq!(fourth.latency["ns/app"]["eu"], ["ns/primary", "ns/standby"]);
     // While waiting, an unavailable pool still leaves the ranking at once.
-    let primary_down = |id: &str| {
-        if id.ends_with("10.0.0.1") || id.ends_with("10.0.0.2") {
-            HealthState::Down
-        } else {
-            HealthState::Up
+    let down = |addresses: &'static [&'static str]| {
+        move |id: &str| {
+            if addresses.iter().any(|a| id.ends_with(a)) {
+                HealthState::Down
+            } else {
+                HealthState::Up
+            }
         }
     };
-    let down_views = pool_views(&c.pools, &primary_down);
+    let down_views = pool_views(&c.pools, &down(&["10.0.0.1", "10.0.0.2"]));
     let fifth = active_selections(&c, &c.pools, &down_views, &new_address, &fourth);
     assert_eq!(fifth.latency["ns/app"]["eu"], ["ns/standby"]);
+    // An unjudged address that is down holds nothing back: ranked, the standby now first.
+    let new_down = pool_views(&c.pools, &down(&["10.0.1.2"]));
+    let sixth = active_selections(&c, &c.pools, &new_down, &new_address, &fourth);
+    assert_eq!(sixth.latency["ns/app"]["eu"], ["ns/standby", "ns/primary"]);
+    c.pools[1].addresses.pop();
+    let views = pool_views(&c.pools, &task);
     // A task the location judged Down is judged: it just has no latency.
     let judged = seen(&[("t@10.0.1.1", 150), ("t@10.0.0.1", 3)], &[]);
-    let sixth = active_selections(&c, &c.pools, &views, &judged, &ActiveSelections::default());
-    assert_eq!(sixth.latency["ns/app"]["eu"], ["ns/primary", "ns/standby"]);
+    let seventh = active_selections(&c, &c.pools, &views, &judged, &ActiveSelections::default());
+    assert_eq!(
+        seventh.latency["ns/app"]["eu"],
+        ["ns/primary", "ns/standby"]
+    );
 }
