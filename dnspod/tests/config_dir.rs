@@ -44,6 +44,19 @@ impl Source {
         }
     }
 
+    /// A source on `dir` that rescans every 100 ms, once it serves generation 1.
+    async fn rescanning(dir: &Path) -> Self {
+        let source = Self::start(
+            dir,
+            FollowOptions {
+                rescan: Duration::from_millis(100),
+                ..FollowOptions::default()
+            },
+        );
+        source.wait_for_generation(1).await;
+        source
+    }
+
     async fn wait_for_generation(&self, generation: u64) {
         wait_for(|| served_generation(&self.shared) == Some(generation)).await;
     }
@@ -110,14 +123,7 @@ async fn a_replaced_parent_is_caught_by_the_rescan() {
     let dir = base.join("payloads");
     std::fs::create_dir_all(&dir).unwrap();
     write_atomically(&dir, "config.json", &config_bytes(1));
-    let source = Source::start(
-        &dir,
-        FollowOptions {
-            rescan: Duration::from_millis(100),
-            ..FollowOptions::default()
-        },
-    );
-    source.wait_for_generation(1).await;
+    let source = Source::rescanning(&dir).await;
     // Neither watch sees this: the parent's watch follows the moved parent.
     std::fs::rename(&base, tmp.as_path().join("base.old")).unwrap();
     std::fs::create_dir_all(&dir).unwrap();
@@ -210,14 +216,7 @@ async fn a_write_in_place_no_event_reports_is_caught_by_the_rescan() {
     // The same file under a path no watch covers: writes through it raise no event here.
     let link = elsewhere.join("config.json");
     std::fs::hard_link(dir.join("config.json"), &link).unwrap();
-    let source = Source::start(
-        &dir,
-        FollowOptions {
-            rescan: Duration::from_millis(100),
-            ..FollowOptions::default()
-        },
-    );
-    source.wait_for_generation(1).await;
+    let source = Source::rescanning(&dir).await;
     // In place (the same inode), another size and time: only the rescan's stamps tell.
     std::fs::write(&link, config_bytes(12)).unwrap();
     source.wait_for_generation(12).await;
