@@ -421,12 +421,7 @@ mod tests {
 
     #[test]
     fn a_pass_skips_a_file_read_before_only_as_its_kind_allows() {
-        let tmp = std::env::temp_dir().join(format!(
-            "gtm-dir-skips-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&tmp).unwrap();
+        let tmp = super::super::payload_file::scratch("dir-skips");
         let path = tmp.join("config.json");
         std::fs::write(&path, b"{}").unwrap();
         let stamp = FileStamp::at(&path).unwrap();

@@ -144,21 +144,22 @@ fn read_at_most(file: File, size: u64, limit: u64) -> Result<Vec<u8>, ReadError>
     Ok(bytes)
 }
 
+/// A new directory of its own under the system's temporary directory, for the tests of the
+/// config sources.
+#[cfg(test)]
+pub(super) fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "gtm-payload-file-{}-{name}-{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "gtm-payload-file-{}-{name}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     #[test]
     fn a_regular_file_within_the_limit_is_read_and_a_missing_one_is_none() {
