@@ -502,9 +502,9 @@ class Bench:
 
     # --- Knot
 
-    def start_knot(self, section, zone_records, core=None):
+    def start_knot(self, section, zone_records, core=None, name="knot"):
         port = free_port()
-        d = self.path(section, "knot")
+        d = self.path(section, name)
         os.makedirs(os.path.join(d, "run"), exist_ok=True)
         with open(os.path.join(d, "knot.conf"), "w") as f:
             f.write(
@@ -529,7 +529,7 @@ class Bench:
                 f"@ NS ns1.{ZONE}.\n"
                 "ns1 A 127.0.0.1\n" + zone_records
             )
-        log_file = open(self.path(section, "knot.log"), "w")
+        log_file = open(self.path(section, f"{name}.log"), "w")
         argv = ["knotd", "-c", os.path.join(d, "knot.conf")]
         proc = start(section, pinned(core, argv), stdout=log_file, stderr=subprocess.STDOUT)
         dns = Dns(port)
@@ -641,6 +641,12 @@ class Bench:
                                      bin_dir=self.args.baseline_bin)
             servers["kube-gtm-baseline"] = base[:2]
             backends.append(base[0])
+        if self.args.knot_control:
+            # A second knotd configured as the first, measured in turns like every server: how far
+            # apart the same server lands from itself is the noise floor of each comparison.
+            servers["knot-control"] = self.start_knot(section, f"www 30 A {addrs[0][0]}\n", core=self.server_core,
+                                                      name="knot-control")
+            backends.append(servers["knot-control"][0])
         if self.args.mixes:
             wanted = self.args.mixes.split(",")
             mixes_run = [m for m in MIXES if m[0] in wanted]
@@ -1427,6 +1433,8 @@ def main():
     p.add_argument("--mixes", help="comma-separated subset of the throughput mixes (default: all)")
     p.add_argument("--baseline-bin",
                    help="directory of another gtm-dnspod build, measured beside as kube-gtm-baseline")
+    p.add_argument("--knot-control", action="store_true",
+                   help="measure a second Knot beside, as knot-control: Knot against itself, the noise floor")
     p.add_argument("--steady-rounds", type=int, default=5,
                    help="rounds of the runs at a steady 1 000 queries/s (the servers take turns)")
     args = p.parse_args()

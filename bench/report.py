@@ -46,6 +46,46 @@ def verdict(ok):
     return "**met**" if ok else "**missed**"
 
 
+def p99_comparisons(t, name, reference="knot"):
+    """(label, p99 of `name`, p99 of `reference`) for every mix, at full load and at the steady
+    rate: the comparisons the tail goal makes."""
+    rows = [(f"{mix}, full load", r[name]["p99_ms"], r[reference]["p99_ms"]) for mix, r in t["table"].items()]
+    rows += [
+        (f"{mix}, {fmt(t['steady_qps'])}/s", r[name]["p99_ms"], r[reference]["p99_ms"])
+        for mix, r in t.get("steady", {}).items()
+    ]
+    return rows
+
+
+def render_noise_floor(w, t):
+    """Knot against a second Knot configured alike (`--knot-control`), compared as the tail
+    goal compares kube-gtm with Knot: how often a server is "at or below" itself."""
+    measured = [rows for per_mix in (t["table"], t.get("steady", {})) for rows in per_mix.values()]
+    if not measured or "knot-control" not in measured[0]:
+        return
+    control = p99_comparisons(t, "knot-control")
+    gtm = {label: (k, kn) for label, k, kn in p99_comparisons(t, "kube-gtm")}
+    w(
+        "**The noise floor: Knot against itself.** A second knotd, configured as the first and measured "
+        "in turns with the others (`--knot-control`), compared with Knot as the tail goal compares "
+        "kube-gtm (p99, medians of the runs):\n"
+    )
+    w("| mix | knot-control / knot p99 | at or below | kube-gtm / knot p99 | at or below |")
+    w("|---|---|---|---|---|")
+    for label, c, kn in control:
+        k, _ = gtm[label]
+        w(
+            f"| {label} | {fmt(c, 3)} / {fmt(kn, 3)} ms | {'yes' if c <= kn else 'no'} | "
+            f"{fmt(k, 3)} / {fmt(kn, 3)} ms | {'yes' if k <= kn else 'no'} |"
+        )
+    held = sum(c <= kn for _, c, kn in control)
+    gtm_held = sum(k <= kn for k, kn in gtm.values())
+    w(
+        f"\nKnot is at or below itself on {held} of {len(control)} comparisons; kube-gtm is at or "
+        f"below Knot on {gtm_held} of {len(gtm)}.\n"
+    )
+
+
 def render_throughput(w, t):
     w("## 1. DNS throughput and latency\n")
     w(
@@ -124,6 +164,7 @@ def render_throughput(w, t):
             for name, x in rows.items():
                 w(f"- {mix}, {name}: " + "; ".join(steady_run(r) for r in x["runs"]))
         w("")
+    render_noise_floor(w, t)
     w("All runs, in order (load: the 1-minute load average when the run ended):\n")
     for mix, per in t["runs"].items():
         for name, rs in per.items():

@@ -9,7 +9,9 @@
 #   throughput: [--steady-rounds N] (rounds at a steady 1 000 QPS, default 5)
 #     [--saturation-rounds N] (full-load rounds, default 3; 0 measures the steady rate only)
 #     [--mixes plain,EDNS,...] (a subset of the mixes) [--baseline-bin DIR] (another gtm-dnspod
-#     build served beside, as kube-gtm-baseline: before and after in one run)
+#     build served beside, as kube-gtm-baseline: before and after in one run) [--knot-control]
+#     (a second Knot configured alike, as knot-control: Knot against itself, the noise floor of
+#     the latency comparisons)
 #   The scale helper (bench/scale) is built only when propagation or scale runs.
 #   cluster: a control plane of its own (scripts/controlplane.sh, built where Go is present) and helm.
 #   BENCH_OUT   report to write (default docs/benchmarks.md)
