@@ -270,10 +270,10 @@ async fn serve(
 /// Turns Nagle's algorithm off for an accepted connection. Responses are already gathered in
 /// the connection's buffer and written once no further query is buffered, so Nagle could only
 /// delay them: a response written while the one before it is still unacknowledged would wait
-/// for the client's acknowledgement, a round trip plus the client's delayed-ACK timer (40 ms on
-/// Linux, up to 200 ms elsewhere). A pipelining client meets that whenever its next query
-/// arrives after the previous response was written, but was sent before that response reached
-/// it (any link with a round trip longer than the gap between two queries).
+/// for the client's acknowledgement, up to a round trip plus the client's delayed-ACK timer
+/// (40 ms at least on Linux, up to 200 ms). A pipelining client meets that when its next query
+/// arrives after the previous response was written but was sent before that response reached
+/// it (on a link whose round trip is longer than the gap between two queries).
 fn send_at_once(stream: &TcpStream, src: SocketAddr) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%src, %error, "cannot turn Nagle's algorithm off");
@@ -391,13 +391,30 @@ pub async fn read_message(
     Ok(true)
 }
 
-/// Writes one length-prefixed message into the connection's buffer (written out when it
-/// fills or is flushed).
-async fn write_message(stream: &mut (impl AsyncWrite + Unpin), response: &[u8]) -> io::Result<()> {
+/// Writes one length-prefixed message into the connection's buffer (of [`TCP_BUFFER`] bytes;
+/// written out when it fills or is flushed). The length and its message reach TCP in one
+/// write, as RFC 7766 section 8 asks, so that they leave in one segment: what the buffer holds
+/// is written out first when the message does not fit beside it, and a message larger than
+/// the whole buffer is written with its length at once.
+async fn write_message<W: AsyncWrite + Unpin>(
+    writer: &mut BufWriter<W>,
+    response: &[u8],
+) -> io::Result<()> {
     let length = u16::try_from(response.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "response above 65 535 bytes"))?;
-    stream.write_all(&length.to_be_bytes()).await?;
-    stream.write_all(response).await
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "response above 65 535 bytes"))?
+        .to_be_bytes();
+    let framed = length.len() + response.len();
+    if writer.buffer().len() + framed > TCP_BUFFER {
+        writer.flush().await?;
+    }
+    if framed > TCP_BUFFER {
+        return writer
+            .get_mut()
+            .write_all(&[&length[..], response].concat())
+            .await;
+    }
+    writer.write_all(&length).await?;
+    writer.write_all(response).await
 }
 
 #[cfg(test)]
@@ -451,7 +468,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn accepted_connections_send_without_waiting_for_acknowledgements() {
+    async fn send_at_once_turns_nagle_off() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let _client = TcpStream::connect(listener.local_addr().unwrap())
             .await
@@ -460,6 +477,71 @@ mod tests {
         assert!(!stream.nodelay().unwrap(), "Nagle is on by default");
         send_at_once(&stream, src);
         assert!(stream.nodelay().unwrap());
+    }
+
+    /// A connection's far end that keeps every write it is given apart.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl AsyncWrite for Writes {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.0.push(buf.to_vec());
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Each message with its two-byte length in front.
+    fn framed(messages: &[&[u8]]) -> Vec<u8> {
+        messages
+            .iter()
+            .flat_map(|m| [&(m.len() as u16).to_be_bytes()[..], m].concat())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_length_and_its_message_are_written_together() {
+        let mut writer = BufWriter::with_capacity(TCP_BUFFER, Writes::default());
+        let (a, b, big) = ([1u8; 5000], [2u8; 4000], [3u8; TCP_BUFFER]);
+        // 5 002 bytes buffered; 4 002 more do not fit beside them: the 5 002 go first, alone.
+        write_message(&mut writer, &a).await.unwrap();
+        write_message(&mut writer, &b).await.unwrap();
+        // Larger than the whole buffer: what is buffered, then the message with its length.
+        write_message(&mut writer, &big).await.unwrap();
+        writer.flush().await.unwrap();
+        let writes = &writer.get_ref().0;
+        assert_eq!(
+            writes,
+            &[framed(&[&a]), framed(&[&b]), framed(&[&big])],
+            "every write starts with a length and ends with its message"
+        );
+    }
+
+    #[tokio::test]
+    async fn messages_that_fit_share_one_write() {
+        let mut writer = BufWriter::with_capacity(TCP_BUFFER, Writes::default());
+        let (a, b) = ([1u8; 5000], [2u8; TCP_BUFFER - 5004]);
+        write_message(&mut writer, &a).await.unwrap();
+        write_message(&mut writer, &b).await.unwrap();
+        writer.flush().await.unwrap();
+        assert_eq!(writer.get_ref().0, [framed(&[&a, &b])]);
     }
 
     #[test]
