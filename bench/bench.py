@@ -535,7 +535,7 @@ class Bench:
         dns = Dns(port)
         wait_until("knotd answering", lambda: dns.query(f"ns1.{ZONE}")[0] == 0, timeout=30)
         dns.close()
-        keep_on_core(section, proc, core, "knotd")
+        keep_on_core(section, proc, core, f"knotd ({name})")
         return proc, port
 
     # -----------------------------------------------------------------------------------------
@@ -684,7 +684,7 @@ class Bench:
         runs, steady = {}, {}
         for rep in range(1 if self.quick else self.args.saturation_rounds):
             for mix, (qfile, extra) in mixes.items():
-                for name, (proc, p) in servers.items():
+                for name, (proc, p) in in_turn(servers, rep):
                     # Plain run: throughput, average latency, server CPU.
                     t0, c0 = time.monotonic(), cpu_ticks(proc.pid)
                     res = self.dnsperf(section, p, qfile, seconds, outstanding, extra)
@@ -713,7 +713,7 @@ class Bench:
         steady_runs = {}
         for rep in range(rounds):
             for mix, (qfile, extra) in mixes.items():
-                for name, (proc, p) in servers.items():
+                for name, (proc, p) in in_turn(servers, rep):
                     vfile = self.path(section, f"steady-{name}-{slug(mix)}.txt")
                     lat = self.dnsperf(section, p, qfile, steady_seconds, outstanding, extra,
                                        verbose_file=vfile, max_qps=STEADY_QPS)
@@ -736,7 +736,7 @@ class Bench:
         for rep in range(rounds):
             for state in ("probing", "prober paused"):
                 os.kill(operator.pid, signal.SIGSTOP if state == "prober paused" else signal.SIGCONT)
-                for name, (_, p) in servers.items():
+                for name, (_, p) in in_turn(servers, rep):
                     vfile = self.path(section, f"steady-probing-{name}-{slug(state)}.txt")
                     lat = self.dnsperf(section, p, plain_file, steady_seconds, outstanding, plain_extra,
                                        verbose_file=vfile, max_qps=STEADY_QPS)
@@ -1313,6 +1313,14 @@ def parse_dnsperf(path):
     else:
         res["p50_ms"] = res["p99_ms"] = res["p999_ms"] = float("nan")
     return res
+
+
+def in_turn(servers, rep):
+    """The servers in the order they take their turns in round `rep`: rotated by one a round, so
+    that no server always runs first (right after the previous mix's runs) or in any one place."""
+    names = list(servers)
+    k = rep % len(names)
+    return [(name, servers[name]) for name in names[k:] + names[:k]]
 
 
 def steady_median(runs):
