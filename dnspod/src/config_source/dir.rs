@@ -1,8 +1,11 @@
 //! Local mode: `config.json` and `health.json` in one directory, followed with inotify (via
-//! `notify`). Writers replace the files atomically by rename; every event in the directory that
-//! may change a file re-reads both files, and the loader ignores unchanged bytes. Access events
-//! (open, read, close without writing) are ignored: reading the files raises them, so following
-//! them would re-read the directory in a busy loop.
+//! `notify`). Writers replace the files atomically by rename; every event on a payload file
+//! (or on an entry whose name starts with `..`, as the `..data` link a Kubernetes volume swaps)
+//! that may change it re-reads the files, and the loader ignores unchanged bytes. Events on the
+//! directory's other files are ignored: the operator's `status.json` beside the payloads in
+//! local mode, a writer's temporary file until it is renamed onto a payload's name. So are
+//! access events (open, read, close without writing): reading the files raises them, so
+//! following them would re-read the directory in a busy loop.
 //!
 //! The path is followed, not the directory it named at start-up: the parent directory is
 //! watched too, and when the path names another directory (`mv dir dir.old; mkdir dir`, a
@@ -209,14 +212,26 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// Whether an event may mean a changed payload in `dir`: a change of an entry in `dir` or of
-/// `dir` itself (reported by the parent's watch), or an error.
+/// Whether an event may mean a changed payload in `dir`: a change of a payload file in `dir`
+/// ([`may_name_a_payload`]) or of `dir` itself (reported by the parent's watch), or an error.
 fn concerns(dir: &Path, event: &notify::Result<notify::Event>) -> bool {
     may_change(event)
         && event.as_ref().map_or(true, |e| {
             // Events without paths (a queue overflow) concern everything.
-            e.paths.is_empty() || e.paths.iter().any(|p| p == dir || p.parent() == Some(dir))
+            e.paths.is_empty()
+                || e.paths
+                    .iter()
+                    .any(|p| p == dir || (p.parent() == Some(dir) && may_name_a_payload(p)))
         })
+}
+
+/// Whether an entry's name may be, or lead to, a payload file: a payload's own name, or a name
+/// starting with `..`, as the entries through which a Kubernetes volume's atomic writer swaps
+/// every file at once (`config.json` links to `..data/config.json`, and `..data` is replaced).
+fn may_name_a_payload(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with("..") || Payload::ALL.iter().any(|p| p.key() == name))
 }
 
 /// Whether an event may mean a changed file: everything but accesses, which our own reads
@@ -406,15 +421,30 @@ mod tests {
     }
 
     #[test]
-    fn events_of_the_directory_and_its_entries_concern_it_but_not_those_of_siblings() {
+    fn events_of_the_directory_and_its_payloads_concern_it_but_not_those_of_other_files() {
         let dir = Path::new("/srv/gtm");
         let created = |path: &str| {
             Ok(Event::new(EventKind::Create(CreateKind::Any)).add_path(PathBuf::from(path)))
         };
         assert!(concerns(dir, &created("/srv/gtm")));
         assert!(concerns(dir, &created("/srv/gtm/config.json")));
+        assert!(concerns(dir, &created("/srv/gtm/health.json")));
+        // A Kubernetes volume swapping its files at once.
+        assert!(concerns(dir, &created("/srv/gtm/..data")));
+        assert!(concerns(
+            dir,
+            &created("/srv/gtm/..2026_11_30_10_50_00.123")
+        ));
         assert!(!concerns(dir, &created("/srv/other")));
         assert!(!concerns(dir, &created("/srv/gtm.old/config.json")));
+        // The operator's status beside the payloads in local mode; a writer's temporary file.
+        assert!(!concerns(dir, &created("/srv/gtm/status.json")));
+        assert!(!concerns(dir, &created("/srv/gtm/.config.json.tmp")));
+        // Renamed onto a payload's name: the event names both.
+        let renamed = Event::new(EventKind::Modify(ModifyKind::Name(RenameMode::Both)))
+            .add_path(PathBuf::from("/srv/gtm/.config.json.tmp"))
+            .add_path(PathBuf::from("/srv/gtm/config.json"));
+        assert!(concerns(dir, &Ok(renamed)));
         assert!(concerns(dir, &Ok(Event::new(EventKind::Other))));
         assert!(concerns(dir, &Err(notify::Error::generic("overflow"))));
     }
