@@ -640,13 +640,11 @@ class Bench:
             base = self.start_dnspod(section, output, core=self.server_core, log_name="dnspod-baseline.log",
                                      bin_dir=self.args.baseline_bin)
             servers["kube-gtm-baseline"] = base[:2]
-            backends.append(base[0])
         if self.args.knot_control:
             # A second knotd configured as the first, measured in turns like every server: how far
             # apart the same server lands from itself is the noise floor of each comparison.
             servers["knot-control"] = self.start_knot(section, f"www 30 A {addrs[0][0]}\n", core=self.server_core,
                                                       name="knot-control")
-            backends.append(servers["knot-control"][0])
         if self.args.mixes:
             wanted = self.args.mixes.split(",")
             mixes_run = [m for m in MIXES if m[0] in wanted]
@@ -784,7 +782,7 @@ class Bench:
                 "dnsperf": dnsperf_version(),
             },
         }
-        for proc in (gtm, gd, kn, operator, *backends):
+        for proc in (*(proc for proc, _ in servers.values()), operator, *backends):
             stop(proc)
         self.results["sections"][section] = result
 
